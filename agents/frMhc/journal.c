@@ -1,0 +1,328 @@
+/* journal: append-only JSON-lines file of command ids and results; see journal.h. */
+#include "journal.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct jentry {
+	char *id;
+	cJSON *result;   /* NULL while running */
+	unsigned long long order;
+	struct jentry *next;  /* hash chain */
+};
+
+struct journal {
+	char *path, *tmp;
+	int fd;
+	size_t max_ids;
+	size_t records;  /* lines in the file */
+	size_t count;    /* live entries */
+	unsigned long long order;
+	struct jentry **buckets;
+	size_t nbuckets;
+};
+
+static size_t journal_hash(const char *s)
+{
+	size_t h = 1469598103934665603ull;
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h;
+}
+
+static struct jentry *journal_find(struct journal *j, const char *id)
+{
+	for (struct jentry *e = j->buckets[journal_hash(id) % j->nbuckets]; e; e = e->next)
+		if (strcmp(e->id, id) == 0)
+			return e;
+	return NULL;
+}
+
+static struct jentry *journal_put(struct journal *j, const char *id)
+{
+	struct jentry *e = journal_find(j, id);
+	if (e) {
+		e->order = ++j->order;
+		return e;
+	}
+	e = calloc(1, sizeof *e);
+	if (!e || !(e->id = strdup(id))) {
+		free(e);
+		return NULL;
+	}
+	size_t b = journal_hash(id) % j->nbuckets;
+	e->next = j->buckets[b];
+	e->order = ++j->order;
+	j->buckets[b] = e;
+	j->count++;
+	return e;
+}
+
+static void journal_drop(struct journal *j, struct jentry *victim)
+{
+	struct jentry **pp = &j->buckets[journal_hash(victim->id) % j->nbuckets];
+	while (*pp != victim)
+		pp = &(*pp)->next;
+	*pp = victim->next;
+	free(victim->id);
+	cJSON_Delete(victim->result);
+	free(victim);
+	j->count--;
+}
+
+static int journal_cmp_order(const void *a, const void *b)
+{
+	const struct jentry *x = *(struct jentry *const *)a, *y = *(struct jentry *const *)b;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static char *journal_line(const char *id, const cJSON *result)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", id);
+	if (result)
+		cJSON_AddItemToObject(o, "result", cJSON_Duplicate(result, 1));
+	char *s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+static int journal_write_all(int fd, const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, s, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int journal_append(struct journal *j, const char *id, const cJSON *result)
+{
+	char *s = journal_line(id, result);
+	if (!s)
+		return -ENOMEM;
+	size_t n = strlen(s);
+	s[n] = '\n';  /* cJSON's buffer has the NUL slot; we write n+1 bytes without it */
+	int rc = journal_write_all(j->fd, s, n + 1);
+	free(s);
+	if (rc == 0 && fdatasync(j->fd) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		errno = -rc;
+		log_warn("journal %s: append", j->path);
+		return rc;
+	}
+	j->records++;
+	return 0;
+}
+
+/* Keeps the newest max_ids entries, rewrites the file with them. */
+static int journal_compact(struct journal *j)
+{
+	struct jentry **all = malloc(j->count * sizeof *all);
+	if (!all)
+		return -ENOMEM;
+	size_t n = 0;
+	for (size_t b = 0; b < j->nbuckets; b++)
+		for (struct jentry *e = j->buckets[b]; e; e = e->next)
+			all[n++] = e;
+	qsort(all, n, sizeof *all, journal_cmp_order);
+	size_t drop = n > j->max_ids ? n - j->max_ids : 0;
+	for (size_t i = 0; i < drop; i++)
+		journal_drop(j, all[i]);
+	int rc = 0;
+	int fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	for (size_t i = drop; i < n && rc == 0; i++) {
+		char *s = journal_line(all[i]->id, all[i]->result);
+		if (!s) {
+			rc = -ENOMEM;
+			break;
+		}
+		size_t l = strlen(s);
+		s[l] = '\n';
+		rc = journal_write_all(fd, s, l + 1);
+		free(s);
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(j->tmp, j->path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		goto fail;
+	close(j->fd);
+	j->fd = open(j->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (j->fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	j->records = n - drop;
+	free(all);
+	return 0;
+fail:
+	errno = -rc;
+	log_warn("journal %s: compaction", j->path);
+	free(all);
+	return rc;
+}
+
+static int journal_load(struct journal *j)
+{
+	FILE *f = fopen(j->path, "re");
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	unsigned lineno = 0;
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		cJSON *o = cJSON_ParseWithLength(line, (size_t)n);
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+		if (!cJSON_IsString(id)) {
+			/* A torn last line from a crash mid-append: the start it described was never
+			 * acknowledged as durable, so the action did not start. */
+			log_warnx("journal %s:%u: unreadable record skipped", j->path, lineno);
+			cJSON_Delete(o);
+			continue;
+		}
+		struct jentry *e = journal_put(j, id->valuestring);
+		if (e) {
+			cJSON *r = cJSON_DetachItemFromObjectCaseSensitive(o, "result");
+			cJSON_Delete(e->result);
+			e->result = r;
+		}
+		j->records++;
+		cJSON_Delete(o);
+	}
+	free(line);
+	fclose(f);
+	/* Runs that were in flight when the controller stopped: their outcome is unknown. */
+	size_t lost = 0;
+	for (size_t b = 0; b < j->nbuckets; b++)
+		for (struct jentry *e = j->buckets[b]; e; e = e->next)
+			if (!e->result) {
+				e->result = cJSON_CreateObject();
+				cJSON_AddStringToObject(e->result, "type", "result");
+				cJSON_AddStringToObject(e->result, "id", e->id);
+				cJSON_AddStringToObject(e->result, "status", "lost");
+				cJSON_AddStringToObject(e->result, "reason",
+							"the controller restarted while the action ran");
+				lost++;
+			}
+	if (lost)
+		log_warnx("journal %s: %zu command(s) were running at the last stop; reported as lost",
+			  j->path, lost);
+	return 0;
+}
+
+struct journal *journal_open(const char *dir, size_t max_ids)
+{
+	struct journal *j = calloc(1, sizeof *j);
+	if (!j)
+		return NULL;
+	j->fd = -1;
+	j->max_ids = max_ids;
+	j->nbuckets = max_ids * 2 + 1;
+	j->buckets = calloc(j->nbuckets, sizeof *j->buckets);
+	if (!j->buckets || asprintf(&j->path, "%s/journal", dir) < 0 ||
+	    asprintf(&j->tmp, "%s/journal.tmp", dir) < 0)
+		goto fail;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		log_warn("state directory %s", dir);
+		goto fail;
+	}
+	int rc = journal_load(j);
+	if (rc < 0) {
+		errno = -rc;
+		log_warn("journal %s", j->path);
+		goto fail;
+	}
+	j->fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (j->fd < 0) {
+		log_warn("journal %s", j->path);
+		goto fail;
+	}
+	if ((j->records > j->max_ids * 2 || j->count > j->max_ids) && journal_compact(j) < 0)
+		goto fail;
+	return j;
+fail:
+	journal_close(j);
+	return NULL;
+}
+
+void journal_close(struct journal *j)
+{
+	if (!j)
+		return;
+	for (size_t b = 0; j->buckets && b < j->nbuckets; b++)
+		while (j->buckets[b])
+			journal_drop(j, j->buckets[b]);
+	if (j->fd >= 0)
+		close(j->fd);
+	free(j->buckets);
+	free(j->path);
+	free(j->tmp);
+	free(j);
+}
+
+enum journal_state journal_lookup(struct journal *j, const char *id, const cJSON **result)
+{
+	struct jentry *e = journal_find(j, id);
+	if (!e)
+		return JOURNAL_NONE;
+	if (!e->result)
+		return JOURNAL_RUNNING;
+	if (result)
+		*result = e->result;
+	return JOURNAL_DONE;
+}
+
+static int journal_maybe_compact(struct journal *j)
+{
+	if (j->records >= j->max_ids * 2)
+		return journal_compact(j);
+	return 0;
+}
+
+int journal_started(struct journal *j, const char *id)
+{
+	int rc = journal_append(j, id, NULL);
+	if (rc < 0)
+		return -1;
+	if (!journal_put(j, id))
+		return -1;
+	journal_maybe_compact(j);
+	return 0;
+}
+
+int journal_finished(struct journal *j, const char *id, const cJSON *result)
+{
+	struct jentry *e = journal_put(j, id);
+	if (!e)
+		return -1;
+	cJSON_Delete(e->result);
+	e->result = cJSON_Duplicate(result, 1);
+	int rc = journal_append(j, id, result);
+	journal_maybe_compact(j);
+	return rc < 0 ? -1 : 0;
+}
+
+size_t journal_count(const struct journal *j) { return j->count; }

@@ -1,0 +1,31 @@
+/* journal: the controller's durable memory of command ids, so a command is never run twice,
+ * not even across a restart. A "started" record is appended and fsync'd BEFORE the action's
+ * process is spawned; the final result is appended after. On load, an id started but never
+ * finished is reported as "lost" (the controller died while it ran). The file is bounded:
+ * when it holds twice journal_max records it is compacted to the newest journal_max ids
+ * (write to a temp file, fsync, rename). */
+#ifndef MHC_JOURNAL_H
+#define MHC_JOURNAL_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct journal;
+
+enum journal_state { JOURNAL_NONE, JOURNAL_RUNNING, JOURNAL_DONE };
+
+/* Opens (creating) dir/journal and loads it. Returns NULL on error (logged). */
+struct journal *journal_open(const char *dir, size_t max_ids);
+void journal_close(struct journal *j);
+/* State of id; for JOURNAL_DONE *result is the stored result object (borrowed, lives until
+ * the next journal call). */
+enum journal_state journal_lookup(struct journal *j, const char *id, const cJSON **result);
+/* Durably records that id starts now. 0, or -1 if it could not be made durable (then the
+ * action must not run). */
+int journal_started(struct journal *j, const char *id);
+/* Records the final result (a copy is kept); fsync'd too. */
+int journal_finished(struct journal *j, const char *id, const cJSON *result);
+size_t journal_count(const struct journal *j);
+
+#endif

@@ -1,0 +1,861 @@
+/* frMhc: the IoT controller. Announces itself by UDP, serves commands over TLS-PSK links,
+ * runs each action as a child process under a timeout watchdog, never runs a command id twice
+ * (journal), and pushes sensor changes as events. One epoll loop; see docs/lan-protocol.md. */
+#include "announce.h"
+#include "cfg.h"
+#include "command.h"
+#include "conf.h"
+#include "journal.h"
+#include "keys.h"
+#include "link.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+#include "runner.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MHC_MAX_PEERS 16
+#define MHC_SENSOR_VALUE_MAX 256
+
+struct mhc;
+
+struct peer {
+	struct mhc *m;
+	struct link *link;
+	bool hello;      /* the peer said hello: commands are served after that */
+	bool dialled;    /* the link to the configured home server */
+	struct peer *next;
+};
+
+struct run {
+	struct mhc *m;
+	char id[COMMAND_ID_MAX + 1];
+	const struct conf_action *action;
+	int action_idx;
+	uint64_t started_wall;
+	struct run *next;
+};
+
+struct sensor {
+	struct mhc *m;
+	const struct conf_sensor *def;
+	struct loop_timer timer;
+	struct runner_job *job;
+	char *value;     /* last value as JSON text; NULL until first reading */
+	int64_t ts_ms;
+	bool failing;
+};
+
+struct mhc {
+	struct loop *loop;
+	struct conf conf;
+	uint8_t secret[32], announce_key[32];
+	char boot[33];
+	uint64_t seq;
+	struct link_ctx *lctx;
+	int lfd, ufd;
+	uint16_t port;
+	struct sockaddr_storage announce_to;
+	struct loop_timer announce_timer;
+	struct peer *peers;
+	int npeers;
+	struct loop_timer home_timer;
+	uint64_t home_backoff_ms;
+	struct runner *runner;
+	struct journal *journal;
+	struct run *runs;
+	int *running;    /* per action index */
+	struct sensor *sensors;
+	bool stopping;
+	struct loop_timer stop_timer;
+	int exit_code;
+};
+
+static uint64_t mhc_jitter(uint64_t ms, int percent)
+{
+	/* Spreads controllers that booted together so their announces do not arrive in bursts. */
+	long span = (long)(ms * (uint64_t)percent / 100);
+	if (span <= 0)
+		return ms;
+	return ms - (uint64_t)span + (uint64_t)(random() % (2 * span + 1));
+}
+
+/* --- peers --- */
+
+static void mhc_broadcast(struct mhc *m, const cJSON *msg)
+{
+	for (struct peer *p = m->peers; p; p = p->next)
+		if (p->hello && link_is_up(p->link))
+			link_send(p->link, msg);
+}
+
+static cJSON *mhc_hello(struct mhc *m)
+{
+	cJSON *h = cJSON_CreateObject();
+	cJSON_AddStringToObject(h, "type", "hello");
+	cJSON_AddNumberToObject(h, "proto", ANNOUNCE_PROTO_VERSION);
+	cJSON_AddStringToObject(h, "role", "controller");
+	cJSON_AddStringToObject(h, "id", m->conf.id);
+	cJSON_AddStringToObject(h, "name", m->conf.name);
+	cJSON_AddStringToObject(h, "version", FR_VERSION);
+	cJSON_AddStringToObject(h, "boot", m->boot);
+	cJSON_AddNumberToObject(h, "port", m->port);
+	cJSON_AddItemToObject(h, "actions", conf_actions_json(&m->conf));
+	cJSON_AddItemToObject(h, "sensors", conf_sensors_json(&m->conf));
+	return h;
+}
+
+static cJSON *mhc_sensor_event(const struct sensor *s)
+{
+	cJSON *e = cJSON_CreateObject();
+	cJSON_AddStringToObject(e, "type", "event");
+	cJSON_AddStringToObject(e, "kind", "state");
+	cJSON_AddStringToObject(e, "sensor", s->def->name);
+	cJSON_AddItemToObject(e, "value", cJSON_Parse(s->value));
+	cJSON_AddNumberToObject(e, "ts", (double)s->ts_ms);
+	return e;
+}
+
+static void mhc_peer_free(struct peer *p)
+{
+	struct mhc *m = p->m;
+	for (struct peer **pp = &m->peers; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	m->npeers--;
+	link_free(p->link);
+	free(p);
+}
+
+static void mhc_home_schedule(struct mhc *m);
+
+static void mhc_reply(struct peer *p, const char *type, const char *id, const char *status,
+		      const char *reason)
+{
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "type", type);
+	if (id)
+		cJSON_AddStringToObject(r, "id", id);
+	else
+		cJSON_AddNullToObject(r, "id");
+	if (status)
+		cJSON_AddStringToObject(r, "status", status);
+	if (reason)
+		cJSON_AddStringToObject(r, "reason", reason);
+	link_send(p->link, r);
+	cJSON_Delete(r);
+}
+
+/* --- commands --- */
+
+static void mhc_run_done(void *arg, const struct runner_result *res);
+
+static void mhc_command(struct peer *p, const cJSON *msg)
+{
+	struct mhc *m = p->m;
+	struct command c;
+	char why[256];
+	const cJSON *idj = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	const char *rawid = cJSON_IsString(idj) ? idj->valuestring : NULL;
+
+	if (command_from_json(msg, &c, why, sizeof why) < 0) {
+		log_warnx("command from %s rejected: %s", link_peer_addr(p->link), why);
+		mhc_reply(p, "result", rawid && strlen(rawid) <= COMMAND_ID_MAX ? rawid : NULL,
+			  "rejected", why);
+		return;
+	}
+	const cJSON *stored = NULL;
+	switch (journal_lookup(m->journal, c.id, &stored)) {
+	case JOURNAL_RUNNING: {
+		/* A redelivery while it runs: acknowledge; the result reaches every peer. */
+		log_info("command %s: repeated while running, not run again", c.id);
+		cJSON *r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, "type", "started");
+		cJSON_AddStringToObject(r, "id", c.id);
+		cJSON_AddBoolToObject(r, "duplicate", 1);
+		link_send(p->link, r);
+		cJSON_Delete(r);
+		goto out;
+	}
+	case JOURNAL_DONE: {
+		log_info("command %s: repeated after it ended, answered from the journal", c.id);
+		cJSON *r = cJSON_Duplicate(stored, 1);
+		cJSON_DeleteItemFromObjectCaseSensitive(r, "duplicate");
+		cJSON_AddBoolToObject(r, "duplicate", 1);
+		link_send(p->link, r);
+		cJSON_Delete(r);
+		goto out;
+	}
+	case JOURNAL_NONE:
+		break;
+	}
+	if (c.deadline_ms && (int64_t)loop_wall_ms() > c.deadline_ms) {
+		log_info("command %s (%s): deadline passed, not run", c.id, c.action);
+		mhc_reply(p, "result", c.id, "expired", "the command's deadline had passed");
+		goto out;
+	}
+	const struct conf_action *a = conf_action_find(&m->conf, c.action);
+	if (!a) {
+		log_info("command %s: unknown action '%s'", c.id, c.action);
+		snprintf(why, sizeof why, "no action '%s' on %s", c.action, m->conf.id);
+		mhc_reply(p, "result", c.id, "unknown_action", why);
+		goto out;
+	}
+	int idx = (int)(a - m->conf.actions);
+	char **argv = NULL;
+	if (conf_action_argv(a, c.args, &argv, why, sizeof why) < 0) {
+		log_info("command %s (%s) rejected: %s", c.id, c.action, why);
+		mhc_reply(p, "result", c.id, "rejected", why);
+		goto out;
+	}
+	if (m->running[idx] >= a->max_running) {
+		log_info("command %s (%s): busy, %d already running", c.id, c.action, m->running[idx]);
+		snprintf(why, sizeof why, "action '%s' already runs %d time(s), its limit", a->name,
+			 m->running[idx]);
+		mhc_reply(p, "result", c.id, "busy", why);
+		conf_argv_free(argv);
+		goto out;
+	}
+	mhc_reply(p, "accepted", c.id, NULL, NULL);
+	if (journal_started(m->journal, c.id) < 0) {
+		mhc_reply(p, "result", c.id, "failed", "could not record the command durably");
+		conf_argv_free(argv);
+		goto out;
+	}
+	struct run *run = calloc(1, sizeof *run);
+	if (!run) {
+		conf_argv_free(argv);
+		goto out;
+	}
+	run->m = m;
+	run->action = a;
+	run->action_idx = idx;
+	run->started_wall = loop_wall_ms();
+	strcpy(run->id, c.id);
+	uint64_t timeout = a->timeout_ms;
+	/* A caller may shorten the configured timeout, never extend it. */
+	if (c.timeout_ms && c.timeout_ms < timeout)
+		timeout = c.timeout_ms;
+	struct runner_spec spec = { .argv = argv, .timeout_ms = timeout, .grace_ms = a->grace_ms };
+	int err = 0;
+	struct runner_job *job = runner_start(m->runner, &spec, mhc_run_done, run, &err);
+	conf_argv_free(argv);
+	if (!job) {
+		snprintf(why, sizeof why, "could not start: %s", strerror(-err));
+		log_warnx("command %s (%s): %s", c.id, c.action, why);
+		cJSON *r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, "type", "result");
+		cJSON_AddStringToObject(r, "id", c.id);
+		cJSON_AddStringToObject(r, "status", "failed");
+		cJSON_AddStringToObject(r, "reason", why);
+		journal_finished(m->journal, c.id, r);
+		mhc_broadcast(m, r);
+		cJSON_Delete(r);
+		free(run);
+		goto out;
+	}
+	m->running[idx]++;
+	run->next = m->runs;
+	m->runs = run;
+	log_info("command %s: %s started, pid %d", c.id, c.action, (int)runner_job_pid(job));
+	cJSON *s = cJSON_CreateObject();
+	cJSON_AddStringToObject(s, "type", "started");
+	cJSON_AddStringToObject(s, "id", c.id);
+	cJSON_AddNumberToObject(s, "pid", runner_job_pid(job));
+	link_send(p->link, s);
+	cJSON_Delete(s);
+out:
+	command_clear(&c);
+}
+
+static void mhc_maybe_exit(struct mhc *m);
+
+static void mhc_run_done(void *arg, const struct runner_result *res)
+{
+	struct run *run = arg;
+	struct mhc *m = run->m;
+	const char *status = "failed";
+	char reason[160] = "";
+
+	switch (res->status) {
+	case RUNNER_EXITED:
+		status = res->exit_code == 0 ? "ok" : "failed";
+		if (res->exit_code)
+			snprintf(reason, sizeof reason, "exit code %d", res->exit_code);
+		break;
+	case RUNNER_SIGNALED:
+		snprintf(reason, sizeof reason, "killed by signal %d (%s)", res->signal,
+			 strsignal(res->signal));
+		break;
+	case RUNNER_TIMEOUT:
+		status = "timeout";
+		snprintf(reason, sizeof reason, "no result within the timeout; process group killed");
+		break;
+	case RUNNER_KILLED:
+		snprintf(reason, sizeof reason, "stopped: the controller is shutting down");
+		break;
+	case RUNNER_SPAWN_FAILED:
+		snprintf(reason, sizeof reason, "could not start %s: %s", run->action->argv[0],
+			 strerror(res->spawn_errno));
+		break;
+	}
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "type", "result");
+	cJSON_AddStringToObject(r, "id", run->id);
+	cJSON_AddStringToObject(r, "action", run->action->name);
+	cJSON_AddStringToObject(r, "status", status);
+	if (res->status == RUNNER_EXITED || (res->status != RUNNER_SPAWN_FAILED && !res->signal))
+		cJSON_AddNumberToObject(r, "exit_code", res->exit_code);
+	else
+		cJSON_AddNullToObject(r, "exit_code");
+	if (res->signal)
+		cJSON_AddNumberToObject(r, "signal", res->signal);
+	else
+		cJSON_AddNullToObject(r, "signal");
+	cJSON_AddNumberToObject(r, "duration_ms", (double)res->duration_ms);
+	cJSON_AddNumberToObject(r, "started", (double)run->started_wall);
+	cJSON_AddStringToObject(r, "stdout", res->out ? res->out : "");
+	cJSON_AddStringToObject(r, "stderr", res->err ? res->err : "");
+	cJSON_AddBoolToObject(r, "stdout_truncated", res->out_truncated);
+	cJSON_AddBoolToObject(r, "stderr_truncated", res->err_truncated);
+	if (reason[0])
+		cJSON_AddStringToObject(r, "reason", reason);
+	journal_finished(m->journal, run->id, r);
+	mhc_broadcast(m, r);
+	cJSON_Delete(r);
+	log_info("command %s: %s ended: %s%s%s (%llu ms)", run->id, run->action->name, status,
+		 reason[0] ? ", " : "", reason, (unsigned long long)res->duration_ms);
+
+	m->running[run->action_idx]--;
+	for (struct run **pp = &m->runs; *pp; pp = &(*pp)->next)
+		if (*pp == run) {
+			*pp = run->next;
+			break;
+		}
+	free(run);
+	mhc_maybe_exit(m);
+}
+
+/* --- link callbacks --- */
+
+static void mhc_on_up(struct link *l, void *arg)
+{
+	struct peer *p = arg;
+	struct mhc *m = p->m;
+	if (p->dialled)
+		m->home_backoff_ms = 0;
+	log_info("link %s: up", link_peer_addr(l));
+	cJSON *h = mhc_hello(m);
+	link_send(l, h);
+	cJSON_Delete(h);
+}
+
+static void mhc_on_msg(struct link *l, const cJSON *msg, void *arg)
+{
+	struct peer *p = arg;
+	const char *type = cJSON_GetObjectItemCaseSensitive(msg, "type")->valuestring;
+
+	if (strcmp(type, "hello") == 0) {
+		const cJSON *proto = cJSON_GetObjectItemCaseSensitive(msg, "proto");
+		if (!cJSON_IsNumber(proto) || proto->valueint != ANNOUNCE_PROTO_VERSION) {
+			log_warnx("link %s: hello with unsupported protocol version; dropped",
+				  link_peer_addr(l));
+			mhc_peer_free(p);
+			return;
+		}
+		p->hello = true;
+		/* A fresh home server learns current values without waiting for a change. */
+		for (int i = 0; i < p->m->conf.nsensors; i++)
+			if (p->m->sensors[i].value) {
+				cJSON *e = mhc_sensor_event(&p->m->sensors[i]);
+				link_send(l, e);
+				cJSON_Delete(e);
+			}
+		return;
+	}
+	if (!p->hello) {
+		log_warnx("link %s: '%s' before hello; dropped", link_peer_addr(l), type);
+		mhc_peer_free(p);
+		return;
+	}
+	if (strcmp(type, "command") == 0) {
+		if (p->m->stopping) {
+			const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+			mhc_reply(p, "result", cJSON_IsString(id) ? id->valuestring : NULL, "rejected",
+				  "the controller is shutting down");
+			return;
+		}
+		mhc_command(p, msg);
+	} else if (strcmp(type, "bye") == 0) {
+		log_info("link %s: peer said bye", link_peer_addr(l));
+	} else {
+		/* Newer peers may send types we do not know; ignoring them keeps v1 extensible. */
+		log_debug("link %s: ignored message type '%s'", link_peer_addr(l), type);
+	}
+}
+
+static void mhc_on_down(struct link *l, enum link_down why, const char *detail, void *arg)
+{
+	struct peer *p = arg;
+	struct mhc *m = p->m;
+	bool dialled = p->dialled;
+	log_info("link %s: down: %s%s%s", link_peer_addr(l), link_down_str(why), detail ? ": " : "",
+		 detail ? detail : "");
+	mhc_peer_free(p);
+	if (dialled && !m->stopping)
+		mhc_home_schedule(m);
+}
+
+static const struct link_ops mhc_link_ops = { mhc_on_up, mhc_on_msg, mhc_on_down };
+
+static struct peer *mhc_peer_new(struct mhc *m)
+{
+	struct peer *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->m = m;
+	p->next = m->peers;
+	m->peers = p;
+	m->npeers++;
+	return p;
+}
+
+static void mhc_on_accept(void *arg, int fd, uint32_t events)
+{
+	struct mhc *m = arg;
+	(void)fd;
+	(void)events;
+	for (;;) {
+		struct sockaddr_storage peer;
+		int cfd = net_tcp_accept(m->lfd, &peer);
+		if (cfd == -EAGAIN)
+			return;
+		if (cfd < 0) {
+			errno = -cfd;
+			log_warn("accept");
+			return;
+		}
+		char addr[NET_ADDRSTRLEN];
+		net_addr_str((struct sockaddr *)&peer, addr, sizeof addr);
+		if (m->npeers >= MHC_MAX_PEERS || m->stopping) {
+			log_warnx("connection from %s refused: %s", addr,
+				  m->stopping ? "shutting down" : "too many links");
+			close(cfd);
+			continue;
+		}
+		struct peer *p = mhc_peer_new(m);
+		if (!p) {
+			close(cfd);
+			continue;
+		}
+		p->link = link_accept(m->lctx, m->loop, cfd, &peer, m->conf.id, &mhc_link_ops, p);
+		if (!p->link) {
+			log_warn("link from %s", addr);
+			p->link = NULL;
+			for (struct peer **pp = &m->peers; *pp; pp = &(*pp)->next)
+				if (*pp == p) {
+					*pp = p->next;
+					break;
+				}
+			m->npeers--;
+			free(p);
+		}
+	}
+}
+
+/* --- dialling the home server --- */
+
+static void mhc_home_dial(void *arg)
+{
+	struct mhc *m = arg;
+	struct sockaddr_storage to;
+	if (net_addr_parse(m->conf.home_addr, m->conf.home_port, &to, NULL) < 0)
+		return;
+	struct peer *p = mhc_peer_new(m);
+	if (!p)
+		goto retry;
+	p->dialled = true;
+	p->link = link_dial(m->lctx, m->loop, &to, m->conf.listen_addr, m->conf.id, &mhc_link_ops, p);
+	if (p->link)
+		return;
+	log_warn("dial home server %s:%u", m->conf.home_addr, m->conf.home_port);
+	for (struct peer **pp = &m->peers; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	m->npeers--;
+	free(p);
+retry:
+	mhc_home_schedule(m);
+}
+
+static void mhc_home_schedule(struct mhc *m)
+{
+	/* Exponential backoff with jitter: a home server coming back is not hit by every
+	 * controller in the same millisecond. */
+	m->home_backoff_ms = m->home_backoff_ms ? m->home_backoff_ms * 2 : 500;
+	if (m->home_backoff_ms > 30000)
+		m->home_backoff_ms = 30000;
+	loop_timer_start(m->loop, &m->home_timer, mhc_jitter(m->home_backoff_ms, 50));
+}
+
+/* --- announces --- */
+
+static void mhc_announce(void *arg)
+{
+	struct mhc *m = arg;
+	struct announce a = { .v = ANNOUNCE_PROTO_VERSION, .port = m->port, .seq = ++m->seq,
+			      .ts = (int64_t)(loop_wall_ms() / 1000) };
+	snprintf(a.id, sizeof a.id, "%s", m->conf.id);
+	snprintf(a.name, sizeof a.name, "%s", m->conf.name);
+	snprintf(a.boot, sizeof a.boot, "%s", m->boot);
+	snprintf(a.version, sizeof a.version, "%s", FR_VERSION);
+	a.actions = conf_actions_json(&m->conf);
+	a.sensors = conf_sensors_json(&m->conf);
+	char buf[ANNOUNCE_MAX];
+	size_t len;
+	int rc = announce_build(&a, m->announce_key, buf, sizeof buf, &len);
+	announce_clear(&a);
+	if (rc < 0) {
+		log_warnx("announce not sent: %s", announce_strerror(rc));
+	} else if (sendto(m->ufd, buf, len, 0, (struct sockaddr *)&m->announce_to,
+			  m->announce_to.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							       : sizeof(struct sockaddr_in)) < 0) {
+		log_warn("announce to %s:%u", m->conf.announce_addr, m->conf.announce_port);
+	} else {
+		log_debug("announce %llu sent (%zu bytes)", (unsigned long long)m->seq, len);
+	}
+	loop_timer_start(m->loop, &m->announce_timer, mhc_jitter(m->conf.announce_interval_ms, 10));
+}
+
+/* --- sensors --- */
+
+static void mhc_sensor_tick(void *arg);
+
+/* Trimmed output; a number stays a JSON number, anything else becomes a JSON string. */
+static char *mhc_sensor_json(const char *out, size_t len)
+{
+	while (len && (out[len - 1] == '\n' || out[len - 1] == '\r' || out[len - 1] == ' ' ||
+		       out[len - 1] == '\t'))
+		len--;
+	while (len && (*out == ' ' || *out == '\t' || *out == '\n' || *out == '\r')) {
+		out++;
+		len--;
+	}
+	if (len > MHC_SENSOR_VALUE_MAX)
+		len = MHC_SENSOR_VALUE_MAX;
+	char tmp[MHC_SENSOR_VALUE_MAX + 1];
+	memcpy(tmp, out, len);
+	tmp[len] = '\0';
+	char *end;
+	double d = strtod(tmp, &end);
+	cJSON *v = (len && *end == '\0' && isfinite(d) && tmp[0] != ' ') ? cJSON_CreateNumber(d)
+									  : cJSON_CreateString(tmp);
+	char *s = cJSON_PrintUnformatted(v);
+	cJSON_Delete(v);
+	return s;
+}
+
+static void mhc_sensor_done(void *arg, const struct runner_result *res)
+{
+	struct sensor *s = arg;
+	struct mhc *m = s->m;
+	s->job = NULL;
+	if (res->status != RUNNER_EXITED || res->exit_code != 0) {
+		if (!s->failing)
+			log_warnx("sensor %s: reading failed (%s, exit %d, signal %d); keeping the last value",
+				  s->def->name, res->status == RUNNER_TIMEOUT ? "timeout" : "error",
+				  res->exit_code, res->signal);
+		s->failing = true;
+	} else {
+		s->failing = false;
+		char *v = mhc_sensor_json(res->out, res->out_len);
+		if (v && (!s->value || strcmp(v, s->value) != 0)) {
+			free(s->value);
+			s->value = v;
+			s->ts_ms = (int64_t)loop_wall_ms();
+			log_debug("sensor %s = %s", s->def->name, v);
+			cJSON *e = mhc_sensor_event(s);
+			mhc_broadcast(m, e);
+			cJSON_Delete(e);
+		} else {
+			free(v);
+		}
+	}
+	if (!m->stopping)
+		loop_timer_start(m->loop, &s->timer, s->def->interval_ms);
+	mhc_maybe_exit(m);
+}
+
+static void mhc_sensor_tick(void *arg)
+{
+	struct sensor *s = arg;
+	struct runner_spec spec = { .argv = (char *const *)s->def->argv,
+				    .timeout_ms = s->def->timeout_ms, .grace_ms = 500,
+				    .tail_max = MHC_SENSOR_VALUE_MAX * 4 };
+	int err;
+	s->job = runner_start(s->m->runner, &spec, mhc_sensor_done, s, &err);
+	if (!s->job) {
+		log_warnx("sensor %s: cannot start: %s", s->def->name, strerror(-err));
+		loop_timer_start(s->m->loop, &s->timer, s->def->interval_ms);
+	}
+}
+
+/* --- shutdown --- */
+
+static void mhc_finish(void *arg)
+{
+	struct mhc *m = arg;
+	loop_stop(m->loop);
+}
+
+static void mhc_maybe_exit(struct mhc *m)
+{
+	if (!m->stopping || runner_count(m->runner) > 0)
+		return;
+	/* Let the links flush the final results (and the bye) before closing. */
+	loop_timer_start(m->loop, &m->stop_timer, 200);
+}
+
+static void mhc_on_term(void *arg, const struct signalfd_siginfo *si)
+{
+	struct mhc *m = arg;
+	if (m->stopping)
+		return;
+	log_info("signal %d: stopping; running actions are killed and reported", (int)si->ssi_signo);
+	m->stopping = true;
+	loop_timer_stop(m->loop, &m->announce_timer);
+	loop_timer_stop(m->loop, &m->home_timer);
+	for (int i = 0; i < m->conf.nsensors; i++)
+		loop_timer_stop(m->loop, &m->sensors[i].timer);
+	cJSON *bye = cJSON_CreateObject();
+	cJSON_AddStringToObject(bye, "type", "bye");
+	cJSON_AddStringToObject(bye, "reason", "shutdown");
+	mhc_broadcast(m, bye);
+	cJSON_Delete(bye);
+	runner_kill_all(m->runner);
+	if (runner_count(m->runner) == 0)
+		mhc_maybe_exit(m);
+}
+
+/* --- setup --- */
+
+static void mhc_usage(FILE *f)
+{
+	fputs(
+"NAME\n"
+"    frMhc - fr IoT controller: announces itself, runs actions, pushes sensor events\n"
+"\n"
+"SYNOPSIS\n"
+"    frMhc [-f] [-v]... -c FILE\n"
+"    frMhc --check-config -c FILE\n"
+"\n"
+"DESCRIPTION\n"
+"    frMhc runs on each IoT controller (e.g. a Raspberry Pi beside a relay board). It\n"
+"    announces itself by signed UDP datagrams so the home server (frMhs) finds it wherever\n"
+"    its address moves, serves commands over TLS-PSK links (LAN protocol v1, see\n"
+"    docs/lan-protocol.md), runs each action as a child process in its own process group\n"
+"    (never through a shell) under a timeout watchdog (SIGTERM, then SIGKILL to the whole\n"
+"    group), records every command id durably so no command ever runs twice, and pushes a\n"
+"    sensor's value as an event whenever it changes.\n"
+"\n"
+"OPTIONS\n"
+"    -c, --config FILE   configuration file (required)\n"
+"    -f, --foreground    stay in the foreground and log to stderr (default: daemon, syslog)\n"
+"    -v, --verbose       more logging (debug); repeat for more\n"
+"        --check-config  load and check the configuration, print problems, exit 0 if valid\n"
+"    -h, --help          this text\n"
+"    -V, --version       print the version\n"
+"\n"
+"CONFIGURATION (libconfig syntax; see docs/frmhc.conf.example)\n"
+"    id = \"kitchen\";                  # controller id, [A-Za-z0-9_-]{1,63}\n"
+"    name = \"Kitchen Pi\";\n"
+"    secret_file = \"/etc/fr/home.secret\"; # 64 hex digits, the home's 32-byte secret\n"
+"    state_dir = \"/var/lib/frmhc\";     # command journal (exactly-once across restarts)\n"
+"    listen = { address = \"0.0.0.0\"; port = 7410; };\n"
+"    announce = { address = \"192.168.1.255\"; port = 7400; interval = 5; };\n"
+"                                       # optional: without it nothing is broadcast\n"
+"    home_server = { address = \"192.168.1.2\"; port = 7401; };  # optional: dial out\n"
+"    ping_interval = 10; ping_timeout = 30; journal_max = 10000;\n"
+"    actions = (\n"
+"      { name = \"lamp_on\"; argv = [\"/usr/local/lib/fr/lamp\", \"on\"]; timeout = 10; },\n"
+"      { name = \"dim\"; argv = [\"/usr/local/lib/fr/dim\", \"{level}\"]; timeout = 5;\n"
+"        max_running = 1; kill_grace = 2;\n"
+"        args = ( { name = \"level\"; pattern = \"[0-9]{1,3}\"; default = \"50\"; } ); }\n"
+"    );\n"
+"    sensors = (\n"
+"      { name = \"temp\"; argv = [\"/usr/local/lib/fr/temp\"]; interval = 10; timeout = 5; }\n"
+"    );\n"
+"    argv[0] is an absolute path; \"{arg}\" in later elements is replaced by the argument's\n"
+"    value, which must match the whole pattern (POSIX extended regex). Durations are in\n"
+"    seconds and may be decimal.\n"
+"\n"
+"SIGNALS\n"
+"    SIGTERM, SIGINT  stop: running actions are killed and reported as failed, then exit.\n"
+"\n"
+"EXIT STATUS\n"
+"    0 after a clean stop or a valid --check-config; 1 on a configuration or start-up error.\n",
+	      f);
+}
+
+static int mhc_setup(struct mhc *m)
+{
+	struct conf *c = &m->conf;
+	if (cfg_read_secret(c->secret_file, m->secret) < 0 ||
+	    keys_announce_key(m->secret, m->announce_key) < 0 || keys_random_hex(m->boot, 16) < 0)
+		return -1;
+	m->loop = loop_new();
+	if (!m->loop)
+		return -1;
+	m->journal = journal_open(c->state_dir, (size_t)c->journal_max);
+	if (!m->journal)
+		return -1;
+	struct link_ctx_opts lo = { .secret = m->secret, .ping_interval_ms = c->ping_interval_ms,
+				    .ping_timeout_ms = c->ping_timeout_ms };
+	m->lctx = link_ctx_new(&lo);
+	m->runner = runner_new(m->loop);
+	m->running = calloc((size_t)c->nactions + 1, sizeof *m->running);
+	m->sensors = calloc((size_t)c->nsensors + 1, sizeof *m->sensors);
+	if (!m->lctx || !m->runner || !m->running || !m->sensors)
+		return -1;
+	m->lfd = net_tcp_listen(c->listen_addr, c->listen_port, 64);
+	if (m->lfd < 0) {
+		errno = -m->lfd;
+		log_warn("listen on %s:%u", c->listen_addr, c->listen_port);
+		return -1;
+	}
+	m->port = net_local_port(m->lfd);
+	if (loop_io_add(m->loop, m->lfd, EPOLLIN, mhc_on_accept, m) < 0)
+		return -1;
+	m->ufd = -1;
+	if (c->announce_addr) {
+		if (net_addr_parse(c->announce_addr, c->announce_port, &m->announce_to, NULL) < 0) {
+			log_warnx("announce address '%s' is not a numeric IP address", c->announce_addr);
+			return -1;
+		}
+		/* Sent from our listen address, so the receiver sees where to dial. */
+		const char *src = strcmp(c->listen_addr, "0.0.0.0") == 0 ? NULL : c->listen_addr;
+		m->ufd = net_udp_bind(src, 0, true);
+		if (m->ufd < 0) {
+			errno = -m->ufd;
+			log_warn("announce socket");
+			return -1;
+		}
+		loop_timer_init(&m->announce_timer, mhc_announce, m);
+		loop_timer_start(m->loop, &m->announce_timer, 0);
+	}
+	loop_timer_init(&m->home_timer, mhc_home_dial, m);
+	if (c->home_addr)
+		loop_timer_start(m->loop, &m->home_timer, 0);
+	for (int i = 0; i < c->nsensors; i++) {
+		struct sensor *s = &m->sensors[i];
+		s->m = m;
+		s->def = &c->sensors[i];
+		loop_timer_init(&s->timer, mhc_sensor_tick, s);
+		loop_timer_start(m->loop, &s->timer, (uint64_t)(random() % 200));
+	}
+	loop_timer_init(&m->stop_timer, mhc_finish, m);
+	if (loop_signal_add(m->loop, SIGTERM, mhc_on_term, m) < 0 ||
+	    loop_signal_add(m->loop, SIGINT, mhc_on_term, m) < 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	log_info("controller %s (%s) listening on %s:%u, %s, %d action(s), %d sensor(s)", c->id,
+		 c->name, c->listen_addr, m->port,
+		 c->announce_addr ? "announcing" : "not announcing (no 'announce' in config)",
+		 c->nactions, c->nsensors);
+	return 0;
+}
+
+static void mhc_teardown(struct mhc *m)
+{
+	while (m->peers)
+		mhc_peer_free(m->peers);
+	runner_free(m->runner);
+	for (int i = 0; m->sensors && i < m->conf.nsensors; i++)
+		free(m->sensors[i].value);
+	while (m->runs) {
+		struct run *r = m->runs;
+		m->runs = r->next;
+		free(r);
+	}
+	free(m->sensors);
+	free(m->running);
+	if (m->lfd >= 0)
+		close(m->lfd);
+	if (m->ufd >= 0)
+		close(m->ufd);
+	link_ctx_free(m->lctx);
+	journal_close(m->journal);
+	loop_free(m->loop);
+	conf_free(&m->conf);
+	OPENSSL_cleanse(m->secret, sizeof m->secret);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "foreground", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },      { "check-config", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *config = NULL;
+	bool foreground = false, check = false;
+	int verbose = 0, ch;
+	while ((ch = getopt_long(argc, argv, "c:fvhV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': config = optarg; break;
+		case 'f': foreground = true; break;
+		case 'v': verbose++; break;
+		case 'C': check = true; break;
+		case 'h': mhc_usage(stdout); return 0;
+		case 'V': printf("frMhc %s (LAN protocol v%d)\n", FR_VERSION, ANNOUNCE_PROTO_VERSION); return 0;
+		default: mhc_usage(stderr); return 1;
+		}
+	}
+	if (!config || optind != argc) {
+		fprintf(stderr, "frMhc: %s\n", config ? "unexpected argument" : "-c FILE is required");
+		fprintf(stderr, "Try 'frMhc --help'.\n");
+		return 1;
+	}
+	log_init("frMhc", foreground || check, verbose);
+	struct mhc m = { .lfd = -1, .ufd = -1 };
+	if (conf_load(&m.conf, config) < 0) {
+		conf_free(&m.conf);
+		return 1;
+	}
+	if (check) {
+		uint8_t s[32];
+		int rc = cfg_read_secret(m.conf.secret_file, s);
+		if (rc == 0)
+			printf("%s: OK (controller %s, %d action(s), %d sensor(s))\n", config,
+			       m.conf.id, m.conf.nactions, m.conf.nsensors);
+		conf_free(&m.conf);
+		return rc == 0 ? 0 : 1;
+	}
+	srandom((unsigned)(loop_wall_ms() ^ (uint64_t)getpid()));
+	if (!foreground && daemon(0, 0) < 0)
+		fatal("daemon");
+	if (mhc_setup(&m) < 0) {
+		log_warnx("start-up failed");
+		mhc_teardown(&m);
+		return 1;
+	}
+	loop_run(m.loop);
+	log_info("stopped");
+	mhc_teardown(&m);
+	return 0;
+}

@@ -1,0 +1,360 @@
+/* frcmd: a debugging client of the LAN protocol. It sends one command to a controller over a
+ * TLS-PSK link and prints the result as JSON, or listens for announces and prints the ones
+ * that verify. The integration tests drive frMhc with it; so can a person on the LAN. */
+#include "announce.h"
+#include "cfg.h"
+#include "command.h"
+#include "keys.h"
+#include "link.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct cmdctx {
+	struct loop *loop;
+	struct link *link;
+	cJSON *cmd;           /* owned */
+	const char *id;
+	int verbose;
+	int exit_code;
+	struct loop_timer timer;
+};
+
+static void frcmd_print(const cJSON *msg)
+{
+	char *s = cJSON_PrintUnformatted(msg);
+	if (s) {
+		puts(s);
+		fflush(stdout);
+	}
+	free(s);
+}
+
+static void frcmd_on_up(struct link *l, void *arg)
+{
+	struct cmdctx *c = arg;
+	cJSON *h = cJSON_CreateObject();
+	cJSON_AddStringToObject(h, "type", "hello");
+	cJSON_AddNumberToObject(h, "proto", ANNOUNCE_PROTO_VERSION);
+	cJSON_AddStringToObject(h, "role", "home");
+	cJSON_AddStringToObject(h, "id", "frcmd");
+	cJSON_AddStringToObject(h, "version", FR_VERSION);
+	link_send(l, h);
+	cJSON_Delete(h);
+	link_send(l, c->cmd);
+}
+
+static void frcmd_on_msg(struct link *l, const cJSON *msg, void *arg)
+{
+	struct cmdctx *c = arg;
+	(void)l;
+	const char *type = cJSON_GetObjectItemCaseSensitive(msg, "type")->valuestring;
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	bool mine = cJSON_IsString(id) && strcmp(id->valuestring, c->id) == 0;
+	/* A rejection of an unparseable command carries a null id. */
+	bool ours = mine || (cJSON_IsNull(id) && strcmp(type, "result") == 0);
+	if (c->verbose && (ours || strcmp(type, "hello") == 0 || strcmp(type, "event") == 0))
+		frcmd_print(msg);
+	if (ours && strcmp(type, "result") == 0) {
+		if (!c->verbose)
+			frcmd_print(msg);
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(msg, "status");
+		c->exit_code = cJSON_IsString(st) && strcmp(st->valuestring, "ok") == 0 ? 0 : 1;
+		loop_stop(c->loop);
+	}
+}
+
+static void frcmd_on_down(struct link *l, enum link_down why, const char *detail, void *arg)
+{
+	struct cmdctx *c = arg;
+	fprintf(stderr, "frcmd: link to %s: %s%s%s\n", link_peer_addr(l), link_down_str(why),
+		detail ? ": " : "", detail ? detail : "");
+	link_free(l);
+	c->link = NULL;
+	c->exit_code = 2;
+	loop_stop(c->loop);
+}
+
+static void frcmd_timeout(void *arg)
+{
+	struct cmdctx *c = arg;
+	fprintf(stderr, "frcmd: no result for %s within the wait time\n", c->id);
+	c->exit_code = 2;
+	loop_stop(c->loop);
+}
+
+static const struct link_ops frcmd_ops = { frcmd_on_up, frcmd_on_msg, frcmd_on_down };
+
+static void frcmd_usage(FILE *f)
+{
+	fputs(
+"NAME\n"
+"    frcmd - send one command to an fr controller, or watch announces\n"
+"\n"
+"SYNOPSIS\n"
+"    frcmd -s SECRET [options] ADDRESS:PORT CONTROLLER ACTION [NAME=VALUE]...\n"
+"    frcmd -s SECRET [options] --raw JSON ADDRESS:PORT CONTROLLER\n"
+"    frcmd -s SECRET --announces [ADDRESS:]PORT [--count N] [--wait SECONDS]\n"
+"\n"
+"DESCRIPTION\n"
+"    In the first form frcmd dials the controller's link port (TLS 1.3 with the PSK derived\n"
+"    from the home secret for CONTROLLER), sends one command and prints the final result as\n"
+"    one JSON line (with -v every message about it: accepted, started, result). In the\n"
+"    --announces form it binds a UDP port and prints each announce that verifies (MAC, time\n"
+"    window, replay) as a JSON line; rejected datagrams are logged with their reason.\n"
+"\n"
+"OPTIONS\n"
+"    -s, --secret FILE     the home secret (64 hex digits)\n"
+"    -i, --id ID           command id (default: random); reuse one to test exactly-once\n"
+"    -t, --timeout SECS    ask for a shorter timeout than the action's\n"
+"    -d, --deadline UNIX   do not run after this unix time (seconds, decimals allowed)\n"
+"    -D, --deadline-in S   deadline relative to now (negative: already passed)\n"
+"    -r, --raw JSON        send this JSON object as the command as it is\n"
+"    -w, --wait SECS       give up after this long (default 60)\n"
+"    -b, --bind ADDRESS    local address to dial from\n"
+"    -a, --announces       announce listening mode\n"
+"    -n, --count N         with --announces: exit after N verified announces\n"
+"    -v, --verbose         print every related message; -vv adds debug logs\n"
+"    -h, --help            this text\n"
+"\n"
+"EXIT STATUS\n"
+"    0: result \"ok\" (or N announces seen); 1: another final status; 2: usage, connection\n"
+"    or wait-time error.\n",
+	      f);
+}
+
+static int frcmd_split(const char *s, char *host, size_t hl, uint16_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	if (!colon) {
+		snprintf(host, hl, "0.0.0.0");
+		colon = s - 1;
+	} else if ((size_t)(colon - s) >= hl) {
+		return -1;
+	} else {
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+	}
+	char *end;
+	long p = strtol(colon + 1, &end, 10);
+	if (*end || p < 0 || p > 65535)
+		return -1;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+struct annctx {
+	struct loop *loop;
+	int fd;
+	uint8_t key[32];
+	struct announce_replay *replay;
+	long count, seen;
+};
+
+static void frcmd_on_announce(void *arg, int fd, uint32_t events)
+{
+	struct annctx *a = arg;
+	(void)events;
+	for (;;) {
+		char buf[ANNOUNCE_MAX + 1];
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof from;
+		ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+		if (n < 0)
+			return;
+		char addr[NET_ADDRSTRLEN], why[160] = "";
+		net_addr_str((struct sockaddr *)&from, addr, sizeof addr);
+		struct announce an;
+		int rc = announce_parse(buf, (size_t)n, a->key, &an, why, sizeof why);
+		if (rc == 0 && (rc = announce_check_time(&an, (int64_t)(loop_wall_ms() / 1000), 30)) == 0)
+			rc = announce_replay_check(a->replay, &an);
+		if (rc < 0) {
+			log_warnx("announce from %s dropped: %s%s%s", addr, announce_strerror(rc),
+				  why[0] ? ": " : "", why);
+			if (rc != ANNOUNCE_EFORMAT && rc != ANNOUNCE_EMAC && rc != ANNOUNCE_ETOOBIG)
+				announce_clear(&an);
+			continue;
+		}
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "from", addr);
+		cJSON_AddStringToObject(o, "id", an.id);
+		cJSON_AddStringToObject(o, "name", an.name);
+		cJSON_AddNumberToObject(o, "port", an.port);
+		cJSON_AddStringToObject(o, "boot", an.boot);
+		cJSON_AddNumberToObject(o, "seq", (double)an.seq);
+		cJSON_AddNumberToObject(o, "ts", (double)an.ts);
+		cJSON_AddStringToObject(o, "version", an.version);
+		cJSON_AddItemToObject(o, "actions", cJSON_Duplicate(an.actions, 1));
+		cJSON_AddItemToObject(o, "sensors", cJSON_Duplicate(an.sensors, 1));
+		frcmd_print(o);
+		cJSON_Delete(o);
+		announce_clear(&an);
+		if (a->count && ++a->seen >= a->count) {
+			loop_stop(a->loop);
+			return;
+		}
+	}
+}
+
+static void frcmd_ann_timeout(void *arg)
+{
+	struct annctx *a = arg;
+	fprintf(stderr, "frcmd: %ld announce(s) seen before the wait time ran out\n", a->seen);
+	loop_stop(a->loop);
+}
+
+static int frcmd_announces(const uint8_t secret[32], const char *where, long count, double wait)
+{
+	char host[128];
+	uint16_t port;
+	if (frcmd_split(where, host, sizeof host, &port) < 0) {
+		fprintf(stderr, "frcmd: bad [ADDRESS:]PORT '%s'\n", where);
+		return 2;
+	}
+	struct annctx a = { .count = count };
+	keys_announce_key(secret, a.key);
+	a.replay = announce_replay_new(1024);
+	a.loop = loop_new();
+	a.fd = net_udp_bind(host, port, false);
+	if (a.fd < 0) {
+		fprintf(stderr, "frcmd: bind %s: %s\n", where, strerror(-a.fd));
+		return 2;
+	}
+	loop_io_add(a.loop, a.fd, EPOLLIN, frcmd_on_announce, &a);
+	struct loop_timer t;
+	loop_timer_init(&t, frcmd_ann_timeout, &a);
+	loop_timer_start(a.loop, &t, (uint64_t)(wait * 1000));
+	loop_run(a.loop);
+	loop_io_del(a.loop, a.fd);
+	close(a.fd);
+	loop_free(a.loop);
+	announce_replay_free(a.replay);
+	return (count == 0 || a.seen >= count) ? 0 : 2;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "secret", required_argument, NULL, 's' },  { "id", required_argument, NULL, 'i' },
+		{ "timeout", required_argument, NULL, 't' }, { "deadline", required_argument, NULL, 'd' },
+		{ "deadline-in", required_argument, NULL, 'D' }, { "raw", required_argument, NULL, 'r' },
+		{ "wait", required_argument, NULL, 'w' },    { "bind", required_argument, NULL, 'b' },
+		{ "announces", no_argument, NULL, 'a' },      { "count", required_argument, NULL, 'n' },
+		{ "verbose", no_argument, NULL, 'v' },        { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *secret_file = NULL, *id = NULL, *raw = NULL, *bind_host = NULL;
+	double timeout = 0, deadline = 0, wait = 60;
+	bool announces = false, have_deadline = false;
+	long count = 0;
+	int verbose = 0, ch;
+	while ((ch = getopt_long(argc, argv, "s:i:t:d:D:r:w:b:an:vh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': secret_file = optarg; break;
+		case 'i': id = optarg; break;
+		case 't': timeout = atof(optarg); break;
+		case 'd': deadline = atof(optarg); have_deadline = true; break;
+		case 'D': deadline = (double)loop_wall_ms() / 1000.0 + atof(optarg); have_deadline = true; break;
+		case 'r': raw = optarg; break;
+		case 'w': wait = atof(optarg); break;
+		case 'b': bind_host = optarg; break;
+		case 'a': announces = true; break;
+		case 'n': count = atol(optarg); break;
+		case 'v': verbose++; break;
+		case 'h': frcmd_usage(stdout); return 0;
+		default: frcmd_usage(stderr); return 2;
+		}
+	}
+	log_init("frcmd", true, verbose > 1);
+	uint8_t secret[32];
+	if (!secret_file) {
+		fprintf(stderr, "frcmd: --secret FILE is required\nTry 'frcmd --help'.\n");
+		return 2;
+	}
+	if (cfg_read_secret(secret_file, secret) < 0)
+		return 2;
+	if (announces) {
+		if (optind + 1 != argc) {
+			fprintf(stderr, "frcmd: --announces takes one [ADDRESS:]PORT\n");
+			return 2;
+		}
+		return frcmd_announces(secret, argv[optind], count, wait);
+	}
+	if (argc - optind < (raw ? 2 : 3)) {
+		fprintf(stderr, "frcmd: expected ADDRESS:PORT CONTROLLER ACTION\nTry 'frcmd --help'.\n");
+		return 2;
+	}
+	char host[128];
+	uint16_t port;
+	struct sockaddr_storage to;
+	if (frcmd_split(argv[optind], host, sizeof host, &port) < 0 ||
+	    net_addr_parse(host, port, &to, NULL) < 0) {
+		fprintf(stderr, "frcmd: bad ADDRESS:PORT '%s'\n", argv[optind]);
+		return 2;
+	}
+	const char *ctl = argv[optind + 1];
+	struct cmdctx c = { .verbose = verbose, .exit_code = 2 };
+	char idbuf[33];
+	if (raw) {
+		c.cmd = cJSON_Parse(raw);
+		if (!cJSON_IsObject(c.cmd)) {
+			fprintf(stderr, "frcmd: --raw needs a JSON object\n");
+			return 2;
+		}
+		if (!cJSON_GetObjectItemCaseSensitive(c.cmd, "type"))
+			cJSON_AddStringToObject(c.cmd, "type", "command");
+		const cJSON *rid = cJSON_GetObjectItemCaseSensitive(c.cmd, "id");
+		c.id = cJSON_IsString(rid) ? rid->valuestring : "";
+	} else {
+		if (!id) {
+			keys_random_hex(idbuf, 16);
+			id = idbuf;
+		}
+		c.id = id;
+		c.cmd = cJSON_CreateObject();
+		cJSON_AddStringToObject(c.cmd, "type", "command");
+		cJSON_AddStringToObject(c.cmd, "id", id);
+		cJSON_AddStringToObject(c.cmd, "action", argv[optind + 2]);
+		cJSON *args = cJSON_AddObjectToObject(c.cmd, "args");
+		for (int i = optind + 3; i < argc; i++) {
+			char *eq = strchr(argv[i], '=');
+			if (!eq) {
+				fprintf(stderr, "frcmd: argument '%s' is not NAME=VALUE\n", argv[i]);
+				return 2;
+			}
+			*eq = '\0';
+			cJSON_AddStringToObject(args, argv[i], eq + 1);
+		}
+		if (timeout > 0)
+			cJSON_AddNumberToObject(c.cmd, "timeout", timeout);
+		if (have_deadline)
+			cJSON_AddNumberToObject(c.cmd, "deadline", deadline);
+	}
+	c.loop = loop_new();
+	struct link_ctx_opts lo = { .secret = secret };
+	struct link_ctx *lctx = link_ctx_new(&lo);
+	if (!c.loop || !lctx)
+		return 2;
+	c.link = link_dial(lctx, c.loop, &to, bind_host, ctl, &frcmd_ops, &c);
+	if (!c.link) {
+		fprintf(stderr, "frcmd: dial %s: %s\n", argv[optind], strerror(errno));
+		return 2;
+	}
+	loop_timer_init(&c.timer, frcmd_timeout, &c);
+	loop_timer_start(c.loop, &c.timer, (uint64_t)(wait * 1000));
+	loop_run(c.loop);
+	if (c.link)
+		link_free(c.link);
+	cJSON_Delete(c.cmd);
+	link_ctx_free(lctx);
+	loop_free(c.loop);
+	return c.exit_code;
+}

@@ -1,0 +1,200 @@
+/* command: parse and validate a command request; see command.h. */
+#include "command.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+int command_valid_name(const char *s, size_t max)
+{
+	size_t n = 0;
+	if (!s)
+		return 0;
+	for (; s[n]; n++) {
+		char ch = s[n];
+		if (n >= max || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+				  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+			return 0;
+	}
+	return n > 0;
+}
+
+/* Command ids may also carry '.' and ':' so UUIDs and "client:counter" ids fit. */
+static bool command_valid_id(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++) {
+		char ch = s[n];
+		if (n >= COMMAND_ID_MAX || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+					     (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
+					     ch == '.' || ch == ':'))
+			return false;
+	}
+	return n > 0;
+}
+
+static bool command_valid_topic(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > COMMAND_TOPIC_MAX)
+		return false;
+	/* A reply topic is published to: wildcards and NULs are not allowed (MQTT-4.7.3). */
+	return strpbrk(s, "+#") == NULL;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int command_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (why && whylen)
+		vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+#define WHY(...) command_why(why, whylen, __VA_ARGS__)
+
+int command_from_json(const cJSON *obj, struct command *c, char *why, size_t whylen)
+{
+	memset(c, 0, sizeof *c);
+	if (!cJSON_IsObject(obj))
+		return WHY("command must be a JSON object");
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(obj, "type");
+	if (type && !(cJSON_IsString(type) && strcmp(type->valuestring, "command") == 0))
+		return WHY("'type' must be \"command\"");
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "id");
+	if (!id)
+		return WHY("missing 'id'");
+	if (!cJSON_IsString(id) || !command_valid_id(id->valuestring))
+		return WHY("'id' must be 1..%d characters of A-Z a-z 0-9 _ - . :", COMMAND_ID_MAX);
+	strcpy(c->id, id->valuestring);
+	const cJSON *action = cJSON_GetObjectItemCaseSensitive(obj, "action");
+	if (!action)
+		return WHY("missing 'action'");
+	if (!cJSON_IsString(action) || !command_valid_name(action->valuestring, COMMAND_NAME_MAX))
+		return WHY("'action' must be 1..%d characters of A-Z a-z 0-9 _ -", COMMAND_NAME_MAX);
+	strcpy(c->action, action->valuestring);
+
+	c->args = cJSON_CreateObject();
+	if (!c->args)
+		return WHY("out of memory");
+	const cJSON *args = cJSON_GetObjectItemCaseSensitive(obj, "args");
+	if (args && !cJSON_IsNull(args)) {
+		if (!cJSON_IsObject(args))
+			goto fail_args;
+		int n = 0;
+		const cJSON *a;
+		cJSON_ArrayForEach(a, args) {
+			if (++n > COMMAND_ARGS_MAX) {
+				WHY("more than %d args", COMMAND_ARGS_MAX);
+				goto fail;
+			}
+			if (!command_valid_name(a->string, COMMAND_NAME_MAX)) {
+				WHY("arg name must be 1..%d characters of A-Z a-z 0-9 _ -", COMMAND_NAME_MAX);
+				goto fail;
+			}
+			if (cJSON_GetObjectItemCaseSensitive(c->args, a->string)) {
+				WHY("arg '%s' given twice", a->string);
+				goto fail;
+			}
+			char buf[64];
+			const char *v;
+			if (cJSON_IsString(a))
+				v = a->valuestring;
+			else if (cJSON_IsBool(a))
+				v = cJSON_IsTrue(a) ? "true" : "false";
+			else if (cJSON_IsNumber(a) && isfinite(a->valuedouble)) {
+				if (a->valuedouble == (double)(long long)a->valuedouble &&
+				    fabs(a->valuedouble) < 1e15)
+					snprintf(buf, sizeof buf, "%lld", (long long)a->valuedouble);
+				else
+					snprintf(buf, sizeof buf, "%.17g", a->valuedouble);
+				v = buf;
+			} else {
+				WHY("arg '%s' must be a string, number or boolean", a->string);
+				goto fail;
+			}
+			if (strlen(v) > COMMAND_ARG_LEN_MAX || strchr(v, '\n')) {
+				WHY("arg '%s' is longer than %d bytes or has a newline", a->string,
+				    COMMAND_ARG_LEN_MAX);
+				goto fail;
+			}
+			if (!cJSON_AddStringToObject(c->args, a->string, v)) {
+				WHY("out of memory");
+				goto fail;
+			}
+		}
+	}
+
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "timeout");
+	if (t && !cJSON_IsNull(t)) {
+		if (!cJSON_IsNumber(t) || !(t->valuedouble > 0 && t->valuedouble <= 86400)) {
+			WHY("'timeout' must be a number of seconds in (0, 86400]");
+			goto fail;
+		}
+		c->timeout_ms = (uint64_t)(t->valuedouble * 1000.0 + 0.5);
+		if (c->timeout_ms == 0)
+			c->timeout_ms = 1;
+	}
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(obj, "deadline");
+	if (d && !cJSON_IsNull(d)) {
+		if (!cJSON_IsNumber(d) || !(d->valuedouble > 0 && d->valuedouble < 1e11)) {
+			WHY("'deadline' must be a unix time in seconds");
+			goto fail;
+		}
+		c->deadline_ms = (int64_t)(d->valuedouble * 1000.0);
+	}
+	const cJSON *r = cJSON_GetObjectItemCaseSensitive(obj, "reply_to");
+	if (r && !cJSON_IsNull(r)) {
+		if (!cJSON_IsString(r) || !command_valid_topic(r->valuestring)) {
+			WHY("'reply_to' must be a topic of 1..%d bytes without + or #", COMMAND_TOPIC_MAX);
+			goto fail;
+		}
+		strcpy(c->reply_to, r->valuestring);
+	}
+	return 0;
+fail_args:
+	WHY("'args' must be an object of name: value");
+fail:
+	command_clear(c);
+	return -1;
+}
+
+int command_parse(const char *buf, size_t len, struct command *c, char *why, size_t whylen)
+{
+	memset(c, 0, sizeof *c);
+	if (len > COMMAND_JSON_MAX)
+		return WHY("command is longer than %d bytes", COMMAND_JSON_MAX);
+	const char *end = NULL;
+	cJSON *obj = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+	if (!obj)
+		return WHY("not valid JSON (near byte %td)", end ? end - buf : (ptrdiff_t)0);
+	int rc = command_from_json(obj, c, why, whylen);
+	cJSON_Delete(obj);
+	return rc;
+}
+
+cJSON *command_to_json(const struct command *c)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "id", c->id);
+	cJSON_AddStringToObject(o, "action", c->action);
+	cJSON_AddItemToObject(o, "args", c->args ? cJSON_Duplicate(c->args, 1) : cJSON_CreateObject());
+	if (c->timeout_ms)
+		cJSON_AddNumberToObject(o, "timeout", (double)c->timeout_ms / 1000.0);
+	if (c->deadline_ms)
+		cJSON_AddNumberToObject(o, "deadline", (double)c->deadline_ms / 1000.0);
+	if (c->reply_to[0])
+		cJSON_AddStringToObject(o, "reply_to", c->reply_to);
+	return o;
+}
+
+void command_clear(struct command *c)
+{
+	cJSON_Delete(c->args);
+	memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,37 @@
+/* command: the one parser for a command request, whether it came over a controller link
+ * (LAN protocol "command" frame) or from MQTT (fr/<home>/ctl/<ctl>/cmd). Both carry the same
+ * JSON object; see docs/lan-protocol.md and docs/topics.md. */
+#ifndef FR_COMMAND_H
+#define FR_COMMAND_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define COMMAND_ID_MAX 64
+#define COMMAND_NAME_MAX 63
+#define COMMAND_ARGS_MAX 32
+#define COMMAND_ARG_LEN_MAX 1024
+#define COMMAND_TOPIC_MAX 255
+#define COMMAND_JSON_MAX 16384
+
+struct command {
+	char id[COMMAND_ID_MAX + 1];
+	char action[COMMAND_NAME_MAX + 1];
+	cJSON *args;           /* object name -> string value; owned (command_clear frees) */
+	uint64_t timeout_ms;   /* 0 = the action's own timeout */
+	int64_t deadline_ms;   /* unix ms; 0 = none */
+	char reply_to[COMMAND_TOPIC_MAX + 1]; /* "" = none; MQTT only */
+};
+
+/* Fills c from a JSON object; numbers and booleans in args are turned into their JSON text so
+ * actions always see strings. On error returns -1 with why ("missing 'id'") and c cleared. */
+int command_from_json(const cJSON *obj, struct command *c, char *why, size_t whylen);
+int command_parse(const char *buf, size_t len, struct command *c, char *why, size_t whylen);
+/* A JSON object of c (without "type"); caller owns it. */
+cJSON *command_to_json(const struct command *c);
+void command_clear(struct command *c);
+/* [A-Za-z0-9_-]{1,max}: ids of controllers, homes, actions, sensors, args. */
+int command_valid_name(const char *s, size_t max);
+
+#endif

@@ -1,0 +1,21 @@
+/* log: one place where every agent writes its log lines (stderr in the foreground, syslog
+ * as a daemon), in the OpenBSD ntpd style: warn adds strerror(errno), warnx does not. */
+#ifndef FR_LOG_H
+#define FR_LOG_H
+
+#include <stdbool.h>
+
+/* name is kept by pointer (a string literal or argv[0]). */
+void log_init(const char *name, bool foreground, int verbose);
+void log_set_verbose(int verbose);
+int log_get_verbose(void);
+
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Startup only: log and exit(1). */
+void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

@@ -1,0 +1,90 @@
+# Shared helpers of the integration tests: temp dir, free loopback ports, daemons started
+# as real processes with their logs kept, waits with a bound, and a teardown that always runs
+# and prints every log when a test fails.
+set -u
+FR_BIN=${FR_BIN:?set FR_BIN to the bin dir of the build}
+FR_SRC=${FR_SRC:?set FR_SRC to the source tree}
+T=$(mktemp -d /tmp/fr-it.XXXXXX)
+FR_PIDS=()
+FR_FAILED=0
+FR_NAME=$(basename "$0" .sh)
+
+fr_log() { printf '[%s %s] %s\n' "$(date +%T.%3N)" "$FR_NAME" "$*" >&2; }
+
+fr_teardown() {
+	local rc=$?
+	local pid
+	for pid in "${FR_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+	for pid in "${FR_PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null
+	done
+	if [ "$rc" -ne 0 ] || [ "$FR_FAILED" -ne 0 ]; then
+		for f in "$T"/*.log; do
+			[ -e "$f" ] || continue
+			echo "----- $f -----" >&2
+			tail -n 200 "$f" >&2
+		done
+		echo "FAILED: $FR_NAME (work dir $T kept)" >&2
+	else
+		rm -rf "$T"
+	fi
+}
+trap fr_teardown EXIT
+
+fr_fail() { FR_FAILED=1; fr_log "FAIL: $*"; exit 1; }
+fr_ok() { fr_log "ok: $*"; }
+
+# A free TCP/UDP port on loopback (the kernel picks it; both protocols are checked).
+fr_free_port() {
+	python3 - <<'PY'
+import socket
+while True:
+    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", p))
+    except OSError:
+        t.close(); continue
+    t.close(); u.close(); print(p); break
+PY
+}
+
+# fr_start NAME CMD...: runs CMD in the background, output in $T/NAME.log, pid in $T/NAME.pid.
+fr_start() {
+	local name=$1; shift
+	"$@" >>"$T/$name.log" 2>&1 &
+	local pid=$!
+	echo "$pid" >"$T/$name.pid"
+	FR_PIDS+=("$pid")
+}
+
+fr_pid() { cat "$T/$1.pid"; }
+
+# fr_stop NAME [SIGNAL]: signal it and wait (bounded) until it is gone.
+fr_stop() {
+	local pid; pid=$(fr_pid "$1")
+	kill -"${2:-TERM}" "$pid" 2>/dev/null
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }; sleep 0.1; done
+	fr_fail "$1 (pid $pid) did not stop after SIG${2:-TERM}"
+}
+
+# fr_wait SECONDS DESCRIPTION CMD...: polls CMD until it succeeds.
+fr_wait() {
+	local secs=$1 what=$2; shift 2
+	local end=$(( $(date +%s%N) / 1000000 + secs * 1000 ))
+	while [ $(( $(date +%s%N) / 1000000 )) -lt "$end" ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	fr_fail "timed out after ${secs}s waiting for: $what"
+}
+
+fr_grep_log() { grep -q -- "$2" "$T/$1.log"; }
+
+fr_secret() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$1"; echo >>"$1"; chmod 600 "$1"; }
+
+# A JSON field of a one-line JSON document: fr_json '{"a":1}' a
+fr_json() { "$FR_SRC/tests/integration/bin/jget" "$1" "$2"; }
+
+fr_proc_gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^[^ ]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
