@@ -77,6 +77,13 @@ static int conf_check_argv(const config_setting_t *g, const char **argv, const c
 	return 0;
 }
 
+static bool conf_arg_match(const struct conf_arg *ar, const char *v)
+{
+	regmatch_t m;
+	return regexec(&ar->re, v, 1, &m, 0) == 0 && m.rm_so == 0 &&
+	       (size_t)m.rm_eo == strlen(v);
+}
+
 static int conf_one_action(struct conf_action *a, const config_setting_t *g)
 {
 	static const char *const keys[] = { "name", "argv", "args", "timeout", "kill_grace",
@@ -107,10 +114,12 @@ static int conf_one_action(struct conf_action *a, const config_setting_t *g)
 		cfg_error(args, "%s: 'args' must be a list ( { name = ...; pattern = ...; }, ... )", what);
 		return -1;
 	}
-	a->nargs = config_setting_length(args);
-	a->args = calloc((size_t)a->nargs + 1, sizeof *a->args);
+	int nargs = config_setting_length(args);
+	a->args = calloc((size_t)nargs + 1, sizeof *a->args);
 	if (!a->args)
 		return -1;
+	/* Counted only once allocated: conf_free walks args[0..nargs). */
+	a->nargs = nargs;
 	for (int i = 0; i < a->nargs; i++) {
 		static const char *const akeys[] = { "name", "pattern", "default", NULL };
 		struct conf_arg *ar = &a->args[i];
@@ -124,13 +133,14 @@ static int conf_one_action(struct conf_action *a, const config_setting_t *g)
 			goto bad;
 		}
 		/* Anchor the pattern: a value must match as a whole, or "[0-9]+" would let
-		 * "5; rm -rf" through. */
+		 * "5; rm -rf" through. The anchors alone are not enough ("a)|(b" escapes them),
+		 * so conf_arg_match also checks the match spans the value. */
 		size_t n = strlen(ar->pattern) + 8;
 		char *anchored = malloc(n);
 		if (!anchored)
 			goto bad;
 		snprintf(anchored, n, "^(%s)$", ar->pattern);
-		int rc = regcomp(&ar->re, anchored, REG_EXTENDED | REG_NOSUB);
+		int rc = regcomp(&ar->re, anchored, REG_EXTENDED);
 		free(anchored);
 		if (rc != 0) {
 			char err[128];
@@ -139,9 +149,10 @@ static int conf_one_action(struct conf_action *a, const config_setting_t *g)
 			ar->pattern = NULL;
 			goto bad;
 		}
-		if (ar->def && regexec(&ar->re, ar->def, 0, NULL, 0) != 0) {
+		if (ar->def && !conf_arg_match(ar, ar->def)) {
 			cfg_error(e, "%s: arg '%s': default does not match its pattern", what, ar->name);
-			goto bad;
+			a->nargs = i + 1; /* this one is compiled: free it too */
+			return -1;
 		}
 		continue;
 bad:
@@ -380,7 +391,7 @@ int conf_action_argv(const struct conf_action *a, const cJSON *args, char ***arg
 			snprintf(why, whylen, "action '%s' takes no arg '%s'", a->name, v->string);
 			return -1;
 		}
-		if (!cJSON_IsString(v) || regexec(&a->args[i].re, v->valuestring, 0, NULL, 0) != 0) {
+		if (!cJSON_IsString(v) || !conf_arg_match(&a->args[i], v->valuestring)) {
 			snprintf(why, whylen, "arg '%s' does not match %s", v->string, a->args[i].pattern);
 			return -1;
 		}

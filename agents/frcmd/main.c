@@ -173,14 +173,14 @@ static void frcmd_on_announce(void *arg, int fd, uint32_t events)
 		char addr[NET_ADDRSTRLEN], why[160] = "";
 		net_addr_str((struct sockaddr *)&from, addr, sizeof addr);
 		struct announce an;
+		memset(&an, 0, sizeof an);
 		int rc = announce_parse(buf, (size_t)n, a->key, &an, why, sizeof why);
 		if (rc == 0 && (rc = announce_check_time(&an, (int64_t)(loop_wall_ms() / 1000), 30)) == 0)
 			rc = announce_replay_check(a->replay, &an);
 		if (rc < 0) {
 			log_warnx("announce from %s dropped: %s%s%s", addr, announce_strerror(rc),
 				  why[0] ? ": " : "", why);
-			if (rc != ANNOUNCE_EFORMAT && rc != ANNOUNCE_EMAC && rc != ANNOUNCE_ETOOBIG)
-				announce_clear(&an);
+			announce_clear(&an);
 			continue;
 		}
 		cJSON *o = cJSON_CreateObject();

@@ -199,7 +199,8 @@ int cfg_strings(const config_setting_t *parent, const char *name, bool required,
 
 int cfg_read_secret(const char *path, uint8_t out[32])
 {
-	char buf[256];
+	/* Room for the digits with generous whitespace (one per line, CRLF, indentation). */
+	char buf[4096];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		log_warn("secret file %s", path);
@@ -208,12 +209,29 @@ int cfg_read_secret(const char *path, uint8_t out[32])
 	struct stat st;
 	if (fstat(fd, &st) == 0 && (st.st_mode & 0077))
 		log_warnx("secret file %s is readable by group or others; chmod 600 it", path);
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n < 0) {
-		log_warn("secret file %s", path);
-		return -1;
+	/* Read to EOF: a single read could stop short, and a file cut at the buffer would be
+	 * misreported as having too few digits. */
+	ssize_t n = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, sizeof buf - (size_t)n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			log_warn("secret file %s", path);
+			close(fd);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		n += r;
+		if ((size_t)n == sizeof buf) {
+			log_warnx("secret file %s: larger than %zu bytes; expected 64 hex digits", path,
+				  sizeof buf - 1);
+			close(fd);
+			return -1;
+		}
 	}
+	close(fd);
 	size_t k = 0;
 	for (ssize_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)buf[i];

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int command_valid_name(const char *s, size_t max)
@@ -70,16 +71,23 @@ int command_from_json(const cJSON *obj, struct command *c, char *why, size_t why
 	if (!cJSON_IsString(id) || !command_valid_id(id->valuestring))
 		return WHY("'id' must be 1..%d characters of A-Z a-z 0-9 _ - . :", COMMAND_ID_MAX);
 	strcpy(c->id, id->valuestring);
+	/* From here on every error goes through fail: c must come back cleared. */
 	const cJSON *action = cJSON_GetObjectItemCaseSensitive(obj, "action");
-	if (!action)
-		return WHY("missing 'action'");
-	if (!cJSON_IsString(action) || !command_valid_name(action->valuestring, COMMAND_NAME_MAX))
-		return WHY("'action' must be 1..%d characters of A-Z a-z 0-9 _ -", COMMAND_NAME_MAX);
+	if (!action) {
+		WHY("missing 'action'");
+		goto fail;
+	}
+	if (!cJSON_IsString(action) || !command_valid_name(action->valuestring, COMMAND_NAME_MAX)) {
+		WHY("'action' must be 1..%d characters of A-Z a-z 0-9 _ -", COMMAND_NAME_MAX);
+		goto fail;
+	}
 	strcpy(c->action, action->valuestring);
 
 	c->args = cJSON_CreateObject();
-	if (!c->args)
-		return WHY("out of memory");
+	if (!c->args) {
+		WHY("out of memory");
+		goto fail;
+	}
 	const cJSON *args = cJSON_GetObjectItemCaseSensitive(obj, "args");
 	if (args && !cJSON_IsNull(args)) {
 		if (!cJSON_IsObject(args))
@@ -106,11 +114,17 @@ int command_from_json(const cJSON *obj, struct command *c, char *why, size_t why
 			else if (cJSON_IsBool(a))
 				v = cJSON_IsTrue(a) ? "true" : "false";
 			else if (cJSON_IsNumber(a) && isfinite(a->valuedouble)) {
-				if (a->valuedouble == (double)(long long)a->valuedouble &&
-				    fabs(a->valuedouble) < 1e15)
-					snprintf(buf, sizeof buf, "%lld", (long long)a->valuedouble);
-				else
-					snprintf(buf, sizeof buf, "%.17g", a->valuedouble);
+				double x = a->valuedouble;
+				/* Range first: converting a double beyond long long is undefined.
+				 * Non-integers in the shortest form that reads back the same (as
+				 * cJSON prints them), so 0.1 stays "0.1", not 0.10000000000000001. */
+				if (fabs(x) < 1e15 && x == (double)(long long)x) {
+					snprintf(buf, sizeof buf, "%lld", (long long)x);
+				} else {
+					snprintf(buf, sizeof buf, "%.15g", x);
+					if (strtod(buf, NULL) != x)
+						snprintf(buf, sizeof buf, "%.17g", x);
+				}
 				v = buf;
 			} else {
 				WHY("arg '%s' must be a string, number or boolean", a->string);
@@ -144,7 +158,8 @@ int command_from_json(const cJSON *obj, struct command *c, char *why, size_t why
 			WHY("'deadline' must be a unix time in seconds");
 			goto fail;
 		}
-		c->deadline_ms = (int64_t)(d->valuedouble * 1000.0);
+		/* Rounded: 1075161068.353 * 1000 is 1075161068352.9999 in binary. */
+		c->deadline_ms = (int64_t)llround(d->valuedouble * 1000.0);
 	}
 	const cJSON *r = cJSON_GetObjectItemCaseSensitive(obj, "reply_to");
 	if (r && !cJSON_IsNull(r)) {
@@ -153,6 +168,14 @@ int command_from_json(const cJSON *obj, struct command *c, char *why, size_t why
 			goto fail;
 		}
 		strcpy(c->reply_to, r->valuestring);
+	}
+	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(obj, "progress");
+	if (pr && !cJSON_IsNull(pr)) {
+		if (!cJSON_IsBool(pr)) {
+			WHY("'progress' must be true or false");
+			goto fail;
+		}
+		c->final_only = cJSON_IsFalse(pr);
 	}
 	return 0;
 fail_args:
@@ -190,6 +213,8 @@ cJSON *command_to_json(const struct command *c)
 		cJSON_AddNumberToObject(o, "deadline", (double)c->deadline_ms / 1000.0);
 	if (c->reply_to[0])
 		cJSON_AddStringToObject(o, "reply_to", c->reply_to);
+	if (c->final_only)
+		cJSON_AddFalseToObject(o, "progress");
 	return o;
 }
 

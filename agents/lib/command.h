@@ -5,6 +5,7 @@
 #define FR_COMMAND_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@ struct command {
 	uint64_t timeout_ms;   /* 0 = the action's own timeout */
 	int64_t deadline_ms;   /* unix ms; 0 = none */
 	char reply_to[COMMAND_TOPIC_MAX + 1]; /* "" = none; MQTT only */
+	bool final_only;       /* "progress": false -- only the final result is sent (mosquitto_rr) */
 };
 
 /* Fills c from a JSON object; numbers and booleans in args are turned into their JSON text so

@@ -109,11 +109,14 @@ int loop_io_add(struct loop *loop, int fd, uint32_t events, loop_io_cb cb, void 
 	if (rc < 0)
 		return rc;
 	struct loop_fd *f = &loop->fds[fd];
-	f->gen++;
+	/* The generation only moves on success: a failed add (EEXIST) must leave a live
+	 * registration's events matching. */
+	uint32_t gen = f->gen + 1;
 	struct epoll_event ev = { .events = events,
-				  .data.u64 = ((uint64_t)f->gen << 32) | (uint32_t)fd };
+				  .data.u64 = ((uint64_t)gen << 32) | (uint32_t)fd };
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		return -errno;
+	f->gen = gen;
 	f->cb = cb;
 	f->arg = arg;
 	f->active = true;

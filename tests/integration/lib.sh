@@ -88,3 +88,62 @@ fr_secret() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$1"; echo >>"$1"; ch
 fr_json() { "$FR_SRC/tests/integration/bin/jget" "$1" "$2"; }
 
 fr_proc_gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^[^ ]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+
+# fr_mosquitto NAME PORT [EXTRA_CONFIG_LINES]: a real broker on 127.0.0.1:PORT (anonymous,
+# persistence in $T/NAME.db so a restart keeps sessions and retained messages).
+fr_mosquitto() {
+	local name=$1 port=$2 extra=${3:-}
+	mkdir -p "$T/$name.db"
+	cat >"$T/$name.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+set_tcp_nodelay true
+persistence true
+persistence_location $T/$name.db/
+autosave_interval 1
+# As root, mosquitto would drop to the mosquitto user, which cannot write our temp dir.
+user root
+$extra
+CONF
+	fr_start "$name" mosquitto -c "$T/$name.conf" -v
+	fr_wait 10 "mosquitto $name on port $port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+}
+
+# fr_mhc_conf ID ADDR ANNOUNCE_PORT [ACTIONS]: writes $T/ID.conf for a demo-like controller.
+fr_mhc_conf() {
+	local id=$1 addr=$2 aport=$3
+	local actions=${4:-'{ name = "rec"; argv = ["'"$FR_SRC"'/tests/integration/bin/record", "'"$T"'/runs-'"$id"'", "{tag}"]; timeout = 5; max_running = 8; args = ( { name = "tag"; pattern = "[a-z0-9-]{1,32}"; } ); },
+  { name = "fail"; argv = ["/bin/sh", "-c", "echo bad >&2; exit 4"]; },
+  { name = "hang"; argv = ["/bin/sleep", "30"]; timeout = 0.5; kill_grace = 0.2; },
+  { name = "slow"; argv = ["/bin/sleep", "{secs}"]; timeout = 30; max_running = 4; args = ( { name = "secs"; pattern = "[0-9]{1,2}(\\.[0-9])?"; } ); }'}
+	cat >"$T/$id.conf" <<CONF
+id = "$id";
+name = "Controller $id";
+secret_file = "$T/home.secret";
+state_dir = "$T/state-$id";
+listen = { address = "$addr"; port = 0; };
+announce = { address = "127.255.255.255"; port = $aport; interval = 0.3; };
+ping_interval = 0.5; ping_timeout = 2;
+actions = ( $actions );
+sensors = ( { name = "temp"; argv = ["$FR_SRC/agents/frMhc/examples/temp"]; interval = 1; } );
+CONF
+}
+
+# fr_mhs_conf HOME ANNOUNCE_PORT BROKER_PORT [MQTT_VERSION]: writes $T/mhs.conf.
+fr_mhs_conf() {
+	cat >"$T/mhs.conf" <<CONF
+home = "$1";
+secret_file = "$T/home.secret";
+discovery = { address = "127.255.255.255"; port = $2; interval = 0.3; offline_after = 3; };
+ping_interval = 0.5; ping_timeout = 2;
+result_grace = 2;
+mqtt = { uri = "mqtt://127.0.0.1:$3"; version = ${4:-5}; backoff_min = 0.1; backoff_max = 1; };
+CONF
+}
+
+# fr_retained PORT TOPIC: the retained payload of TOPIC (empty if none).
+fr_retained() { mosquitto_sub -p "$1" -t "$2" -C 1 -W 2 --retained-only 2>/dev/null; }
+# fr_retained_is PORT TOPIC VALUE
+fr_retained_is() { [ "$(fr_retained "$1" "$2")" = "$3" ]; }
+# fr_retained_field PORT TOPIC FIELD VALUE
+fr_retained_field() { local v; v=$(fr_retained "$1" "$2") && [ -n "$v" ] && [ "$(fr_json "$v" "$3")" = "$4" ]; }

@@ -1,0 +1,219 @@
+/* conf: load and validate frMhs's configuration; every error names file and line. */
+#include "conf.h"
+
+#include "cfg.h"
+#include "command.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int conf_group(const config_setting_t *root, const char *name, bool required,
+		      const char *const *keys, config_setting_t **out)
+{
+	config_setting_t *g = config_setting_get_member(root, name);
+	*out = g;
+	if (!g) {
+		if (required) {
+			cfg_error(root, "missing group '%s'", name);
+			return -1;
+		}
+		return 0;
+	}
+	if (!config_setting_is_group(g)) {
+		cfg_error(g, "'%s' must be a group { ... }", name);
+		return -1;
+	}
+	return cfg_known_keys(g, keys);
+}
+
+static int conf_discovery(struct conf *c, const config_setting_t *root)
+{
+	static const char *const keys[] = { "address", "port", "interval", "offline_after",
+					    "time_window", NULL };
+	config_setting_t *g;
+	long long port, n, w;
+	c->announce_interval_ms = 5000;
+	c->offline_after = 3;
+	c->time_window_s = 30;
+	if (conf_group(root, "discovery", false, keys, &g) || !g)
+		return g ? -1 : 0;
+	if (cfg_string_req(g, "address", &c->discovery_addr) ||
+	    cfg_int(g, "port", 7400, 1, 65535, &port) ||
+	    cfg_seconds_ms(g, "interval", 5000, 100, 3600000, &c->announce_interval_ms) ||
+	    cfg_int(g, "offline_after", 3, 1, 100, &n) ||
+	    cfg_int(g, "time_window", 30, 1, 86400, &w))
+		return -1;
+	c->discovery_port = (uint16_t)port;
+	c->offline_after = (int)n;
+	c->time_window_s = (int)w;
+	return 0;
+}
+
+static int conf_links(struct conf *c, const config_setting_t *root)
+{
+	static const char *const keys[] = { "address", "port", NULL };
+	config_setting_t *g;
+	long long port;
+	if (conf_group(root, "link_listen", false, keys, &g) || !g)
+		return g ? -1 : 0;
+	if (cfg_string_req(g, "address", &c->link_addr) || cfg_int(g, "port", 7401, 0, 65535, &port))
+		return -1;
+	c->link_port = (uint16_t)port;
+	return 0;
+}
+
+static int conf_statics(struct conf *c, const config_setting_t *root)
+{
+	config_setting_t *l = config_setting_get_member(root, "controllers");
+	if (!l)
+		return 0;
+	if (!config_setting_is_list(l)) {
+		cfg_error(l, "'controllers' must be a list ( { id = ...; address = ...; port = N; } )");
+		return -1;
+	}
+	c->nstatics = config_setting_length(l);
+	c->statics = calloc((size_t)c->nstatics + 1, sizeof *c->statics);
+	if (!c->statics)
+		return -1;
+	for (int i = 0; i < c->nstatics; i++) {
+		static const char *const keys[] = { "id", "address", "port", NULL };
+		config_setting_t *g = config_setting_get_elem(l, (unsigned)i);
+		long long port;
+		if (!config_setting_is_group(g) || cfg_known_keys(g, keys) ||
+		    cfg_string_req(g, "id", &c->statics[i].id) ||
+		    cfg_string_req(g, "address", &c->statics[i].address) ||
+		    cfg_int(g, "port", 7410, 1, 65535, &port))
+			return -1;
+		if (!command_valid_name(c->statics[i].id, COMMAND_NAME_MAX)) {
+			cfg_error(g, "controller id '%s' must be 1..63 of A-Z a-z 0-9 _ -",
+				  c->statics[i].id);
+			return -1;
+		}
+		c->statics[i].port = (uint16_t)port;
+	}
+	return 0;
+}
+
+static int conf_mqtt(struct conf *c, const config_setting_t *root)
+{
+	static const char *const keys[] = { "uri", "client_id", "username", "password",
+					    "password_file", "ca_file", "cert_file", "key_file",
+					    "version", "insecure", "keepalive", "backoff_min",
+					    "backoff_max", NULL };
+	config_setting_t *g;
+	long long v, ka;
+	const char *pwfile = NULL;
+	if (conf_group(root, "mqtt", true, keys, &g))
+		return -1;
+	if (cfg_string_req(g, "uri", &c->uri) || cfg_string(g, "client_id", NULL, &c->client_id) ||
+	    cfg_string(g, "username", NULL, &c->username) ||
+	    cfg_string(g, "password", NULL, &c->password) ||
+	    cfg_string(g, "password_file", NULL, &pwfile) ||
+	    cfg_string(g, "ca_file", NULL, &c->ca_file) ||
+	    cfg_string(g, "cert_file", NULL, &c->cert_file) ||
+	    cfg_string(g, "key_file", NULL, &c->key_file) || cfg_int(g, "version", 5, 4, 5, &v) ||
+	    cfg_bool(g, "insecure", false, &c->insecure) ||
+	    cfg_int(g, "keepalive", 30, 5, 3600, &ka) ||
+	    cfg_seconds_ms(g, "backoff_min", 500, 10, 600000, &c->backoff_min_ms) ||
+	    cfg_seconds_ms(g, "backoff_max", 30000, 10, 3600000, &c->backoff_max_ms))
+		return -1;
+	if (strncmp(c->uri, "mqtt://", 7) && strncmp(c->uri, "mqtts://", 8) &&
+	    strncmp(c->uri, "ws://", 5) && strncmp(c->uri, "wss://", 6)) {
+		cfg_error(config_setting_get_member(g, "uri"),
+			  "uri must start with mqtt://, mqtts://, ws:// or wss://");
+		return -1;
+	}
+	if (pwfile) {
+		/* Kept out of the config so the config can be world-readable. */
+		FILE *f = fopen(pwfile, "re");
+		static char pw[256];
+		if (!f || !fgets(pw, sizeof pw, f)) {
+			cfg_error(config_setting_get_member(g, "password_file"),
+				  "cannot read password file %s", pwfile);
+			if (f)
+				fclose(f);
+			return -1;
+		}
+		fclose(f);
+		pw[strcspn(pw, "\r\n")] = '\0';
+		c->password = pw;
+	}
+	c->mqtt_version = (int)v;
+	c->keepalive = (int)ka;
+	return 0;
+}
+
+static int conf_displays(struct conf *c, const config_setting_t *root)
+{
+	static const char *const skeys[] = { "port", "baud", NULL };
+	static const char *const lkeys[] = { "device", "address", "width", NULL };
+	config_setting_t *g;
+	long long baud, addr, width;
+	c->serial_baud = 115200;
+	c->lcd_addr = 0x27;
+	c->lcd_width = 16;
+	if (conf_group(root, "m5stack", false, skeys, &g))
+		return -1;
+	if (g && (cfg_string_req(g, "port", &c->serial_port) ||
+		  cfg_int(g, "baud", 115200, 1200, 4000000, &baud)))
+		return -1;
+	if (g)
+		c->serial_baud = (int)baud;
+	if (conf_group(root, "lcd", false, lkeys, &g))
+		return -1;
+	if (g && (cfg_string_req(g, "device", &c->lcd_device) ||
+		  cfg_int(g, "address", 0x27, 0x03, 0x77, &addr) ||
+		  cfg_int(g, "width", 16, 8, 40, &width)))
+		return -1;
+	if (g) {
+		c->lcd_addr = (int)addr;
+		c->lcd_width = (int)width;
+	}
+	return 0;
+}
+
+int conf_load(struct conf *c, const char *path)
+{
+	static const char *const keys[] = { "home", "secret_file", "topic_prefix", "discovery",
+					    "link_listen", "controllers", "ping_interval",
+					    "ping_timeout", "mqtt", "result_grace", "dedup_max",
+					    "m5stack", "lcd", NULL };
+	memset(c, 0, sizeof *c);
+	if (cfg_load(&c->cfg, path) < 0)
+		return -1;
+	config_setting_t *root = config_root_setting(&c->cfg);
+	if (cfg_known_keys(root, keys) || cfg_string_req(root, "home", &c->home))
+		return -1;
+	if (!command_valid_name(c->home, COMMAND_NAME_MAX)) {
+		cfg_error(config_setting_get_member(root, "home"),
+			  "home '%s' must be 1..63 of A-Z a-z 0-9 _ -", c->home);
+		return -1;
+	}
+	if (cfg_string_req(root, "secret_file", &c->secret_file) ||
+	    cfg_string(root, "topic_prefix", "fr", &c->prefix) || conf_discovery(c, root) ||
+	    conf_links(c, root) || conf_statics(c, root) ||
+	    cfg_seconds_ms(root, "ping_interval", 10000, 50, 3600000, &c->ping_interval_ms) ||
+	    cfg_seconds_ms(root, "ping_timeout", 30000, 100, 3600000, &c->ping_timeout_ms) ||
+	    conf_mqtt(c, root) ||
+	    cfg_seconds_ms(root, "result_grace", 30000, 100, 3600000, &c->result_grace_ms) ||
+	    cfg_int(root, "dedup_max", 10000, 16, 10000000, &c->dedup_max) || conf_displays(c, root))
+		return -1;
+	if (!command_valid_name(c->prefix, COMMAND_NAME_MAX)) {
+		cfg_error(config_setting_get_member(root, "topic_prefix"),
+			  "topic_prefix must be one topic level of A-Z a-z 0-9 _ -");
+		return -1;
+	}
+	if (!c->discovery_addr && !c->link_addr && c->nstatics == 0)
+		log_warnx("%s: no 'discovery', 'link_listen' or 'controllers': no controller can be found",
+			  path);
+	return 0;
+}
+
+void conf_free(struct conf *c)
+{
+	free(c->statics);
+	config_destroy(&c->cfg);
+	memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,48 @@
+/* conf: frMhs's configuration file (libconfig): the home, its secret, where announces are
+ * heard, where controllers may dial in, the broker, and liveness settings. */
+#ifndef MHS_CONF_H
+#define MHS_CONF_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct conf_static {
+	const char *id;        /* a controller that does not announce: dialled at this address */
+	const char *address;
+	uint16_t port;
+};
+
+struct conf {
+	config_t cfg;          /* owns every borrowed string below */
+	const char *home, *secret_file, *prefix;
+	const char *discovery_addr;  /* NULL = do not listen for announces */
+	uint16_t discovery_port;
+	int time_window_s;
+	uint64_t announce_interval_ms;
+	int offline_after;           /* missed announce periods before offline */
+	const char *link_addr;       /* NULL = controllers cannot dial in */
+	uint16_t link_port;
+	uint64_t ping_interval_ms, ping_timeout_ms;
+	struct conf_static *statics; /* owned */
+	int nstatics;
+	/* broker */
+	const char *uri, *client_id, *username, *password, *ca_file, *cert_file, *key_file;
+	int mqtt_version;
+	bool insecure;
+	int keepalive;
+	uint64_t backoff_min_ms, backoff_max_ms;
+	/* requests */
+	uint64_t result_grace_ms;    /* beyond an action's timeout before a request is "lost" */
+	long long dedup_max;         /* request ids remembered for redeliveries */
+	/* displays (issue: displays) */
+	const char *serial_port;     /* NULL = none */
+	int serial_baud;
+	const char *lcd_device;      /* NULL = none */
+	int lcd_addr, lcd_width;
+};
+
+int conf_load(struct conf *c, const char *path);
+void conf_free(struct conf *c);
+
+#endif

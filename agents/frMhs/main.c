@@ -1,0 +1,255 @@
+/* frMhs: the home server. Connects out to the broker (so NAT is no obstacle), finds the
+ * controllers on its LAN by their announces, links to them, and turns MQTT requests into
+ * commands with correlated results (docs/topics.md). One epoll loop. */
+#include "bridge.h"
+#include "cfg.h"
+#include "conf.h"
+#include "discovery.h"
+#include "keys.h"
+#include "link.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+#include "registry.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct mhs {
+	struct loop *loop;
+	struct conf conf;
+	uint8_t secret[32], announce_key[32];
+	struct link_ctx *lctx;
+	struct registry *reg;
+	struct discovery *disc;
+	struct bridge *bridge;
+	int lfd;
+	struct loop_timer stop_timer;
+	bool stopping;
+};
+
+static void mhs_on_changed(void *arg, struct ctl *c) { bridge_ctl_changed(((struct mhs *)arg)->bridge, c); }
+static void mhs_on_link_up(void *arg, struct ctl *c) { bridge_ctl_link_up(((struct mhs *)arg)->bridge, c); }
+static void mhs_on_offline(void *arg, struct ctl *c) { bridge_ctl_offline(((struct mhs *)arg)->bridge, c); }
+static void mhs_on_msg(void *arg, struct ctl *c, const cJSON *m) { bridge_ctl_msg(((struct mhs *)arg)->bridge, c, m); }
+
+static const struct registry_ops mhs_registry_ops = { mhs_on_changed, mhs_on_link_up,
+						      mhs_on_offline, mhs_on_msg };
+
+static void mhs_on_accept(void *arg, int fd, uint32_t events)
+{
+	struct mhs *h = arg;
+	(void)fd;
+	(void)events;
+	for (;;) {
+		struct sockaddr_storage peer;
+		int cfd = net_tcp_accept(h->lfd, &peer);
+		if (cfd == -EAGAIN)
+			return;
+		if (cfd < 0) {
+			errno = -cfd;
+			log_warn("accept");
+			return;
+		}
+		if (h->stopping) {
+			close(cfd);
+			continue;
+		}
+		registry_accept(h->reg, cfd, &peer);
+	}
+}
+
+static void mhs_finish(void *arg)
+{
+	struct mhs *h = arg;
+	loop_stop(h->loop);
+}
+
+static void mhs_on_term(void *arg, const struct signalfd_siginfo *si)
+{
+	struct mhs *h = arg;
+	if (h->stopping)
+		return;
+	h->stopping = true;
+	log_info("signal %d: stopping", (int)si->ssi_signo);
+	registry_shutdown(h->reg);
+	/* A moment for the byes to leave before the links close. */
+	loop_timer_start(h->loop, &h->stop_timer, 100);
+}
+
+static void mhs_usage(FILE *f)
+{
+	fputs(
+"NAME\n"
+"    frMhs - fr home server: controllers on the LAN <-> the MQTT broker\n"
+"\n"
+"SYNOPSIS\n"
+"    frMhs [-f] [-v]... -c FILE\n"
+"    frMhs --check-config -c FILE\n"
+"\n"
+"DESCRIPTION\n"
+"    frMhs runs in the home, behind NAT. It connects out to the broker (mqtt://, mqtts:// or\n"
+"    wss://, MQTT 5 or 3.1.1), listens for the controllers' signed UDP announces, keeps a\n"
+"    TLS-PSK link to each controller (it dials them; controllers may also dial it), and\n"
+"    implements the topic contract of docs/topics.md: retained status, info and sensor state\n"
+"    per controller, and requests on fr/<home>/ctl/<ctl>/cmd answered with accepted, started\n"
+"    and one final result, each request id run at most once. A controller is declared offline\n"
+"    only when its link is down and it missed 'offline_after' announce periods.\n"
+"\n"
+"OPTIONS\n"
+"    -c, --config FILE   configuration file (required)\n"
+"    -f, --foreground    stay in the foreground and log to stderr (default: daemon, syslog)\n"
+"    -v, --verbose       more logging; repeat for more\n"
+"        --check-config  check the configuration and the secret, exit 0 if valid\n"
+"    -h, --help          this text\n"
+"    -V, --version       print the version\n"
+"\n"
+"CONFIGURATION (libconfig syntax; see docs/frmhs.conf.example)\n"
+"    home = \"home1\";                        # [A-Za-z0-9_-]{1,63}; topics are fr/<home>/...\n"
+"    secret_file = \"/etc/fr/home.secret\";   # 64 hex digits, shared with the controllers\n"
+"    topic_prefix = \"fr\";\n"
+"    discovery = { address = \"0.0.0.0\"; port = 7400; interval = 5; offline_after = 3;\n"
+"                  time_window = 30; };      # optional: where announces are heard\n"
+"    link_listen = { address = \"0.0.0.0\"; port = 7401; };  # optional: controllers dial in\n"
+"    controllers = ( { id = \"garage\"; address = \"192.168.1.20\"; port = 7410; } ); # optional\n"
+"    ping_interval = 10; ping_timeout = 30;  # link keepalive, seconds\n"
+"    result_grace = 30;                      # beyond an action's timeout before \"lost\"\n"
+"    dedup_max = 10000;                      # request ids remembered for redeliveries\n"
+"    mqtt = { uri = \"mqtts://broker.example.org:8883\"; username = \"home1\";\n"
+"             password_file = \"/etc/fr/mqtt.pw\"; ca_file = \"/etc/ssl/certs/ca.pem\";\n"
+"             version = 5; keepalive = 30; backoff_min = 0.5; backoff_max = 30; };\n"
+"    m5stack = { port = \"/dev/ttyUSB0\"; baud = 115200; };   # optional display\n"
+"    lcd = { device = \"/dev/i2c-1\"; address = 0x27; width = 16; };  # optional display\n"
+"\n"
+"SIGNALS\n"
+"    SIGTERM, SIGINT  stop: controllers are told (bye), the home's status becomes offline.\n"
+"\n"
+"EXIT STATUS\n"
+"    0 after a clean stop or a valid --check-config; 1 on a configuration or start-up error.\n",
+	      f);
+}
+
+static int mhs_setup(struct mhs *h)
+{
+	struct conf *c = &h->conf;
+	if (cfg_read_secret(c->secret_file, h->secret) < 0 ||
+	    keys_announce_key(h->secret, h->announce_key) < 0)
+		return -1;
+	h->loop = loop_new();
+	if (!h->loop)
+		return -1;
+	struct link_ctx_opts lo = { .secret = h->secret, .ping_interval_ms = c->ping_interval_ms,
+				    .ping_timeout_ms = c->ping_timeout_ms };
+	h->lctx = link_ctx_new(&lo);
+	h->bridge = bridge_new(h->loop, c);
+	struct registry_opts ro = { .announce_interval_ms = c->announce_interval_ms,
+				    .offline_after = c->offline_after };
+	h->reg = registry_new(h->loop, h->lctx, &ro, &mhs_registry_ops, h);
+	if (!h->lctx || !h->bridge || !h->reg)
+		return -1;
+	bridge_set_registry(h->bridge, h->reg);
+	if (c->discovery_addr) {
+		h->disc = discovery_new(h->loop, h->reg, c->discovery_addr, c->discovery_port,
+					h->announce_key, c->time_window_s);
+		if (!h->disc)
+			return -1;
+	}
+	if (c->link_addr) {
+		h->lfd = net_tcp_listen(c->link_addr, c->link_port, 128);
+		if (h->lfd < 0) {
+			errno = -h->lfd;
+			log_warn("link listen %s:%u", c->link_addr, c->link_port);
+			return -1;
+		}
+		if (loop_io_add(h->loop, h->lfd, EPOLLIN, mhs_on_accept, h) < 0)
+			return -1;
+		log_info("controllers may dial in on %s:%u", c->link_addr, net_local_port(h->lfd));
+	}
+	for (int i = 0; i < c->nstatics; i++)
+		registry_add_static(h->reg, c->statics[i].id, c->statics[i].address, c->statics[i].port);
+	loop_timer_init(&h->stop_timer, mhs_finish, h);
+	if (loop_signal_add(h->loop, SIGTERM, mhs_on_term, h) < 0 ||
+	    loop_signal_add(h->loop, SIGINT, mhs_on_term, h) < 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	if (bridge_start(h->bridge) < 0)
+		return -1;
+	log_info("home %s: broker %s (MQTT %s)", c->home, c->uri, c->mqtt_version == 5 ? "5" : "3.1.1");
+	return 0;
+}
+
+static void mhs_teardown(struct mhs *h)
+{
+	if (h->bridge)
+		bridge_stop(h->bridge);
+	discovery_free(h->disc);
+	registry_free(h->reg);
+	bridge_free(h->bridge);
+	if (h->lfd >= 0)
+		close(h->lfd);
+	link_ctx_free(h->lctx);
+	loop_free(h->loop);
+	conf_free(&h->conf);
+	OPENSSL_cleanse(h->secret, sizeof h->secret);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "foreground", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },      { "check-config", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *config = NULL;
+	bool foreground = false, check = false;
+	int verbose = 0, ch;
+	while ((ch = getopt_long(argc, argv, "c:fvhV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': config = optarg; break;
+		case 'f': foreground = true; break;
+		case 'v': verbose++; break;
+		case 'C': check = true; break;
+		case 'h': mhs_usage(stdout); return 0;
+		case 'V': printf("frMhs %s\n", FR_VERSION); return 0;
+		default: mhs_usage(stderr); return 1;
+		}
+	}
+	if (!config || optind != argc) {
+		fprintf(stderr, "frMhs: %s\nTry 'frMhs --help'.\n",
+			config ? "unexpected argument" : "-c FILE is required");
+		return 1;
+	}
+	log_init("frMhs", foreground || check, verbose);
+	struct mhs h = { .lfd = -1 };
+	if (conf_load(&h.conf, config) < 0) {
+		conf_free(&h.conf);
+		return 1;
+	}
+	if (check) {
+		uint8_t s[32];
+		int rc = cfg_read_secret(h.conf.secret_file, s);
+		if (rc == 0)
+			printf("%s: OK (home %s, broker %s)\n", config, h.conf.home, h.conf.uri);
+		conf_free(&h.conf);
+		return rc == 0 ? 0 : 1;
+	}
+	srandom((unsigned)(loop_wall_ms() ^ (uint64_t)getpid()));
+	if (!foreground && daemon(0, 0) < 0)
+		fatal("daemon");
+	if (mhs_setup(&h) < 0) {
+		log_warnx("start-up failed");
+		mhs_teardown(&h);
+		return 1;
+	}
+	loop_run(h.loop);
+	log_info("stopped");
+	mhs_teardown(&h);
+	return 0;
+}

@@ -1,0 +1,841 @@
+/* link: TLS 1.3 PSK link carrying JSON frames inside the epoll loop; see link.h. */
+#include "link.h"
+#include "frame.h"
+#include "keys.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#define LINK_SECRET_LEN 32
+#define LINK_READ_CHUNK 16384   /* one TLS record of plaintext at most */
+#define LINK_WRITE_CHUNK 16384
+
+/* The only suite: its hash (SHA-256) must match the one the PSK session is made for. */
+#define LINK_CIPHERSUITE "TLS_AES_128_GCM_SHA256"
+static const unsigned char link_cipher_id[2] = { 0x13, 0x01 };
+
+enum link_state { LS_CONNECTING, LS_HANDSHAKE, LS_UP, LS_DOWN };
+
+struct link_ctx {
+	SSL_CTX *cli, *srv;
+	uint8_t secret[LINK_SECRET_LEN];
+	uint64_t ping_interval_ms, ping_timeout_ms, handshake_timeout_ms;
+	size_t max_frame, max_outq;
+};
+
+struct link {
+	struct link_ctx *ctx;
+	struct loop *loop;
+	const struct link_ops *ops;
+	void *arg;
+	int fd;
+	SSL *ssl;
+	enum link_state state;
+	bool server;
+	bool has_expect;
+	char expect_id[LINK_ID_MAX + 1];
+	char peer_id[LINK_ID_MAX + 1];
+	char addr[NET_ADDRSTRLEN];
+	char reject[192];           /* why the PSK callback refused the identity */
+	uint32_t events;            /* current epoll interest */
+	bool read_wants_write, write_wants_read;
+	struct frame_dec dec;
+	uint8_t *out;               /* output queue: bytes [out_off, out_len) are pending */
+	size_t out_off, out_len, out_cap;
+	size_t wpend;               /* length of an SSL_write to repeat after WANT_*, 0 if none */
+	uint64_t last_rx, last_tx, ping_seq;
+	struct loop_timer t_hs, t_ping, t_rx, t_down;
+	int depth;                  /* > 0 while this link runs a user callback */
+	bool dead;                  /* link_free was called during a callback */
+	enum link_down why;
+	char detail[256];
+};
+
+static const char *link_down_names[] = {
+	[LINK_DOWN_CONNECT] = "connect failed",
+	[LINK_DOWN_HANDSHAKE] = "handshake failed",
+	[LINK_DOWN_CLOSED] = "closed by peer",
+	[LINK_DOWN_IO] = "i/o error",
+	[LINK_DOWN_BAD_FRAME] = "bad frame",
+	[LINK_DOWN_TIMEOUT] = "ping timeout",
+	[LINK_DOWN_OUTQ] = "output queue full",
+	[LINK_DOWN_LOCAL] = "closed locally",
+};
+
+const char *link_down_str(enum link_down r)
+{
+	if ((unsigned)r >= sizeof link_down_names / sizeof link_down_names[0])
+		return "unknown";
+	return link_down_names[r];
+}
+
+static bool link_id_valid_n(const char *s, size_t n)
+{
+	if (n < 1 || n > LINK_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static bool link_id_valid(const char *s)
+{
+	return s && link_id_valid_n(s, strnlen(s, LINK_ID_MAX + 1));
+}
+
+static const char *link_id_or_unknown(const struct link *l)
+{
+	return l->peer_id[0] ? l->peer_id : "?";
+}
+
+/* --- PSK: an SSL_SESSION that carries the derived key as its resumption secret --- */
+
+static SSL_SESSION *link_psk_session(struct link *l, SSL *ssl, const char *id)
+{
+	uint8_t key[KEYS_LEN];
+	SSL_SESSION *s = NULL;
+	const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, link_cipher_id);
+
+	if (!cipher || keys_link_psk(l->ctx->secret, id, key) < 0)
+		goto fail;
+	if (!(s = SSL_SESSION_new()) || !SSL_SESSION_set1_master_key(s, key, sizeof key) ||
+	    !SSL_SESSION_set_cipher(s, cipher) ||
+	    !SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION))
+		goto fail;
+	OPENSSL_cleanse(key, sizeof key);
+	return s;
+fail:
+	OPENSSL_cleanse(key, sizeof key);
+	SSL_SESSION_free(s);
+	snprintf(l->reject, sizeof l->reject, "cannot make the PSK session");
+	return NULL;
+}
+
+/* Client: offer identity = the controller id we dial (ours when we are the controller). */
+static int link_psk_use(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen,
+			SSL_SESSION **sess)
+{
+	struct link *l = SSL_get_app_data(ssl);
+	(void)md; /* one suite only, so the digest always matches */
+	*sess = link_psk_session(l, ssl, l->peer_id);
+	if (!*sess)
+		return 0;
+	*id = (const unsigned char *)l->peer_id;
+	*idlen = strlen(l->peer_id);
+	return 1;
+}
+
+/* Server: a session for an acceptable identity, none otherwise. With no certificate to fall
+ * back on, "none" makes the handshake fail with a handshake_failure alert. */
+static int link_psk_find(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SESSION **sess)
+{
+	struct link *l = SSL_get_app_data(ssl);
+	char name[LINK_ID_MAX + 1];
+
+	*sess = NULL;
+	if (!link_id_valid_n((const char *)id, idlen)) {
+		snprintf(l->reject, sizeof l->reject, "invalid identity (%zu bytes)", idlen);
+		return 1;
+	}
+	memcpy(name, id, idlen);
+	name[idlen] = '\0';
+	if (l->has_expect && strcmp(name, l->expect_id) != 0) {
+		snprintf(l->reject, sizeof l->reject, "identity '%s' refused (expecting '%s')", name,
+			 l->expect_id);
+		return 1;
+	}
+	*sess = link_psk_session(l, ssl, name);
+	if (!*sess)
+		return 0;
+	memcpy(l->peer_id, name, idlen + 1);
+	return 1;
+}
+
+/* --- context --- */
+
+static SSL_CTX *link_ssl_ctx(bool server)
+{
+	SSL_CTX *s = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	if (!s)
+		return NULL;
+	if (!SSL_CTX_set_min_proto_version(s, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(s, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_ciphersuites(s, LINK_CIPHERSUITE))
+		goto fail;
+	/* Partial writes keep each SSL_write to one record; the moving buffer lets the output
+	 * queue be compacted or grown between a WANT_WRITE and its retry. */
+	SSL_CTX_set_mode(s, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
+	if (server) {
+		SSL_CTX_set_psk_find_session_callback(s, link_psk_find);
+		/* Each connection starts from the PSK again: no resumption tickets. */
+		SSL_CTX_set_num_tickets(s, 0);
+		SSL_CTX_set_options(s, SSL_OP_NO_TICKET);
+	} else {
+		SSL_CTX_set_psk_use_session_callback(s, link_psk_use);
+		/* No trust store: a server that answers with a certificate instead of the PSK
+		 * fails verification; link_up also insists that the PSK was used. */
+		SSL_CTX_set_verify(s, SSL_VERIFY_PEER, NULL);
+	}
+	return s;
+fail:
+	SSL_CTX_free(s);
+	return NULL;
+}
+
+struct link_ctx *link_ctx_new(const struct link_ctx_opts *o)
+{
+	struct link_ctx *c = calloc(1, sizeof *c);
+	if (!c) {
+		log_warn("link_ctx_new");
+		return NULL;
+	}
+	if (!o->secret) {
+		log_warnx("link_ctx_new: no secret");
+		goto fail;
+	}
+	memcpy(c->secret, o->secret, LINK_SECRET_LEN);
+	c->ping_interval_ms = o->ping_interval_ms ? o->ping_interval_ms : 10000;
+	c->ping_timeout_ms = o->ping_timeout_ms ? o->ping_timeout_ms : 30000;
+	c->handshake_timeout_ms = o->handshake_timeout_ms ? o->handshake_timeout_ms : 10000;
+	c->max_frame = o->max_frame ? o->max_frame : FRAME_MAX_DEFAULT;
+	if (c->max_frame > UINT32_MAX)
+		c->max_frame = UINT32_MAX;
+	c->max_outq = o->max_outq ? o->max_outq : 1024 * 1024;
+	/* One largest frame must always fit in an empty queue. */
+	if (c->max_outq < c->max_frame + FRAME_HDR_LEN)
+		c->max_outq = c->max_frame + FRAME_HDR_LEN;
+	c->cli = link_ssl_ctx(false);
+	c->srv = link_ssl_ctx(true);
+	if (!c->cli || !c->srv) {
+		log_warnx("link_ctx_new: cannot set up TLS: %s",
+			  ERR_reason_error_string(ERR_get_error()) ?: "unknown error");
+		ERR_clear_error();
+		goto fail;
+	}
+	/* OpenSSL writes to the socket with write(2), without MSG_NOSIGNAL: a peer that resets
+	 * must give EPIPE, not kill the agent. */
+	signal(SIGPIPE, SIG_IGN);
+	return c;
+fail:
+	link_ctx_free(c);
+	return NULL;
+}
+
+void link_ctx_free(struct link_ctx *c)
+{
+	if (!c)
+		return;
+	SSL_CTX_free(c->cli);
+	SSL_CTX_free(c->srv);
+	OPENSSL_cleanse(c->secret, sizeof c->secret);
+	free(c);
+}
+
+/* --- teardown and callbacks --- */
+
+static void link_destroy(struct link *l)
+{
+	loop_timer_stop(l->loop, &l->t_hs);
+	loop_timer_stop(l->loop, &l->t_ping);
+	loop_timer_stop(l->loop, &l->t_rx);
+	loop_timer_stop(l->loop, &l->t_down);
+	if (l->fd >= 0) {
+		loop_io_del(l->loop, l->fd);
+		close(l->fd);
+	}
+	SSL_free(l->ssl);
+	frame_dec_free(&l->dec);
+	free(l->out);
+	free(l);
+}
+
+static void link_hold(struct link *l)
+{
+	l->depth++;
+}
+
+/* Returns false if l was freed. */
+static bool link_release(struct link *l)
+{
+	if (--l->depth == 0 && l->dead) {
+		link_destroy(l);
+		return false;
+	}
+	return true;
+}
+
+/* Stops all I/O; the SSL object stays until link_destroy because callers up the stack may
+ * still hold it (they check l->state before touching it again). */
+static void link_close_io(struct link *l, bool notify)
+{
+	loop_timer_stop(l->loop, &l->t_hs);
+	loop_timer_stop(l->loop, &l->t_ping);
+	loop_timer_stop(l->loop, &l->t_rx);
+	if (l->fd < 0)
+		return;
+	loop_io_del(l->loop, l->fd);
+	if (notify && l->state == LS_UP) {
+		/* Best effort: one non-blocking close_notify so the peer sees a clean close. */
+		ERR_clear_error();
+		SSL_shutdown(l->ssl);
+		ERR_clear_error();
+	}
+	close(l->fd);
+	l->fd = -1;
+}
+
+static void link_on_down_timer(void *arg)
+{
+	struct link *l = arg;
+
+	link_hold(l);
+	if (l->ops->on_down)
+		l->ops->on_down(l, l->why, l->detail, l->arg);
+	link_release(l);
+}
+
+/* Closes the link and schedules on_down for the next loop iteration, so it never runs inside
+ * link_send or inside another callback of this link. */
+static void link_fail(struct link *l, enum link_down why, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void link_fail(struct link *l, enum link_down why, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (l->state == LS_DOWN)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(l->detail, sizeof l->detail, fmt, ap);
+	va_end(ap);
+	l->why = why;
+	if (why == LINK_DOWN_CLOSED)
+		log_info("link %s (%s): %s: %s", l->addr, link_id_or_unknown(l), link_down_str(why),
+			 l->detail);
+	else
+		log_warnx("link %s (%s): %s: %s", l->addr, link_id_or_unknown(l),
+			  link_down_str(why), l->detail);
+	link_close_io(l, false);
+	l->state = LS_DOWN;
+	loop_timer_start(l->loop, &l->t_down, 0);
+}
+
+/* The reason of a failed SSL call, from the error queue or errno (saved by the caller). */
+static void link_ssl_reason(struct link *l, int err, int rc, int saved_errno, char *buf, size_t n)
+{
+	unsigned long e = ERR_get_error();
+
+	if (l->reject[0])
+		snprintf(buf, n, "%s", l->reject);
+	else if (e)
+		snprintf(buf, n, "%s", ERR_reason_error_string(e) ?: "TLS error");
+	else if (err == SSL_ERROR_SYSCALL && rc < 0 && saved_errno)
+		snprintf(buf, n, "%s", strerror(saved_errno));
+	else if (err == SSL_ERROR_SYSCALL)
+		snprintf(buf, n, "connection closed by peer");
+	else
+		snprintf(buf, n, "TLS error %d", err);
+	ERR_clear_error();
+}
+
+static void link_io_update(struct link *l)
+{
+	uint32_t ev;
+
+	if (l->fd < 0)
+		return;
+	if (l->state == LS_CONNECTING)
+		ev = EPOLLOUT;
+	else if (l->state == LS_HANDSHAKE)
+		ev = EPOLLIN | (l->read_wants_write ? EPOLLOUT : 0);
+	else
+		ev = EPOLLIN | (l->read_wants_write ||
+				(l->out_off < l->out_len && !l->write_wants_read) ? EPOLLOUT : 0);
+	if (ev == l->events)
+		return;
+	if (loop_io_mod(l->loop, l->fd, ev) < 0) {
+		link_fail(l, LINK_DOWN_IO, "epoll_ctl: %s", strerror(errno));
+		return;
+	}
+	l->events = ev;
+}
+
+/* --- output --- */
+
+static void link_flush(struct link *l)
+{
+	while (l->state == LS_UP && l->out_off < l->out_len) {
+		size_t n = l->wpend;
+		if (!n)
+			n = l->out_len - l->out_off < LINK_WRITE_CHUNK ? l->out_len - l->out_off
+								       : LINK_WRITE_CHUNK;
+		ERR_clear_error();
+		int rc = SSL_write(l->ssl, l->out + l->out_off, (int)n);
+		int saved = errno;
+		if (rc > 0) {
+			l->out_off += (size_t)rc;
+			l->wpend = 0;
+			l->write_wants_read = false;
+			continue;
+		}
+		int err = SSL_get_error(l->ssl, rc);
+		if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+			/* OpenSSL requires the same write to be repeated. */
+			l->wpend = n;
+			l->write_wants_read = err == SSL_ERROR_WANT_READ;
+			break;
+		}
+		char why[200];
+		link_ssl_reason(l, err, rc, saved, why, sizeof why);
+		link_fail(l, LINK_DOWN_IO, "write: %s", why);
+		return;
+	}
+	if (l->out_off == l->out_len)
+		l->out_off = l->out_len = 0;
+}
+
+int link_send_raw(struct link *l, const char *json, size_t len)
+{
+	if (!l || l->state != LS_UP)
+		return -ENOTCONN;
+	if (len == 0 || len > l->ctx->max_frame)
+		return -EMSGSIZE;
+	size_t need = FRAME_HDR_LEN + len;
+	size_t pending = l->out_len - l->out_off;
+	if (pending + need > l->ctx->max_outq) {
+		link_fail(l, LINK_DOWN_OUTQ, "%zu bytes pending, %zu more exceed the limit of %zu",
+			  pending, need, l->ctx->max_outq);
+		return -ENOBUFS;
+	}
+	if (l->out_cap - l->out_len < need && l->out_off > 0) {
+		memmove(l->out, l->out + l->out_off, pending);
+		l->out_off = 0;
+		l->out_len = pending;
+	}
+	if (l->out_cap - l->out_len < need) {
+		size_t cap = l->out_cap ? l->out_cap : 4096;
+		while (cap - l->out_len < need)
+			cap *= 2;
+		uint8_t *p = realloc(l->out, cap);
+		if (!p) {
+			link_fail(l, LINK_DOWN_IO, "out of memory for the output queue");
+			return -ENOMEM;
+		}
+		l->out = p;
+		l->out_cap = cap;
+	}
+	frame_put_header(l->out + l->out_len, (uint32_t)len);
+	memcpy(l->out + l->out_len + FRAME_HDR_LEN, json, len);
+	l->out_len += need;
+	l->last_tx = loop_now(l->loop);
+	link_flush(l);
+	if (l->state != LS_UP)
+		return -EIO;
+	link_io_update(l);
+	return 0;
+}
+
+int link_send(struct link *l, const cJSON *msg)
+{
+	if (!l || l->state != LS_UP)
+		return -ENOTCONN;
+	if (!cJSON_IsObject(msg))
+		return -EINVAL;
+	char *s = cJSON_PrintUnformatted(msg);
+	if (!s)
+		return -ENOMEM;
+	int rc = link_send_raw(l, s, strlen(s));
+	free(s);
+	return rc;
+}
+
+/* --- input --- */
+
+static void link_answer_ping(struct link *l, const cJSON *seq)
+{
+	char buf[96];
+	int n = snprintf(buf, sizeof buf, "{\"type\":\"pong\",\"seq\":%.17g}", seq->valuedouble);
+	link_send_raw(l, buf, (size_t)n);
+}
+
+/* One frame body: checked, then pings answered, pongs swallowed, the rest delivered. */
+static void link_body(struct link *l, const char *body, size_t len)
+{
+	cJSON *m = NULL;
+
+	if (strlen(body) != len) {
+		link_fail(l, LINK_DOWN_BAD_FRAME, "NUL byte in a %zu-byte frame", len);
+		return;
+	}
+	if (!frame_utf8_valid(body, len)) {
+		link_fail(l, LINK_DOWN_BAD_FRAME, "%zu-byte frame is not UTF-8", len);
+		return;
+	}
+	/* require_null_terminated: nothing but white space may follow the object. */
+	m = cJSON_ParseWithOpts(body, NULL, 1);
+	if (!m) {
+		link_fail(l, LINK_DOWN_BAD_FRAME, "%zu-byte frame is not JSON", len);
+		return;
+	}
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
+	if (!cJSON_IsObject(m)) {
+		link_fail(l, LINK_DOWN_BAD_FRAME, "frame is not a JSON object");
+	} else if (!cJSON_IsString(type) || !type->valuestring) {
+		link_fail(l, LINK_DOWN_BAD_FRAME, "frame without a string \"type\"");
+	} else if (strcmp(type->valuestring, "ping") == 0 || strcmp(type->valuestring, "pong") == 0) {
+		const cJSON *seq = cJSON_GetObjectItemCaseSensitive(m, "seq");
+		if (!cJSON_IsNumber(seq))
+			link_fail(l, LINK_DOWN_BAD_FRAME, "%s without a numeric \"seq\"",
+				  type->valuestring);
+		else if (type->valuestring[1] == 'i')
+			link_answer_ping(l, seq);
+	} else if (l->ops->on_msg) {
+		l->ops->on_msg(l, m, l->arg);
+	}
+	cJSON_Delete(m);
+}
+
+/* Returns -1 once the link went down (or was freed by a callback: l->dead). */
+static int link_feed(struct link *l, const uint8_t *buf, size_t n)
+{
+	size_t off = 0;
+
+	while (off < n) {
+		size_t used, len;
+		int rc = frame_dec_push(&l->dec, buf + off, n - off, &used);
+		off += used;
+		if (rc == FRAME_MORE)
+			break;
+		if (rc == FRAME_READY) {
+			char *body = frame_dec_take(&l->dec, &len);
+			link_body(l, body, len);
+			free(body);
+			if (l->state != LS_UP || l->dead)
+				return -1;
+			continue;
+		}
+		if (rc == FRAME_ETOOBIG)
+			link_fail(l, LINK_DOWN_BAD_FRAME, "frame length %u exceeds %zu",
+				  frame_dec_announced(&l->dec), l->ctx->max_frame);
+		else if (rc == FRAME_EEMPTY)
+			link_fail(l, LINK_DOWN_BAD_FRAME, "frame length 0");
+		else
+			link_fail(l, LINK_DOWN_BAD_FRAME, "out of memory for a %u-byte frame",
+				  frame_dec_announced(&l->dec));
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads until OpenSSL wants more from the socket: it may hold decrypted records that epoll
+ * knows nothing about. */
+static void link_read(struct link *l)
+{
+	uint8_t buf[LINK_READ_CHUNK];
+
+	while (l->state == LS_UP && !l->dead) {
+		ERR_clear_error();
+		int n = SSL_read(l->ssl, buf, sizeof buf);
+		int saved = errno;
+		if (n > 0) {
+			l->last_rx = loop_now(l->loop);
+			l->read_wants_write = false;
+			if (link_feed(l, buf, (size_t)n) < 0)
+				return;
+			continue;
+		}
+		int err = SSL_get_error(l->ssl, n);
+		if (err == SSL_ERROR_WANT_READ) {
+			l->read_wants_write = false;
+			return;
+		}
+		if (err == SSL_ERROR_WANT_WRITE) {
+			l->read_wants_write = true;
+			return;
+		}
+		if (err == SSL_ERROR_ZERO_RETURN) {
+			ERR_clear_error();
+			link_fail(l, LINK_DOWN_CLOSED, "close_notify received");
+			return;
+		}
+		char why[200];
+		link_ssl_reason(l, err, n, saved, why, sizeof why);
+		link_fail(l, LINK_DOWN_IO, "read: %s", why);
+		return;
+	}
+}
+
+/* --- handshake and keepalive --- */
+
+static void link_up(struct link *l)
+{
+	/* Belt and braces: without the PSK there is no authentication at all. */
+	if (!SSL_session_reused(l->ssl)) {
+		link_fail(l, LINK_DOWN_HANDSHAKE, "peer did not use the pre-shared key");
+		return;
+	}
+	l->state = LS_UP;
+	loop_timer_stop(l->loop, &l->t_hs);
+	l->last_rx = l->last_tx = loop_now(l->loop);
+	loop_timer_start(l->loop, &l->t_ping, l->ctx->ping_interval_ms);
+	loop_timer_start(l->loop, &l->t_rx, l->ctx->ping_timeout_ms);
+	log_info("link %s (%s): up", l->addr, l->peer_id);
+	if (l->ops->on_up)
+		l->ops->on_up(l, l->arg);
+	if (l->state == LS_UP && !l->dead) {
+		link_read(l);
+		link_flush(l);
+	}
+}
+
+static void link_handshake(struct link *l)
+{
+	ERR_clear_error();
+	int rc = SSL_do_handshake(l->ssl);
+	int saved = errno;
+	if (rc == 1) {
+		l->read_wants_write = false;
+		link_up(l);
+		return;
+	}
+	int err = SSL_get_error(l->ssl, rc);
+	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+		l->read_wants_write = err == SSL_ERROR_WANT_WRITE;
+		return;
+	}
+	char why[200];
+	link_ssl_reason(l, err, rc, saved, why, sizeof why);
+	link_fail(l, LINK_DOWN_HANDSHAKE, "%s", why);
+}
+
+static void link_on_io(void *arg, int fd, uint32_t events)
+{
+	struct link *l = arg;
+	(void)fd;
+
+	link_hold(l);
+	if (l->state == LS_CONNECTING) {
+		int rc = net_tcp_connect_result(l->fd);
+		if (rc == 0 && (events & EPOLLERR))
+			rc = -ECONNREFUSED;
+		if (rc < 0) {
+			link_fail(l, LINK_DOWN_CONNECT, "%s", strerror(-rc));
+		} else {
+			l->state = LS_HANDSHAKE;
+			link_handshake(l);
+		}
+	} else if (l->state == LS_HANDSHAKE) {
+		link_handshake(l);
+	} else if (l->state == LS_UP) {
+		link_read(l);
+		link_flush(l);
+	}
+	if (l->state != LS_DOWN && !l->dead)
+		link_io_update(l);
+	link_release(l);
+}
+
+static void link_on_hs_timeout(void *arg)
+{
+	struct link *l = arg;
+
+	if (l->state == LS_CONNECTING)
+		link_fail(l, LINK_DOWN_CONNECT, "timed out after %llu ms",
+			  (unsigned long long)l->ctx->handshake_timeout_ms);
+	else if (l->state == LS_HANDSHAKE)
+		link_fail(l, LINK_DOWN_HANDSHAKE, "timed out after %llu ms",
+			  (unsigned long long)l->ctx->handshake_timeout_ms);
+}
+
+static void link_on_ping_timer(void *arg)
+{
+	struct link *l = arg;
+	uint64_t idle = loop_now(l->loop) - l->last_tx;
+
+	if (l->state != LS_UP)
+		return;
+	if (idle < l->ctx->ping_interval_ms) {
+		loop_timer_start(l->loop, &l->t_ping, l->ctx->ping_interval_ms - idle);
+		return;
+	}
+	char buf[64];
+	int n = snprintf(buf, sizeof buf, "{\"type\":\"ping\",\"seq\":%llu}",
+			 (unsigned long long)++l->ping_seq);
+	if (link_send_raw(l, buf, (size_t)n) == 0)
+		loop_timer_start(l->loop, &l->t_ping, l->ctx->ping_interval_ms);
+}
+
+static void link_on_rx_timer(void *arg)
+{
+	struct link *l = arg;
+	uint64_t idle = loop_now(l->loop) - l->last_rx;
+
+	if (l->state != LS_UP)
+		return;
+	if (idle < l->ctx->ping_timeout_ms)
+		loop_timer_start(l->loop, &l->t_rx, l->ctx->ping_timeout_ms - idle);
+	else
+		link_fail(l, LINK_DOWN_TIMEOUT, "nothing received for %llu ms",
+			  (unsigned long long)idle);
+}
+
+/* --- creation --- */
+
+static struct link *link_new(struct link_ctx *c, struct loop *loop,
+			     const struct sockaddr_storage *peer, bool server,
+			     const struct link_ops *ops, void *arg)
+{
+	struct link *l = calloc(1, sizeof *l);
+	if (!l)
+		return NULL;
+	l->ctx = c;
+	l->loop = loop;
+	l->ops = ops;
+	l->arg = arg;
+	l->fd = -1;
+	l->server = server;
+	if (peer)
+		net_addr_str((const struct sockaddr *)peer, l->addr, sizeof l->addr);
+	else
+		snprintf(l->addr, sizeof l->addr, "?");
+	frame_dec_init(&l->dec, c->max_frame);
+	loop_timer_init(&l->t_hs, link_on_hs_timeout, l);
+	loop_timer_init(&l->t_ping, link_on_ping_timer, l);
+	loop_timer_init(&l->t_rx, link_on_rx_timer, l);
+	loop_timer_init(&l->t_down, link_on_down_timer, l);
+	l->ssl = SSL_new(server ? c->srv : c->cli);
+	if (!l->ssl) {
+		ERR_clear_error();
+		frame_dec_free(&l->dec);
+		free(l);
+		return NULL;
+	}
+	SSL_set_app_data(l->ssl, l);
+	return l;
+}
+
+/* Attaches fd to l and the loop; on failure the link goes down through on_down. */
+static void link_start(struct link *l, int fd, uint32_t events)
+{
+	l->fd = fd;
+	loop_timer_start(l->loop, &l->t_hs, l->ctx->handshake_timeout_ms);
+	if (!SSL_set_fd(l->ssl, fd)) {
+		ERR_clear_error();
+		link_fail(l, l->server ? LINK_DOWN_HANDSHAKE : LINK_DOWN_CONNECT, "SSL_set_fd failed");
+		return;
+	}
+	int rc = loop_io_add(l->loop, fd, events, link_on_io, l);
+	if (rc < 0) {
+		/* link_close_io must not loop_io_del an fd that was never added. */
+		close(fd);
+		l->fd = -1;
+		link_fail(l, l->server ? LINK_DOWN_HANDSHAKE : LINK_DOWN_CONNECT, "epoll_ctl: %s",
+			  strerror(-rc));
+		return;
+	}
+	l->events = events;
+}
+
+struct link *link_dial(struct link_ctx *c, struct loop *loop, const struct sockaddr_storage *to,
+		       const char *bind_host, const char *ctl_id, const struct link_ops *ops,
+		       void *arg)
+{
+	if (!link_id_valid(ctl_id)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct link *l = link_new(c, loop, to, false, ops, arg);
+	if (!l) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	snprintf(l->peer_id, sizeof l->peer_id, "%s", ctl_id);
+	SSL_set_connect_state(l->ssl);
+	l->state = LS_CONNECTING;
+	int fd = net_tcp_connect(to, bind_host);
+	if (fd < 0) {
+		link_fail(l, LINK_DOWN_CONNECT, "%s", strerror(-fd));
+		return l;
+	}
+	link_start(l, fd, EPOLLOUT);
+	return l;
+}
+
+struct link *link_accept(struct link_ctx *c, struct loop *loop, int fd,
+			 const struct sockaddr_storage *peer, const char *expect_id,
+			 const struct link_ops *ops, void *arg)
+{
+	if (expect_id && !link_id_valid(expect_id)) {
+		close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	struct link *l = link_new(c, loop, peer, true, ops, arg);
+	if (!l) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (expect_id) {
+		l->has_expect = true;
+		snprintf(l->expect_id, sizeof l->expect_id, "%s", expect_id);
+	}
+	SSL_set_accept_state(l->ssl);
+	l->state = LS_HANDSHAKE;
+	link_start(l, fd, EPOLLIN);
+	return l;
+}
+
+void link_free(struct link *l)
+{
+	if (!l)
+		return;
+	if (l->state != LS_DOWN) {
+		log_debug("link %s (%s): %s", l->addr, link_id_or_unknown(l),
+			  link_down_str(LINK_DOWN_LOCAL));
+		link_close_io(l, true);
+		l->state = LS_DOWN;
+	}
+	/* A pending on_down is cancelled: link_free is silent. */
+	loop_timer_stop(l->loop, &l->t_down);
+	if (l->depth > 0) {
+		l->dead = true;
+		return;
+	}
+	link_destroy(l);
+}
+
+bool link_is_up(const struct link *l)
+{
+	return l && l->state == LS_UP;
+}
+
+const char *link_peer_id(const struct link *l)
+{
+	return l->peer_id;
+}
+
+const char *link_peer_addr(const struct link *l)
+{
+	return l->addr;
+}
+
+void link_set_arg(struct link *l, void *arg)
+{
+	l->arg = arg;
+}

@@ -1,0 +1,78 @@
+/* mqtt: the agents' one MQTT client, paho MQTTAsync driven from the agent's event loop. paho's
+ * threads only queue what they got and wake the loop; every callback below runs on the loop
+ * thread. Reconnects (exponential backoff, full jitter), resubscribes and TCP_NODELAY are
+ * handled here.
+ *
+ * Ownership: struct mqtt is owned by the caller (mqtt_free). Strings in mqtt_opts are copied
+ * by mqtt_new. Everything in struct mqtt_msg and the reason string of on_disconnected are
+ * borrowed for the duration of the callback only. */
+#ifndef FR_MQTT_H
+#define FR_MQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct mqtt;
+
+/* Zero means "default" for every numeric field. */
+struct mqtt_opts {
+	/* mqtt://host:port (tcp), mqtts:// (TLS), ws://host:port/path, wss://; tcp:// and ssl://
+	 * are accepted as paho's aliases. */
+	const char *uri, *client_id, *username, *password;
+	const char *ca_file, *cert_file, *key_file;  /* TLS; NULL = none (ca_file NULL: system CAs) */
+	bool insecure;            /* skip hostname verification (tests only) */
+	int version;              /* 5 (default) or 4 (3.1.1) */
+	bool clean;               /* false = persistent session */
+	/* MQTT 5, seconds; default 1 day when !clean. With clean, 0 (the default) sends no
+	 * property, so the session ends with the connection. UINT32_MAX = never expires. */
+	uint32_t session_expiry;
+	int keepalive;            /* seconds, default 30 */
+	const char *will_topic, *will_payload; int will_qos; bool will_retain;  /* topic NULL: no will */
+	uint64_t backoff_min_ms, backoff_max_ms;  /* reconnect delay bounds, default 500 / 30000 */
+	int max_buffered;         /* messages kept while disconnected, default 1000 */
+};
+
+struct mqtt_msg {
+	const char *topic; const void *payload; size_t len; int qos; bool retained; bool dup;
+	const char *response_topic;  /* NULL if absent */
+	const void *correlation; size_t correlation_len;  /* NULL/0 if absent */
+};   /* all borrowed for the duration of on_message */
+
+/* Any of these may be NULL. None of them may call mqtt_free on the mqtt that calls it. */
+struct mqtt_ops {
+	/* After every successful (re)connect, once every remembered filter was resubscribed. */
+	void (*on_connected)(void *arg, bool session_present);
+	/* An established connection was lost (not called for failed attempts or mqtt_stop). */
+	void (*on_disconnected)(void *arg, const char *reason);
+	void (*on_message)(void *arg, const struct mqtt_msg *m);
+};
+
+/* Error codes beyond -errno: -ENOTCONN (not connected and nothing buffered), -ENOBUFS (the
+ * disconnected buffer is full), -EINVAL (bad topic/qos/UTF-8), -EIO (anything else from paho).
+ * Functions below log their failures themselves (with paho's reason), once. */
+
+/* Strings in opts are copied. Returns NULL (logged) on bad options or no memory. */
+struct mqtt *mqtt_new(struct loop *loop, const struct mqtt_opts *o, const struct mqtt_ops *ops,
+		      void *arg);
+/* Begins connecting; returns at once. A failed attempt is retried on a loop timer forever. */
+int mqtt_start(struct mqtt *m);
+/* Remembered (re-subscribed on every connect); sent now if connected. Subscribing to a known
+ * filter again updates its qos. */
+int mqtt_subscribe(struct mqtt *m, const char *filter, int qos);
+int mqtt_unsubscribe(struct mqtt *m, const char *filter);
+/* qos 0..2. response_topic/corr are MQTT 5 properties (ignored with 3.1.1); NULL/0 = none.
+ * While disconnected the message is buffered (up to max_buffered) and sent on reconnect. */
+int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+		 bool retain, const char *response_topic, const void *corr, size_t corr_len);
+bool mqtt_is_connected(const struct mqtt *m);
+/* Publishes nothing; disconnects cleanly (MQTT DISCONNECT; with MQTT5 reason 0 the will is NOT
+ * sent, so callers publish their own "offline" first if they want one), waiting at most
+ * timeout_ms (blocking the loop thread). No callback is called after it; it cannot be
+ * restarted. */
+void mqtt_stop(struct mqtt *m, uint64_t timeout_ms);
+/* Stops (1 s at most) if still running, then frees. NULL is fine. */
+void mqtt_free(struct mqtt *m);
+
+#endif
