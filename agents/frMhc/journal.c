@@ -183,8 +183,13 @@ fail:
 	return rc;
 }
 
-static int journal_load(struct journal *j)
+/* A last line without its newline (a crash mid-append) must be repaired before anything is
+ * appended, or the next record would be glued onto it and lost with it: *torn_at is where an
+ * unreadable tail starts (-1: none), *needs_nl says a readable tail lacks only its newline. */
+static int journal_load(struct journal *j, off_t *torn_at, bool *needs_nl)
 {
+	*torn_at = -1;
+	*needs_nl = false;
 	FILE *f = fopen(j->path, "re");
 	if (!f)
 		return errno == ENOENT ? 0 : -errno;
@@ -192,8 +197,11 @@ static int journal_load(struct journal *j)
 	size_t cap = 0;
 	ssize_t n;
 	unsigned lineno = 0;
+	off_t off = 0;
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
+		bool complete = n > 0 && line[n - 1] == '\n';
+		off += n;
 		cJSON *o = cJSON_ParseWithLength(line, (size_t)n);
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
 		if (!cJSON_IsString(id)) {
@@ -201,8 +209,12 @@ static int journal_load(struct journal *j)
 			 * acknowledged as durable, so the action did not start. */
 			log_warnx("journal %s:%u: unreadable record skipped", j->path, lineno);
 			cJSON_Delete(o);
+			if (!complete)
+				*torn_at = off - n;
 			continue;
 		}
+		if (!complete)
+			*needs_nl = true;
 		struct jentry *e = journal_put(j, id->valuestring);
 		if (e) {
 			cJSON *r = cJSON_DetachItemFromObjectCaseSensitive(o, "result");
@@ -249,7 +261,9 @@ struct journal *journal_open(const char *dir, size_t max_ids)
 		log_warn("state directory %s", dir);
 		goto fail;
 	}
-	int rc = journal_load(j);
+	off_t torn_at;
+	bool needs_nl;
+	int rc = journal_load(j, &torn_at, &needs_nl);
 	if (rc < 0) {
 		errno = -rc;
 		log_warn("journal %s", j->path);
@@ -259,6 +273,20 @@ struct journal *journal_open(const char *dir, size_t max_ids)
 	if (j->fd < 0) {
 		log_warn("journal %s", j->path);
 		goto fail;
+	}
+	if (torn_at >= 0 && (ftruncate(j->fd, torn_at) < 0 || fdatasync(j->fd) < 0)) {
+		log_warn("journal %s: cutting the torn last record", j->path);
+		goto fail;
+	}
+	if (needs_nl) {
+		rc = journal_write_all(j->fd, "\n", 1);
+		if (rc == 0 && fdatasync(j->fd) < 0)
+			rc = -errno;
+		if (rc < 0) {
+			errno = -rc;
+			log_warn("journal %s: ending the last record", j->path);
+			goto fail;
+		}
 	}
 	if ((j->records > j->max_ids * 2 || j->count > j->max_ids) && journal_compact(j) < 0)
 		goto fail;

@@ -29,6 +29,7 @@ struct req {
 	cJSON *cmd;           /* the link frame; owned; NULL once done */
 	cJSON *final;         /* the final reply; owned */
 	enum req_state state;
+	int sends;            /* times the command went over a link */
 	uint64_t received;    /* monotonic ms */
 	struct loop_timer guard;
 	struct req *hnext;    /* hash chain */
@@ -229,6 +230,7 @@ static void bridge_req_send(struct bridge *b, struct req *r, struct ctl *c)
 {
 	if (ctl_send(c, r->cmd) < 0)
 		return;  /* stays queued; sent again on the next link up */
+	r->sends++;
 	if (r->state == REQ_QUEUED)
 		r->state = REQ_SENT;
 	/* The controller enforces the timeout; this guard only catches a result that never comes. */
@@ -498,9 +500,11 @@ void bridge_ctl_msg(struct bridge *b, struct ctl *c, const cJSON *msg)
 	if (r->state == REQ_DONE)
 		return;
 	cJSON *o = cJSON_Duplicate(msg, 1);
-	/* The link's duplicate flag means "our resend after a relink": the requester sees one
-	 * request, so it is not passed on. */
-	cJSON_DeleteItemFromObjectCaseSensitive(o, "duplicate");
+	/* After our own resend (a relink mid-run) the controller's duplicate flag is an artefact:
+	 * the requester sent once. On a first send it is real: the id ran before (e.g. before
+	 * this frMhs restarted) and the requester must know this is not a new run. */
+	if (r->sends > 1)
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "duplicate");
 	if (strcmp(type, "result") == 0) {
 		bridge_req_finish(b, r, o);
 		return;

@@ -467,6 +467,9 @@ static int mqtt_send_sub(struct mqtt *m, const struct mqtt_sub *s)
 	if (m->version == 5) {
 		ro.onSuccess5 = mqtt_cb_sub_ok5;
 		ro.onFailure5 = mqtt_cb_sub_fail5;
+		/* Retain As Published: without it the broker clears the retain flag on live
+		 * deliveries, and frMhs could not tell a retained command from a fresh one. */
+		ro.subscribeOptions.retainAsPublished = 1;
 	} else {
 		ro.onFailure = mqtt_cb_sub_fail;
 	}
@@ -491,7 +494,6 @@ static void mqtt_handle(struct mqtt *m, struct mqtt_ev *ev)
 		m->attempts = 0;
 		if (mqtt_nodelay(m->port) <= 0)
 			log_warnx("mqtt %s: no broker socket found to set TCP_NODELAY on", m->uri);
-		log_debug("nodelay set on %d", mqtt_nodelay(m->port));
 		log_info("mqtt %s: connected as %s%s", m->uri, m->client_id,
 			 ev->session_present ? " (session present)" : "");
 		for (i = 0; i < m->nsubs; i++)
@@ -767,6 +769,9 @@ int mqtt_unsubscribe(struct mqtt *m, const char *filter)
 	if (m->version == 5) {
 		ro.onSuccess5 = mqtt_cb_sub_ok5;
 		ro.onFailure5 = mqtt_cb_sub_fail5;
+		/* Retain As Published: without it the broker clears the retain flag on live
+		 * deliveries, and frMhs could not tell a retained command from a fresh one. */
+		ro.subscribeOptions.retainAsPublished = 1;
 	} else {
 		ro.onFailure = mqtt_cb_sub_fail;
 	}

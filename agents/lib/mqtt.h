@@ -34,6 +34,9 @@ struct mqtt_opts {
 	int max_buffered;         /* messages kept while disconnected, default 1000 */
 };
 
+/* retained: with MQTT 5 every subscription is made with Retain As Published, so it says
+ * whether the message was published with retain set; with 3.1.1 it is only set for messages
+ * the broker sends from its retained store when a subscription is made. */
 struct mqtt_msg {
 	const char *topic; const void *payload; size_t len; int qos; bool retained; bool dup;
 	const char *response_topic;  /* NULL if absent */

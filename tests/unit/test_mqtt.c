@@ -91,6 +91,9 @@ static void broker_start(struct broker *b)
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "listener %u 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
 		   "persistence false\n", b->port);
+	/* As root mosquitto would switch to its own user, which clears PR_SET_PDEATHSIG. */
+	if (geteuid() == 0)
+		fprintf(f, "user root\n");
 	fclose(f);
 
 	b->pid = fork();
@@ -753,22 +756,27 @@ START_TEST(test_bad_options)
 }
 END_TEST
 
+/* One TCase per test, so CK_RUN_CASE=<name> runs just one. */
+#define ADD(s, t) do { \
+		TCase *tc_ = tcase_create(#t); \
+		tcase_set_timeout(tc_, 60); \
+		tcase_add_test(tc_, t); \
+		suite_add_tcase(s, tc_); \
+	} while (0)
+
 static Suite *mqtt_suite(void)
 {
 	Suite *s = suite_create("mqtt");
-	TCase *tc = tcase_create("broker");
 
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_bad_options);
-	tcase_add_test(tc, test_pubsub_v5);
-	tcase_add_test(tc, test_pubsub_v311);
-	tcase_add_test(tc, test_v5_response_props);
-	tcase_add_test(tc, test_buffered_before_connect);
-	tcase_add_test(tc, test_resubscribe_after_restart);
-	tcase_add_test(tc, test_connect_retries_until_broker_up);
-	tcase_add_test(tc, test_last_will);
-	tcase_add_test(tc, test_nodelay_round_trip);
-	suite_add_tcase(s, tc);
+	ADD(s, test_bad_options);
+	ADD(s, test_pubsub_v5);
+	ADD(s, test_pubsub_v311);
+	ADD(s, test_v5_response_props);
+	ADD(s, test_buffered_before_connect);
+	ADD(s, test_resubscribe_after_restart);
+	ADD(s, test_connect_retries_until_broker_up);
+	ADD(s, test_last_will);
+	ADD(s, test_nodelay_round_trip);
 	return s;
 }
 

@@ -1,0 +1,161 @@
+/* conf: load and validate frAroundWeb's configuration; every error names file and line. */
+#include "conf.h"
+
+#include "cfg.h"
+#include "command.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int conf_group(const config_setting_t *root, const char *name, bool required,
+		      const char *const *keys, config_setting_t **out)
+{
+	config_setting_t *g = config_setting_get_member(root, name);
+	*out = g;
+	if (!g) {
+		if (required) {
+			cfg_error(root, "missing group '%s'", name);
+			return -1;
+		}
+		return 0;
+	}
+	if (!config_setting_is_group(g)) {
+		cfg_error(g, "'%s' must be a group { ... }", name);
+		return -1;
+	}
+	return cfg_known_keys(g, keys);
+}
+
+static int conf_shim(struct conf *c, const config_setting_t *root)
+{
+	static const char *const keys[] = { "address", "port", "unix", "max_line", "max_clients",
+					    "max_inflight", "max_outq", NULL };
+	config_setting_t *g;
+	long long port, line, clients, inflight, outq;
+	if (conf_group(root, "shim", true, keys, &g))
+		return -1;
+	if (cfg_string(g, "address", NULL, &c->shim_addr) ||
+	    cfg_int(g, "port", 7420, 0, 65535, &port) ||
+	    cfg_string(g, "unix", NULL, &c->shim_unix) ||
+	    cfg_int(g, "max_line", 65536, 256, 16 << 20, &line) ||
+	    cfg_int(g, "max_clients", 1024, 1, 1000000, &clients) ||
+	    cfg_int(g, "max_inflight", 64, 1, 100000, &inflight) ||
+	    cfg_int(g, "max_outq", 1 << 20, 4096, 1LL << 30, &outq))
+		return -1;
+	if (!c->shim_addr && !c->shim_unix) {
+		cfg_error(g, "shim needs 'address' (TCP), 'unix' (socket path) or both");
+		return -1;
+	}
+	if (c->shim_unix && strlen(c->shim_unix) >= 108) {
+		cfg_error(g, "unix socket path longer than 107 bytes");
+		return -1;
+	}
+	c->shim_port = (uint16_t)port;
+	c->max_line = (size_t)line;
+	c->max_clients = (int)clients;
+	c->max_inflight = (int)inflight;
+	c->max_outq = (size_t)outq;
+	return 0;
+}
+
+static int conf_http(struct conf *c, const config_setting_t *root)
+{
+	static const char *const keys[] = { "address", "port", NULL };
+	config_setting_t *g;
+	long long port;
+	if (conf_group(root, "http", false, keys, &g))
+		return -1;
+	c->http_port = 7421;
+	if (!g)
+		return 0;
+	if (cfg_string(g, "address", "127.0.0.1", &c->http_addr) ||
+	    cfg_int(g, "port", 7421, 0, 65535, &port))
+		return -1;
+	c->http_port = (uint16_t)port;
+	return 0;
+}
+
+static int conf_mqtt(struct conf *c, const config_setting_t *root)
+{
+	static const char *const keys[] = { "uri", "client_id", "username", "password",
+					    "password_file", "ca_file", "cert_file", "key_file",
+					    "version", "insecure", "keepalive", "backoff_min",
+					    "backoff_max", NULL };
+	config_setting_t *g;
+	long long v, ka;
+	const char *pwfile = NULL;
+	if (conf_group(root, "mqtt", true, keys, &g))
+		return -1;
+	if (cfg_string_req(g, "uri", &c->uri) || cfg_string(g, "client_id", NULL, &c->client_id) ||
+	    cfg_string(g, "username", NULL, &c->username) ||
+	    cfg_string(g, "password", NULL, &c->password) ||
+	    cfg_string(g, "password_file", NULL, &pwfile) ||
+	    cfg_string(g, "ca_file", NULL, &c->ca_file) ||
+	    cfg_string(g, "cert_file", NULL, &c->cert_file) ||
+	    cfg_string(g, "key_file", NULL, &c->key_file) || cfg_int(g, "version", 5, 5, 5, &v) ||
+	    cfg_bool(g, "insecure", false, &c->insecure) ||
+	    cfg_int(g, "keepalive", 30, 5, 3600, &ka) ||
+	    cfg_seconds_ms(g, "backoff_min", 500, 10, 600000, &c->backoff_min_ms) ||
+	    cfg_seconds_ms(g, "backoff_max", 30000, 10, 3600000, &c->backoff_max_ms))
+		return -1;
+	if (strncmp(c->uri, "mqtt://", 7) && strncmp(c->uri, "mqtts://", 8) &&
+	    strncmp(c->uri, "ws://", 5) && strncmp(c->uri, "wss://", 6)) {
+		cfg_error(config_setting_get_member(g, "uri"),
+			  "uri must start with mqtt://, mqtts://, ws:// or wss://");
+		return -1;
+	}
+	if (pwfile) {
+		/* Kept out of the config so the config can be world-readable. */
+		FILE *f = fopen(pwfile, "re");
+		if (!f || !fgets(c->password_buf, sizeof c->password_buf, f)) {
+			cfg_error(config_setting_get_member(g, "password_file"),
+				  "cannot read password file %s", pwfile);
+			if (f)
+				fclose(f);
+			return -1;
+		}
+		fclose(f);
+		c->password_buf[strcspn(c->password_buf, "\r\n")] = '\0';
+		c->password = c->password_buf;
+	}
+	c->mqtt_version = (int)v;
+	c->keepalive = (int)ka;
+	return 0;
+}
+
+int conf_load(struct conf *c, const char *path)
+{
+	static const char *const keys[] = { "topic_prefix", "instance", "users_file", "audit_file",
+					    "shim", "http", "max_topics", "mqtt", NULL };
+	memset(c, 0, sizeof *c);
+	if (cfg_load(&c->cfg, path) < 0)
+		return -1;
+	config_setting_t *root = config_root_setting(&c->cfg);
+	if (cfg_known_keys(root, keys) || cfg_string(root, "topic_prefix", "fr", &c->prefix) ||
+	    cfg_string(root, "instance", NULL, &c->instance) ||
+	    cfg_string(root, "users_file", "/etc/fr/users.conf", &c->users_file) ||
+	    cfg_string(root, "audit_file", "/var/lib/fr/audit.log", &c->audit_file) ||
+	    conf_shim(c, root) || conf_http(c, root) ||
+	    cfg_int(root, "max_topics", 100000, 16, 100000000, &c->max_topics) || conf_mqtt(c, root))
+		return -1;
+	if (!command_valid_name(c->prefix, COMMAND_NAME_MAX)) {
+		cfg_error(config_setting_get_member(root, "topic_prefix"),
+			  "topic_prefix must be one topic level of A-Z a-z 0-9 _ -");
+		return -1;
+	}
+	if (c->instance && !command_valid_name(c->instance, 32)) {
+		cfg_error(config_setting_get_member(root, "instance"),
+			  "instance must be 1..32 of A-Z a-z 0-9 _ -");
+		return -1;
+	}
+	if (!config_setting_get_member(root, "http"))
+		c->http_addr = "127.0.0.1";
+	return 0;
+}
+
+void conf_free(struct conf *c)
+{
+	config_destroy(&c->cfg);
+	memset(c, 0, sizeof *c);
+}

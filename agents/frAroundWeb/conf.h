@@ -1,0 +1,38 @@
+/* conf: frAroundWeb's configuration file (libconfig): the shim listeners and their limits, the
+ * users file, the audit file, the health/metrics HTTP listener, the cache and the broker. */
+#ifndef WEB_CONF_H
+#define WEB_CONF_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf {
+	config_t cfg;              /* owns every borrowed string below */
+	const char *prefix;        /* topic prefix, default "fr" */
+	const char *instance;      /* NULL = random per process */
+	const char *users_file, *audit_file;
+	/* shim: at least one of the TCP address and the unix path */
+	const char *shim_addr;     /* NULL = no TCP listener */
+	uint16_t shim_port;
+	const char *shim_unix;     /* NULL = no unix socket */
+	size_t max_line, max_outq;
+	int max_clients, max_inflight;
+	/* health and metrics */
+	const char *http_addr;     /* NULL = none */
+	uint16_t http_port;
+	long long max_topics;
+	/* broker */
+	const char *uri, *client_id, *username, *password, *ca_file, *cert_file, *key_file;
+	int mqtt_version, keepalive;
+	bool insecure;
+	uint64_t backoff_min_ms, backoff_max_ms;
+	char password_buf[256];
+};
+
+/* Returns 0 or -1 (logged with file and line); call conf_free either way. */
+int conf_load(struct conf *c, const char *path);
+void conf_free(struct conf *c);
+
+#endif

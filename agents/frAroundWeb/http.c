@@ -1,0 +1,223 @@
+/* http: minimal HTTP/1.0 GET responder; see http.h. */
+#include "http.h"
+
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define HTTP_HEAD_MAX 4096
+#define HTTP_CONNS_MAX 64
+#define HTTP_TIMEOUT_MS 5000
+
+struct hconn {
+	struct http *h;
+	int fd;
+	char in[HTTP_HEAD_MAX + 1];
+	size_t inlen;
+	char *out;
+	size_t outlen, outoff;
+	struct loop_timer timer;
+	struct hconn *prev, *next;
+};
+
+struct http {
+	struct loop *loop;
+	int lfd;
+	http_handler handler;
+	void *arg;
+	struct hconn *conns;
+	int nconns;
+};
+
+static void http_close(struct hconn *c)
+{
+	struct http *h = c->h;
+	loop_io_del(h->loop, c->fd);
+	loop_timer_stop(h->loop, &c->timer);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	h->nconns--;
+	free(c->out);
+	free(c);
+}
+
+static void http_timeout(void *arg)
+{
+	http_close(arg);
+}
+
+static void http_respond(struct hconn *c, int status, const char *ctype, const char *body)
+{
+	const char *reason = status == 200 ? "OK" : status == 400 ? "Bad Request"
+			   : status == 404 ? "Not Found" : status == 405 ? "Method Not Allowed"
+			   : status == 503 ? "Service Unavailable" : "Internal Server Error";
+	size_t blen = strlen(body);
+	size_t cap = blen + 256;
+	c->out = malloc(cap);
+	if (!c->out) {
+		http_close(c);
+		return;
+	}
+	int n = snprintf(c->out, cap, "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			 "Cache-Control: no-store\r\nConnection: close\r\n\r\n", status, reason,
+			 ctype, blen);
+	memcpy(c->out + n, body, blen);
+	c->outlen = (size_t)n + blen;
+	loop_io_mod(c->h->loop, c->fd, EPOLLOUT);
+}
+
+static void http_handle(struct hconn *c)
+{
+	char method[8], path[256];
+	if (sscanf(c->in, "%7s %255s", method, path) != 2) {
+		http_respond(c, 400, "text/plain", "bad request\n");
+		return;
+	}
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		http_respond(c, 405, "text/plain", "GET only\n");
+		return;
+	}
+	char *q = strchr(path, '?');
+	if (q)
+		*q = '\0';
+	int status = 404;
+	const char *ctype = "text/plain";
+	char *body = c->h->handler(c->h->arg, path, &status, &ctype);
+	if (!body)
+		http_respond(c, 500, "text/plain", "internal error\n");
+	else
+		http_respond(c, status, ctype, body);
+	free(body);
+}
+
+static void http_on_io(void *arg, int fd, uint32_t events)
+{
+	struct hconn *c = arg;
+	if (c->out) {
+		while (c->outoff < c->outlen) {
+			ssize_t w = send(fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0 && errno == EAGAIN)
+				return;
+			if (w <= 0)
+				break;
+			c->outoff += (size_t)w;
+		}
+		http_close(c);
+		return;
+	}
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	for (;;) {
+		ssize_t r = recv(fd, c->in + c->inlen, HTTP_HEAD_MAX - c->inlen, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN)
+			return;
+		if (r <= 0) {
+			http_close(c);
+			return;
+		}
+		c->inlen += (size_t)r;
+		c->in[c->inlen] = '\0';
+		if (strstr(c->in, "\r\n\r\n") || strstr(c->in, "\n\n")) {
+			http_handle(c);
+			return;
+		}
+		if (c->inlen == HTTP_HEAD_MAX) {
+			http_respond(c, 400, "text/plain", "request head too large\n");
+			return;
+		}
+	}
+}
+
+static void http_on_accept(void *arg, int fd, uint32_t events)
+{
+	struct http *h = arg;
+	(void)fd;
+	(void)events;
+	for (;;) {
+		struct sockaddr_storage peer;
+		int cfd = net_tcp_accept(h->lfd, &peer);
+		if (cfd == -EAGAIN)
+			return;
+		if (cfd < 0) {
+			errno = -cfd;
+			log_warn("http accept");
+			return;
+		}
+		struct hconn *c = h->nconns < HTTP_CONNS_MAX ? calloc(1, sizeof *c) : NULL;
+		if (!c) {
+			log_debug("http: connection refused (%d open)", h->nconns);
+			close(cfd);
+			continue;
+		}
+		c->h = h;
+		c->fd = cfd;
+		if (loop_io_add(h->loop, cfd, EPOLLIN, http_on_io, c) < 0) {
+			close(cfd);
+			free(c);
+			continue;
+		}
+		loop_timer_init(&c->timer, http_timeout, c);
+		loop_timer_start(h->loop, &c->timer, HTTP_TIMEOUT_MS);
+		c->next = h->conns;
+		if (h->conns)
+			h->conns->prev = c;
+		h->conns = c;
+		h->nconns++;
+	}
+}
+
+struct http *http_new(struct loop *loop, const char *addr, uint16_t port, http_handler handler,
+		      void *arg)
+{
+	struct http *h = calloc(1, sizeof *h);
+	if (!h)
+		return NULL;
+	h->loop = loop;
+	h->handler = handler;
+	h->arg = arg;
+	h->lfd = net_tcp_listen(addr, port, 64);
+	if (h->lfd < 0) {
+		errno = -h->lfd;
+		log_warn("http listen %s:%u", addr, port);
+		free(h);
+		return NULL;
+	}
+	if (loop_io_add(loop, h->lfd, EPOLLIN, http_on_accept, h) < 0) {
+		close(h->lfd);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+uint16_t http_port(const struct http *h)
+{
+	return net_local_port(h->lfd);
+}
+
+void http_free(struct http *h)
+{
+	if (!h)
+		return;
+	while (h->conns)
+		http_close(h->conns);
+	loop_io_del(h->loop, h->lfd);
+	close(h->lfd);
+	free(h);
+}

@@ -1,0 +1,340 @@
+/* shimproto: parse and validate one shim protocol line; see shimproto.h and docs/shim.md. */
+#include "shimproto.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Integers beyond 2^53 do not survive a double (cJSON's number type), so they could not be
+ * echoed verbatim. */
+#define SHIM_INT_MAX 9007199254740992.0
+
+static const char *const op_names[SHIM_OP_COUNT] = {
+	"auth", "ping", "publish", "get", "list", "request", "subscribe", "unsubscribe", "audit"
+};
+
+static const char *const err_names[SHIM_E_COUNT] = {
+	"ok", "bad_request", "auth", "forbidden", "not_found", "offline", "timeout", "too_many",
+	"too_long", "internal"
+};
+
+const char *shimproto_op_name(enum shim_op op)
+{
+	return (unsigned)op < SHIM_OP_COUNT ? op_names[op] : "?";
+}
+
+const char *shimproto_err_name(enum shim_err e)
+{
+	return (unsigned)e < SHIM_E_COUNT ? err_names[e] : "internal";
+}
+
+static enum shim_err bad(char *why, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum shim_err bad(char *why, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, n, fmt, ap);
+	va_end(ap);
+	return SHIM_E_BAD_REQUEST;
+}
+
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > SHIM_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+static bool valid_id(const cJSON *id)
+{
+	if (cJSON_IsString(id))
+		return strlen(id->valuestring) <= SHIM_ID_STR_MAX;
+	if (!cJSON_IsNumber(id))
+		return false;
+	double v = id->valuedouble;
+	return isfinite(v) && v == floor(v) && fabs(v) <= SHIM_INT_MAX;
+}
+
+/* A string member: missing -> *out NULL (error if required); non-string or too long -> error. */
+static int get_str(const cJSON *o, const char *name, bool required, size_t max, const char **out,
+		   char *why, size_t n)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	*out = NULL;
+	if (!v) {
+		if (required) {
+			bad(why, n, "missing '%s'", name);
+			return -1;
+		}
+		return 0;
+	}
+	if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > max) {
+		bad(why, n, "'%s' must be a string of 1..%zu bytes", name, max);
+		return -1;
+	}
+	*out = v->valuestring;
+	return 0;
+}
+
+static int get_name(const cJSON *o, const char *name, bool required, const char **out, char *why,
+		    size_t n)
+{
+	if (get_str(o, name, required, SHIM_NAME_MAX, out, why, n) < 0)
+		return -1;
+	if (*out && !valid_name(*out)) {
+		bad(why, n, "'%s' must be 1..63 of A-Z a-z 0-9 _ -", name);
+		return -1;
+	}
+	return 0;
+}
+
+/* A number member in [min, max]; missing -> def. */
+static int get_num(const cJSON *o, const char *name, double def, double min, double max,
+		   bool integer, double *out, char *why, size_t n)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	*out = def;
+	if (!v)
+		return 0;
+	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < min ||
+	    v->valuedouble > max || (integer && v->valuedouble != floor(v->valuedouble))) {
+		bad(why, n, "'%s' must be %s in %g..%g", name, integer ? "an integer" : "a number",
+		    min, max);
+		return -1;
+	}
+	*out = v->valuedouble;
+	return 0;
+}
+
+static int get_bool(const cJSON *o, const char *name, bool def, bool *out, char *why, size_t n)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	*out = def;
+	if (!v)
+		return 0;
+	if (!cJSON_IsBool(v)) {
+		bad(why, n, "'%s' must be true or false", name);
+		return -1;
+	}
+	*out = cJSON_IsTrue(v);
+	return 0;
+}
+
+static int parse_request(const cJSON *o, struct shim_req *r, char *why, size_t n)
+{
+	if (get_name(o, "home", true, &r->home, why, n) || get_name(o, "ctl", true, &r->ctl, why, n) ||
+	    get_name(o, "action", true, &r->action, why, n))
+		return -1;
+	r->args = cJSON_GetObjectItemCaseSensitive(o, "args");
+	if (r->args) {
+		if (!cJSON_IsObject(r->args))
+			return bad(why, n, "'args' must be an object"), -1;
+		int count = 0;
+		const cJSON *a;
+		cJSON_ArrayForEach(a, r->args) {
+			if (++count > 32)
+				return bad(why, n, "more than 32 args"), -1;
+			if (!a->string || !valid_name(a->string))
+				return bad(why, n, "arg names must be 1..63 of A-Z a-z 0-9 _ -"), -1;
+			if (cJSON_IsString(a)) {
+				if (strlen(a->valuestring) > 1024)
+					return bad(why, n, "arg '%s' longer than 1024 bytes", a->string), -1;
+			} else if (!cJSON_IsBool(a) && !(cJSON_IsNumber(a) && isfinite(a->valuedouble))) {
+				return bad(why, n, "arg '%s' must be a string, number or boolean",
+					   a->string), -1;
+			}
+		}
+	}
+	double max_wait = SHIM_WAIT_MAX_S;
+	if (get_num(o, "timeout", 0, 0.001, 86400, false, &r->timeout_s, why, n) ||
+	    get_num(o, "deadline", 0, 1, 1e11, false, &r->deadline_s, why, n) ||
+	    get_num(o, "wait", r->timeout_s > 0 ? fmin(r->timeout_s + 5, max_wait) : 30, 0.001,
+		    max_wait, false, &r->wait_s, why, n))
+		return -1;
+	return 0;
+}
+
+enum shim_err shimproto_parse(const char *line, size_t len, struct shim_req *r, char *why,
+			      size_t whylen)
+{
+	memset(r, 0, sizeof *r);
+	r->qos = 1;
+	r->limit = 50;
+	if (whylen)
+		why[0] = '\0';
+	if (len == 0)
+		return bad(why, whylen, "empty line");
+	r->root = cJSON_ParseWithLength(line, len);
+	if (!r->root)
+		return bad(why, whylen, "not JSON");
+	const cJSON *o = r->root;
+	if (!cJSON_IsObject(o))
+		return bad(why, whylen, "not a JSON object");
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+	if (!id)
+		return bad(why, whylen, "missing 'id'");
+	if (!valid_id(id))
+		return bad(why, whylen, "'id' must be a string of at most %d bytes or an integer "
+			   "of at most 2^53", SHIM_ID_STR_MAX);
+	r->id = id;
+	const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
+	if (!cJSON_IsString(op))
+		return bad(why, whylen, "missing 'op'");
+	int i;
+	for (i = 0; i < SHIM_OP_COUNT; i++)
+		if (strcmp(op->valuestring, op_names[i]) == 0)
+			break;
+	if (i == SHIM_OP_COUNT)
+		return bad(why, whylen, "unknown op");
+	r->op = (enum shim_op)i;
+	double d;
+	switch (r->op) {
+	case SHIM_OP_AUTH:
+		if (get_str(o, "token", true, SHIM_TOKEN_MAX, &r->token, why, whylen))
+			return SHIM_E_BAD_REQUEST;
+		break;
+	case SHIM_OP_PING:
+		break;
+	case SHIM_OP_PUBLISH:
+		if (get_str(o, "topic", true, SHIM_TOPIC_MAX, &r->topic, why, whylen) ||
+		    get_num(o, "qos", 1, 0, 2, true, &d, why, whylen) ||
+		    get_bool(o, "retain", false, &r->retain, why, whylen))
+			return SHIM_E_BAD_REQUEST;
+		r->qos = (int)d;
+		r->payload = cJSON_GetObjectItemCaseSensitive(o, "payload");
+		if (!r->payload)
+			return bad(why, whylen, "missing 'payload'");
+		break;
+	case SHIM_OP_GET:
+		if (get_str(o, "topic", true, SHIM_TOPIC_MAX, &r->topic, why, whylen))
+			return SHIM_E_BAD_REQUEST;
+		break;
+	case SHIM_OP_LIST:
+		if (get_name(o, "home", false, &r->home, why, whylen))
+			return SHIM_E_BAD_REQUEST;
+		break;
+	case SHIM_OP_REQUEST:
+		if (parse_request(o, r, why, whylen))
+			return SHIM_E_BAD_REQUEST;
+		break;
+	case SHIM_OP_SUBSCRIBE:
+		if (get_str(o, "filter", true, SHIM_TOPIC_MAX, &r->filter, why, whylen))
+			return SHIM_E_BAD_REQUEST;
+		break;
+	case SHIM_OP_UNSUBSCRIBE:
+		r->sub = cJSON_GetObjectItemCaseSensitive(o, "sub");
+		if (!r->sub)
+			return bad(why, whylen, "missing 'sub'");
+		if (!valid_id(r->sub))
+			return bad(why, whylen, "'sub' must be the id of a subscribe request");
+		break;
+	case SHIM_OP_AUDIT:
+		if (get_num(o, "limit", 50, 1, SHIM_AUDIT_LIMIT_MAX, true, &d, why, whylen))
+			return SHIM_E_BAD_REQUEST;
+		r->limit = (int)d;
+		break;
+	default:
+		return bad(why, whylen, "unknown op");
+	}
+	return SHIM_OK;
+}
+
+void shimproto_free(struct shim_req *r)
+{
+	cJSON_Delete(r->root);
+	memset(r, 0, sizeof *r);
+}
+
+bool shimproto_topic_home(const char *prefix, const char *topic, bool filter, char *home)
+{
+	size_t pl = strlen(prefix);
+	if (strncmp(topic, prefix, pl) != 0 || topic[pl] != '/')
+		return false;
+	const char *h = topic + pl + 1, *slash = strchr(h, '/');
+	if (!slash || (size_t)(slash - h) > SHIM_NAME_MAX || slash == h)
+		return false;
+	char buf[SHIM_NAME_MAX + 1];
+	memcpy(buf, h, (size_t)(slash - h));
+	buf[slash - h] = '\0';
+	if (!valid_name(buf))
+		return false;
+	/* The levels after the home: none empty, wildcards only where MQTT allows them. */
+	const char *p = slash + 1;
+	if (!*p)
+		return false;
+	for (;;) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n == 0)
+			return false;
+		for (size_t i = 0; i < n; i++) {
+			if (p[i] != '+' && p[i] != '#')
+				continue;
+			if (!filter || n != 1 || (p[i] == '#' && e))
+				return false;
+		}
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	memcpy(home, buf, strlen(buf) + 1);
+	return true;
+}
+
+bool shimproto_publish_allowed(const char *prefix, const char *topic, bool retain)
+{
+	char home[SHIM_NAME_MAX + 1];
+	if (!shimproto_topic_home(prefix, topic, false, home))
+		return false;
+	const char *rest = topic + strlen(prefix) + 1 + strlen(home) + 1;
+	if (strcmp(rest, "display") == 0)
+		return true;
+	if (retain || strncmp(rest, "ctl/", 4) != 0)
+		return false;
+	const char *ctl = rest + 4, *slash = strchr(ctl, '/');
+	if (!slash || strcmp(slash, "/cmd") != 0 || (size_t)(slash - ctl) > SHIM_NAME_MAX)
+		return false;
+	char buf[SHIM_NAME_MAX + 1];
+	memcpy(buf, ctl, (size_t)(slash - ctl));
+	buf[slash - ctl] = '\0';
+	return valid_name(buf);
+}
+
+bool shimproto_topic_match(const char *f, const char *t)
+{
+	/* Topics starting with '$' are never matched by a leading wildcard (MQTT 4.7.2). */
+	if ((*f == '+' || *f == '#') && *t == '$')
+		return false;
+	for (;;) {
+		if (f[0] == '#' && f[1] == '\0')
+			return true;
+		if (f[0] == '+') {
+			while (*t && *t != '/')
+				t++;
+			f++;
+		} else {
+			while (*f && *f != '/' && *f == *t) {
+				f++;
+				t++;
+			}
+			if ((*f && *f != '/') || (*t && *t != '/'))
+				return false;
+		}
+		if (!*f && !*t)
+			return true;
+		if (*f != '/' || *t != '/') {
+			/* "a/#" also matches "a" itself. */
+			return !*t && f[0] == '/' && f[1] == '#' && f[2] == '\0';
+		}
+		f++;
+		t++;
+	}
+}

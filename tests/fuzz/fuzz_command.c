@@ -1,0 +1,45 @@
+/* fuzz_command: command_parse on the raw input; whatever it accepts must survive
+ * command_to_json and parse back to the same command. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void same_or_abort(const struct command *a, const struct command *b)
+{
+	if (strcmp(a->id, b->id) != 0 || strcmp(a->action, b->action) != 0 ||
+	    !cJSON_Compare(a->args, b->args, 1) || a->timeout_ms != b->timeout_ms ||
+	    a->deadline_ms != b->deadline_ms || strcmp(a->reply_to, b->reply_to) != 0)
+		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct command a, b;
+	char why[128];
+	cJSON *j;
+
+	if (command_parse((const char *)data, size, &a, why, sizeof why) != 0) {
+		/* Rejected: cleared, with a reason. */
+		if (a.args || a.id[0] || why[0] == '\0')
+			abort();
+		/* And the same without a why buffer. */
+		if (command_parse((const char *)data, size, &b, NULL, 0) == 0)
+			abort();
+		return 0;
+	}
+	j = command_to_json(&a);
+	if (!j)
+		abort();
+	if (command_from_json(j, &b, why, sizeof why) != 0)
+		abort();
+	same_or_abort(&a, &b);
+	cJSON_Delete(j);
+	command_clear(&a);
+	command_clear(&b);
+	return 0;
+}

@@ -1,0 +1,359 @@
+/* test_journal: frMhc's durable journal of command ids: results survive a reopen, an unfinished
+ * run reads back as lost, a torn tail is skipped without harm, and compaction bounds the file. */
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal.h"
+
+static char dir[64];
+static char jpath[128];
+static char logbuf[8192];
+static int saved_stderr = -1;
+static int capfd = -1;
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/fr-tst-journal-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(jpath, sizeof jpath, "%s/journal", dir);
+}
+
+static void teardown(void)
+{
+	char p[160];
+
+	unlink(jpath);
+	snprintf(p, sizeof p, "%s/journal.tmp", dir);
+	unlink(p);
+	rmdir(dir);
+}
+
+/* log.c writes to stderr: point fd 2 at a temp file around the call under test. */
+static void capture_start(void)
+{
+	char tmpl[] = "/tmp/fr-tst-journal-log-XXXXXX";
+
+	fflush(stderr);
+	capfd = mkstemp(tmpl);
+	ck_assert_int_ge(capfd, 0);
+	unlink(tmpl);
+	saved_stderr = dup(2);
+	ck_assert_int_ge(saved_stderr, 0);
+	ck_assert_int_ge(dup2(capfd, 2), 0);
+}
+
+static const char *capture_end(void)
+{
+	ssize_t n;
+
+	fflush(stderr);
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	n = pread(capfd, logbuf, sizeof logbuf - 1, 0);
+	close(capfd);
+	logbuf[n > 0 ? n : 0] = '\0';
+	fputs(logbuf, stderr);
+	return logbuf;
+}
+
+static struct journal *open_quiet(size_t max_ids, const char **log)
+{
+	struct journal *j;
+
+	capture_start();
+	j = journal_open(dir, max_ids);
+	*log = capture_end();
+	ck_assert_ptr_nonnull(j);
+	return j;
+}
+
+static cJSON *result_of(const char *id, const char *status, int code)
+{
+	cJSON *r = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(r, "type", "result");
+	cJSON_AddStringToObject(r, "id", id);
+	cJSON_AddStringToObject(r, "status", status);
+	cJSON_AddNumberToObject(r, "exit_code", code);
+	return r;
+}
+
+static void finish(struct journal *j, const char *id, int code)
+{
+	cJSON *r = result_of(id, "ok", code);
+
+	ck_assert_int_eq(journal_finished(j, id, r), 0);
+	cJSON_Delete(r);
+}
+
+static void run(struct journal *j, const char *id, int code)
+{
+	ck_assert_int_eq(journal_started(j, id), 0);
+	finish(j, id, code);
+}
+
+/* id is done, with the status (and exit code, if code >= 0) given. */
+static void assert_done(struct journal *j, const char *id, const char *status, int code)
+{
+	const cJSON *r = NULL;
+	const cJSON *s;
+
+	ck_assert_msg(journal_lookup(j, id, &r) == JOURNAL_DONE, "id '%s' not done", id);
+	ck_assert_ptr_nonnull(r);
+	s = cJSON_GetObjectItemCaseSensitive(r, "status");
+	ck_assert(cJSON_IsString(s));
+	ck_assert_str_eq(s->valuestring, status);
+	if (code >= 0)
+		ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(r, "exit_code")->valueint, code);
+}
+
+static size_t file_lines(void)
+{
+	FILE *f = fopen(jpath, "r");
+	size_t n = 0;
+	int ch;
+
+	ck_assert_ptr_nonnull(f);
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+static void append_raw(const char *text)
+{
+	int fd = open(jpath, O_WRONLY | O_APPEND | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+START_TEST(test_started_finished_lookup)
+{
+	const char *log;
+	struct journal *j = open_quiet(100, &log);
+	const cJSON *r = (const cJSON *)1;
+	cJSON *res;
+
+	ck_assert_int_eq(journal_lookup(j, "a", &r), JOURNAL_NONE);
+	ck_assert_int_eq(journal_count(j), 0);
+	ck_assert_int_eq(journal_started(j, "a"), 0);
+	ck_assert_int_eq(journal_lookup(j, "a", NULL), JOURNAL_RUNNING);
+	ck_assert_int_eq(journal_count(j), 1);
+	/* Durable before the action runs: already on disk. */
+	ck_assert_uint_eq(file_lines(), 1);
+
+	res = result_of("a", "ok", 3);
+	ck_assert_int_eq(journal_finished(j, "a", res), 0);
+	/* The journal keeps its own copy. */
+	cJSON_Delete(res);
+	assert_done(j, "a", "ok", 3);
+	ck_assert_int_eq(journal_count(j), 1);
+	ck_assert_uint_eq(file_lines(), 2);
+	ck_assert_int_eq(journal_lookup(j, "b", NULL), JOURNAL_NONE);
+	journal_close(j);
+	journal_close(NULL);
+}
+END_TEST
+
+START_TEST(test_reopen_keeps_results)
+{
+	const char *log;
+	struct journal *j = open_quiet(100, &log);
+
+	run(j, "one", 0);
+	run(j, "two", 1);
+	run(j, "id:with.odd-chars_1", 2);
+	journal_close(j);
+
+	j = open_quiet(100, &log);
+	ck_assert_str_eq(log, "");
+	ck_assert_int_eq(journal_count(j), 3);
+	assert_done(j, "one", "ok", 0);
+	assert_done(j, "two", "ok", 1);
+	assert_done(j, "id:with.odd-chars_1", "ok", 2);
+	ck_assert_int_eq(journal_lookup(j, "three", NULL), JOURNAL_NONE);
+	journal_close(j);
+}
+END_TEST
+
+START_TEST(test_unfinished_is_lost)
+{
+	const char *log;
+	struct journal *j = open_quiet(100, &log);
+	const cJSON *r = NULL;
+
+	run(j, "done", 0);
+	ck_assert_int_eq(journal_started(j, "inflight"), 0);
+	journal_close(j); /* the controller "dies" here */
+
+	j = open_quiet(100, &log);
+	ck_assert_msg(strstr(log, "1 command(s) were running") != NULL, "log: %s", log);
+	assert_done(j, "done", "ok", 0);
+	assert_done(j, "inflight", "lost", -1);
+	ck_assert_int_eq(journal_lookup(j, "inflight", &r), JOURNAL_DONE);
+	ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r, "id")->valuestring, "inflight");
+	ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r, "type")->valuestring, "result");
+	journal_close(j);
+}
+END_TEST
+
+START_TEST(test_torn_tail)
+{
+	const char *log;
+	struct journal *j = open_quiet(100, &log);
+
+	run(j, "a", 0);
+	run(j, "b", 1);
+	journal_close(j);
+	/* A crash in the middle of an append. */
+	append_raw("{\"id\":\"c\",\"res");
+
+	j = open_quiet(100, &log);
+	ck_assert_msg(strstr(log, "journal:5: unreadable record skipped") != NULL, "log: %s", log);
+	assert_done(j, "a", "ok", 0);
+	assert_done(j, "b", "ok", 1);
+	ck_assert_int_eq(journal_lookup(j, "c", NULL), JOURNAL_NONE);
+	/* Appends after the torn tail must not be glued onto it. */
+	run(j, "d", 4);
+	ck_assert_int_eq(journal_started(j, "e"), 0);
+	journal_close(j);
+
+	j = open_quiet(100, &log);
+	ck_assert_msg(strstr(log, "unreadable") == NULL, "log: %s", log);
+	assert_done(j, "a", "ok", 0);
+	assert_done(j, "b", "ok", 1);
+	assert_done(j, "d", "ok", 4);
+	assert_done(j, "e", "lost", -1);
+	journal_close(j);
+}
+END_TEST
+
+START_TEST(test_complete_record_without_newline)
+{
+	const char *log;
+	struct journal *j = open_quiet(100, &log);
+
+	ck_assert_int_eq(journal_started(j, "a"), 0);
+	journal_close(j);
+	/* The whole record made it, only its newline did not. */
+	append_raw("{\"id\":\"a\",\"result\":{\"status\":\"ok\",\"exit_code\":7}}");
+
+	j = open_quiet(100, &log);
+	assert_done(j, "a", "ok", 7);
+	run(j, "b", 1);
+	journal_close(j);
+
+	j = open_quiet(100, &log);
+	ck_assert_msg(strstr(log, "unreadable") == NULL, "log: %s", log);
+	assert_done(j, "a", "ok", 7);
+	assert_done(j, "b", "ok", 1);
+	journal_close(j);
+}
+END_TEST
+
+START_TEST(test_garbage_lines_skipped)
+{
+	const char *log;
+	struct journal *j = open_quiet(100, &log);
+
+	run(j, "a", 0);
+	journal_close(j);
+	append_raw("not json\n[1,2]\n{\"id\":5}\n\n");
+	j = open_quiet(100, &log);
+	ck_assert_msg(strstr(log, "journal:3: unreadable record skipped") != NULL, "log: %s", log);
+	ck_assert_msg(strstr(log, "journal:6: unreadable record skipped") != NULL, "log: %s", log);
+	assert_done(j, "a", "ok", 0);
+	ck_assert_int_eq(journal_count(j), 1);
+	journal_close(j);
+}
+END_TEST
+
+START_TEST(test_compaction_bounded)
+{
+	const char *log;
+	struct journal *j = open_quiet(16, &log);
+	char id[32];
+
+	for (int i = 0; i < 200; i++) {
+		snprintf(id, sizeof id, "cmd-%d", i);
+		run(j, id, i % 100);
+		ck_assert_uint_le(file_lines(), 32);
+		ck_assert_uint_le(journal_count(j), 32);
+		/* Just written: always found. */
+		assert_done(j, id, "ok", i % 100);
+	}
+	/* The newest max_ids are kept. */
+	for (int i = 200 - 16; i < 200; i++) {
+		snprintf(id, sizeof id, "cmd-%d", i);
+		assert_done(j, id, "ok", i % 100);
+	}
+	ck_assert_int_eq(journal_lookup(j, "cmd-0", NULL), JOURNAL_NONE);
+	journal_close(j);
+
+	j = open_quiet(16, &log);
+	ck_assert_str_eq(log, "");
+	ck_assert_uint_le(file_lines(), 32);
+	for (int i = 200 - 16; i < 200; i++) {
+		snprintf(id, sizeof id, "cmd-%d", i);
+		assert_done(j, id, "ok", i % 100);
+	}
+	journal_close(j);
+
+	/* A journal reopened with a smaller limit compacts right away. */
+	j = open_quiet(4, &log);
+	ck_assert_uint_le(file_lines(), 8);
+	ck_assert_uint_le(journal_count(j), 4);
+	assert_done(j, "cmd-199", "ok", 99);
+	journal_close(j);
+}
+END_TEST
+
+START_TEST(test_open_errors)
+{
+	char p[200];
+	struct journal *j;
+	const char *log;
+
+	snprintf(p, sizeof p, "%s/no/such/dir", dir);
+	capture_start();
+	j = journal_open(p, 16);
+	log = capture_end();
+	ck_assert_ptr_null(j);
+	ck_assert_msg(strstr(log, p) != NULL, "log: %s", log);
+}
+END_TEST
+
+static Suite *journal_suite(void)
+{
+	Suite *s = suite_create("journal");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_started_finished_lookup);
+	tcase_add_test(tc, test_reopen_keeps_results);
+	tcase_add_test(tc, test_unfinished_is_lost);
+	tcase_add_test(tc, test_torn_tail);
+	tcase_add_test(tc, test_complete_record_without_newline);
+	tcase_add_test(tc, test_garbage_lines_skipped);
+	tcase_add_test(tc, test_compaction_bounded);
+	tcase_add_test(tc, test_open_errors);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(journal_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
