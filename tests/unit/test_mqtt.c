@@ -28,6 +28,8 @@
 struct broker {
 	pid_t pid;
 	uint16_t port;
+	uint16_t ws_port;   /* also a websockets listener when set */
+	uint16_t tls_port;  /* also a TLS listener with dir/srv.crt when set */
 	char dir[64];
 	char conf[128];
 	char log[128];
@@ -91,6 +93,11 @@ static void broker_start(struct broker *b)
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "listener %u 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
 		   "persistence false\n", b->port);
+	if (b->ws_port)
+		fprintf(f, "listener %u 127.0.0.1\nprotocol websockets\n", b->ws_port);
+	if (b->tls_port)
+		fprintf(f, "listener %u 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/srv.crt\n"
+			   "keyfile %s/srv.key\n", b->tls_port, b->dir, b->dir, b->dir);
 	/* As root mosquitto would switch to its own user, which clears PR_SET_PDEATHSIG. */
 	if (geteuid() == 0)
 		fprintf(f, "user root\n");
@@ -112,7 +119,8 @@ static void broker_start(struct broker *b)
 	}
 	/* Bounded by attempts, not by speed: 1000 x 10 ms is far beyond any real start-up. */
 	for (i = 0; i < 1000; i++) {
-		if (port_accepts(b->port))
+		if (port_accepts(b->port) && (!b->ws_port || port_accepts(b->ws_port)) &&
+		    (!b->tls_port || port_accepts(b->tls_port)))
 			return;
 		if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
 			broker_dump_log(b);
@@ -135,18 +143,79 @@ static void broker_kill(struct broker *b)
 
 static void broker_cleanup(struct broker *b)
 {
+	static const char *const files[] = { "mosquitto.conf", "mosquitto.log", "ca.key",
+		"ca.crt", "ca.srl", "srv.key", "srv.csr", "srv.crt", "srv.ext" };
+	char path[192];
+	size_t i;
+
 	broker_kill(b);
 	if (!b->dir[0])
 		return;
-	unlink(b->conf);
-	unlink(b->log);
+	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", b->dir, files[i]);
+		unlink(path);
+	}
 	rmdir(b->dir);
 	b->dir[0] = '\0';
 }
 
+/* Runs argv in dir (no shell); aborts the test unless it exits 0. */
+static void run_in(const char *dir, char *const argv[])
+{
+	int st;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (chdir(dir) < 0)
+			_exit(126);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s %s failed", argv[0], argv[1]);
+}
+
+/* A throw-away CA and a server certificate for san (e.g. "IP:127.0.0.1") in b->dir. */
+static void make_certs(struct broker *b, const char *san)
+{
+	char ext[192];
+	FILE *f;
+	char *ca[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+		"ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+		"-days", "2", "-subj", "/CN=fr-test-ca", NULL };
+	char *req[] = { "openssl", "req", "-newkey", "ec", "-pkeyopt",
+		"ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+		"-subj", "/CN=fr-test-broker", NULL };
+	char *sign[] = { "openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey",
+		"ca.key", "-CAcreateserial", "-out", "srv.crt", "-days", "2", "-extfile", "srv.ext",
+		NULL };
+
+	strcpy(b->dir, "/tmp/fr-test-mqtt-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(b->dir));
+	snprintf(b->conf, sizeof b->conf, "%s/mosquitto.conf", b->dir);
+	snprintf(b->log, sizeof b->log, "%s/mosquitto.log", b->dir);
+	snprintf(ext, sizeof ext, "%s/srv.ext", b->dir);
+	f = fopen(ext, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "subjectAltName=%s\n", san);
+	fclose(f);
+	run_in(b->dir, ca);
+	run_in(b->dir, req);
+	run_in(b->dir, sign);
+}
+
 static void broker_uri(const struct broker *b, char *buf, size_t n)
 {
-	snprintf(buf, n, "mqtt://127.0.0.1:%u", b->port);
+	if (b->ws_port)
+		snprintf(buf, n, "ws://127.0.0.1:%u/mqtt", b->ws_port);
+	else
+		snprintf(buf, n, "mqtt://127.0.0.1:%u", b->port);
 }
 
 /* --- per-test context --- */
@@ -321,11 +390,13 @@ static void pubsub_next(struct client *c, const struct mqtt_msg *msg)
 	}
 }
 
-static void run_pubsub(int version)
+static void run_pubsub(int version, bool ws)
 {
 	struct tc tc;
 
 	tc_init(&tc);
+	if (ws)
+		tc.broker.ws_port = free_port();
 	broker_start(&tc.broker);
 	client_new(&tc.a, version, NULL);
 	tc.a.next = pubsub_next;
@@ -346,13 +417,124 @@ static void run_pubsub(int version)
 
 START_TEST(test_pubsub_v5)
 {
-	run_pubsub(5);
+	run_pubsub(5, false);
 }
 END_TEST
 
 START_TEST(test_pubsub_v311)
 {
-	run_pubsub(4);
+	run_pubsub(4, false);
+}
+END_TEST
+
+START_TEST(test_pubsub_websockets)
+{
+	run_pubsub(5, true);
+}
+END_TEST
+
+/* Freeing a client whose connect is still in flight (nothing listens) or backing off. */
+static void stop_loop(void *arg)
+{
+	loop_stop(arg);
+}
+
+START_TEST(test_free_while_connecting)
+{
+	struct tc tc;
+	struct loop_timer t;
+	int i;
+
+	tc_init(&tc);
+	tc.broker.port = free_port();   /* nobody listens there */
+	for (i = 0; i < 2; i++) {
+		client_new(&tc.a, i ? 4 : 5, NULL);
+		ck_assert_int_eq(mqtt_start(tc.a.m), 0);
+		loop_timer_init(&t, stop_loop, tc.loop);
+		loop_timer_start(tc.loop, &t, i ? 0 : 100);
+		ck_assert_int_eq(loop_run(tc.loop), 0);
+		ck_assert(!mqtt_is_connected(tc.a.m));
+		mqtt_stop(tc.a.m, 100);
+		ck_assert_int_eq(mqtt_publish(tc.a.m, "x", "", 0, 0, false, NULL, NULL, 0), -ENOTCONN);
+		mqtt_free(tc.a.m);
+		tc.a.m = NULL;
+	}
+	ck_assert_int_eq(tc.a.connected, 0);
+	tc_free(&tc);
+}
+END_TEST
+
+/* --- TLS --- */
+
+static void tls_next(struct client *c, const struct mqtt_msg *msg)
+{
+	(void)msg;
+	if (c->synced) {
+		c->tc->step = 1;
+		loop_stop(c->tc->loop);
+	}
+}
+
+/* Connects over mqtts:// with the test CA; returns whether it got through before stop_ms. */
+static bool tls_try(struct tc *tc, bool insecure, uint64_t stop_ms)
+{
+	struct mqtt_opts o = { 0 };
+	struct loop_timer t;
+	char uri[64], ca[128];
+
+	snprintf(uri, sizeof uri, "mqtts://127.0.0.1:%u", tc->broker.tls_port);
+	snprintf(ca, sizeof ca, "%s/ca.crt", tc->broker.dir);
+	o.uri = uri;
+	o.client_id = "test-tls";
+	o.ca_file = ca;
+	o.insecure = insecure;
+	o.clean = true;
+	o.backoff_min_ms = 20;
+	o.backoff_max_ms = 100;
+	tc->a.m = mqtt_new(tc->loop, &o, &cl_ops, &tc->a);
+	ck_assert_ptr_nonnull(tc->a.m);
+	ck_assert_int_eq(mqtt_subscribe(tc->a.m, "fr/sync/a", 1), 0);
+	tc->a.next = tls_next;
+	tc->a.synced = false;
+	tc->step = 0;
+	ck_assert_int_eq(mqtt_start(tc->a.m), 0);
+	loop_timer_init(&t, stop_loop, tc->loop);
+	if (stop_ms)
+		loop_timer_start(tc->loop, &t, stop_ms);
+	ck_assert_int_eq(loop_run(tc->loop), 0);
+	loop_timer_stop(tc->loop, &t);
+	mqtt_free(tc->a.m);
+	tc->a.m = NULL;
+	return tc->step == 1;
+}
+
+START_TEST(test_tls_verified)
+{
+	struct tc tc;
+
+	tc_init(&tc);
+	make_certs(&tc.broker, "IP:127.0.0.1");
+	tc.broker.tls_port = free_port();
+	broker_start(&tc.broker);
+	ck_assert(tls_try(&tc, false, 0));
+	tc_free(&tc);
+}
+END_TEST
+
+START_TEST(test_tls_hostname_mismatch)
+{
+	struct tc tc;
+
+	tc_init(&tc);
+	make_certs(&tc.broker, "DNS:elsewhere.invalid");
+	tc.broker.tls_port = free_port();
+	broker_start(&tc.broker);
+	/* A negative check: it must keep failing; 1 s is several attempts. */
+	ck_assert(!tls_try(&tc, false, 1000));
+	ck_assert_int_eq(tc.a.connected, 0);
+	/* The CA still vouches for the certificate: insecure skips only the name check. */
+	ck_assert(tls_try(&tc, true, 0));
+	tc_free(&tc);
 }
 END_TEST
 
@@ -771,6 +953,10 @@ static Suite *mqtt_suite(void)
 	ADD(s, test_bad_options);
 	ADD(s, test_pubsub_v5);
 	ADD(s, test_pubsub_v311);
+	ADD(s, test_pubsub_websockets);
+	ADD(s, test_free_while_connecting);
+	ADD(s, test_tls_verified);
+	ADD(s, test_tls_hostname_mismatch);
 	ADD(s, test_v5_response_props);
 	ADD(s, test_buffered_before_connect);
 	ADD(s, test_resubscribe_after_restart);

@@ -1,0 +1,47 @@
+/* relay: the shim's "request" op carried to a controller and back (docs/topics.md): a fresh
+ * UUID per request, published QoS 1 to <prefix>/<home>/ctl/<ctl>/cmd with the MQTT 5 response
+ * topic <prefix>/<home>/reply/web-<instance> and the UUID as correlation data; accepted and
+ * started come back as events, the result as the final answer, no result within "wait" as
+ * error timeout. Every request that was sent gets one audit record when it ends, whether or not
+ * its shim client is still there.
+ *
+ * Ownership: struct relay is owned by the caller (relay_free); it borrows loop, mqtt, audit and
+ * metrics, which must outlive it. Lines handed to a deliver callback are owned by the relay
+ * and freed after the callback returns. */
+#ifndef WEB_RELAY_H
+#define WEB_RELAY_H
+
+#include "shimproto.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+struct loop;
+struct mqtt;
+struct mqtt_msg;
+struct audit;
+struct metrics;
+struct relay;
+
+#define RELAY_UUID_LEN 36
+
+/* Called on the loop thread with one response line for the client whose owner pointer started
+ * the request; final is true for the last line of the request. */
+typedef void (*relay_deliver_cb)(void *owner, cJSON *line, bool final);
+
+struct relay *relay_new(struct loop *loop, struct mqtt *mqtt, struct audit *audit,
+			struct metrics *metrics, const char *prefix, const char *instance);
+void relay_free(struct relay *r);
+/* The filter to subscribe for replies: <prefix>/+/reply/web-<instance> (borrowed). */
+const char *relay_reply_filter(const struct relay *r);
+/* Starts a request parsed by shimproto (op request) for user; uuid gets the request id
+ * (RELAY_UUID_LEN+1 bytes). Returns 0 or -errno (the publish failed; logged). */
+int relay_start(struct relay *r, const struct shim_req *req, const char *user, void *owner,
+		relay_deliver_cb cb, char *uuid);
+/* Handles a message on a reply topic; false if it is not one of ours. */
+bool relay_on_message(struct relay *r, const struct mqtt_msg *m);
+/* The owner is gone: its requests still run to their end and are audited, silently. */
+void relay_detach(struct relay *r, void *owner);
+size_t relay_pending(const struct relay *r);
+
+#endif
