@@ -14,6 +14,7 @@
 #include "users.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,8 @@ struct client {
 	size_t outoff, outlen, outcap;
 	bool pollout;          /* EPOLLOUT armed */
 	bool closing;          /* an error was sent; flush, then close */
+	enum metrics_disc close_why;
+	char close_reason[96];
 	bool dead;             /* fd closed; memory freed by the reaper */
 	const struct user *user;     /* borrowed from the current users table */
 	uint8_t token_hash[32];
@@ -363,5 +366,614 @@ static void client_kill(struct client *c, enum metrics_disc why, const char *fmt
 static void client_on_linger(void *arg)
 {
 	struct client *c = arg;
-	client_kill(c, c->closing_reason_outq(c), "closed after error");
+	client_kill(c, c->close_why, "%s", c->close_reason);
+}
+
+/* Sends what is queued, then closes: the peer gets to read the error first. */
+static void client_close_after(struct client *c, enum metrics_disc why, const char *reason)
+{
+	if (c->closing || c->dead)
+		return;
+	c->closing = true;
+	c->close_why = why;
+	snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+	log_warnx("shim client %s: %s: closing", c->peer, reason);
+	loop_timer_start(c->s->d.loop, &c->linger, SHIM_LINGER_MS);
+	if (c->outlen == 0)
+		shutdown(c->fd, SHUT_WR);
+}
+
+static bool client_home_ok(struct client *c, const char *home)
+{
+	return c->user && users_has_home(c->user, home);
+}
+
+/* --- operations --- */
+
+static void op_auth(struct client *c, const struct shim_req *r)
+{
+	struct shim *s = c->s;
+	uint8_t h[32];
+	if (users_hash_token(r->token, h) < 0) {
+		send_error(c, r->id, SHIM_E_INTERNAL, "hash failed");
+		return;
+	}
+	const struct user *u = users_find_hash(s->d.users, h);
+	if (!u) {
+		c->auth_failures++;
+		log_warnx("shim client %s: wrong token (%d)", c->peer, c->auth_failures);
+		send_error(c, r->id, SHIM_E_AUTH, "wrong token");
+		if (c->auth_failures >= SHIM_AUTH_TRIES)
+			client_close_after(c, METRICS_DISC_AUTH, "too many wrong tokens");
+		return;
+	}
+	c->user = u;
+	memcpy(c->token_hash, h, 32);
+	log_info("shim client %s: user %s", c->peer, u->name);
+	cJSON *o = resp_new(r->id);
+	cJSON_AddTrueToObject(o, "ok");
+	cJSON_AddStringToObject(o, "user", u->name);
+	cJSON *homes = cJSON_AddArrayToObject(o, "homes");
+	for (int i = 0; i < u->nhomes; i++)
+		cJSON_AddItemToArray(homes, cJSON_CreateString(u->homes[i]));
+	client_send(c, o);
+	cJSON_Delete(o);
+}
+
+static void op_ping(struct client *c, const struct shim_req *r)
+{
+	cJSON *o = resp_new(r->id);
+	cJSON_AddTrueToObject(o, "ok");
+	cJSON_AddNumberToObject(o, "time", (double)loop_wall_ms());
+	client_send(c, o);
+	cJSON_Delete(o);
+}
+
+static void op_publish(struct client *c, const struct shim_req *r)
+{
+	struct shim *s = c->s;
+	char home[SHIM_NAME_MAX + 1];
+	if (!shimproto_publish_allowed(s->d.conf->prefix, r->topic, r->retain) ||
+	    !shimproto_topic_home(s->d.conf->prefix, r->topic, false, home) ||
+	    !client_home_ok(c, home)) {
+		send_error(c, r->id, SHIM_E_FORBIDDEN, "topic not allowed");
+		return;
+	}
+	char *p = cJSON_IsString(r->payload) ? strdup(r->payload->valuestring)
+					     : cJSON_PrintUnformatted(r->payload);
+	if (!p) {
+		send_error(c, r->id, SHIM_E_INTERNAL, "out of memory");
+		return;
+	}
+	int rc = mqtt_publish(s->d.mqtt, r->topic, p, strlen(p), r->qos, r->retain, NULL, NULL, 0);
+	free(p);
+	if (rc < 0)
+		send_error(c, r->id, SHIM_E_INTERNAL, "broker unreachable");
+	else
+		send_ok(c, r->id);
+}
+
+static void op_get(struct client *c, const struct shim_req *r)
+{
+	struct shim *s = c->s;
+	char home[SHIM_NAME_MAX + 1];
+	if (!shimproto_topic_home(s->d.conf->prefix, r->topic, false, home) ||
+	    !client_home_ok(c, home)) {
+		send_error(c, r->id, SHIM_E_FORBIDDEN, "topic not under a granted home");
+		return;
+	}
+	const struct cache_entry *e = cache_get(s->d.cache, r->topic);
+	if (!e) {
+		send_error(c, r->id, SHIM_E_NOT_FOUND, "no cached value");
+		return;
+	}
+	cJSON *o = resp_new(r->id);
+	cJSON_AddTrueToObject(o, "ok");
+	cJSON_AddStringToObject(o, "topic", e->topic);
+	cJSON_AddItemToObject(o, "payload", payload_value(e->payload, e->len));
+	cJSON_AddBoolToObject(o, "retained", e->retained);
+	cJSON_AddNumberToObject(o, "received", (double)e->received);
+	client_send(c, o);
+	cJSON_Delete(o);
+}
+
+struct list_ctx {
+	size_t skip;          /* strlen("<prefix>/<home>/ctl/") */
+	cJSON *ctls;
+};
+
+static cJSON *list_ctl(cJSON *ctls, const char *id, size_t n)
+{
+	cJSON *c;
+	cJSON_ArrayForEach(c, ctls) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, "id");
+		if (strlen(v->valuestring) == n && memcmp(v->valuestring, id, n) == 0)
+			return c;
+	}
+	c = cJSON_CreateObject();
+	char *s = strndup(id, n);
+	cJSON_AddStringToObject(c, "id", s ? s : "");
+	free(s);
+	cJSON_AddNullToObject(c, "status");
+	cJSON_AddNullToObject(c, "info");
+	cJSON_AddObjectToObject(c, "state");
+	cJSON_AddItemToArray(ctls, c);
+	return c;
+}
+
+static void list_entry(void *arg, const struct cache_entry *e)
+{
+	struct list_ctx *l = arg;
+	const char *id = e->topic + l->skip, *slash = strchr(id, '/');
+	if (!slash)
+		return;
+	cJSON *c = list_ctl(l->ctls, id, (size_t)(slash - id));
+	const char *leaf = slash + 1;
+	if (strcmp(leaf, "status") == 0)
+		cJSON_ReplaceItemInObjectCaseSensitive(c, "status", cJSON_CreateString(e->payload));
+	else if (strcmp(leaf, "info") == 0)
+		cJSON_ReplaceItemInObjectCaseSensitive(c, "info", payload_value(e->payload, e->len));
+	else if (strncmp(leaf, "state/", 6) == 0)
+		cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(c, "state"), leaf + 6,
+				      payload_value(e->payload, e->len));
+}
+
+static int list_cmp(const void *a, const void *b)
+{
+	const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+	return strcmp(cJSON_GetObjectItemCaseSensitive(x, "id")->valuestring,
+		      cJSON_GetObjectItemCaseSensitive(y, "id")->valuestring);
+}
+
+/* Controllers sorted by id so answers are stable. */
+static cJSON *list_sorted(cJSON *ctls)
+{
+	int n = cJSON_GetArraySize(ctls);
+	if (n < 2)
+		return ctls;
+	cJSON **v = calloc((size_t)n, sizeof *v);
+	if (!v)
+		return ctls;
+	for (int i = n - 1; i >= 0; i--)
+		v[i] = cJSON_DetachItemFromArray(ctls, i);
+	qsort(v, (size_t)n, sizeof *v, list_cmp);
+	for (int i = 0; i < n; i++)
+		cJSON_AddItemToArray(ctls, v[i]);
+	free(v);
+	return ctls;
+}
+
+static void op_list(struct client *c, const struct shim_req *r)
+{
+	struct shim *s = c->s;
+	if (r->home && !client_home_ok(c, r->home)) {
+		send_error(c, r->id, SHIM_E_FORBIDDEN, "home not granted");
+		return;
+	}
+	cJSON *o = resp_new(r->id);
+	cJSON_AddTrueToObject(o, "ok");
+	cJSON *homes = cJSON_AddArrayToObject(o, "homes");
+	for (int i = 0; i < c->user->nhomes; i++) {
+		const char *home = c->user->homes[i];
+		if (r->home && strcmp(home, r->home) != 0)
+			continue;
+		char topic[256];
+		cJSON *h = cJSON_CreateObject();
+		cJSON_AddStringToObject(h, "home", home);
+		snprintf(topic, sizeof topic, "%s/%s/status", s->d.conf->prefix, home);
+		const struct cache_entry *e = cache_get(s->d.cache, topic);
+		cJSON_AddItemToObject(h, "status", e ? cJSON_CreateString(e->payload) : cJSON_CreateNull());
+		snprintf(topic, sizeof topic, "%s/%s/ctl/", s->d.conf->prefix, home);
+		struct list_ctx l = { strlen(topic), cJSON_CreateArray() };
+		cache_foreach(s->d.cache, topic, list_entry, &l);
+		cJSON_AddItemToObject(h, "controllers", list_sorted(l.ctls));
+		cJSON_AddItemToArray(homes, h);
+	}
+	client_send(c, o);
+	cJSON_Delete(o);
+}
+
+static void client_relay_cb(void *owner, cJSON *line, bool final)
+{
+	struct client *c = owner;
+	if (final)
+		c->inflight--;
+	client_send(c, line);
+}
+
+static bool status_offline(struct shim *s, const char *topic)
+{
+	const struct cache_entry *e = cache_get(s->d.cache, topic);
+	return e && strcmp(e->payload, "offline") == 0;
+}
+
+static void op_request(struct client *c, const struct shim_req *r)
+{
+	struct shim *s = c->s;
+	char topic[256];
+	if (!client_home_ok(c, r->home)) {
+		send_error(c, r->id, SHIM_E_FORBIDDEN, "home not granted");
+		return;
+	}
+	if (c->inflight >= s->d.conf->max_inflight) {
+		send_error(c, r->id, SHIM_E_TOO_MANY, "too many requests in flight");
+		return;
+	}
+	/* Only a status known to be offline refuses at once; unknown is sent (docs/shim.md). */
+	snprintf(topic, sizeof topic, "%s/%s/status", s->d.conf->prefix, r->home);
+	bool off = status_offline(s, topic);
+	snprintf(topic, sizeof topic, "%s/%s/ctl/%s/status", s->d.conf->prefix, r->home, r->ctl);
+	if (off || status_offline(s, topic)) {
+		metrics_relay(s->d.metrics, "offline");
+		send_error(c, r->id, SHIM_E_OFFLINE, off ? "home offline" : "controller offline");
+		return;
+	}
+	char uuid[RELAY_UUID_LEN + 1];
+	if (relay_start(s->d.relay, r, c->user->name, c, client_relay_cb, uuid) < 0) {
+		send_error(c, r->id, SHIM_E_INTERNAL, "could not send the request");
+		return;
+	}
+	c->inflight++;
+}
+
+static void op_subscribe(struct client *c, const struct shim_req *r)
+{
+	struct shim *s = c->s;
+	char home[SHIM_NAME_MAX + 1];
+	if (!shimproto_topic_home(s->d.conf->prefix, r->filter, true, home) ||
+	    !client_home_ok(c, home)) {
+		send_error(c, r->id, SHIM_E_FORBIDDEN, "filter not within a granted home");
+		return;
+	}
+	if (c->inflight >= s->d.conf->max_inflight) {
+		send_error(c, r->id, SHIM_E_TOO_MANY, "too many requests in flight");
+		return;
+	}
+	struct sub *u = calloc(1, sizeof *u);
+	if (!u || !(u->filter = strdup(r->filter)) || !(u->id = cJSON_Duplicate(r->id, true))) {
+		if (u)
+			free(u->filter);
+		free(u);
+		send_error(c, r->id, SHIM_E_INTERNAL, "out of memory");
+		return;
+	}
+	if (shim_filter_ref(s, r->filter) < 0) {
+		cJSON_Delete(u->id);
+		free(u->filter);
+		free(u);
+		send_error(c, r->id, SHIM_E_INTERNAL, "broker subscription failed");
+		return;
+	}
+	u->c = c;
+	memcpy(u->home, home, sizeof home);
+	u->next = c->subs;
+	c->subs = u;
+	u->gnext = s->subs;
+	if (s->subs)
+		s->subs->gprev = u;
+	s->subs = u;
+	c->inflight++;
+	cJSON *o = resp_new(r->id);
+	cJSON_AddStringToObject(o, "event", "subscribed");
+	client_send(c, o);
+	cJSON_Delete(o);
+}
+
+static void op_unsubscribe(struct client *c, const struct shim_req *r)
+{
+	struct sub **pp = &c->subs, *u;
+	while ((u = *pp) && !cJSON_Compare(u->id, r->sub, true))
+		pp = &u->next;
+	if (!u) {
+		send_error(c, r->id, SHIM_E_NOT_FOUND, "no such subscription");
+		return;
+	}
+	*pp = u->next;
+	cJSON *o = resp_new(u->id);
+	cJSON_AddTrueToObject(o, "ok");
+	cJSON_AddStringToObject(o, "ended", "unsubscribed");
+	client_send(c, o);
+	cJSON_Delete(o);
+	sub_free(c->s, u);
+	c->inflight--;
+	send_ok(c, r->id);
+}
+
+static void op_audit(struct client *c, const struct shim_req *r)
+{
+	cJSON *recs = audit_tail(c->s->d.audit, c->user->name, r->limit);
+	if (!recs) {
+		send_error(c, r->id, SHIM_E_INTERNAL, "audit file unreadable");
+		return;
+	}
+	cJSON *o = resp_new(r->id);
+	cJSON_AddTrueToObject(o, "ok");
+	cJSON_AddItemToObject(o, "records", recs);
+	client_send(c, o);
+	cJSON_Delete(o);
+}
+
+static void client_line(struct client *c, const char *line, size_t len)
+{
+	struct shim *s = c->s;
+	struct shim_req r;
+	char why[160];
+	enum shim_err e = shimproto_parse(line, len, &r, why, sizeof why);
+	if (e != SHIM_OK) {
+		log_debug("shim client %s: bad request: %s", c->peer, why);
+		send_error(c, r.id, e, why);
+		shimproto_free(&r);
+		return;
+	}
+	s->d.metrics->requests[r.op]++;
+	if (!c->user && r.op != SHIM_OP_AUTH && r.op != SHIM_OP_PING) {
+		send_error(c, r.id, SHIM_E_AUTH, "not authenticated");
+		shimproto_free(&r);
+		return;
+	}
+	switch (r.op) {
+	case SHIM_OP_AUTH: op_auth(c, &r); break;
+	case SHIM_OP_PING: op_ping(c, &r); break;
+	case SHIM_OP_PUBLISH: op_publish(c, &r); break;
+	case SHIM_OP_GET: op_get(c, &r); break;
+	case SHIM_OP_LIST: op_list(c, &r); break;
+	case SHIM_OP_REQUEST: op_request(c, &r); break;
+	case SHIM_OP_SUBSCRIBE: op_subscribe(c, &r); break;
+	case SHIM_OP_UNSUBSCRIBE: op_unsubscribe(c, &r); break;
+	case SHIM_OP_AUDIT: op_audit(c, &r); break;
+	default: send_error(c, r.id, SHIM_E_BAD_REQUEST, "unknown op"); break;
+	}
+	shimproto_free(&r);
+}
+
+/* --- input --- */
+
+static void client_on_io(void *arg, int fd, uint32_t events)
+{
+	struct client *c = arg;
+	struct shim *s = c->s;
+	(void)fd;
+	if (events & EPOLLOUT) {
+		client_flush(c);
+		if (c->dead)
+			return;
+	}
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	if (c->closing) {
+		/* Discard until EOF so our close does not reset the error line away. */
+		char junk[4096];
+		ssize_t r = recv(c->fd, junk, sizeof junk, 0);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			client_kill(c, c->close_why, "%s", c->close_reason);
+		return;
+	}
+	size_t max = s->d.conf->max_line;
+	if (c->incap < max && c->inlen == c->incap) {
+		size_t cap = c->incap ? c->incap * 2 : 4096;
+		if (cap > max)
+			cap = max;
+		char *p = realloc(c->in, cap);
+		if (!p) {
+			client_kill(c, METRICS_DISC_ERROR, "out of memory");
+			return;
+		}
+		c->in = p;
+		c->incap = cap;
+	}
+	ssize_t r = recv(c->fd, c->in + c->inlen, c->incap - c->inlen, 0);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		if (r < 0)
+			client_kill(c, METRICS_DISC_ERROR, "read: %s", strerror(errno));
+		else
+			client_kill(c, METRICS_DISC_EOF, "closed by peer");
+		return;
+	}
+	size_t scanned = c->inlen;
+	c->inlen += (size_t)r;
+	size_t start = 0;
+	for (size_t i = scanned; i < c->inlen; i++) {
+		if (c->in[i] != '\n')
+			continue;
+		size_t n = i - start;
+		if (n > 0 && c->in[start + n - 1] == '\r')
+			n--;
+		client_line(c, c->in + start, n);
+		start = i + 1;
+		if (c->dead || c->closing)
+			return;
+	}
+	if (start > 0) {
+		memmove(c->in, c->in + start, c->inlen - start);
+		c->inlen -= start;
+	}
+	if (c->inlen == max) {
+		char why[96];
+		snprintf(why, sizeof why, "line longer than %zu bytes", max);
+		send_error(c, NULL, SHIM_E_TOO_LONG, why);
+		client_close_after(c, METRICS_DISC_TOO_LONG, "line over max_line");
+	}
+}
+
+static void shim_accept(struct shim *s, int lfd, bool is_unix)
+{
+	for (;;) {
+		struct sockaddr_storage peer;
+		int fd;
+		if (is_unix) {
+			fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd < 0)
+				fd = -errno;
+		} else {
+			fd = net_tcp_accept(lfd, &peer);
+		}
+		if (fd == -EAGAIN || fd == -EWOULDBLOCK)
+			return;
+		if (fd < 0) {
+			errno = -fd;
+			log_warn("shim accept");
+			return;
+		}
+		if (s->nclients >= s->d.conf->max_clients || s->stopping) {
+			if (!s->full_logged && !s->stopping)
+				log_warnx("shim: max_clients (%d) reached: refusing connections",
+					  s->d.conf->max_clients);
+			s->full_logged = true;
+			s->d.metrics->disconnects[METRICS_DISC_FULL]++;
+			close(fd);
+			continue;
+		}
+		s->full_logged = false;
+		struct client *c = calloc(1, sizeof *c);
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->s = s;
+		c->fd = fd;
+		if (is_unix)
+			snprintf(c->peer, sizeof c->peer, "unix:%d", fd);
+		else
+			net_addr_str((struct sockaddr *)&peer, c->peer, sizeof c->peer);
+		loop_timer_init(&c->linger, client_on_linger, c);
+		if (loop_io_add(s->d.loop, fd, EPOLLIN, client_on_io, c) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->next = s->clients;
+		if (s->clients)
+			s->clients->prev = c;
+		s->clients = c;
+		s->nclients++;
+		s->d.metrics->connections_total++;
+		s->d.metrics->clients++;
+		log_debug("shim client %s: connected", c->peer);
+	}
+}
+
+static void shim_on_tcp(void *arg, int fd, uint32_t events)
+{
+	(void)events;
+	shim_accept(arg, fd, false);
+}
+
+static void shim_on_unix(void *arg, int fd, uint32_t events)
+{
+	(void)events;
+	shim_accept(arg, fd, true);
+}
+
+static int shim_unix_listen(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* A socket file left by a crash would make bind fail. */
+	struct stat st;
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+	mode_t old = umask(0117);   /* 0660: the web server's group may connect */
+	int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	umask(old);
+	if (rc < 0 || listen(fd, 128) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+struct shim *shim_new(const struct shim_deps *d)
+{
+	struct shim *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->d = *d;
+	s->tcp_fd = s->unix_fd = -1;
+	loop_timer_init(&s->reaper, shim_reap, s);
+	const struct conf *c = d->conf;
+	if (c->shim_addr) {
+		s->tcp_fd = net_tcp_listen(c->shim_addr, c->shim_port, 512);
+		if (s->tcp_fd < 0) {
+			errno = -s->tcp_fd;
+			log_warn("shim listen %s:%u", c->shim_addr, c->shim_port);
+			goto fail;
+		}
+		if (loop_io_add(d->loop, s->tcp_fd, EPOLLIN, shim_on_tcp, s) < 0)
+			goto fail;
+		log_info("shim on %s:%u", c->shim_addr, net_local_port(s->tcp_fd));
+	}
+	if (c->shim_unix) {
+		s->unix_fd = shim_unix_listen(c->shim_unix);
+		if (s->unix_fd < 0) {
+			errno = -s->unix_fd;
+			log_warn("shim listen %s", c->shim_unix);
+			goto fail;
+		}
+		if (loop_io_add(d->loop, s->unix_fd, EPOLLIN, shim_on_unix, s) < 0)
+			goto fail;
+		log_info("shim on %s", c->shim_unix);
+	}
+	return s;
+fail:
+	shim_free(s);
+	return NULL;
+}
+
+uint16_t shim_port(const struct shim *s)
+{
+	return s->tcp_fd >= 0 ? net_local_port(s->tcp_fd) : 0;
+}
+
+void shim_set_users(struct shim *s, const struct users *u)
+{
+	s->d.users = u;
+	for (struct client *c = s->clients, *next; c; c = next) {
+		next = c->next;
+		if (!c->user)
+			continue;
+		c->user = users_find_hash(u, c->token_hash);
+		if (!c->user)
+			client_kill(c, METRICS_DISC_REVOKED, "token no longer valid after reload");
+	}
+}
+
+void shim_shutdown(struct shim *s)
+{
+	s->stopping = true;
+	if (s->tcp_fd >= 0) {
+		loop_io_del(s->d.loop, s->tcp_fd);
+		close(s->tcp_fd);
+		s->tcp_fd = -1;
+	}
+	if (s->unix_fd >= 0) {
+		loop_io_del(s->d.loop, s->unix_fd);
+		close(s->unix_fd);
+		s->unix_fd = -1;
+		unlink(s->d.conf->shim_unix);
+	}
+	while (s->clients)
+		client_kill(s->clients, METRICS_DISC_SHUTDOWN, "agent stopping");
+}
+
+void shim_free(struct shim *s)
+{
+	if (!s)
+		return;
+	shim_shutdown(s);
+	loop_timer_stop(s->d.loop, &s->reaper);
+	shim_reap(s);
+	while (s->filters) {
+		struct filt *f = s->filters;
+		s->filters = f->next;
+		free(f->filter);
+		free(f);
+	}
+	free(s->last_topic);
+	free(s);
 }

@@ -172,9 +172,14 @@ enum shim_err shimproto_parse(const char *line, size_t len, struct shim_req *r, 
 		why[0] = '\0';
 	if (len == 0)
 		return bad(why, whylen, "empty line");
-	r->root = cJSON_ParseWithLength(line, len);
+	const char *end = NULL;
+	r->root = cJSON_ParseWithLengthOpts(line, len, &end, false);
 	if (!r->root)
 		return bad(why, whylen, "not JSON");
+	/* One object per line: anything but blanks after it is an error, not ignored. */
+	for (; end && end < line + len; end++)
+		if (*end != ' ' && *end != '\t' && *end != '\r')
+			return bad(why, whylen, "junk after the JSON object");
 	const cJSON *o = r->root;
 	if (!cJSON_IsObject(o))
 		return bad(why, whylen, "not a JSON object");

@@ -247,7 +247,7 @@ static void bridge_req_send(struct bridge *b, struct req *r, struct ctl *c)
 
 static void bridge_on_cmd(struct bridge *b, const char *ctl, const struct mqtt_msg *m)
 {
-	char deftopic[256];
+	char deftopic[512];
 	bridge_topic(b, deftopic, sizeof deftopic, ctl, "result");
 	struct command cmd;
 	char why[256];
@@ -373,7 +373,7 @@ static void bridge_on_message(void *arg, const struct mqtt_msg *m)
 
 static void bridge_publish_ctl(struct bridge *b, struct ctl *c)
 {
-	char topic[256];
+	char topic[512];
 	bridge_topic(b, topic, sizeof topic, ctl_id(c), "info");
 	cJSON *info = ctl_info_json(c);
 	bridge_publish_json(b, topic, info, 1, true, NULL, 0);
@@ -386,7 +386,7 @@ static void bridge_publish_ctl(struct bridge *b, struct ctl *c)
 static void bridge_learn_done(void *arg)
 {
 	struct bridge *b = arg;
-	char filter[200];
+	char filter[512];
 	b->learning = false;
 	snprintf(filter, sizeof filter, "%s/ctl/+/info", b->base);
 	mqtt_unsubscribe(b->mqtt, filter);
@@ -395,7 +395,7 @@ static void bridge_learn_done(void *arg)
 static void bridge_on_connected(void *arg, bool session_present)
 {
 	struct bridge *b = arg;
-	char topic[200];
+	char topic[512];
 	log_info("broker connected (session %s)", session_present ? "resumed" : "new");
 	snprintf(topic, sizeof topic, "%s/status", b->base);
 	mqtt_publish(b->mqtt, topic, "online", 6, 1, true, NULL, NULL, 0);
@@ -453,7 +453,7 @@ void bridge_ctl_offline(struct bridge *b, struct ctl *c)
 void bridge_ctl_msg(struct bridge *b, struct ctl *c, const cJSON *msg)
 {
 	const char *type = cJSON_GetObjectItemCaseSensitive(msg, "type")->valuestring;
-	char topic[256];
+	char topic[512];
 	if (strcmp(type, "event") == 0) {
 		const cJSON *kind = cJSON_GetObjectItemCaseSensitive(msg, "kind");
 		const cJSON *sensor = cJSON_GetObjectItemCaseSensitive(msg, "sensor");
@@ -533,7 +533,7 @@ struct bridge *bridge_new(struct loop *loop, const struct conf *conf)
 		b->nbuckets <<= 1;
 	b->buckets = calloc(b->nbuckets, sizeof *b->buckets);
 	loop_timer_init(&b->learn_timer, bridge_learn_done, b);
-	char will[200], client[200];
+	char will[512], client[200];
 	snprintf(will, sizeof will, "%s/status", b->base);
 	snprintf(client, sizeof client, "frMhs-%s", conf->home);
 	struct mqtt_opts o = {
@@ -556,7 +556,7 @@ void bridge_set_registry(struct bridge *b, struct registry *reg) { b->reg = reg;
 
 int bridge_start(struct bridge *b)
 {
-	char filter[200];
+	char filter[512];
 	snprintf(filter, sizeof filter, "%s/ctl/+/cmd", b->base);
 	if (mqtt_subscribe(b->mqtt, filter, 1) < 0)
 		return -1;
@@ -574,7 +574,7 @@ int bridge_start(struct bridge *b)
 
 void bridge_stop(struct bridge *b)
 {
-	char topic[200];
+	char topic[512];
 	if (!b->mqtt)
 		return;
 	if (mqtt_is_connected(b->mqtt)) {

@@ -121,7 +121,7 @@ static void mhs_usage(FILE *f)
 "    ping_interval = 10; ping_timeout = 30;  # link keepalive, seconds\n"
 "    result_grace = 30;                      # beyond an action's timeout before \"lost\"\n"
 "    dedup_max = 10000;                      # request ids remembered for redeliveries\n"
-"    mqtt = { uri = \"mqtts://broker.example.org:8883\"; username = \"home1\";\n"
+"    mqtt = { uri = \"mqtts://broker.example.org:8883\"; username = \"home-home1\";\n"
 "             password_file = \"/etc/fr/mqtt.pw\"; ca_file = \"/etc/ssl/certs/ca.pem\";\n"
 "             version = 5; keepalive = 30; backoff_min = 0.5; backoff_max = 30; };\n"
 "    m5stack = { port = \"/dev/ttyUSB0\"; baud = 115200; };   # optional display\n"

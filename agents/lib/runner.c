@@ -424,7 +424,7 @@ static int make_pipe(int fds[2])
 static int stream_init(struct runner *r, struct runner_job *job, struct runner_stream *s, size_t cap,
 		       int *wfd)
 {
-	int p[2];
+	int p[2] = { -1, -1 };  /* gcc -O2 cannot see that make_pipe sets both on success */
 	int rc;
 
 	s->cap = cap;

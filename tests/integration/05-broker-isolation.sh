@@ -115,8 +115,10 @@ fr_wait 10 "home2's marker" got h2 "fr/home2/mark m1"
 grep -q '^fr/home2/' "$T/h1.log" && fr_fail "home1 read home2: $(grep '^fr/home2/' "$T/h1.log")"
 grep -q 'from-home1' "$T/h2.log" && fr_fail "home1 wrote into home2: $(grep from-home1 "$T/h2.log")"
 got h2 "fr/home2/ctl/x/state/t {\"value\":2}" || fr_fail "home2 does not see its own state"
-[ "$(mosquitto_sub -h 127.0.0.1 -p "$LPORT" -u home-home1 -P "$H1PW" -t fr/home2/status -C 1 -W 2 --retained-only 2>/dev/null)" = "" ] ||
-	fr_fail "home1 read home2's retained status"
+# Retained messages come in the order of the subscriptions: home2's first, then home1's own.
+first=$(mosquitto_sub -h 127.0.0.1 -p "$LPORT" -u home-home1 -P "$H1PW" -v -C 1 -W 10 \
+	-t fr/home2/status -t fr/home1/status 2>/dev/null)
+[ "$first" = "fr/home1/status online" ] || fr_fail "home1 subscribing to home2's retained status got: $first"
 fr_ok "a home's account reads and writes only fr/<its home>/#"
 
 # --- a user: read granted homes, write only cmd and display ------------------------------------
@@ -220,7 +222,7 @@ PY
 }
 [ "$(ws_connack alice "$APW")" = 0 ] || fr_fail "websocket: alice not accepted"
 [ "$(ws_connack alice wrong)" = 5 ] || fr_fail "websocket: a wrong password is not refused"
-fr_ok "the websocket listener serves MQTT on loopback only, with the same authentication"
+fr_ok "the websocket listener serves MQTT with the same authentication"
 
 # --- changes apply on reload, without a restart --------------------------------------------------
 bpid=$(fr_pid broker)
@@ -255,7 +257,7 @@ fr_wait 10 "home3 receives alice" got h3 'fr/home3/display alice on home3 again'
 grep -q '"a-2"' "$T/h1.log" && fr_fail "alice still writes commands to home1 after revoke"
 admin remove-user bob >/dev/null || fr_fail "remove-user bob"
 fr_wait 10 "bob refused after remove-user" is_refused -p "$LPORT" -u bob -P bob-pw
-[ "$(fr_pid broker)" = "$bpid" ] && kill -0 "$bpid" || fr_fail "the broker was restarted"
+kill -0 "$bpid" 2>/dev/null || fr_fail "the broker was restarted"
 fr_ok "add-home, grant, revoke and remove-user apply on reload without a restart, also to open connections"
 
 # --- the generated frMhs configuration -----------------------------------------------------------
@@ -267,6 +269,7 @@ sed 's|^  # ca_file = .*|  ca_file = "'"$T/ca.pem"'";|' "$S/homes/home1/frmhs.co
 births() { grep -c '^fr/home1/status online$' "$T/h1.log"; }
 n=$(births)
 fr_start mhs "$FR_BIN/frMhs" -f -v -c "$T/frmhs.conf"
-fr_wait 15 "frMhs online through TLS with its generated account" test "$(births)" -gt "$n"
+more_births() { [ "$(births)" -gt "$n" ]; }
+fr_wait 15 "frMhs online through TLS with its generated account" more_births
 fr_grep_log broker "on port $TPORT" || fr_fail "no TLS connection in the broker's log"
 fr_ok "a generated frmhs.conf passes frMhs --check-config and connects over TLS"

@@ -632,6 +632,9 @@ static void restart_next(struct client *c, const struct mqtt_msg *msg)
 	} else if (!msg && tc->step == 1 && c->disconnected == 1) {
 		tc->step = 2;
 		ck_assert(!mqtt_is_connected(c->m));
+		/* Buffered (sendWhileDisconnected), not refused. */
+		ck_assert_int_eq(mqtt_publish(c->m, "fr/rs/offline", "x", 1, 1, false, NULL, NULL, 0),
+				 0);
 		/* Same port, no persistence: the new broker knows nothing of us. */
 		broker_start(&tc->broker);
 	} else if (!msg && tc->step == 2 && c->synced) {

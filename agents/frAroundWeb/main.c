@@ -1,0 +1,334 @@
+/* frAroundWeb: the web side's agent. Keeps a cache of every home's status, controller info and
+ * sensor state from the broker, and serves the shim protocol (docs/shim.md) to the web page's
+ * PHP and to scripts: authenticated reads from the cache, requests relayed to controllers with
+ * correlated replies and an audit trail, subscriptions; plus /healthz, /readyz and /metrics.
+ * One epoll loop. */
+#include "audit.h"
+#include "cache.h"
+#include "conf.h"
+#include "http.h"
+#include "keys.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "mqtt.h"
+#include "relay.h"
+#include "shim.h"
+#include "users.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct web {
+	struct loop *loop;
+	struct conf conf;
+	struct users *users;
+	struct cache *cache;
+	struct audit *audit;
+	struct metrics metrics;
+	struct mqtt *mqtt;
+	struct relay *relay;
+	struct shim *shim;
+	struct http *http;
+	char instance[33];
+	char client_id[64];
+	uint64_t started;
+	bool stopping;
+};
+
+static void web_on_connected(void *arg, bool session_present)
+{
+	struct web *w = arg;
+	w->metrics.mqtt_connected = true;
+	log_info("broker %s: connected (session %s)", w->conf.uri, session_present ? "resumed" : "new");
+}
+
+static void web_on_disconnected(void *arg, const char *reason)
+{
+	struct web *w = arg;
+	w->metrics.mqtt_connected = false;
+	log_warnx("broker %s: connection lost: %s", w->conf.uri, reason);
+}
+
+static void web_on_message(void *arg, const struct mqtt_msg *m)
+{
+	struct web *w = arg;
+	w->metrics.mqtt_messages++;
+	if (shim_is_duplicate(w->shim, m))
+		return;
+	if (cache_wants(w->cache, m->topic)) {
+		cache_put(w->cache, m->topic, m->payload, m->len, m->retained, loop_wall_ms());
+		w->metrics.cache_topics = cache_count(w->cache);
+	}
+	relay_on_message(w->relay, m);
+	shim_on_message(w->shim, m);
+}
+
+static const struct mqtt_ops web_mqtt_ops = { web_on_connected, web_on_disconnected,
+					      web_on_message };
+
+static char *web_http(void *arg, const char *path, int *status, const char **ctype)
+{
+	struct web *w = arg;
+	char buf[256];
+	bool up = mqtt_is_connected(w->mqtt);
+	uint64_t uptime = (loop_now(w->loop) - w->started) / 1000;
+	if (strcmp(path, "/healthz") == 0) {
+		/* Liveness: the loop answers, so the process is alive, whatever the broker does. */
+		*status = 200;
+		*ctype = "application/json";
+		snprintf(buf, sizeof buf, "{\"status\":\"ok\",\"broker\":\"%s\",\"uptime_s\":%llu}\n",
+			 up ? "connected" : "disconnected", (unsigned long long)uptime);
+		return strdup(buf);
+	}
+	if (strcmp(path, "/readyz") == 0) {
+		*status = up ? 200 : 503;
+		*ctype = "application/json";
+		snprintf(buf, sizeof buf, "{\"status\":\"%s\",\"broker\":\"%s\",\"uptime_s\":%llu}\n",
+			 up ? "ready" : "not ready", up ? "connected" : "disconnected",
+			 (unsigned long long)uptime);
+		return strdup(buf);
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		*status = 200;
+		*ctype = "text/plain; version=0.0.4";
+		w->metrics.mqtt_connected = up;
+		w->metrics.cache_topics = cache_count(w->cache);
+		return metrics_render(&w->metrics);
+	}
+	*status = 404;
+	*ctype = "text/plain";
+	return strdup("not found\n");
+}
+
+static void web_on_term(void *arg, const struct signalfd_siginfo *si)
+{
+	struct web *w = arg;
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	log_info("signal %d: stopping", (int)si->ssi_signo);
+	shim_shutdown(w->shim);
+	loop_stop(w->loop);
+}
+
+static void web_on_hup(void *arg, const struct signalfd_siginfo *si)
+{
+	struct web *w = arg;
+	(void)si;
+	struct users *u = users_load(w->conf.users_file);
+	if (!u) {
+		log_warnx("SIGHUP: %s not reloaded, the previous users stay", w->conf.users_file);
+	} else {
+		shim_set_users(w->shim, u);
+		users_free(w->users);
+		w->users = u;
+		log_info("SIGHUP: %s reloaded: %d users", w->conf.users_file, users_count(u));
+	}
+	audit_reopen(w->audit);
+}
+
+static void web_usage(FILE *f)
+{
+	fputs(
+"NAME\n"
+"    frAroundWeb - fr web agent: broker cache, shim protocol for the web page, audit, metrics\n"
+"\n"
+"SYNOPSIS\n"
+"    frAroundWeb [-f] [-v]... -c FILE\n"
+"    frAroundWeb --check-config -c FILE\n"
+"\n"
+"DESCRIPTION\n"
+"    frAroundWeb runs next to the web server. It subscribes (QoS 1) to every home's status,\n"
+"    controller status, info and sensor state (docs/topics.md) and keeps the latest payload of\n"
+"    each topic. It serves the shim protocol (docs/shim.md) on loopback TCP and/or a unix\n"
+"    socket: newline-delimited JSON requests, authenticated with a per-user token whose\n"
+"    SHA-256 is in the users file; a user sees only the homes granted to it. 'get' and 'list'\n"
+"    answer from the cache at once; 'request' publishes a command with a fresh UUID, an MQTT 5\n"
+"    response topic and correlation data, streams accepted/started and answers the result,\n"
+"    and appends one JSON line per finished request to the audit file; 'subscribe' streams\n"
+"    matching messages. Every client has bounded buffers; one that breaks a limit is\n"
+"    disconnected with a logged reason and never slows the others.\n"
+"    HTTP (HTTP/1.0, GET): /healthz (200 while the loop runs, with the broker state),\n"
+"    /readyz (503 while the broker is disconnected), /metrics (Prometheus text format).\n"
+"\n"
+"OPTIONS\n"
+"    -c, --config FILE   configuration file (required)\n"
+"    -f, --foreground    stay in the foreground and log to stderr (default: daemon, syslog)\n"
+"    -v, --verbose       more logging; repeat for more\n"
+"        --check-config  check the configuration and the users file, exit 0 if valid\n"
+"    -h, --help          this text\n"
+"    -V, --version       print the version\n"
+"\n"
+"CONFIGURATION (libconfig syntax; see docs/frAroundWeb.conf.example)\n"
+"    topic_prefix = \"fr\";\n"
+"    instance = \"web1\";            # optional; replies go to fr/<home>/reply/web-<instance>;\n"
+"                                  # default: random per start\n"
+"    users_file = \"/etc/fr/users.conf\";\n"
+"    audit_file = \"/var/lib/fr/audit.log\";\n"
+"    shim = { address = \"127.0.0.1\"; port = 7420; unix = \"/run/fr/shim.sock\";\n"
+"             max_line = 65536; max_clients = 1024; max_inflight = 64; max_outq = 1048576; };\n"
+"    http = { address = \"127.0.0.1\"; port = 7421; };\n"
+"    max_topics = 100000;            # cache size; new topics beyond it are refused\n"
+"    mqtt = { uri = \"mqtts://broker.example.org:8883\"; username = \"web\";\n"
+"             password_file = \"/etc/fr/web-mqtt.pw\"; ca_file = \"/etc/ssl/certs/ca.pem\";\n"
+"             keepalive = 30; backoff_min = 0.5; backoff_max = 30; };   # MQTT 5 only\n"
+"  users file (written by the management command; reloaded on SIGHUP):\n"
+"    users = ( { name = \"alice\"; token_sha256 = \"<64 hex digits>\"; homes = [\"home1\"]; } );\n"
+"\n"
+"FILES\n"
+"    /etc/fr/frAroundWeb.conf   configuration\n"
+"    /etc/fr/users.conf         users, token hashes and granted homes\n"
+"    /var/lib/fr/audit.log      audit records, one JSON object per line\n"
+"    /run/fr/shim.sock          the shim's unix socket, if configured (mode 0660)\n"
+"\n"
+"SIGNALS\n"
+"    SIGTERM, SIGINT  stop: clients are disconnected, the broker session is closed.\n"
+"    SIGHUP           reload the users file (clients whose token is gone are disconnected)\n"
+"                     and reopen the audit file (after logrotate).\n"
+"\n"
+"EXIT STATUS\n"
+"    0 after a clean stop or a valid --check-config; 1 on a configuration or start-up error.\n",
+	      f);
+}
+
+static int web_setup(struct web *w)
+{
+	struct conf *c = &w->conf;
+	w->loop = loop_new();
+	if (!w->loop)
+		return -1;
+	w->started = loop_now(w->loop);
+	if (c->instance)
+		snprintf(w->instance, sizeof w->instance, "%s", c->instance);
+	else if (keys_random_hex(w->instance, 8) < 0)
+		return -1;
+	snprintf(w->client_id, sizeof w->client_id, "frAroundWeb-%s", w->instance);
+	w->users = users_load(c->users_file);
+	w->cache = cache_new(c->prefix, (size_t)c->max_topics);
+	w->audit = audit_open(c->audit_file);
+	if (!w->users || !w->cache || !w->audit)
+		return -1;
+	struct mqtt_opts mo = {
+		.uri = c->uri, .client_id = c->client_id ? c->client_id : w->client_id,
+		.username = c->username, .password = c->password, .ca_file = c->ca_file,
+		.cert_file = c->cert_file, .key_file = c->key_file, .insecure = c->insecure,
+		.version = 5, .clean = false,
+		/* A random instance never resumes its session: let the broker drop it soon. */
+		.session_expiry = c->instance ? 0 : 300,
+		.keepalive = c->keepalive, .backoff_min_ms = c->backoff_min_ms,
+		.backoff_max_ms = c->backoff_max_ms,
+	};
+	w->mqtt = mqtt_new(w->loop, &mo, &web_mqtt_ops, w);
+	if (!w->mqtt)
+		return -1;
+	w->relay = relay_new(w->loop, w->mqtt, w->audit, &w->metrics, c->prefix, w->instance);
+	if (!w->relay)
+		return -1;
+	struct shim_deps d = { w->loop, c, w->mqtt, w->cache, w->relay, w->audit, &w->metrics,
+			       w->users };
+	w->shim = shim_new(&d);
+	if (!w->shim)
+		return -1;
+	static const char *const leaves[] = { "status", "ctl/+/status", "ctl/+/info",
+					      "ctl/+/state/+" };
+	char f[256];
+	for (size_t i = 0; i < sizeof leaves / sizeof *leaves; i++) {
+		snprintf(f, sizeof f, "%s/+/%s", c->prefix, leaves[i]);
+		if (shim_filter_ref(w->shim, f) < 0)
+			return -1;
+	}
+	if (shim_filter_ref(w->shim, relay_reply_filter(w->relay)) < 0)
+		return -1;
+	if (c->http_addr) {
+		w->http = http_new(w->loop, c->http_addr, c->http_port, web_http, w);
+		if (!w->http)
+			return -1;
+		log_info("http on %s:%u (/healthz /readyz /metrics)", c->http_addr, http_port(w->http));
+	}
+	if (loop_signal_add(w->loop, SIGTERM, web_on_term, w) < 0 ||
+	    loop_signal_add(w->loop, SIGINT, web_on_term, w) < 0 ||
+	    loop_signal_add(w->loop, SIGHUP, web_on_hup, w) < 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	if (mqtt_start(w->mqtt) < 0)
+		return -1;
+	log_info("instance %s: broker %s, %d users, replies on %s", w->instance, c->uri,
+		 users_count(w->users), relay_reply_filter(w->relay));
+	return 0;
+}
+
+static void web_teardown(struct web *w)
+{
+	if (w->mqtt)
+		mqtt_stop(w->mqtt, 1000);
+	shim_free(w->shim);
+	http_free(w->http);
+	relay_free(w->relay);
+	mqtt_free(w->mqtt);
+	audit_free(w->audit);
+	cache_free(w->cache);
+	users_free(w->users);
+	loop_free(w->loop);
+	conf_free(&w->conf);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "foreground", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },      { "check-config", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *config = NULL;
+	bool foreground = false, check = false;
+	int verbose = 0, ch;
+	while ((ch = getopt_long(argc, argv, "c:fvhV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': config = optarg; break;
+		case 'f': foreground = true; break;
+		case 'v': verbose++; break;
+		case 'C': check = true; break;
+		case 'h': web_usage(stdout); return 0;
+		case 'V': printf("frAroundWeb %s\n", FR_VERSION); return 0;
+		default: web_usage(stderr); return 1;
+		}
+	}
+	if (!config || optind != argc) {
+		fprintf(stderr, "frAroundWeb: %s\nTry 'frAroundWeb --help'.\n",
+			config ? "unexpected argument" : "-c FILE is required");
+		return 1;
+	}
+	log_init("frAroundWeb", foreground || check, verbose);
+	struct web w = { 0 };
+	if (conf_load(&w.conf, config) < 0) {
+		conf_free(&w.conf);
+		return 1;
+	}
+	if (check) {
+		struct users *u = users_load(w.conf.users_file);
+		if (u)
+			printf("%s: OK (broker %s, %d users in %s)\n", config, w.conf.uri,
+			       users_count(u), w.conf.users_file);
+		users_free(u);
+		conf_free(&w.conf);
+		return u ? 0 : 1;
+	}
+	srandom((unsigned)(loop_wall_ms() ^ (uint64_t)getpid()));
+	if (!foreground && daemon(0, 0) < 0)
+		fatal("daemon");
+	if (web_setup(&w) < 0) {
+		log_warnx("start-up failed");
+		web_teardown(&w);
+		return 1;
+	}
+	loop_run(w.loop);
+	log_info("stopped");
+	web_teardown(&w);
+	return 0;
+}
