@@ -25,6 +25,7 @@
 
 #define SHIM_READ_CHUNK 65536
 #define SHIM_AUTH_TRIES 5
+#define SHIM_SNDBUF (256 * 1024)
 /* How long a client being closed after an error may take to read it before we drop it. */
 #define SHIM_LINGER_MS 2000
 
@@ -833,6 +834,10 @@ static void shim_accept(struct shim *s, int lfd, bool is_unix)
 		}
 		c->s = s;
 		c->fd = fd;
+		/* A fixed kernel send buffer keeps what a non-reading client can pin bounded too
+		 * (autotuning would let it grow to tcp_wmem's maximum, 4 MiB, before max_outq). */
+		int sndbuf = SHIM_SNDBUF;
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 		if (is_unix)
 			snprintf(c->peer, sizeof c->peer, "unix:%d", fd);
 		else

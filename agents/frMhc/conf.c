@@ -86,8 +86,8 @@ static bool conf_arg_match(const struct conf_arg *ar, const char *v)
 
 static int conf_one_action(struct conf_action *a, const config_setting_t *g)
 {
-	static const char *const keys[] = { "name", "argv", "args", "timeout", "kill_grace",
-					    "max_running", NULL };
+	static const char *const keys[] = { "name", "argv", "builtin", "args", "timeout",
+					    "kill_grace", "max_running", NULL };
 	long long maxr;
 	char what[128];
 	if (!config_setting_is_group(g)) {
@@ -101,7 +101,22 @@ static int conf_one_action(struct conf_action *a, const config_setting_t *g)
 		return -1;
 	}
 	snprintf(what, sizeof what, "action '%s'", a->name);
-	if (cfg_strings(g, "argv", true, &a->argv) || conf_check_argv(g, a->argv, what) ||
+	if (cfg_string(g, "builtin", NULL, &a->builtin))
+		return -1;
+	if (a->builtin) {
+		/* A built-in runs inside frMhc without a process: a liveness probe and the
+		 * baseline of the command round-trip bench. */
+		if (strcmp(a->builtin, "noop") != 0) {
+			cfg_error(g, "%s: unknown builtin '%s' (known: noop)", what, a->builtin);
+			return -1;
+		}
+		if (config_setting_get_member(g, "argv") || config_setting_get_member(g, "args")) {
+			cfg_error(g, "%s: a builtin takes no argv and no args", what);
+			return -1;
+		}
+	}
+	if ((!a->builtin && (cfg_strings(g, "argv", true, &a->argv) ||
+			     conf_check_argv(g, a->argv, what))) ||
 	    cfg_seconds_ms(g, "timeout", 30000, 10, 86400000, &a->timeout_ms) ||
 	    cfg_seconds_ms(g, "kill_grace", 2000, 0, 60000, &a->grace_ms) ||
 	    cfg_int(g, "max_running", 1, 1, 64, &maxr))
@@ -377,6 +392,10 @@ int conf_action_argv(const struct conf_action *a, const cJSON *args, char ***arg
 {
 	const char *vals[COMMAND_ARGS_MAX + 1] = { 0 };
 	*argv = NULL;
+	if (!a->argv) {
+		snprintf(why, whylen, "action '%s' is a builtin and has no argv", a->name);
+		return -1;
+	}
 	if (a->nargs > COMMAND_ARGS_MAX) {
 		snprintf(why, whylen, "action declares too many args");
 		return -1;

@@ -20,7 +20,8 @@ struct conf_arg {
 
 struct conf_action {
 	const char *name;
-	const char **argv;     /* owned array of borrowed strings; "{arg}" is replaced */
+	const char **argv;     /* owned array of borrowed strings; "{arg}" is replaced; NULL for a builtin */
+	const char *builtin;   /* "noop" or NULL */
 	struct conf_arg *args; /* owned */
 	int nargs;
 	uint64_t timeout_ms;

@@ -162,6 +162,38 @@ static void mhc_reply(struct peer *p, const char *type, const char *id, const ch
 
 static void mhc_run_done(void *arg, const struct runner_result *res);
 
+/* A builtin completes at once, without a process, but with the same records and replies. */
+static void mhc_builtin(struct peer *p, const struct command *c, const struct conf_action *a)
+{
+	struct mhc *m = p->m;
+	if (cJSON_GetArraySize(c->args) > 0) {
+		mhc_reply(p, "result", c->id, "rejected", "a builtin takes no args");
+		return;
+	}
+	mhc_reply(p, "accepted", c->id, NULL, NULL);
+	if (journal_started(m->journal, c->id) < 0) {
+		mhc_reply(p, "result", c->id, "failed", "could not record the command durably");
+		return;
+	}
+	mhc_reply(p, "started", c->id, NULL, NULL);
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "type", "result");
+	cJSON_AddStringToObject(r, "id", c->id);
+	cJSON_AddStringToObject(r, "action", a->name);
+	cJSON_AddStringToObject(r, "status", "ok");
+	cJSON_AddNumberToObject(r, "exit_code", 0);
+	cJSON_AddNullToObject(r, "signal");
+	cJSON_AddNumberToObject(r, "duration_ms", 0);
+	cJSON_AddNumberToObject(r, "started", (double)loop_wall_ms());
+	cJSON_AddStringToObject(r, "stdout", "");
+	cJSON_AddStringToObject(r, "stderr", "");
+	cJSON_AddBoolToObject(r, "stdout_truncated", 0);
+	cJSON_AddBoolToObject(r, "stderr_truncated", 0);
+	journal_finished(m->journal, c->id, r);
+	mhc_broadcast(m, r);
+	cJSON_Delete(r);
+}
+
 static void mhc_command(struct peer *p, const cJSON *msg)
 {
 	struct mhc *m = p->m;
@@ -214,6 +246,10 @@ static void mhc_command(struct peer *p, const cJSON *msg)
 		goto out;
 	}
 	int idx = (int)(a - m->conf.actions);
+	if (a->builtin) {
+		mhc_builtin(p, &c, a);
+		goto out;
+	}
 	char **argv = NULL;
 	if (conf_action_argv(a, c.args, &argv, why, sizeof why) < 0) {
 		log_info("command %s (%s) rejected: %s", c.id, c.action, why);
@@ -699,6 +735,7 @@ static void mhc_usage(FILE *f)
 "    sensors = (\n"
 "      { name = \"temp\"; argv = [\"/usr/local/lib/fr/temp\"]; interval = 10; timeout = 5; }\n"
 "    );\n"
+"    A builtin action runs inside frMhc, without a process: { name = \"ping\"; builtin = \"noop\"; }\n"
 "    argv[0] is an absolute path; \"{arg}\" in later elements is replaced by the argument's\n"
 "    value, which must match the whole pattern (POSIX extended regex). Durations are in\n"
 "    seconds and may be decimal.\n"

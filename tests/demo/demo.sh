@@ -1,74 +1,191 @@
 #!/usr/bin/env bash
-# The local demo: a broker, a home server and three controllers on loopback addresses, with the
-# example actions and sensors. `./fr demo` runs this in the foreground (Ctrl-C stops it);
-# `./fr stop` stops a demo started elsewhere. State and logs live in .demo/ of the checkout.
+# The local demo: the whole system on loopback, production-style. A broker with accounts and ACLs
+# (broker/mosquitto.conf.in rendered by fr-admin), frAroundWeb, php-fpm and nginx serving the web
+# page over HTTPS (self-signed certificate), and a home "demo": frMhs + three controllers on
+# 127.0.0.2-4 with the example actions and sensors.
+#
+#   demo.sh                 start everything, print the URL and the sign-in, run until Ctrl-C
+#   demo.sh stop            stop a demo started elsewhere (./fr stop)
+#   demo.sh restart NAME    restart one process (mosquitto, frMhs, kitchen, ...) of a running demo
+#
+# Knobs (environment): FR_DEMO_DIR (state, logs, pid file; default .demo/ of the checkout),
+# FR_DEMO_BIN (default build/bin), FR_DEMO_HTTPS_PORT (8443), FR_DEMO_HTTP_PORT (8080),
+# FR_DEMO_BROKER_PORT (plain MQTT on loopback, 1883), FR_DEMO_MQTTS_PORT (8883),
+# FR_DEMO_WS_PORT (9001), FR_DEMO_ANNOUNCE_PORT (7400), FR_DEMO_LINK_PORT (7410),
+# FR_DEMO_SHIM_PORT (7420), FR_DEMO_METRICS_PORT (7421), FR_DEMO_READY_TIMEOUT (60 s).
 set -euo pipefail
 FR_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-D=$FR_ROOT/.demo
-BIN=$FR_ROOT/build/bin
+D=$(realpath -m "${FR_DEMO_DIR:-$FR_ROOT/.demo}")
+BIN=$(realpath -m "${FR_DEMO_BIN:-$FR_ROOT/build/bin}")
 EX=$FR_ROOT/agents/frMhc/examples
+ADMIN=$FR_ROOT/broker/fr-admin
+HTTPS_PORT=${FR_DEMO_HTTPS_PORT:-8443}
+HTTP_PORT=${FR_DEMO_HTTP_PORT:-8080}
 BROKER_PORT=${FR_DEMO_BROKER_PORT:-1883}
+MQTTS_PORT=${FR_DEMO_MQTTS_PORT:-8883}
+WS_PORT=${FR_DEMO_WS_PORT:-9001}
 ANNOUNCE_PORT=${FR_DEMO_ANNOUNCE_PORT:-7400}
+LINK_PORT=${FR_DEMO_LINK_PORT:-7410}
+SHIM_PORT=${FR_DEMO_SHIM_PORT:-7420}
+METRICS_PORT=${FR_DEMO_METRICS_PORT:-7421}
+READY_TIMEOUT=${FR_DEMO_READY_TIMEOUT:-60}
+S=$D/broker                     # fr-admin's state: accounts, passwd, acl, persistence
+CTLS=(kitchen hall garage)
+HOME_ID=demo
+DEMO_USER=demo
 
-demo_stop() {
-	[ -f "$D/pids" ] || { echo "no demo running"; return 0; }
-	echo "stopping the demo"
-	while read -r name pid; do
-		kill -TERM "$pid" 2>/dev/null && echo "  $name ($pid)"
-	done <"$D/pids"
-	for _ in $(seq 50); do
-		local alive=0
-		while read -r _ pid; do kill -0 "$pid" 2>/dev/null && alive=1; done <"$D/pids"
-		[ "$alive" = 0 ] && break
+# --- process bookkeeping: "$D/pids" has one "NAME PID" line per process; "$D/cmd/NAME" its argv.
+
+pid_of() { [ -f "$D/pids" ] && awk -v n="$1" '$1 == n { print $2 }' "$D/pids"; }
+
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+
+# wait_gone PID SECONDS: 0 once PID is gone (or a zombie), 1 if it is still there.
+wait_gone() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		alive "$1" || return 0
+		grep -q '^[^ ]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null && return 0
 		sleep 0.1
 	done
-	while read -r _ pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$D/pids"
-	rm -f "$D/pids"
+	return 1
 }
 
-if [ "${1:-}" = stop ]; then
-	demo_stop
-	exit 0
-fi
+# start NAME CMD...: runs CMD in its own process group (so a stop reaches its children), output
+# appended to logs/NAME.log; remembers its pid and argv for stop and restart.
+start() {
+	local name=$1
+	shift
+	printf '%s\0' "$@" >"$D/cmd/$name"
+	setsid "$@" >>"$D/logs/$name.log" 2>&1 </dev/null &
+	local pid=$!
+	{ grep -v "^$name " "$D/pids" 2>/dev/null || true; echo "$name $pid"; } >"$D/pids.tmp"
+	mv -f "$D/pids.tmp" "$D/pids"
+	if [ "$name" = frAroundWeb ]; then echo "$pid" >"$S/web/frAroundWeb.pid"; fi
+}
+
+# stop_one NAME: SIGTERM, then SIGKILL after 5 s.
+stop_one() {
+	local pid
+	pid=$(pid_of "$1")
+	alive "$pid" || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
+	wait_gone "$pid" 2 || true
+}
+
+demo_stop() {
+	[ -f "$D/pids" ] || { echo "no demo running (no $D/pids)"; return 0; }
+	echo "stopping the demo"
+	local name pid
+	# Reverse start order: the page's servers first, the broker last.
+	tac "$D/pids" | while read -r name pid; do
+		if alive "$pid"; then
+			kill -TERM "$pid" 2>/dev/null && echo "  $name ($pid)"
+		fi
+	done
+	while read -r name pid; do
+		wait_gone "$pid" 5 || { kill -KILL "$pid" 2>/dev/null || true; }
+	done <"$D/pids"
+	rm -f "$D/pids" "$S/web/frAroundWeb.pid"
+}
+
+demo_restart() {
+	local name=$1
+	[ -f "$D/cmd/$name" ] || { echo "demo.sh: no process '$name' in $D" >&2; exit 1; }
+	local -a argv
+	mapfile -d '' -t argv <"$D/cmd/$name"
+	stop_one "$name"
+	start "$name" "${argv[@]}"
+	echo "restarted $name ($(pid_of "$name"))"
+}
+
+case "${1:-}" in
+stop) demo_stop; exit 0 ;;
+restart) [ $# -eq 2 ] || { echo "usage: demo.sh restart NAME" >&2; exit 2; }; demo_restart "$2"; exit 0 ;;
+"") ;;
+*) echo "usage: demo.sh [stop | restart NAME]" >&2; exit 2 ;;
+esac
+
 if [ -f "$D/pids" ]; then
-	echo "a demo seems to run already (.demo/pids); ./fr stop first" >&2
-	exit 1
+	while read -r _ pid; do
+		if alive "$pid"; then
+			echo "a demo runs already ($D/pids); ./fr stop first" >&2
+			exit 1
+		fi
+	done <"$D/pids"
+	rm -f "$D/pids"   # left by a demo that was killed
+fi
+for b in frMhs frMhc frAroundWeb; do
+	[ -x "$BIN/$b" ] || { echo "demo.sh: $BIN/$b missing (./fr build)" >&2; exit 1; }
+done
+PHP_FPM=$(command -v php-fpm8.2 || command -v php-fpm || ls /usr/sbin/php-fpm* 2>/dev/null | head -n1 || true)
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$PHP_FPM" ] || { echo "demo.sh: php-fpm not found (./fr deps)" >&2; exit 1; }
+[ -x "$NGINX" ] || { echo "demo.sh: nginx not found (./fr deps)" >&2; exit 1; }
+[ -f "$FR_ROOT/web/node_modules/mqtt/dist/mqtt.esm.js" ] ||
+	{ echo "demo.sh: web/node_modules missing (./fr deps runs npm ci in web/)" >&2; exit 1; }
+
+umask 077
+mkdir -p "$D/logs" "$D/cmd" "$D/tls" "$D/php/sessions" "$D/nginx/tmp"
+chmod 700 "$D"
+ROOT=0
+[ "$(id -u)" -ne 0 ] || ROOT=1
+
+# --- certificate: self-signed for localhost (nginx and the broker's TLS listener) -------------
+if [ ! -f "$D/tls/cert.pem" ]; then
+	openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=localhost" \
+		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-keyout "$D/tls/key.pem" -out "$D/tls/cert.pem" 2>/dev/null
 fi
 
-mkdir -p "$D/logs"
-chmod 700 "$D"
-[ -f "$D/home.secret" ] || { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$D/home.secret"; chmod 600 "$D/home.secret"; }
+# --- accounts: fr-admin's state, the home, the demo user -------------------------------------
+# fr-admin signals the broker through $S/broker.pid: it must not signal another demo's broker.
+admin() { "$ADMIN" --state "$S" "$@"; }
+admin init --broker-uri "mqtt://127.0.0.1:$BROKER_PORT" 2>>"$D/logs/fr-admin.log"
+[ -d "$S/homes/$HOME_ID" ] || admin add-home "$HOME_ID" --install-dir "$S/homes/$HOME_ID" 2>>"$D/logs/fr-admin.log"
+if [ ! -f "$D/demo.password" ] || [ ! -d "$S/users/$DEMO_USER" ]; then
+	openssl rand -hex 12 >"$D/demo.password"
+	[ ! -d "$S/users/$DEMO_USER" ] || admin remove-user "$DEMO_USER" 2>>"$D/logs/fr-admin.log"
+	admin add-user "$DEMO_USER" --homes "$HOME_ID" --password "$(cat "$D/demo.password")" \
+		2>>"$D/logs/fr-admin.log" >/dev/null
+fi
+DEMO_PW=$(cat "$D/demo.password")
 
-start() { # start NAME CMD...
-	local name=$1; shift
-	"$@" >>"$D/logs/$name.log" 2>&1 &
-	echo "$name $!" >>"$D/pids"
-}
+# --- broker: the production template, loopback ports, our TLS files ---------------------------
+BUSER=root
+[ "$ROOT" -eq 1 ] || BUSER=$(id -un)
+admin broker-conf STATE="$S" TLS_LISTENER="$MQTTS_PORT 127.0.0.1" CAFILE="$D/tls/cert.pem" \
+	CERTFILE="$D/tls/cert.pem" KEYFILE="$D/tls/key.pem" WS_PORT="$WS_PORT" \
+	LOCAL_PORT="$BROKER_PORT" USER="$BUSER" LOG_DEST=stderr >"$D/mosquitto.conf"
 
-cat >"$D/mosquitto.conf" <<CONF
-# Demo broker: loopback only, anonymous (the production config with accounts is broker/).
-listener $BROKER_PORT 127.0.0.1
-allow_anonymous true
-set_tcp_nodelay true
-persistence true
-persistence_location $D/
-user root
+# --- frAroundWeb -----------------------------------------------------------------------------
+cat >"$D/frAroundWeb.conf" <<CONF
+instance = "demo";
+users_file = "$S/web/users.conf";
+audit_file = "$D/audit.log";
+shim = { address = "127.0.0.1"; port = $SHIM_PORT; unix = "$D/shim.sock"; };
+http = { address = "127.0.0.1"; port = $METRICS_PORT; };
+mqtt = { uri = "mqtt://127.0.0.1:$BROKER_PORT"; username = "fr-web";
+         password_file = "$S/web/password"; backoff_min = 0.2; backoff_max = 2; };
 CONF
-[ "$(id -u)" = 0 ] || sed -i '/^user root$/d' "$D/mosquitto.conf"
+
+# --- home server and controllers --------------------------------------------------------------
 cat >"$D/frmhs.conf" <<CONF
-home = "demo";
-secret_file = "$D/home.secret";
+home = "$HOME_ID";
+secret_file = "$S/homes/$HOME_ID/home.secret";
 discovery = { address = "127.255.255.255"; port = $ANNOUNCE_PORT; interval = 2; offline_after = 3; };
-mqtt = { uri = "mqtt://127.0.0.1:$BROKER_PORT"; };
+mqtt = { uri = "mqtt://127.0.0.1:$BROKER_PORT"; username = "home-$HOME_ID";
+         password_file = "$S/homes/$HOME_ID/mqtt.pw"; version = 5; backoff_min = 0.2; backoff_max = 2; };
 CONF
 i=2
-for c in kitchen hall garage; do
+for c in "${CTLS[@]}"; do
 	cat >"$D/$c.conf" <<CONF
 id = "$c";
 name = "$(tr a-z A-Z <<<"${c:0:1}")${c:1}";
-secret_file = "$D/home.secret";
+secret_file = "$S/homes/$HOME_ID/home.secret";
 state_dir = "$D/state-$c";
-listen = { address = "127.0.0.$i"; port = 7410; };
+listen = { address = "127.0.0.$i"; port = $LINK_PORT; };
 announce = { address = "127.255.255.255"; port = $ANNOUNCE_PORT; interval = 2; };
 actions = (
   { name = "lamp"; argv = ["$EX/lamp", "$D/state-$c/lamp", "{state}"]; timeout = 5;
@@ -84,26 +201,138 @@ CONF
 	i=$((i + 1))
 done
 
-trap 'demo_stop; exit 0' INT TERM
-start mosquitto mosquitto -c "$D/mosquitto.conf"
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null && break; sleep 0.1; done
-start frMhs "$BIN/frMhs" -f -c "$D/frmhs.conf"
-for c in kitchen hall garage; do start "$c" "$BIN/frMhc" -f -c "$D/$c.conf"; done
+# --- php-fpm: our own pool on a unix socket in $D (not the system service) -------------------
+FPM_USER_LINES=
+FPM_FLAGS=()
+if [ "$ROOT" -eq 1 ]; then
+	FPM_USER_LINES=$'user = root\ngroup = root'
+	FPM_FLAGS=(-R)
+fi
+cat >"$D/php/php-fpm.conf" <<CONF
+; Demo php-fpm: one pool for the fr page, socket and sessions in the demo dir.
+[global]
+pid = $D/php/php-fpm.pid
+error_log = $D/logs/php-fpm-error.log
+daemonize = no
 
+[fr]
+$FPM_USER_LINES
+listen = $D/php/fpm.sock
+listen.mode = 0600
+pm = static
+pm.max_children = 4
+clear_env = yes
+catch_workers_output = yes
+env[FR_SHIM] = unix://$D/shim.sock
+php_admin_value[session.save_path] = $D/php/sessions
+php_admin_value[error_log] = $D/logs/php.log
+php_admin_flag[log_errors] = on
+php_admin_flag[display_errors] = off
+CONF
+
+# --- nginx: its own prefix and config in $D; the site is web/nginx/fr-site.conf.template -------
+render_site() {
+	sed -e "s|\${FR_SERVER_NAME}|localhost|g" \
+		-e "s|\${FR_HTTPS_PORT}|$HTTPS_PORT|g" \
+		-e "s|\${FR_HTTP_PORT}|$HTTP_PORT|g" \
+		-e "s|\${FR_LISTEN_ADDR}|127.0.0.1:|g" \
+		-e "s|\${FR_CERT}|$D/tls/cert.pem|g" \
+		-e "s|\${FR_CERT_KEY}|$D/tls/key.pem|g" \
+		-e "s|\${FR_WEB}|$FR_ROOT/web|g" \
+		-e "s|\${FR_PHP}|unix:$D/php/fpm.sock|g" \
+		-e "s|\${FR_MQTT_WS}|127.0.0.1:$WS_PORT|g" \
+		-e "s|\${FR_ACME_ROOT}|$D/acme|g" \
+		"$FR_ROOT/web/nginx/fr-site.conf.template"
+}
+mkdir -p "$D/acme"
+render_site >"$D/nginx/fr-site.conf"
+{
+	[ "$ROOT" -eq 0 ] || echo "user root;"
+	cat <<CONF
+# Demo nginx: generated by tests/demo/demo.sh; the site itself is web/nginx/fr-site.conf.template.
+daemon off;
+worker_processes 1;
+pid $D/nginx/nginx.pid;
+error_log $D/logs/nginx-error.log warn;
+events { worker_connections 256; }
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log $D/logs/nginx-access.log;
+    client_body_temp_path $D/nginx/tmp/body;
+    proxy_temp_path $D/nginx/tmp/proxy;
+    fastcgi_temp_path $D/nginx/tmp/fastcgi;
+    uwsgi_temp_path $D/nginx/tmp/uwsgi;
+    scgi_temp_path $D/nginx/tmp/scgi;
+    include $D/nginx/fr-site.conf;
+}
+CONF
+} >"$D/nginx/nginx.conf"
+"$NGINX" -t -q -p "$D/nginx/" -e "$D/logs/nginx-error.log" -c "$D/nginx/nginx.conf"
+
+# --- start everything --------------------------------------------------------------------------
+trap 'demo_stop; exit 0' INT TERM
+trap 'rc=$?; [ $rc -eq 0 ] || demo_stop; exit $rc' EXIT
+
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# wait_for SECONDS WHAT CMD...: poll CMD every 0.2 s until it succeeds.
+wait_for() {
+	local secs=$1 what=$2 i
+	shift 2
+	for ((i = 0; i < secs * 5; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	echo "demo.sh: timed out after ${secs}s waiting for $what (logs in $D/logs/)" >&2
+	return 1
+}
+retained() {
+	mosquitto_sub -p "$BROKER_PORT" -u "$DEMO_USER" -P "$DEMO_PW" -t "$1" -C 1 -W 2 \
+		--retained-only 2>/dev/null
+}
+all_online() {
+	local c
+	for c in "${CTLS[@]}"; do
+		[ "$(retained "fr/$HOME_ID/ctl/$c/status")" = online ] || return 1
+	done
+}
+
+start mosquitto mosquitto -c "$D/mosquitto.conf"
+wait_for 20 "the broker on port $BROKER_PORT" tcp_open "$BROKER_PORT"
+start frAroundWeb "$BIN/frAroundWeb" -f -c "$D/frAroundWeb.conf"
+start frMhs "$BIN/frMhs" -f -c "$D/frmhs.conf"
+for c in "${CTLS[@]}"; do start "$c" "$BIN/frMhc" -f -c "$D/$c.conf"; done
+start php-fpm "$PHP_FPM" "${FPM_FLAGS[@]}" --nodaemonize --fpm-config "$D/php/php-fpm.conf"
+start nginx "$NGINX" -p "$D/nginx/" -e "$D/logs/nginx-error.log" -c "$D/nginx/nginx.conf"
+wait_for "$READY_TIMEOUT" "the shim on port $SHIM_PORT" tcp_open "$SHIM_PORT"
+wait_for "$READY_TIMEOUT" "php-fpm's socket" test -S "$D/php/fpm.sock"
+wait_for "$READY_TIMEOUT" "nginx on port $HTTPS_PORT" tcp_open "$HTTPS_PORT"
+wait_for "$READY_TIMEOUT" "the three controllers online" all_online
+
+URL="https://localhost:$HTTPS_PORT/"
 cat <<MSG
 
-fr demo is running (logs in .demo/logs/, Ctrl-C or ./fr stop to end it).
+fr demo is running (logs in $D/logs/; Ctrl-C or ./fr stop ends it).
 
-  broker         mqtt://127.0.0.1:$BROKER_PORT
-  home           demo: frMhs + controllers kitchen (127.0.0.2), hall (.3), garage (.4)
+  web page       $URL   (self-signed certificate: accept it once)
+  sign in        user: $DEMO_USER   password: $DEMO_PW
+  broker         mqtt://127.0.0.1:$BROKER_PORT (loopback), mqtts://127.0.0.1:$MQTTS_PORT,
+                 wss://localhost:$HTTPS_PORT/mqtt through nginx
+  home           $HOME_ID: frMhs + controllers kitchen (127.0.0.2), hall (.3), garage (.4)
 
 Watch everything:
-  mosquitto_sub -p $BROKER_PORT -t 'fr/#' -v
+  mosquitto_sub -p $BROKER_PORT -u $DEMO_USER -P $DEMO_PW -t 'fr/#' -v
 Switch the kitchen lamp and wait for the result:
-  mosquitto_rr -p $BROKER_PORT -t fr/demo/ctl/kitchen/cmd -e fr/demo/reply/me \\
-      -m '{"id":"'\$(date +%s%N)'","action":"lamp","args":{"state":"on"},"progress":false}'
+  mosquitto_rr -p $BROKER_PORT -u $DEMO_USER -P $DEMO_PW -t fr/$HOME_ID/ctl/kitchen/cmd \\
+      -e fr/$HOME_ID/reply/$DEMO_USER/cli \\
+      -m '{"id":"'\$(cat /proc/sys/kernel/random/uuid)'","action":"lamp","args":{"state":"on"},"progress":false}'
 Talk to a controller directly over the LAN protocol:
-  $BIN/frcmd -s $D/home.secret 127.0.0.2:7410 kitchen lamp state=toggle
+  $BIN/frcmd -s $S/homes/$HOME_ID/home.secret 127.0.0.2:$LINK_PORT kitchen lamp state=toggle
 
 MSG
-wait
+# Stay in the foreground until a signal; processes restarted by `demo.sh restart` are not our
+# children, so wait on a sleep rather than on them.
+while :; do
+	sleep 1 &
+	wait $! || true
+done

@@ -25,6 +25,7 @@ actions = (
   { name = "rec"; argv = ["$BIN/record", "$T/runs", "{tag}"]; timeout = 5; max_running = 4;
     args = ( { name = "tag"; pattern = "[a-z0-9-]{1,32}"; } ); },
   { name = "fail"; argv = ["/bin/sh", "-c", "echo oops >&2; exit 3"]; },
+  { name = "ping"; builtin = "noop"; },
   { name = "hang"; argv = ["/bin/sh", "-c", "sleep 60 & echo \$! > $T/grandchild; sleep 60"];
     timeout = 0.5; kill_grace = 0.5; },
   { name = "slow"; argv = ["/bin/sh", "-c", "echo \$\$ > $T/slowpid; sleep 60"]; timeout = 30; },
@@ -75,6 +76,12 @@ out=$(cmd -i ok-1 "$ADDR:$PORT" kitchen rec tag=one) || fr_fail "ok command: $ou
 [ "$(fr_json "$out" stdout)" = "recorded one" ] || fr_fail "stdout: $out"
 grep -qx one "$T/runs" || fr_fail "the action did not run"
 fr_ok "ok command runs the action and returns its output"
+
+out=$(cmd -i ping-1 "$ADDR:$PORT" kitchen ping) || fr_fail "builtin noop: $out"
+[ "$(fr_json "$out" status)" = ok ] || fr_fail "builtin status: $out"
+out=$(cmd -i ping-1 "$ADDR:$PORT" kitchen ping) || fr_fail "builtin repeat: $out"
+[ "$(fr_json "$out" duplicate)" = True ] || fr_fail "builtin repeat not from the journal: $out"
+fr_ok "a builtin noop action answers ok without a process, exactly once"
 
 out=$(cmd "$ADDR:$PORT" kitchen fail) && fr_fail "failing command exited 0"
 [ "$(fr_json "$out" status)" = failed ] && [ "$(fr_json "$out" exit_code)" = 3 ] || fr_fail "fail: $out"

@@ -240,7 +240,7 @@ slow.call({"id": 1, "op": "auth", "token": "alice-token"})
 slow.send({"id": 2, "op": "subscribe", "filter": "fr/home1/busy/#"})
 slow.wait(2, final=False)
 with open(os.path.join(tmp, "busy.txt"), "w") as f:
-    for i in range(6000):
+    for i in range(20000):
         f.write("%05d %s\n" % (i, "z" * 1000))
 pub = subprocess.Popen(["mosquitto_pub", "-p", str(bport), "-q", "0", "-t", "fr/home1/busy/x", "-l"],
                        stdin=open(os.path.join(tmp, "busy.txt")))
@@ -309,7 +309,11 @@ sys.exit(0 if data == b"" else 1)
 PY
 BOBPID=$!
 fr_wait 10 "bob authenticated" test -e "$T/bob-ready"
-sed -i '/bob/d' "$T/users.conf"
+# A broken file is refused and the old users stay; then the file without bob.
+echo 'users = ( {' >"$T/users.conf"
+kill -HUP "$(fr_pid web)"
+fr_wait 10 "broken users file refused" fr_grep_log web "not reloaded, the previous users stay"
+printf 'users = ( { name = "alice"; token_sha256 = "%s"; homes = ["home1"]; } );\n' "$(sha alice-token)" >"$T/users.conf"
 kill -HUP "$(fr_pid web)"
 wait "$BOBPID" || fr_fail "bob not disconnected after reload"
 fr_grep_log web "reloaded: 1 users" || fr_fail "reload not logged"

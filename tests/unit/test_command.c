@@ -267,8 +267,8 @@ END_TEST
 START_TEST(test_round_trip)
 {
 	static const char *const inputs[] = {
-		"{\"id\":\"abc:1\",\"action\":\"lamp\",\"args\":{\"state\":\"on\",\"n\":3},"
-		"\"timeout\":2.5,\"deadline\":1700000000.123,\"reply_to\":\"fr/h/reply/x\"}",
+		("{\"id\":\"abc:1\",\"action\":\"lamp\",\"args\":{\"state\":\"on\",\"n\":3},"
+		 "\"timeout\":2.5,\"deadline\":1700000000.123,\"reply_to\":\"fr/h/reply/x\"}"),
 		"{\"id\":\"x\",\"action\":\"y\"}",
 		"{\"id\":\"x\",\"action\":\"y\",\"timeout\":0.001,\"deadline\":1999999999.999}",
 		"{\"id\":\"x\",\"action\":\"y\",\"deadline\":1700000000.001}",

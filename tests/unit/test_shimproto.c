@@ -134,7 +134,7 @@ START_TEST(junk_lines)
 	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"ping\""), SHIM_E_BAD_REQUEST);
 	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"ping\"} trailing"), SHIM_E_BAD_REQUEST);
 	/* Deeply nested junk is parsed or refused without crashing; extra fields are ignored. */
-	char *deep = malloc(200010);
+	char *deep = malloc(200100);  /* prefix (25) + 200000 brackets + "}" */
 	size_t n = 0;
 	n += (size_t)sprintf(deep, "{\"id\":1,\"op\":\"ping\",\"x\":");
 	for (int i = 0; i < 100000; i++)
