@@ -5,6 +5,7 @@
 #include "cfg.h"
 #include "conf.h"
 #include "discovery.h"
+#include "display.h"
 #include "keys.h"
 #include "link.h"
 #include "log.h"
@@ -29,12 +30,31 @@ struct mhs {
 	struct registry *reg;
 	struct discovery *disc;
 	struct bridge *bridge;
+	struct display *disp;   /* NULL without m5stack/lcd in the config */
 	int lfd;
 	struct loop_timer stop_timer;
 	bool stopping;
 };
 
-static void mhs_on_changed(void *arg, struct ctl *c) { bridge_ctl_changed(((struct mhs *)arg)->bridge, c); }
+/* The displays show the bridge's status and the registry's counts. */
+static void mhs_on_status(void *arg)
+{
+	struct mhs *h = arg;
+	if (!h->disp)
+		return;
+	const struct bridge_status *bs = bridge_status(h->bridge);
+	struct display_state st = { .home = h->conf.home, .broker_up = bs->broker_up,
+				    .online = registry_online_count(h->reg),
+				    .total = registry_count(h->reg), .last_cmd = bs->last_cmd,
+				    .text = bs->display_text, .text_seq = bs->display_seq };
+	display_update(h->disp, &st);
+}
+
+static void mhs_on_changed(void *arg, struct ctl *c)
+{
+	bridge_ctl_changed(((struct mhs *)arg)->bridge, c);
+	mhs_on_status(arg);
+}
 static void mhs_on_link_up(void *arg, struct ctl *c) { bridge_ctl_link_up(((struct mhs *)arg)->bridge, c); }
 static void mhs_on_offline(void *arg, struct ctl *c) { bridge_ctl_offline(((struct mhs *)arg)->bridge, c); }
 static void mhs_on_msg(void *arg, struct ctl *c, const cJSON *m) { bridge_ctl_msg(((struct mhs *)arg)->bridge, c, m); }
@@ -154,6 +174,13 @@ static int mhs_setup(struct mhs *h)
 	if (!h->lctx || !h->bridge || !h->reg)
 		return -1;
 	bridge_set_registry(h->bridge, h->reg);
+	if (c->serial_port || c->lcd_device) {
+		h->disp = display_new(h->loop, c);
+		if (!h->disp)
+			return -1;
+		bridge_on_status(h->bridge, mhs_on_status, h);
+		mhs_on_status(h);
+	}
 	if (c->discovery_addr) {
 		h->disc = discovery_new(h->loop, h->reg, c->discovery_addr, c->discovery_port,
 					h->announce_key, c->time_window_s);
@@ -188,6 +215,8 @@ static void mhs_teardown(struct mhs *h)
 {
 	if (h->bridge)
 		bridge_stop(h->bridge);
+	display_free(h->disp);
+	h->disp = NULL;
 	discovery_free(h->disc);
 	registry_free(h->reg);
 	bridge_free(h->bridge);

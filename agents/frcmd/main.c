@@ -103,6 +103,7 @@ static void frcmd_usage(FILE *f)
 "    frcmd -s SECRET [options] ADDRESS:PORT CONTROLLER ACTION [NAME=VALUE]...\n"
 "    frcmd -s SECRET [options] --raw JSON ADDRESS:PORT CONTROLLER\n"
 "    frcmd -s SECRET --announces [ADDRESS:]PORT [--count N] [--wait SECONDS]\n"
+"    frcmd -s SECRET --psk CONTROLLER\n"
 "\n"
 "DESCRIPTION\n"
 "    In the first form frcmd dials the controller's link port (TLS 1.3 with the PSK derived\n"
@@ -122,6 +123,8 @@ static void frcmd_usage(FILE *f)
 "    -b, --bind ADDRESS    local address to dial from\n"
 "    -a, --announces       announce listening mode\n"
 "    -n, --count N         with --announces: exit after N verified announces\n"
+"        --psk CONTROLLER  print the link PSK of CONTROLLER in hex, for openssl s_client\n"
+"                          -psk_identity CONTROLLER -psk HEX -tls1_3 (interop and fault tests)\n"
 "    -v, --verbose         print every related message; -vv adds debug logs\n"
 "    -h, --help            this text\n"
 "\n"
@@ -249,9 +252,10 @@ int main(int argc, char **argv)
 		{ "wait", required_argument, NULL, 'w' },    { "bind", required_argument, NULL, 'b' },
 		{ "announces", no_argument, NULL, 'a' },      { "count", required_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },        { "help", no_argument, NULL, 'h' },
+		{ "psk", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *secret_file = NULL, *id = NULL, *raw = NULL, *bind_host = NULL;
+	const char *secret_file = NULL, *id = NULL, *raw = NULL, *bind_host = NULL, *psk_for = NULL;
 	double timeout = 0, deadline = 0, wait = 60;
 	bool announces = false, have_deadline = false;
 	long count = 0;
@@ -270,6 +274,7 @@ int main(int argc, char **argv)
 		case 'n': count = atol(optarg); break;
 		case 'v': verbose++; break;
 		case 'h': frcmd_usage(stdout); return 0;
+		case 'K': psk_for = optarg; break;
 		default: frcmd_usage(stderr); return 2;
 		}
 	}
@@ -281,6 +286,15 @@ int main(int argc, char **argv)
 	}
 	if (cfg_read_secret(secret_file, secret) < 0)
 		return 2;
+	if (psk_for) {
+		uint8_t psk[32];
+		if (keys_link_psk(secret, psk_for, psk) < 0)
+			return 2;
+		for (int i = 0; i < 32; i++)
+			printf("%02x", psk[i]);
+		printf("\n");
+		return 0;
+	}
 	if (announces) {
 		if (optind + 1 != argc) {
 			fprintf(stderr, "frcmd: --announces takes one [ADDRESS:]PORT\n");

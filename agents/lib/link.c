@@ -825,6 +825,11 @@ bool link_is_up(const struct link *l)
 	return l && l->state == LS_UP;
 }
 
+size_t link_outq_len(const struct link *l)
+{
+	return l->out_len - l->out_off;
+}
+
 const char *link_peer_id(const struct link *l)
 {
 	return l->peer_id;

@@ -84,6 +84,9 @@ int link_send_raw(struct link *l, const char *json, size_t len);
 void link_free(struct link *l);
 
 bool link_is_up(const struct link *l);
+/* Bytes queued but not yet written to the socket (TLS records excluded). A sender that must not
+ * overflow max_outq (a bench pushing events as fast as it can) waits while this is high. */
+size_t link_outq_len(const struct link *l);
 /* The PSK identity (controller id): known from the start when dialling, after the handshake
  * when accepting ("" before). Valid while l lives. */
 const char *link_peer_id(const struct link *l);

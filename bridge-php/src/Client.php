@@ -376,7 +376,7 @@ final class Client
                 }
                 continue;
             }
-            if (isset($this->live[$lid])) {
+            if ($lid === $id) {
                 $this->inbox[$lid][] = $line;
             }
             // else: a late answer to a call given up on (local timeout) or an ended stream

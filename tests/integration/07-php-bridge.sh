@@ -35,7 +35,7 @@ cat >"$T/web.conf" <<CONF
 instance = "php";
 users_file = "$T/users.conf";
 audit_file = "$T/audit.log";
-shim = { address = "127.0.0.1"; port = $SPORT; unix = "$T/shim.sock"; };
+shim = { address = "127.0.0.1"; port = $SPORT; unix = "$T/shim.sock"; max_line = 65536; };
 http = { address = "127.0.0.1"; port = 0; };
 mqtt = { uri = "mqtt://127.0.0.1:$BPORT"; backoff_min = 0.1; backoff_max = 1; };
 CONF
@@ -43,9 +43,14 @@ fr_start web "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"
 fr_wait 10 "shim listening" bash -c "exec 3<>/dev/tcp/127.0.0.1/$SPORT"
 fr_wait 10 "web connected to the broker" fr_grep_log web "connected (session"
 
+# A controller the shim's cache knows to be offline (its retained status), for the shim's own
+# "offline" answer.
+mosquitto_pub -p "$BPORT" -r -q 1 -t fr/home1/ctl/gone/status -m offline
+fr_wait 5 "gone cached" bash -c "mosquitto_sub -p $BPORT -t fr/home1/ctl/gone/status -C 1 -W 2 | grep -q offline"
+
 set -o pipefail
 FR_SHIM="tcp://127.0.0.1:$SPORT" FR_SHIM_UNIX="unix://$T/shim.sock" FR_TOKEN="$TOKEN" \
-	FR_HOME=home1 FR_CTL=kitchen FR_OTHER_HOME=home2 \
+	FR_HOME=home1 FR_CTL=kitchen FR_OTHER_HOME=home2 FR_OFFLINE_CTL=gone \
 	phpunit -c "$FR_SRC/bridge-php/phpunit.xml" --colors=never \
 	--fail-on-skipped --fail-on-incomplete --fail-on-risky --fail-on-warning \
 	--log-junit "$T/junit.xml" 2>&1 | tee "$T/phpunit.log"

@@ -23,7 +23,9 @@ struct st {
 	bool started, stream;
 	cJSON *finals;     /* id -> status of the first final result (stream mode) */
 	int final_msgs, conflicts;
-	struct loop_timer wait_timer, send_timer;
+	struct loop_timer wait_timer, send_timer, retry_timer;
+	double retry;      /* seconds: re-send ids still without a final result (same id) */
+	int resent;
 	FILE *out;
 };
 
@@ -90,13 +92,13 @@ static void mr_on_message(void *arg, const struct mqtt_msg *m)
 	cJSON_Delete(p);
 }
 
-static void mr_send_one(struct st *s)
+static void mr_publish(struct st *s, int i)
 {
 	char *body;
 	if (s->stream) {
 		cJSON *c = cJSON_CreateObject();
 		char id[96];
-		snprintf(id, sizeof id, "%s-%d", s->prefix, s->sent);
+		snprintf(id, sizeof id, "%s-%d", s->prefix, i);
 		cJSON_AddStringToObject(c, "id", id);
 		cJSON_AddStringToObject(c, "action", s->action);
 		cJSON *a = s->args ? cJSON_Parse(s->args) : cJSON_CreateObject();
@@ -105,7 +107,7 @@ static void mr_send_one(struct st *s)
 		cJSON_ArrayForEach(v, a) {
 			if (cJSON_IsString(v) && strcmp(v->valuestring, "%n") == 0) {
 				char num[32];
-				snprintf(num, sizeof num, "n%d", s->sent);
+				snprintf(num, sizeof num, "n%d", i);
 				cJSON_SetValuestring(v, num);
 			}
 		}
@@ -120,7 +122,32 @@ static void mr_send_one(struct st *s)
 	mqtt_publish(s->m, s->topic, body, strlen(body), s->qos, false, s->response_topic, s->corr,
 		     s->corr ? strlen(s->corr) : 0);
 	free(body);
+}
+
+static void mr_send_one(struct st *s)
+{
+	mr_publish(s, s->sent);
 	s->sent++;
+}
+
+/* What an at-least-once client does: ask again, with the same id, until it has an answer. The
+ * id makes the repeat harmless (answered from the first run, never run twice). */
+static void mr_retry_tick(void *arg)
+{
+	struct st *s = arg;
+	int n = 0;
+	for (int i = 0; i < s->sent; i++) {
+		char id[96];
+		snprintf(id, sizeof id, "%s-%d", s->prefix, i);
+		if (!cJSON_GetObjectItemCaseSensitive(s->finals, id)) {
+			mr_publish(s, i);
+			n++;
+		}
+	}
+	s->resent += n;
+	if (n)
+		fprintf(stderr, "mqttreq: re-sent %d request(s) without a final result\n", n);
+	loop_timer_start(s->loop, &s->retry_timer, (uint64_t)(s->retry * 1000));
 }
 
 static void mr_send_tick(void *arg)
@@ -139,8 +166,11 @@ static void mr_on_connected(void *arg, bool session_present)
 	if (s->started)
 		return;
 	s->started = true;
-	if (s->stream)
+	if (s->stream) {
 		loop_timer_start(s->loop, &s->send_timer, 0);
+		if (s->retry > 0)
+			loop_timer_start(s->loop, &s->retry_timer, (uint64_t)(s->retry * 1000));
+	}
 	else
 		mr_send_one(s);
 }
@@ -167,14 +197,15 @@ int main(int argc, char **argv)
 		{ "stream", required_argument, NULL, 'n' }, { "prefix", required_argument, NULL, 'p' },
 		{ "action", required_argument, NULL, 'a' }, { "args", required_argument, NULL, 'A' },
 		{ "rate", required_argument, NULL, 'R' }, { "qos", required_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' }, { NULL, 0, NULL, 0 }
+		{ "verbose", no_argument, NULL, 'v' }, { "retry", required_argument, NULL, 'T' },
+		{ NULL, 0, NULL, 0 }
 	};
 	struct st s = { .qos = 1, .n = 1, .exit_code = 2, .prefix = "req", .out = stdout };
 	const char *uri = NULL, *client = NULL;
 	int version = 5, verbose = 0, ch;
 	bool persistent = false;
 	double wait = 30;
-	while ((ch = getopt_long(argc, argv, "u:V:c:Pt:m:r:C:s:w:n:p:a:A:R:q:v", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "u:V:c:Pt:m:r:C:s:w:n:p:a:A:R:q:vT:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'u': uri = optarg; break;
 		case 'V': version = atoi(optarg) == 5 ? 5 : 4; break;
@@ -193,6 +224,7 @@ int main(int argc, char **argv)
 		case 'R': s.rate = atof(optarg); break;
 		case 'q': s.qos = atoi(optarg); break;
 		case 'v': verbose++; break;
+		case 'T': s.retry = atof(optarg); break;
 		default:
 			fprintf(stderr, "usage: mqttreq -u URI -t TOPIC (-m JSON | -n N -a ACTION [-A ARGS] [-p PREFIX] [-R RATE]) [-s SUB] [-r RESPONSE_TOPIC [-C CORR]] [-V 4|5] [-P] [-c ID] [-w SECS]\n");
 			return 2;
@@ -224,6 +256,7 @@ int main(int argc, char **argv)
 		mqtt_subscribe(s.m, s.response_topic, 1);
 	loop_timer_init(&s.wait_timer, mr_wait_over, &s);
 	loop_timer_init(&s.send_timer, mr_send_tick, &s);
+	loop_timer_init(&s.retry_timer, mr_retry_tick, &s);
 	loop_timer_start(s.loop, &s.wait_timer, (uint64_t)(wait * 1000));
 	mqtt_start(s.m);
 	loop_run(s.loop);
@@ -234,6 +267,7 @@ int main(int argc, char **argv)
 		cJSON_AddNumberToObject(sum, "final_ids", nfinal);
 		cJSON_AddNumberToObject(sum, "final_msgs", s.final_msgs);
 		cJSON_AddNumberToObject(sum, "conflicts", s.conflicts);
+		cJSON_AddNumberToObject(sum, "resent", s.resent);
 		cJSON *by = cJSON_AddObjectToObject(sum, "statuses");
 		const cJSON *v;
 		cJSON_ArrayForEach(v, s.finals) {

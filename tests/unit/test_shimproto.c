@@ -142,6 +142,7 @@ START_TEST(junk_lines)
 	for (int i = 0; i < 100000; i++)
 		deep[n++] = ']';
 	deep[n++] = '}';
+	shimproto_free(&r);
 	ck_assert_int_eq(shimproto_parse(deep, n, &r, why, sizeof why), SHIM_E_BAD_REQUEST);
 	free(deep);
 	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"ping\",\"x\":[[[[{\"a\":{\"b\":[1,2,{}]}}]]]]}"), SHIM_OK);

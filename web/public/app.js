@@ -1,0 +1,285 @@
+// fr web page, live part: MQTT 5 over wss (mqtt.js, served by us) straight to the broker with the
+// user's own account; keeps statuses, sensors and controllers current and runs actions with
+// progress and results. The server-rendered page (index.php) is the first paint; this only
+// updates it, and builds cards for controllers that appear later.
+import mqtt from '/vendor/mqtt.esm.js';
+
+const app = document.getElementById('app');
+const conn = document.getElementById('conn');
+const cfg = app.dataset;
+const prefix = cfg.prefix || 'fr';
+const user = cfg.user;
+const homes = (cfg.homes || '').split(',').filter(Boolean);
+// One reply topic per page: subscribed before any request is sent, so no reply is missed.
+const pageId = crypto.randomUUID().slice(0, 8);
+const replyTopic = (home) => `${prefix}/${home}/reply/${user}/${pageId}`;
+const pending = new Map(); // request id -> {form, home, ctl, action, sent, timer}
+const SIMPLE_ALT = /^[A-Za-z0-9_.-]+(\|[A-Za-z0-9_.-]+)+$/;
+
+function el(tag, attrs = {}, ...children) {
+	const e = document.createElement(tag);
+	for (const [k, v] of Object.entries(attrs)) {
+		if (v === null || v === undefined || v === false) continue;
+		if (k === 'class') e.className = v;
+		else if (k.startsWith('data-')) e.dataset[k.slice(5).replace(/-(.)/g, (_, c) => c.toUpperCase())] = v;
+		else e.setAttribute(k, v === true ? '' : v);
+	}
+	for (const c of children) if (c !== null && c !== undefined) e.append(c);
+	return e;
+}
+
+function fmtTime(ms) {
+	if (typeof ms !== 'number') return '—';
+	return new Date(ms).toLocaleString();
+}
+
+function fmtValue(v) {
+	if (v === null || v === undefined) return '—';
+	return typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
+
+// --- connection indicator ---------------------------------------------------------------------
+
+function setConn(state, text) {
+	conn.dataset.state = state;
+	conn.querySelector('.conn-text').textContent = text;
+}
+
+// --- DOM lookup and creation (mirrors index.php's markup) -------------------------------------
+
+function homeEl(home) {
+	let h = app.querySelector(`section.home[data-home="${CSS.escape(home)}"]`);
+	if (!h) {
+		h = el('section', { class: 'home', 'data-home': home, 'data-status': 'unknown', 'aria-labelledby': `h-${home}` },
+			el('h2', { id: `h-${home}` }, `Home ${home} `, el('span', { class: 'badge', 'data-field': 'home-status' }, 'unknown')),
+			el('div', { class: 'ctls' }));
+		app.append(h);
+	}
+	return h;
+}
+
+function actionForm(home, ctl, a) {
+	const fid = `a-${home}-${ctl}-${a.name}`;
+	const args = el('div', { class: 'args' });
+	for (const arg of a.args || []) {
+		const id = `${fid}-${arg.name}`;
+		const pat = arg.pattern || '';
+		const def = arg.default !== undefined && arg.default !== null ? String(arg.default) : null;
+		let input;
+		if (SIMPLE_ALT.test(pat)) {
+			input = el('select', { id, name: arg.name },
+				...pat.split('|').map((c) => el('option', { selected: c === def }, c)));
+		} else {
+			input = el('input', { id, name: arg.name, type: 'text', autocomplete: 'off',
+				pattern: pat || null, title: pat ? `must match ${pat}` : null,
+				value: def, required: def === null });
+		}
+		args.append(el('div', { class: 'arg' }, el('label', { for: id }, arg.name), input));
+	}
+	const form = el('form', { class: 'action', 'data-action': a.name, 'data-timeout': String(a.timeout || 30) },
+		el('fieldset', {}, el('legend', {}, a.name), args,
+			el('button', { type: 'submit' }, `Run ${a.name}`),
+			el('p', { class: 'progress', role: 'status', 'aria-live': 'polite', 'data-field': 'progress' }),
+			el('div', { class: 'result', 'aria-live': 'polite', 'aria-atomic': 'true', 'data-field': 'result' })));
+	form.addEventListener('submit', onSubmit);
+	return form;
+}
+
+function ctlEl(home, ctl, info) {
+	const h = homeEl(home);
+	let c = h.querySelector(`article.ctl[data-ctl="${CSS.escape(ctl)}"]`);
+	if (c || !info) return c;
+	const hid = `c-${home}-${ctl}`;
+	c = el('article', { class: 'ctl', 'data-ctl': ctl, 'data-status': 'unknown', 'aria-labelledby': hid },
+		el('h3', { id: hid }, `${info.name || ctl} `, el('span', { class: 'id' }, ctl)),
+		el('p', { class: 'state' }, el('span', { class: 'badge', 'data-field': 'status' }, 'unknown'), ' ',
+			el('span', { class: 'reason', 'data-field': 'reason' })),
+		el('p', { class: 'meta' }, 'Last seen ', el('time', { 'data-field': 'last-seen' }, '—')),
+		el('dl', { class: 'sensors', 'data-field': 'sensors' }),
+		el('div', { class: 'actions' }, ...(info.actions || []).map((a) => actionForm(home, ctl, a))));
+	for (const s of info.sensors || []) sensorEl(c, s.name);
+	// Keep the cards in id order, as the server renders them.
+	const after = [...h.querySelectorAll('article.ctl')].find((x) => x.dataset.ctl > ctl);
+	h.querySelector('.ctls').insertBefore(c, after || null);
+	return c;
+}
+
+function sensorEl(c, name) {
+	let s = c.querySelector(`.sensor[data-sensor="${CSS.escape(name)}"]`);
+	if (!s) {
+		s = el('div', { class: 'sensor', 'data-sensor': name }, el('dt', {}, name),
+			el('dd', { 'data-field': 'value' }, '—'));
+		c.querySelector('[data-field="sensors"]').append(s);
+	}
+	return s;
+}
+
+function setCtlStatus(c, status, reason) {
+	c.dataset.status = status;
+	c.querySelector('[data-field="status"]').textContent = status;
+	if (reason !== undefined) c.querySelector('[data-field="reason"]').textContent = status === 'offline' ? (reason || '') : '';
+}
+
+// --- incoming messages ----------------------------------------------------------------------
+
+function onMessage(topic, payload, packet) {
+	const parts = topic.split('/');
+	if (parts[0] !== prefix || parts.length < 3) return;
+	const home = parts[1];
+	const text = new TextDecoder().decode(payload);
+	if (parts.length === 3 && parts[2] === 'status') {
+		const h = homeEl(home);
+		h.dataset.status = text;
+		h.querySelector('[data-field="home-status"]').textContent = text;
+		return;
+	}
+	if (parts[2] === 'reply') {
+		onReply(text, packet);
+		return;
+	}
+	if (parts[2] !== 'ctl' || parts.length < 5) return;
+	const ctl = parts[3];
+	const kind = parts[4];
+	if (kind === 'info') {
+		let info;
+		try { info = JSON.parse(text); } catch { return; }
+		const c = ctlEl(home, ctl, info);
+		if (!c) return;
+		if (typeof info.online === 'boolean') setCtlStatus(c, info.online ? 'online' : 'offline', info.offline_reason);
+		const t = c.querySelector('[data-field="last-seen"]');
+		if (typeof info.last_seen === 'number') {
+			t.textContent = fmtTime(info.last_seen);
+			t.setAttribute('datetime', new Date(info.last_seen).toISOString());
+		}
+	} else if (kind === 'status') {
+		const c = ctlEl(home, ctl, null);
+		if (c) setCtlStatus(c, text);
+	} else if (kind === 'state' && parts.length === 6) {
+		const c = ctlEl(home, ctl, null);
+		if (!c) return;
+		let v;
+		try { v = JSON.parse(text); } catch { v = { value: text }; }
+		const dd = sensorEl(c, parts[5]).querySelector('[data-field="value"]');
+		dd.textContent = fmtValue(v && typeof v === 'object' && 'value' in v ? v.value : v);
+		if (v && typeof v.ts === 'number') dd.title = `read ${fmtTime(v.ts)}`;
+	}
+}
+
+// --- requests ---------------------------------------------------------------------------------
+
+const STEPS = ['sent', 'accepted', 'started', 'result'];
+
+function showProgress(p, step, extra) {
+	const i = STEPS.indexOf(step);
+	const txt = STEPS.slice(0, i + 1).join(' → ');
+	const out = p.form.querySelector('[data-field="progress"]');
+	out.textContent = extra ? `${txt} (${extra})` : txt;
+	p.form.dataset.step = step;
+}
+
+function showResult(p, r) {
+	const box = p.form.querySelector('[data-field="result"]');
+	box.replaceChildren();
+	const dl = el('dl', { class: 'res' });
+	const add = (k, v) => { if (v !== null && v !== undefined && v !== '') dl.append(el('dt', {}, k), el('dd', {}, String(v))); };
+	add('status', r.status);
+	add('exit code', r.exit_code);
+	add('signal', r.signal);
+	add('duration', typeof r.duration_ms === 'number' ? `${r.duration_ms} ms` : null);
+	add('reason', r.reason);
+	if (r.duplicate) add('note', 'answer to a repeated request (the first run\'s result)');
+	box.append(dl);
+	const tail = (s) => (s || '').slice(-400);
+	if (r.stdout) box.append(el('pre', { class: 'out', 'aria-label': 'output' }, tail(r.stdout)));
+	if (r.stderr) box.append(el('pre', { class: 'err', 'aria-label': 'error output' }, tail(r.stderr)));
+	box.dataset.status = r.status;
+}
+
+function onReply(text, packet) {
+	let m;
+	try { m = JSON.parse(text); } catch { return; }
+	let id = m.id;
+	const cd = packet?.properties?.correlationData;
+	if (cd) id = new TextDecoder().decode(cd);
+	const p = pending.get(id);
+	if (!p) return;
+	if (m.type === 'accepted' || m.type === 'started') {
+		showProgress(p, m.type, m.type === 'started' && m.pid ? `pid ${m.pid}` : null);
+		return;
+	}
+	if (m.type !== 'result') return;
+	pending.delete(id);
+	clearTimeout(p.timer);
+	showProgress(p, 'result', m.status);
+	showResult(p, m);
+	p.form.querySelector('button[type="submit"]').disabled = false;
+}
+
+function onSubmit(ev) {
+	ev.preventDefault();
+	const form = ev.currentTarget;
+	if (!form.reportValidity()) return;
+	const home = form.closest('section.home').dataset.home;
+	const ctl = form.closest('article.ctl').dataset.ctl;
+	const action = form.dataset.action;
+	const args = {};
+	for (const f of form.querySelectorAll('input[name], select[name]')) args[f.name] = f.value;
+	const id = crypto.randomUUID();
+	// A request queued through an outage must not switch a relay minutes later (topics.md).
+	const req = { id, action, args, progress: true, deadline: Date.now() / 1000 + 60 };
+	const p = { form, home, ctl, action, sent: Date.now(), timer: null };
+	pending.set(id, p);
+	form.querySelector('[data-field="result"]').replaceChildren();
+	showProgress(p, 'sent');
+	form.querySelector('button[type="submit"]').disabled = true;
+	const limit = (parseFloat(form.dataset.timeout) || 30) + 20;
+	p.timer = setTimeout(() => {
+		if (!pending.has(id)) return;
+		showProgress(p, form.dataset.step || 'sent', `no result after ${Math.round(limit)} s yet`);
+		form.querySelector('button[type="submit"]').disabled = false;
+	}, limit * 1000);
+	client.publish(`${prefix}/${home}/ctl/${ctl}/cmd`, JSON.stringify(req), {
+		qos: 1, retain: false,
+		properties: { responseTopic: replyTopic(home), correlationData: new TextEncoder().encode(id) },
+	}, (err) => {
+		if (err) showProgress(p, 'sent', `not sent: ${err.message}`);
+	});
+}
+
+for (const f of document.querySelectorAll('form.action')) f.addEventListener('submit', onSubmit);
+
+// --- the connection -----------------------------------------------------------------------------
+
+const client = mqtt.connect(`wss://${location.host}/mqtt`, {
+	protocolVersion: 5,
+	username: user,
+	password: cfg.secret,
+	clientId: `web-${user}-${pageId}`,
+	clean: true,
+	keepalive: 30,
+	reconnectPeriod: 1000,
+	connectTimeout: 10000,
+	resubscribe: false,
+});
+
+client.on('connect', () => {
+	const subs = {};
+	for (const home of homes) {
+		for (const t of ['status', 'ctl/+/status', 'ctl/+/info', 'ctl/+/state/+']) subs[`${prefix}/${home}/${t}`] = { qos: 1 };
+		subs[replyTopic(home)] = { qos: 1 };
+	}
+	client.subscribe(subs, (err) => {
+		if (err) setConn('down', `Live updates: subscribe failed (${err.message})`);
+		else setConn('up', 'Live updates: connected');
+	});
+});
+client.on('reconnect', () => setConn('connecting', 'Live updates: reconnecting…'));
+client.on('close', () => {
+	if (conn.dataset.state === 'up') setConn('down', 'Live updates: disconnected, reconnecting…');
+});
+client.on('offline', () => setConn('down', 'Live updates: disconnected, reconnecting…'));
+client.on('error', (err) => {
+	const auth = err && (err.code === 134 || err.code === 135 || err.code === 4 || err.code === 5);
+	setConn('down', auth ? 'Live updates: the broker refused the sign-in' : `Live updates: ${err.message}`);
+});
+client.on('message', onMessage);

@@ -1,0 +1,106 @@
+<?php
+// fr's web page: sign-in, then the user's homes and controllers rendered from frAroundWeb's cache;
+// app.js connects to the broker (MQTT over wss) with the same secret and keeps everything live.
+declare(strict_types=1);
+
+require dirname(__DIR__) . '/lib/page.php';
+
+use Fr\Bridge\AuthException;
+use Fr\Bridge\FrException;
+use function Fr\Web\{client, csrf_ok, h, render_home, session_begin, sign_in, sign_out};
+
+header('Cache-Control: no-store');
+header('Content-Type: text/html; charset=utf-8');
+session_begin();
+
+$error = null;
+if ($_SERVER['REQUEST_METHOD'] === 'POST') {
+    $action = $_POST['action'] ?? '';
+    if (!csrf_ok()) {
+        $error = 'Your session expired; please try again.';
+    } elseif ($action === 'signin') {
+        $error = sign_in((string) ($_POST['username'] ?? ''), (string) ($_POST['password'] ?? ''));
+        if ($error === null) {
+            header('Location: /', true, 303);
+            exit;
+        }
+    } elseif ($action === 'signout') {
+        sign_out();
+        header('Location: /', true, 303);
+        exit;
+    }
+}
+
+$user = $_SESSION['user'] ?? null;
+$homes = [];
+$notice = null;
+if ($user !== null) {
+    try {
+        $homes = client($_SESSION['secret'])->list();
+    } catch (AuthException) {
+        // The secret was changed or the user removed: the session is worthless.
+        sign_out();
+        session_begin();
+        $user = null;
+        $error = 'Your password is no longer valid; please sign in again.';
+    } catch (FrException $e) {
+        error_log('fr: list: ' . $e->getMessage());
+        $notice = 'The server\'s cache is not reachable; the page fills in once the live connection is up.';
+        foreach ($_SESSION['homes'] ?? [] as $hid) {
+            $homes[] = ['home' => $hid, 'status' => null, 'controllers' => []];
+        }
+    }
+}
+$csrf = $_SESSION['csrf'];
+?>
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title><?= $user === null ? 'Sign in — fr' : 'Homes — fr' ?></title>
+<link rel="stylesheet" href="/style.css">
+<?php if ($user !== null): ?>
+<script type="module" src="/app.js"></script>
+<?php endif ?>
+</head>
+<body>
+<?php if ($user === null): ?>
+<main class="signin">
+  <h1>fr</h1>
+  <form method="post" action="/" class="card">
+    <h2>Sign in</h2>
+    <?php if ($error !== null): ?><p class="error" role="alert"><?= h($error) ?></p><?php endif ?>
+    <input type="hidden" name="csrf" value="<?= h($csrf) ?>">
+    <input type="hidden" name="action" value="signin">
+    <label for="username">User name</label>
+    <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none"
+           spellcheck="false" required maxlength="63" pattern="[A-Za-z0-9_\-]{1,63}"
+           value="<?= h($_POST['username'] ?? '') ?>">
+    <label for="password">Password</label>
+    <input id="password" name="password" type="password" autocomplete="current-password" required>
+    <button type="submit">Sign in</button>
+  </form>
+</main>
+<?php else: ?>
+<header class="top">
+  <h1>fr</h1>
+  <div id="conn" class="conn" data-state="connecting" role="status" aria-live="polite">
+    <span class="dot" aria-hidden="true"></span><span class="conn-text">Live updates: connecting…</span>
+  </div>
+  <form method="post" action="/" class="signout">
+    <input type="hidden" name="csrf" value="<?= h($csrf) ?>">
+    <span class="who">Signed in as <strong><?= h($user) ?></strong></span>
+    <button type="submit" name="action" value="signout">Sign out</button>
+  </form>
+</header>
+<main id="app" data-user="<?= h($user) ?>" data-secret="<?= h($_SESSION['secret']) ?>"
+      data-homes="<?= h(implode(',', $_SESSION['homes'] ?? [])) ?>" data-prefix="fr">
+  <?php if ($notice !== null): ?><p class="notice" role="status"><?= h($notice) ?></p><?php endif ?>
+  <?php if ($homes === []): ?><p>No home is granted to you yet.</p><?php endif ?>
+  <?php foreach ($homes as $home) { echo render_home($home), "\n"; } ?>
+</main>
+<?php endif ?>
+</body>
+</html>
