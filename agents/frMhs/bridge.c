@@ -6,6 +6,7 @@
 #include "loop.h"
 #include "mqtt.h"
 #include "registry.h"
+#include "topic.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,31 +343,19 @@ static void bridge_on_display(struct bridge *b, const struct mqtt_msg *m)
 static void bridge_on_message(void *arg, const struct mqtt_msg *m)
 {
 	struct bridge *b = arg;
-	size_t bl = strlen(b->base);
-	if (strncmp(m->topic, b->base, bl) != 0 || m->topic[bl] != '/')
+	struct topic t;
+	if (topic_parse(b->conf->prefix, m->topic, &t) == TOPIC_OTHER ||
+	    strcmp(t.home, b->conf->home) != 0)
 		return;
-	const char *rest = m->topic + bl + 1;
-	if (strcmp(rest, "display") == 0) {
+	if (t.kind == TOPIC_DISPLAY) {
 		bridge_on_display(b, m);
-		return;
-	}
-	if (strncmp(rest, "ctl/", 4) != 0)
-		return;
-	rest += 4;
-	const char *slash = strchr(rest, '/');
-	if (!slash || slash == rest || (size_t)(slash - rest) > COMMAND_NAME_MAX)
-		return;
-	char ctl[COMMAND_NAME_MAX + 1];
-	memcpy(ctl, rest, (size_t)(slash - rest));
-	ctl[slash - rest] = '\0';
-	if (!command_valid_name(ctl, COMMAND_NAME_MAX))
-		return;
-	if (strcmp(slash + 1, "cmd") == 0) {
-		bridge_on_cmd(b, ctl, m);
-	} else if (strcmp(slash + 1, "info") == 0 && b->learning && m->retained && b->reg) {
+	} else if (t.kind == TOPIC_CTL && strcmp(t.leaf, "cmd") == 0) {
+		bridge_on_cmd(b, t.ctl, m);
+	} else if (t.kind == TOPIC_CTL && strcmp(t.leaf, "info") == 0 && b->learning &&
+		   m->retained && b->reg) {
 		cJSON *info = cJSON_ParseWithLength(m->payload, m->len);
 		if (cJSON_IsObject(info))
-			registry_add_known(b->reg, ctl, info);
+			registry_add_known(b->reg, t.ctl, info);
 		cJSON_Delete(info);
 	}
 }

@@ -74,7 +74,21 @@ stop_one() {
 	wait_gone "$pid" 2 || true
 }
 
+# demo_stop: `demo.sh stop` from another terminal. The foreground demo.sh stops everything
+# itself on SIGTERM (and then ends); what is left (it was killed, say) is stopped here.
 demo_stop() {
+	local fg
+	fg=$(cat "$D/demo.pid" 2>/dev/null || true)
+	if [ -n "$fg" ] && alive "$fg" && grep -q demo.sh "/proc/$fg/cmdline" 2>/dev/null; then
+		kill -TERM "$fg" 2>/dev/null || true
+		wait_gone "$fg" 20 || true
+	fi
+	rm -f "$D/demo.pid"
+	demo_cleanup
+}
+
+# demo_cleanup: stop every process in $D/pids, newest first.
+demo_cleanup() {
 	[ -f "$D/pids" ] || { echo "no demo running (no $D/pids)"; return 0; }
 	echo "stopping the demo"
 	local name pid
@@ -271,8 +285,9 @@ CONF
 "$NGINX" -t -q -p "$D/nginx/" -e "$D/logs/nginx-error.log" -c "$D/nginx/nginx.conf"
 
 # --- start everything --------------------------------------------------------------------------
-trap 'demo_stop; exit 0' INT TERM
-trap 'rc=$?; [ $rc -eq 0 ] || demo_stop; exit $rc' EXIT
+echo $$ >"$D/demo.pid"
+trap 'demo_cleanup; rm -f "$D/demo.pid"; exit 0' INT TERM
+trap 'rc=$?; [ $rc -eq 0 ] || { demo_cleanup; rm -f "$D/demo.pid"; }; exit $rc' EXIT
 
 tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # wait_for SECONDS WHAT CMD...: poll CMD every 0.2 s until it succeeds.

@@ -61,6 +61,7 @@ $csrf = $_SESSION['csrf'];
 <meta name="color-scheme" content="light dark">
 <title><?= $user === null ? 'Sign in — fr' : 'Homes — fr' ?></title>
 <link rel="stylesheet" href="/style.css">
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
 <?php if ($user !== null): ?>
 <script type="module" src="/app.js"></script>
 <?php endif ?>

@@ -1,0 +1,209 @@
+// Browser test: the whole demo stack (tests/demo/demo.sh on free loopback ports, its own state
+// dir) driven through Debian's chromium by playwright-core: sign in, live statuses and sensors,
+// an action with its real result, a controller killed and restarted, the broker restarted.
+// Screenshots go to FR_ARTIFACTS (default tests/browser/artifacts/); FR_README_SCREENSHOT=1 also
+// refreshes docs/screenshot.png.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, copyFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '../..');
+const DEMO = join(ROOT, 'tests/demo/demo.sh');
+const BIN = process.env.FR_BIN || join(ROOT, 'build/bin');
+const ART = process.env.FR_ARTIFACTS || join(HERE, 'artifacts');
+const CHROMIUM = process.env.FR_CHROMIUM || '/usr/bin/chromium';
+const STEP = 45_000; // the longest any single expectation may take
+
+let dir, env, demo, demoOut = '', ctx, page, url, password;
+
+// A port free for TCP and UDP on 127.0.0.1 (the announce port is UDP).
+async function freePort() {
+	for (;;) {
+		const port = await new Promise((res, rej) => {
+			const s = createServer();
+			s.once('error', rej);
+			s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
+		});
+		const ok = await new Promise((res) => {
+			const u = createSocket('udp4');
+			u.once('error', () => { u.close(); res(false); });
+			u.bind(port, '127.0.0.1', () => u.close(() => res(true)));
+		});
+		if (ok) return port;
+	}
+}
+
+function pids() {
+	const m = new Map();
+	for (const line of readFileSync(join(dir, 'pids'), 'utf8').split('\n')) {
+		const [name, pid] = line.trim().split(/\s+/);
+		if (name && pid) m.set(name, Number(pid));
+	}
+	return m;
+}
+
+function demoRestart(name) {
+	const r = spawnSync('bash', [DEMO, 'restart', name], { env, encoding: 'utf8', timeout: 30_000 });
+	assert.equal(r.status, 0, `demo.sh restart ${name}: ${r.stdout}${r.stderr}`);
+}
+
+async function shot(name) {
+	mkdirSync(ART, { recursive: true });
+	await page.screenshot({ path: join(ART, `${name}.png`), fullPage: true });
+}
+
+const ctl = (id) => page.locator(`article.ctl[data-ctl="${id}"]`);
+
+before(async () => {
+	// 09-browser.sh names the dir so it can stop the demo even if this process is killed.
+	dir = process.env.FR_BROWSER_STATE || mkdtempSync(join(tmpdir(), 'fr-browser-'));
+	mkdirSync(dir, { recursive: true });
+	const ports = {};
+	for (const k of ['HTTPS', 'HTTP', 'BROKER', 'MQTTS', 'WS', 'ANNOUNCE', 'LINK', 'SHIM', 'METRICS']) ports[k] = await freePort();
+	env = { ...process.env, FR_DEMO_DIR: dir, FR_DEMO_BIN: BIN, FR_DEMO_READY_TIMEOUT: '60' };
+	for (const [k, v] of Object.entries(ports)) env[`FR_DEMO_${k}_PORT`] = String(v);
+	demo = spawn('bash', [DEMO], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+	demo.stdout.on('data', (d) => { demoOut += d; });
+	demo.stderr.on('data', (d) => { demoOut += d; });
+	await new Promise((res, rej) => {
+		const t = setTimeout(() => rej(new Error(`demo not ready after 120 s:\n${demoOut}`)), 120_000);
+		const check = () => { if (demoOut.includes('fr demo is running')) { clearTimeout(t); res(); } };
+		demo.stdout.on('data', check);
+		demo.once('exit', (code) => { clearTimeout(t); rej(new Error(`demo.sh exited ${code}:\n${demoOut}`)); });
+		check();
+	});
+	password = readFileSync(join(dir, 'demo.password'), 'utf8').trim();
+	url = `https://localhost:${ports.HTTPS}/`;
+	ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
+		executablePath: CHROMIUM,
+		headless: true,
+		ignoreHTTPSErrors: true,
+		viewport: { width: 1100, height: 760 },
+		args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+			'--disable-background-networking', '--disable-component-update', '--disable-sync'],
+		timeout: 60_000,
+	});
+	page = ctx.pages()[0] || await ctx.newPage();
+	page.setDefaultTimeout(STEP);
+	page.on('console', (m) => { if (m.type() === 'error') console.error(`[page] ${m.text()}`); });
+	page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+});
+
+after(async () => {
+	if (ctx) await ctx.close().catch(() => {});
+	if (demo && demo.exitCode === null) {
+		demo.kill('SIGTERM');
+		await new Promise((res) => {
+			const t = setTimeout(res, 20_000);
+			demo.once('exit', () => { clearTimeout(t); res(); });
+		});
+	}
+	// Whatever demo.sh could not stop (it was killed itself, say): stop it here.
+	if (dir && existsSync(join(dir, 'pids'))) {
+		for (const pid of pids().values()) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+	}
+	if (process.exitCode && dir) {
+		for (const f of ['frMhs', 'hall', 'mosquitto', 'frAroundWeb', 'nginx-error', 'php-fpm-error', 'php']) {
+			const p = join(dir, 'logs', `${f}.log`);
+			if (existsSync(p)) console.error(`----- ${f}.log -----\n${readFileSync(p, 'utf8').slice(-4000)}`);
+		}
+		console.error(`demo output:\n${demoOut}\n(state kept in ${dir})`);
+	} else if (dir) {
+		rmSync(dir, { recursive: true, force: true });
+	}
+});
+
+test('sign-in is refused with a wrong password', async () => {
+	await page.goto(url);
+	await page.getByLabel('User name').fill('demo');
+	await page.getByLabel('Password').fill('not-the-password');
+	await page.getByRole('button', { name: 'Sign in' }).click();
+	await page.getByRole('alert').filter({ hasText: 'Wrong user name or password' }).waitFor();
+	await shot('01-signin-refused');
+});
+
+test('sign in: three controllers online with sensor values, first paint from the server', async () => {
+	await page.goto(url);
+	await page.getByLabel('User name').fill('demo');
+	await page.getByLabel('Password').fill(password);
+	await page.getByRole('button', { name: 'Sign in' }).click();
+	await page.locator('#conn[data-state="up"]').waitFor();
+	for (const id of ['kitchen', 'hall', 'garage']) {
+		await page.locator(`article.ctl[data-ctl="${id}"][data-status="online"]`).waitFor();
+		const temp = ctl(id).locator('.sensor[data-sensor="temp"] [data-field="value"]');
+		await page.waitForFunction((e) => /^-?[0-9.]+$/.test(e.textContent.trim()), await temp.elementHandle());
+	}
+	assert.equal(await page.locator('section.home[data-home="demo"] [data-field="home-status"]').textContent(), 'online');
+	// Controls from info.actions: a select for on|off|toggle, a text input with a pattern otherwise.
+	assert.equal(await ctl('kitchen').getByLabel('state').evaluate((e) => e.tagName), 'SELECT');
+	assert.equal(await ctl('kitchen').getByLabel('seconds').getAttribute('pattern'), '[1-9]|1[0-9]|20');
+	await shot('02-signed-in');
+});
+
+test('an action runs with progress and its real result', async () => {
+	const form = ctl('kitchen').locator('form[data-action="lamp"]');
+	await form.getByLabel('state').selectOption('on');
+	await form.getByRole('button', { name: 'Run lamp' }).click();
+	await form.locator('[data-field="result"][data-status="ok"]').waitFor();
+	assert.equal(await form.locator('[data-field="progress"]').textContent(), 'sent → accepted → started → result (ok)');
+	const res = await form.locator('[data-field="result"]').innerText();
+	assert.match(res, /exit code\s+0/);
+	assert.match(res, /duration\s+\d+ ms/);
+	assert.match(res, /\bon\b/);
+	// The lamp sensor follows the action (polled by the controller every second).
+	await page.waitForFunction(() => document.querySelector('article.ctl[data-ctl="kitchen"] .sensor[data-sensor="lamp"] [data-field="value"]')?.textContent === 'on');
+	await shot('03-action-result');
+	if (process.env.FR_README_SCREENSHOT === '1') {
+		await page.evaluate(() => window.scrollTo(0, 0));
+		await page.screenshot({ path: join(ART, 'readme.png') });
+		copyFileSync(join(ART, 'readme.png'), join(ROOT, 'docs/screenshot.png'));
+	}
+});
+
+test('a killed controller goes offline with its reason and comes back', async () => {
+	const pid = pids().get('hall');
+	assert.ok(pid, 'hall pid');
+	process.kill(pid, 'SIGKILL');
+	await page.locator('article.ctl[data-ctl="hall"][data-status="offline"]').waitFor();
+	await page.waitForFunction(() => document.querySelector('article.ctl[data-ctl="hall"] [data-field="reason"]')?.textContent.length > 0);
+	const reason = await ctl('hall').locator('[data-field="reason"]').textContent();
+	assert.match(reason, /missed|lost/);
+	await shot('04-controller-offline');
+	demoRestart('hall');
+	await page.locator('article.ctl[data-ctl="hall"][data-status="online"]').waitFor();
+	assert.equal(await ctl('hall').locator('[data-field="reason"]').textContent(), '');
+});
+
+test('a broker restart takes the connection down and back up', async () => {
+	await page.evaluate(() => {
+		window.frConnStates = [];
+		const c = document.getElementById('conn');
+		new MutationObserver(() => window.frConnStates.push(c.dataset.state)).observe(c, { attributes: true });
+	});
+	demoRestart('mosquitto');
+	await page.waitForFunction(() => window.frConnStates.includes('down'));
+	await page.waitForFunction(() => window.frConnStates.includes('down')
+		&& document.getElementById('conn').dataset.state === 'up');
+	// Everything works again over the new connection.
+	await page.locator('article.ctl[data-ctl="garage"][data-status="online"]').waitFor();
+	const form = ctl('garage').locator('form[data-action="lamp"]');
+	await form.getByLabel('state').selectOption('off');
+	await form.getByRole('button', { name: 'Run lamp' }).click();
+	await form.locator('[data-field="result"][data-status="ok"]').waitFor();
+	await shot('05-after-broker-restart');
+});
+
+test('usable on a phone-sized screen', async () => {
+	await page.setViewportSize({ width: 390, height: 844 });
+	const w = await page.evaluate(() => document.documentElement.scrollWidth);
+	assert.ok(w <= 390, `no horizontal scrolling (page is ${w}px wide)`);
+	await shot('06-phone');
+});
