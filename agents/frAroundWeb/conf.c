@@ -76,54 +76,6 @@ static int conf_http(struct conf *c, const config_setting_t *root)
 	return 0;
 }
 
-static int conf_mqtt(struct conf *c, const config_setting_t *root)
-{
-	static const char *const keys[] = { "uri", "client_id", "username", "password",
-					    "password_file", "ca_file", "cert_file", "key_file",
-					    "version", "insecure", "keepalive", "backoff_min",
-					    "backoff_max", NULL };
-	config_setting_t *g;
-	long long v, ka;
-	const char *pwfile = NULL;
-	if (conf_group(root, "mqtt", true, keys, &g))
-		return -1;
-	if (cfg_string_req(g, "uri", &c->uri) || cfg_string(g, "client_id", NULL, &c->client_id) ||
-	    cfg_string(g, "username", NULL, &c->username) ||
-	    cfg_string(g, "password", NULL, &c->password) ||
-	    cfg_string(g, "password_file", NULL, &pwfile) ||
-	    cfg_string(g, "ca_file", NULL, &c->ca_file) ||
-	    cfg_string(g, "cert_file", NULL, &c->cert_file) ||
-	    cfg_string(g, "key_file", NULL, &c->key_file) || cfg_int(g, "version", 5, 5, 5, &v) ||
-	    cfg_bool(g, "insecure", false, &c->insecure) ||
-	    cfg_int(g, "keepalive", 30, 5, 3600, &ka) ||
-	    cfg_seconds_ms(g, "backoff_min", 500, 10, 600000, &c->backoff_min_ms) ||
-	    cfg_seconds_ms(g, "backoff_max", 30000, 10, 3600000, &c->backoff_max_ms))
-		return -1;
-	if (strncmp(c->uri, "mqtt://", 7) && strncmp(c->uri, "mqtts://", 8) &&
-	    strncmp(c->uri, "ws://", 5) && strncmp(c->uri, "wss://", 6)) {
-		cfg_error(config_setting_get_member(g, "uri"),
-			  "uri must start with mqtt://, mqtts://, ws:// or wss://");
-		return -1;
-	}
-	if (pwfile) {
-		/* Kept out of the config so the config can be world-readable. */
-		FILE *f = fopen(pwfile, "re");
-		if (!f || !fgets(c->password_buf, sizeof c->password_buf, f)) {
-			cfg_error(config_setting_get_member(g, "password_file"),
-				  "cannot read password file %s", pwfile);
-			if (f)
-				fclose(f);
-			return -1;
-		}
-		fclose(f);
-		c->password_buf[strcspn(c->password_buf, "\r\n")] = '\0';
-		c->password = c->password_buf;
-	}
-	c->mqtt_version = (int)v;
-	c->keepalive = (int)ka;
-	return 0;
-}
-
 int conf_load(struct conf *c, const char *path)
 {
 	static const char *const keys[] = { "topic_prefix", "instance", "users_file", "audit_file",
@@ -137,7 +89,7 @@ int conf_load(struct conf *c, const char *path)
 	    cfg_string(root, "users_file", "/etc/fr/users.conf", &c->users_file) ||
 	    cfg_string(root, "audit_file", "/var/lib/fr/audit.log", &c->audit_file) ||
 	    conf_shim(c, root) || conf_http(c, root) ||
-	    cfg_int(root, "max_topics", 100000, 16, 100000000, &c->max_topics) || conf_mqtt(c, root))
+	    cfg_int(root, "max_topics", 100000, 16, 100000000, &c->max_topics) || mqttconf_load(root, "mqtt", 5, &c->mqtt))
 		return -1;
 	if (!command_valid_name(c->prefix, COMMAND_NAME_MAX)) {
 		cfg_error(config_setting_get_member(root, "topic_prefix"),

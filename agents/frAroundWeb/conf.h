@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mqttconf.h"
+
 struct conf {
 	config_t cfg;              /* owns every borrowed string below */
 	const char *prefix;        /* topic prefix, default "fr" */
@@ -23,12 +25,7 @@ struct conf {
 	const char *http_addr;     /* NULL = none */
 	uint16_t http_port;
 	long long max_topics;
-	/* broker */
-	const char *uri, *client_id, *username, *password, *ca_file, *cert_file, *key_file;
-	int mqtt_version, keepalive;
-	bool insecure;
-	uint64_t backoff_min_ms, backoff_max_ms;
-	char password_buf[256];
+	struct mqttconf mqtt;      /* broker */
 };
 
 /* Returns 0 or -1 (logged with file and line); call conf_free either way. */

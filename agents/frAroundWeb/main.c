@@ -44,14 +44,14 @@ static void web_on_connected(void *arg, bool session_present)
 {
 	struct web *w = arg;
 	w->metrics.mqtt_connected = true;
-	log_info("broker %s: connected (session %s)", w->conf.uri, session_present ? "resumed" : "new");
+	log_info("broker %s: connected (session %s)", w->conf.mqtt.uri, session_present ? "resumed" : "new");
 }
 
 static void web_on_disconnected(void *arg, const char *reason)
 {
 	struct web *w = arg;
 	w->metrics.mqtt_connected = false;
-	log_warnx("broker %s: connection lost: %s", w->conf.uri, reason);
+	log_warnx("broker %s: connection lost: %s", w->conf.mqtt.uri, reason);
 }
 
 static void web_on_message(void *arg, const struct mqtt_msg *m)
@@ -214,15 +214,11 @@ static int web_setup(struct web *w)
 	if (!w->users || !w->cache || !w->audit)
 		return -1;
 	struct mqtt_opts mo = {
-		.uri = c->uri, .client_id = c->client_id ? c->client_id : w->client_id,
-		.username = c->username, .password = c->password, .ca_file = c->ca_file,
-		.cert_file = c->cert_file, .key_file = c->key_file, .insecure = c->insecure,
-		.version = 5, .clean = false,
+		.clean = false,
 		/* A random instance never resumes its session: let the broker drop it soon. */
 		.session_expiry = c->instance ? 0 : 300,
-		.keepalive = c->keepalive, .backoff_min_ms = c->backoff_min_ms,
-		.backoff_max_ms = c->backoff_max_ms,
 	};
+	mqttconf_opts(&c->mqtt, w->client_id, &mo);
 	w->mqtt = mqtt_new(w->loop, &mo, &web_mqtt_ops, w);
 	if (!w->mqtt)
 		return -1;
@@ -257,7 +253,7 @@ static int web_setup(struct web *w)
 	signal(SIGPIPE, SIG_IGN);
 	if (mqtt_start(w->mqtt) < 0)
 		return -1;
-	log_info("instance %s: broker %s, %d users, replies on %s", w->instance, c->uri,
+	log_info("instance %s: broker %s, %d users, replies on %s", w->instance, c->mqtt.uri,
 		 users_count(w->users), relay_reply_filter(w->relay));
 	return 0;
 }
@@ -313,7 +309,7 @@ int main(int argc, char **argv)
 	if (check) {
 		struct users *u = users_load(w.conf.users_file);
 		if (u)
-			printf("%s: OK (broker %s, %d users in %s)\n", config, w.conf.uri,
+			printf("%s: OK (broker %s, %d users in %s)\n", config, w.conf.mqtt.uri,
 			       users_count(u), w.conf.users_file);
 		users_free(u);
 		conf_free(&w.conf);

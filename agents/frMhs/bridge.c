@@ -526,13 +526,10 @@ struct bridge *bridge_new(struct loop *loop, const struct conf *conf)
 	snprintf(will, sizeof will, "%s/status", b->base);
 	snprintf(client, sizeof client, "frMhs-%s", conf->home);
 	struct mqtt_opts o = {
-		.uri = conf->uri, .client_id = conf->client_id ? conf->client_id : client,
-		.username = conf->username, .password = conf->password, .ca_file = conf->ca_file,
-		.cert_file = conf->cert_file, .key_file = conf->key_file, .insecure = conf->insecure,
-		.version = conf->mqtt_version, .clean = false, .keepalive = conf->keepalive,
-		.will_topic = will, .will_payload = "offline", .will_qos = 1, .will_retain = true,
-		.backoff_min_ms = conf->backoff_min_ms, .backoff_max_ms = conf->backoff_max_ms,
+		.clean = false, .will_topic = will, .will_payload = "offline", .will_qos = 1,
+		.will_retain = true,
 	};
+	mqttconf_opts(&conf->mqtt, client, &o);
 	b->mqtt = b->buckets ? mqtt_new(loop, &o, &bridge_mqtt_ops, b) : NULL;
 	if (!b->mqtt) {
 		bridge_free(b);

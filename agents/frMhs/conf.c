@@ -96,55 +96,6 @@ static int conf_statics(struct conf *c, const config_setting_t *root)
 	return 0;
 }
 
-static int conf_mqtt(struct conf *c, const config_setting_t *root)
-{
-	static const char *const keys[] = { "uri", "client_id", "username", "password",
-					    "password_file", "ca_file", "cert_file", "key_file",
-					    "version", "insecure", "keepalive", "backoff_min",
-					    "backoff_max", NULL };
-	config_setting_t *g;
-	long long v, ka;
-	const char *pwfile = NULL;
-	if (conf_group(root, "mqtt", true, keys, &g))
-		return -1;
-	if (cfg_string_req(g, "uri", &c->uri) || cfg_string(g, "client_id", NULL, &c->client_id) ||
-	    cfg_string(g, "username", NULL, &c->username) ||
-	    cfg_string(g, "password", NULL, &c->password) ||
-	    cfg_string(g, "password_file", NULL, &pwfile) ||
-	    cfg_string(g, "ca_file", NULL, &c->ca_file) ||
-	    cfg_string(g, "cert_file", NULL, &c->cert_file) ||
-	    cfg_string(g, "key_file", NULL, &c->key_file) || cfg_int(g, "version", 5, 4, 5, &v) ||
-	    cfg_bool(g, "insecure", false, &c->insecure) ||
-	    cfg_int(g, "keepalive", 30, 5, 3600, &ka) ||
-	    cfg_seconds_ms(g, "backoff_min", 500, 10, 600000, &c->backoff_min_ms) ||
-	    cfg_seconds_ms(g, "backoff_max", 30000, 10, 3600000, &c->backoff_max_ms))
-		return -1;
-	if (strncmp(c->uri, "mqtt://", 7) && strncmp(c->uri, "mqtts://", 8) &&
-	    strncmp(c->uri, "ws://", 5) && strncmp(c->uri, "wss://", 6)) {
-		cfg_error(config_setting_get_member(g, "uri"),
-			  "uri must start with mqtt://, mqtts://, ws:// or wss://");
-		return -1;
-	}
-	if (pwfile) {
-		/* Kept out of the config so the config can be world-readable. */
-		FILE *f = fopen(pwfile, "re");
-		static char pw[256];
-		if (!f || !fgets(pw, sizeof pw, f)) {
-			cfg_error(config_setting_get_member(g, "password_file"),
-				  "cannot read password file %s", pwfile);
-			if (f)
-				fclose(f);
-			return -1;
-		}
-		fclose(f);
-		pw[strcspn(pw, "\r\n")] = '\0';
-		c->password = pw;
-	}
-	c->mqtt_version = (int)v;
-	c->keepalive = (int)ka;
-	return 0;
-}
-
 static int conf_displays(struct conf *c, const config_setting_t *root)
 {
 	static const char *const skeys[] = { "port", "baud", NULL };
@@ -196,7 +147,7 @@ int conf_load(struct conf *c, const char *path)
 	    conf_links(c, root) || conf_statics(c, root) ||
 	    cfg_seconds_ms(root, "ping_interval", 10000, 50, 3600000, &c->ping_interval_ms) ||
 	    cfg_seconds_ms(root, "ping_timeout", 30000, 100, 3600000, &c->ping_timeout_ms) ||
-	    conf_mqtt(c, root) ||
+	    mqttconf_load(root, "mqtt", 4, &c->mqtt) ||
 	    cfg_seconds_ms(root, "result_grace", 30000, 100, 3600000, &c->result_grace_ms) ||
 	    cfg_int(root, "dedup_max", 10000, 16, 10000000, &c->dedup_max) || conf_displays(c, root))
 		return -1;

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mqttconf.h"
+
 struct conf_static {
 	const char *id;        /* a controller that does not announce: dialled at this address */
 	const char *address;
@@ -26,12 +28,7 @@ struct conf {
 	uint64_t ping_interval_ms, ping_timeout_ms;
 	struct conf_static *statics; /* owned */
 	int nstatics;
-	/* broker */
-	const char *uri, *client_id, *username, *password, *ca_file, *cert_file, *key_file;
-	int mqtt_version;
-	bool insecure;
-	int keepalive;
-	uint64_t backoff_min_ms, backoff_max_ms;
+	struct mqttconf mqtt;        /* broker */
 	/* requests */
 	uint64_t result_grace_ms;    /* beyond an action's timeout before a request is "lost" */
 	long long dedup_max;         /* request ids remembered for redeliveries */

@@ -64,18 +64,14 @@ static void discovery_on_read(void *arg, int fd, uint32_t events)
 		char addr[NET_ADDRSTRLEN], why[160] = "";
 		net_addr_str((struct sockaddr *)&from, addr, sizeof addr);
 		struct announce a;
-		memset(&a, 0, sizeof a);
-		int rc = announce_parse(buf, (size_t)n, d->key, &a, why, sizeof why);
-		if (rc == 0)
-			rc = announce_check_time(&a, (int64_t)(loop_wall_ms() / 1000), d->window_s);
-		if (rc == 0)
-			rc = announce_replay_check(d->replay, &a);
+		int rc = announce_receive(buf, (size_t)n, d->key, (int64_t)(loop_wall_ms() / 1000),
+					  d->window_s, d->replay, &a, why, sizeof why);
 		if (rc < 0) {
 			discovery_drop(d, addr, rc, why);
-		} else {
-			d->accepted++;
-			registry_announce(d->reg, &a, &from);
+			continue;
 		}
+		d->accepted++;
+		registry_announce(d->reg, &a, &from);
 		announce_clear(&a);
 	}
 }

@@ -39,6 +39,7 @@ struct m5stack {
 	int open_err;           /* errno of the last logged open failure, 0 if none since */
 	bool need_full;         /* next frame is a full-state frame (hello ...) */
 	bool dropping;          /* logged that the device does not read */
+	bool started;           /* first opened with a state to show, not an empty one */
 	struct m5_view want, sent;
 	unsigned long long frames, pings;
 	char out[M5_OUT_MAX];
@@ -206,6 +207,8 @@ static void m5_lost(struct m5stack *m, const char *why, int err)
 	loop_timer_start(m->loop, &m->retry_timer, M5_RETRY_MS);
 }
 
+static void m5_sync(struct m5stack *m);
+
 static void m5_flush(struct m5stack *m)
 {
 	while (m->olen > 0) {
@@ -233,8 +236,13 @@ static void m5_flush(struct m5stack *m)
 		memmove(m->out, m->out + w, m->olen - (size_t)w);
 		m->olen -= (size_t)w;
 	}
-	if (m->olen == 0)
+	if (m->olen == 0) {
 		m->dropping = false;
+		if (m->need_full) {   /* frames were dropped: catch the device up now */
+			m5_sync(m);
+			return;
+		}
+	}
 	loop_io_mod(m->loop, m->fd, EPOLLIN | (m->olen ? EPOLLOUT : 0));
 }
 
@@ -464,7 +472,6 @@ struct m5stack *m5stack_new(struct loop *loop, const char *port, int baud)
 	m->fd = -1;
 	loop_timer_init(&m->retry_timer, m5_on_retry, m);
 	loop_timer_init(&m->beat_timer, m5_on_beat, m);
-	m5_open(m);
 	return m;
 }
 
@@ -489,5 +496,10 @@ void m5stack_show(struct m5stack *m, const struct display_state *st)
 	snprintf(w->cmd, sizeof w->cmd, "%s", st->last_cmd ? st->last_cmd : "");
 	snprintf(w->text, sizeof w->text, "%s", st->text ? st->text : "");
 	w->seq = st->text_seq;
+	if (!m->started) {
+		m->started = true;
+		m5_open(m);
+		return;
+	}
 	m5_sync(m);
 }

@@ -16,8 +16,9 @@ struct m5stack;
 #define M5STACK_LINE_MAX 512      /* bytes of one protocol line, newline included */
 #define M5STACK_HEARTBEAT_MS 2000
 
-/* The device on port (copied) at baud. Never fails because the device is missing: it keeps
- * retrying. NULL only without memory. Owned by the caller: m5stack_free. */
+/* The device on port (copied) at baud, opened at the first m5stack_show (so its first frame
+ * holds a real state). Never fails because the device is missing: it keeps retrying. NULL only
+ * without memory. Owned by the caller: m5stack_free. */
 struct m5stack *m5stack_new(struct loop *loop, const char *port, int baud);
 void m5stack_free(struct m5stack *m);
 /* Sends what changed since the last frame (everything after a (re)open or a sync request) as

@@ -207,7 +207,7 @@ static int mhs_setup(struct mhs *h)
 	signal(SIGPIPE, SIG_IGN);
 	if (bridge_start(h->bridge) < 0)
 		return -1;
-	log_info("home %s: broker %s (MQTT %s)", c->home, c->uri, c->mqtt_version == 5 ? "5" : "3.1.1");
+	log_info("home %s: broker %s (MQTT %s)", c->home, c->mqtt.uri, c->mqtt.version == 5 ? "5" : "3.1.1");
 	return 0;
 }
 
@@ -265,7 +265,7 @@ int main(int argc, char **argv)
 		uint8_t s[32];
 		int rc = cfg_read_secret(h.conf.secret_file, s);
 		if (rc == 0)
-			printf("%s: OK (home %s, broker %s)\n", config, h.conf.home, h.conf.uri);
+			printf("%s: OK (home %s, broker %s)\n", config, h.conf.home, h.conf.mqtt.uri);
 		conf_free(&h.conf);
 		return rc == 0 ? 0 : 1;
 	}

@@ -176,14 +176,11 @@ static void frcmd_on_announce(void *arg, int fd, uint32_t events)
 		char addr[NET_ADDRSTRLEN], why[160] = "";
 		net_addr_str((struct sockaddr *)&from, addr, sizeof addr);
 		struct announce an;
-		memset(&an, 0, sizeof an);
-		int rc = announce_parse(buf, (size_t)n, a->key, &an, why, sizeof why);
-		if (rc == 0 && (rc = announce_check_time(&an, (int64_t)(loop_wall_ms() / 1000), 30)) == 0)
-			rc = announce_replay_check(a->replay, &an);
+		int rc = announce_receive(buf, (size_t)n, a->key, (int64_t)(loop_wall_ms() / 1000), 30,
+					  a->replay, &an, why, sizeof why);
 		if (rc < 0) {
 			log_warnx("announce from %s dropped: %s%s%s", addr, announce_strerror(rc),
 				  why[0] ? ": " : "", why);
-			announce_clear(&an);
 			continue;
 		}
 		cJSON *o = cJSON_CreateObject();

@@ -612,3 +612,18 @@ int announce_replay_check(struct announce_replay *r, const struct announce *a)
 	replay_record(r, e, a);
 	return ANNOUNCE_OK;
 }
+
+int announce_receive(const void *buf, size_t len, const uint8_t key[32], int64_t now_s,
+		     int window_s, struct announce_replay *r, struct announce *out, char *why,
+		     size_t whylen)
+{
+	int rc = announce_parse(buf, len, key, out, why, whylen);
+	if (rc != ANNOUNCE_OK)
+		return rc;
+	rc = announce_check_time(out, now_s, window_s);
+	if (rc == ANNOUNCE_OK)
+		rc = announce_replay_check(r, out);
+	if (rc != ANNOUNCE_OK)
+		announce_clear(out);
+	return rc;
+}

@@ -79,4 +79,11 @@ void announce_replay_free(struct announce_replay *r);
 /* ANNOUNCE_OK (and records a) or ANNOUNCE_EREPLAY (state unchanged). */
 int announce_replay_check(struct announce_replay *r, const struct announce *a);
 
+/* A receiver's whole check in its order: announce_parse, announce_check_time(now_s,
+ * window_s), announce_replay_check(r). On ANNOUNCE_OK the caller owns out's arrays
+ * (announce_clear); on error out holds nothing to free. */
+int announce_receive(const void *buf, size_t len, const uint8_t key[32], int64_t now_s,
+		     int window_s, struct announce_replay *r, struct announce *out, char *why,
+		     size_t whylen);
+
 #endif

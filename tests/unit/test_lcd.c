@@ -119,7 +119,8 @@ START_TEST(replacement)
 	char out[64];
 	ck_assert_uint_eq(lcd_text(out, sizeof out, "plain ASCII ~!"), 14);
 	ck_assert_str_eq(out, "plain ASCII ~!");
-	lcd_text(out, sizeof out, "caf\xc3\xa9 \xc3\x9cn\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9");   /* café Ünïcödé */
+	/* café Ünïcödé */
+	lcd_text(out, sizeof out, "caf\xc3\xa9 \xc3\x9cn\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9");
 	ck_assert_str_eq(out, "cafe Unicode");
 	lcd_text(out, sizeof out, "21\xc2\xb0" "C");                            /* 21°C */
 	ck_assert_str_eq(out, "21\xdf" "C");
