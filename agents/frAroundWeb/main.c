@@ -8,6 +8,7 @@
 #include "conf.h"
 #include "http.h"
 #include "keys.h"
+#include "agent.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -16,7 +17,6 @@
 #include "shim.h"
 #include "users.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,32 +275,10 @@ static void web_teardown(struct web *w)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' }, { "foreground", no_argument, NULL, 'f' },
-		{ "verbose", no_argument, NULL, 'v' },      { "check-config", no_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
-	};
-	const char *config = NULL;
-	bool foreground = false, check = false;
-	int verbose = 0, ch;
-	while ((ch = getopt_long(argc, argv, "c:fvhV", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': config = optarg; break;
-		case 'f': foreground = true; break;
-		case 'v': verbose++; break;
-		case 'C': check = true; break;
-		case 'h': web_usage(stdout); return 0;
-		case 'V': printf("frAroundWeb %s\n", FR_VERSION); return 0;
-		default: web_usage(stderr); return 1;
-		}
-	}
-	if (!config || optind != argc) {
-		fprintf(stderr, "frAroundWeb: %s\nTry 'frAroundWeb --help'.\n",
-			config ? "unexpected argument" : "-c FILE is required");
-		return 1;
-	}
-	log_init("frAroundWeb", foreground || check, verbose);
+	struct agent_args args;
+	agent_parse_args(argc, argv, "frAroundWeb", web_usage, NULL, &args);
+	const char *config = args.config;
+	bool check = args.check;
 	struct web w = { 0 };
 	if (conf_load(&w.conf, config) < 0) {
 		conf_free(&w.conf);
@@ -315,9 +293,7 @@ int main(int argc, char **argv)
 		conf_free(&w.conf);
 		return u ? 0 : 1;
 	}
-	srandom((unsigned)(loop_wall_ms() ^ (uint64_t)getpid()));
-	if (!foreground && daemon(0, 0) < 0)
-		fatal("daemon");
+	agent_start(&args);
 	if (web_setup(&w) < 0) {
 		log_warnx("start-up failed");
 		web_teardown(&w);

@@ -2,6 +2,7 @@
  * runs each action as a child process under a timeout watchdog, never runs a command id twice
  * (journal), and pushes sensor changes as events. One epoll loop; see docs/lan-protocol.md. */
 #include "announce.h"
+#include "agent.h"
 #include "cfg.h"
 #include "command.h"
 #include "conf.h"
@@ -14,7 +15,6 @@
 #include "runner.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -843,32 +843,10 @@ static void mhc_teardown(struct mhc *m)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' }, { "foreground", no_argument, NULL, 'f' },
-		{ "verbose", no_argument, NULL, 'v' },      { "check-config", no_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
-	};
-	const char *config = NULL;
-	bool foreground = false, check = false;
-	int verbose = 0, ch;
-	while ((ch = getopt_long(argc, argv, "c:fvhV", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': config = optarg; break;
-		case 'f': foreground = true; break;
-		case 'v': verbose++; break;
-		case 'C': check = true; break;
-		case 'h': mhc_usage(stdout); return 0;
-		case 'V': printf("frMhc %s (LAN protocol v%d)\n", FR_VERSION, ANNOUNCE_PROTO_VERSION); return 0;
-		default: mhc_usage(stderr); return 1;
-		}
-	}
-	if (!config || optind != argc) {
-		fprintf(stderr, "frMhc: %s\n", config ? "unexpected argument" : "-c FILE is required");
-		fprintf(stderr, "Try 'frMhc --help'.\n");
-		return 1;
-	}
-	log_init("frMhc", foreground || check, verbose);
+	struct agent_args args;
+	agent_parse_args(argc, argv, "frMhc", mhc_usage, " (LAN protocol v1)", &args);
+	const char *config = args.config;
+	bool check = args.check;
 	struct mhc m = { .lfd = -1, .ufd = -1 };
 	if (conf_load(&m.conf, config) < 0) {
 		conf_free(&m.conf);
@@ -883,9 +861,7 @@ int main(int argc, char **argv)
 		conf_free(&m.conf);
 		return rc == 0 ? 0 : 1;
 	}
-	srandom((unsigned)(loop_wall_ms() ^ (uint64_t)getpid()));
-	if (!foreground && daemon(0, 0) < 0)
-		fatal("daemon");
+	agent_start(&args);
 	if (mhc_setup(&m) < 0) {
 		log_warnx("start-up failed");
 		mhc_teardown(&m);

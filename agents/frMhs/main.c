@@ -2,6 +2,7 @@
  * controllers on its LAN by their announces, links to them, and turns MQTT requests into
  * commands with correlated results (docs/topics.md). One epoll loop. */
 #include "bridge.h"
+#include "agent.h"
 #include "cfg.h"
 #include "conf.h"
 #include "discovery.h"
@@ -14,7 +15,6 @@
 #include "registry.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
@@ -230,32 +230,10 @@ static void mhs_teardown(struct mhs *h)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' }, { "foreground", no_argument, NULL, 'f' },
-		{ "verbose", no_argument, NULL, 'v' },      { "check-config", no_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
-	};
-	const char *config = NULL;
-	bool foreground = false, check = false;
-	int verbose = 0, ch;
-	while ((ch = getopt_long(argc, argv, "c:fvhV", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': config = optarg; break;
-		case 'f': foreground = true; break;
-		case 'v': verbose++; break;
-		case 'C': check = true; break;
-		case 'h': mhs_usage(stdout); return 0;
-		case 'V': printf("frMhs %s\n", FR_VERSION); return 0;
-		default: mhs_usage(stderr); return 1;
-		}
-	}
-	if (!config || optind != argc) {
-		fprintf(stderr, "frMhs: %s\nTry 'frMhs --help'.\n",
-			config ? "unexpected argument" : "-c FILE is required");
-		return 1;
-	}
-	log_init("frMhs", foreground || check, verbose);
+	struct agent_args args;
+	agent_parse_args(argc, argv, "frMhs", mhs_usage, NULL, &args);
+	const char *config = args.config;
+	bool check = args.check;
 	struct mhs h = { .lfd = -1 };
 	if (conf_load(&h.conf, config) < 0) {
 		conf_free(&h.conf);
@@ -269,9 +247,7 @@ int main(int argc, char **argv)
 		conf_free(&h.conf);
 		return rc == 0 ? 0 : 1;
 	}
-	srandom((unsigned)(loop_wall_ms() ^ (uint64_t)getpid()));
-	if (!foreground && daemon(0, 0) < 0)
-		fatal("daemon");
+	agent_start(&args);
 	if (mhs_setup(&h) < 0) {
 		log_warnx("start-up failed");
 		mhs_teardown(&h);
