@@ -376,7 +376,7 @@ final class Client
                 }
                 continue;
             }
-            if ($lid === $id) {
+            if (isset($this->live[$lid])) {
                 $this->inbox[$lid][] = $line;
             }
             // else: a late answer to a call given up on (local timeout) or an ended stream

@@ -80,6 +80,12 @@ final class ClientE2ETest extends TestCase
         $this->assertContains('accepted', $events);
         $this->assertContains('started', $events);
         $this->assertSame('alice', $this->c->user());
+
+        // The issue's "done when", literally: a fresh client, one call, the real result.
+        $r2 = (new Client(self::$shim, self::$token))->request(self::$home, self::$ctl, 'lamp_on');
+        $this->assertSame('ok', $r2->status);
+        $this->assertSame("on\n", $r2->stdout);
+        $this->assertNotSame($r->requestId, $r2->requestId);
         $this->assertContains(self::$home, $this->c->homes());
     }
 

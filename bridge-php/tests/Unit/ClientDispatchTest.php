@@ -154,7 +154,7 @@ final class ClientDispatchTest extends TestCase
         $fake = new FakeShim();
         $c = $fake->client(2.0);
         $fake->lines(['id' => 2, 'event' => 'subscribed']);
-        $sub = $c->subscribe('fr/home1/ctl/kitchen/#');
+        $sub = $c->subscribe('fr/home1/ctl/kitchen/#', 2.0);
         $this->assertSame(['id' => 2, 'op' => 'subscribe', 'filter' => 'fr/home1/ctl/kitchen/#'], $fake->received());
 
         $fake->lines(
