@@ -22,7 +22,7 @@ const ART = process.env.FR_ARTIFACTS || join(HERE, 'artifacts');
 const CHROMIUM = process.env.FR_CHROMIUM || '/usr/bin/chromium';
 const STEP = 45_000; // the longest any single expectation may take
 
-let dir, env, demo, demoOut = '', ctx, page, url, password;
+let dir, env, demo, demoOut = '', ctx, page, url, password, brokerPort;
 
 // A port free for TCP and UDP on 127.0.0.1 (the announce port is UDP).
 async function freePort() {
@@ -62,39 +62,59 @@ async function shot(name) {
 
 const ctl = (id) => page.locator(`article.ctl[data-ctl="${id}"]`);
 
+// test() that remembers a failure, so after() keeps the state dir and prints the daemons' logs.
+let failed = false;
+function step(name, fn) {
+	test(name, async () => {
+		try {
+			await fn();
+		} catch (e) {
+			failed = true;
+			if (page) await shot(`failed-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40)}`).catch(() => {});
+			throw e;
+		}
+	});
+}
+
 before(async () => {
-	// 09-browser.sh names the dir so it can stop the demo even if this process is killed.
-	dir = process.env.FR_BROWSER_STATE || mkdtempSync(join(tmpdir(), 'fr-browser-'));
-	mkdirSync(dir, { recursive: true });
-	const ports = {};
-	for (const k of ['HTTPS', 'HTTP', 'BROKER', 'MQTTS', 'WS', 'ANNOUNCE', 'LINK', 'SHIM', 'METRICS']) ports[k] = await freePort();
-	env = { ...process.env, FR_DEMO_DIR: dir, FR_DEMO_BIN: BIN, FR_DEMO_READY_TIMEOUT: '60' };
-	for (const [k, v] of Object.entries(ports)) env[`FR_DEMO_${k}_PORT`] = String(v);
-	demo = spawn('bash', [DEMO], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-	demo.stdout.on('data', (d) => { demoOut += d; });
-	demo.stderr.on('data', (d) => { demoOut += d; });
-	await new Promise((res, rej) => {
-		const t = setTimeout(() => rej(new Error(`demo not ready after 120 s:\n${demoOut}`)), 120_000);
-		const check = () => { if (demoOut.includes('fr demo is running')) { clearTimeout(t); res(); } };
-		demo.stdout.on('data', check);
-		demo.once('exit', (code) => { clearTimeout(t); rej(new Error(`demo.sh exited ${code}:\n${demoOut}`)); });
-		check();
-	});
-	password = readFileSync(join(dir, 'demo.password'), 'utf8').trim();
-	url = `https://localhost:${ports.HTTPS}/`;
-	ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
-		executablePath: CHROMIUM,
-		headless: true,
-		ignoreHTTPSErrors: true,
-		viewport: { width: 1100, height: 760 },
-		args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-			'--disable-background-networking', '--disable-component-update', '--disable-sync'],
-		timeout: 60_000,
-	});
-	page = ctx.pages()[0] || await ctx.newPage();
-	page.setDefaultTimeout(STEP);
-	page.on('console', (m) => { if (m.type() === 'error') console.error(`[page] ${m.text()}`); });
-	page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+	try {
+		// 09-browser.sh names the dir so it can stop the demo even if this process is killed.
+		dir = process.env.FR_BROWSER_STATE || mkdtempSync(join(tmpdir(), 'fr-browser-'));
+		mkdirSync(dir, { recursive: true });
+		const ports = {};
+		for (const k of ['HTTPS', 'HTTP', 'BROKER', 'MQTTS', 'WS', 'ANNOUNCE', 'LINK', 'SHIM', 'METRICS']) ports[k] = await freePort();
+		env = { ...process.env, FR_DEMO_DIR: dir, FR_DEMO_BIN: BIN, FR_DEMO_READY_TIMEOUT: '60' };
+		for (const [k, v] of Object.entries(ports)) env[`FR_DEMO_${k}_PORT`] = String(v);
+		demo = spawn('bash', [DEMO], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+		demo.stdout.on('data', (d) => { demoOut += d; });
+		demo.stderr.on('data', (d) => { demoOut += d; });
+		await new Promise((res, rej) => {
+			const t = setTimeout(() => rej(new Error(`demo not ready after 120 s:\n${demoOut}`)), 120_000);
+			const check = () => { if (demoOut.includes('fr demo is running')) { clearTimeout(t); res(); } };
+			demo.stdout.on('data', check);
+			demo.once('exit', (code) => { clearTimeout(t); rej(new Error(`demo.sh exited ${code}:\n${demoOut}`)); });
+			check();
+		});
+		password = readFileSync(join(dir, 'demo.password'), 'utf8').trim();
+		url = `https://localhost:${ports.HTTPS}/`;
+		brokerPort = ports.BROKER;
+		ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
+			executablePath: CHROMIUM,
+			headless: true,
+			ignoreHTTPSErrors: true,
+			viewport: { width: 1100, height: 760 },
+			args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+				'--disable-background-networking', '--disable-component-update', '--disable-sync'],
+			timeout: 60_000,
+		});
+		page = ctx.pages()[0] || await ctx.newPage();
+		page.setDefaultTimeout(STEP);
+		page.on('console', (m) => { if (m.type() === 'error') console.error(`[page] ${m.text()}`); });
+		page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+	} catch (e) {
+		failed = true;
+		throw e;
+	}
 });
 
 after(async () => {
@@ -110,18 +130,18 @@ after(async () => {
 	if (dir && existsSync(join(dir, 'pids'))) {
 		for (const pid of pids().values()) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
 	}
-	if (process.exitCode && dir) {
+	if (failed && dir) {
 		for (const f of ['frMhs', 'hall', 'mosquitto', 'frAroundWeb', 'nginx-error', 'php-fpm-error', 'php']) {
 			const p = join(dir, 'logs', `${f}.log`);
 			if (existsSync(p)) console.error(`----- ${f}.log -----\n${readFileSync(p, 'utf8').slice(-4000)}`);
 		}
 		console.error(`demo output:\n${demoOut}\n(state kept in ${dir})`);
-	} else if (dir) {
-		rmSync(dir, { recursive: true, force: true });
+		return;
 	}
+	if (dir && !process.env.FR_BROWSER_STATE) rmSync(dir, { recursive: true, force: true });
 });
 
-test('sign-in is refused with a wrong password', async () => {
+step('sign-in is refused with a wrong password', async () => {
 	await page.goto(url);
 	await page.getByLabel('User name').fill('demo');
 	await page.getByLabel('Password').fill('not-the-password');
@@ -130,7 +150,7 @@ test('sign-in is refused with a wrong password', async () => {
 	await shot('01-signin-refused');
 });
 
-test('sign in: three controllers online with sensor values, first paint from the server', async () => {
+step('sign in: three controllers online with sensor values, first paint from the server', async () => {
 	await page.goto(url);
 	await page.getByLabel('User name').fill('demo');
 	await page.getByLabel('Password').fill(password);
@@ -148,11 +168,37 @@ test('sign in: three controllers online with sensor values, first paint from the
 	await shot('02-signed-in');
 });
 
-test('an action runs with progress and its real result', async () => {
+// Watches the request on the broker (the demo user may read its home): MQTT 5 properties too.
+function watchCommand(topic) {
+	const sub = spawn('stdbuf', ['-oL', 'mosquitto_sub', '-V', '5', '-d', '-p', String(brokerPort), '-u', 'demo', '-P', password,
+		'-t', topic, '-C', '1', '-W', '40', '-F', 'MSG %R|%D|%p'], { stdio: ['ignore', 'pipe', 'pipe'] });
+	let out = '';
+	sub.stdout.on('data', (d) => { out += d; });
+	const subscribed = new Promise((res, rej) => {
+		sub.stdout.on('data', () => { if (/SUBACK/.test(out)) res(); });
+		sub.once('exit', () => rej(new Error(`mosquitto_sub ended: ${out}`)));
+	});
+	const message = new Promise((res) => sub.once('exit', () => res(out.split('\n').find((l) => l.startsWith('MSG ')))));
+	return { subscribed, message };
+}
+
+step('an action runs with progress and its real result', async () => {
 	const form = ctl('kitchen').locator('form[data-action="lamp"]');
+	const watch = watchCommand('fr/demo/ctl/kitchen/cmd');
+	await watch.subscribed;
 	await form.getByLabel('state').selectOption('on');
 	await form.getByRole('button', { name: 'Run lamp' }).click();
 	await form.locator('[data-field="result"][data-status="ok"]').waitFor();
+	// The request: a UUID id, MQTT 5 response topic under the user's reply tree, the id as
+	// correlation data, a deadline.
+	const [rt, cd, payload] = (await watch.message).slice(4).split('|');
+	const req = JSON.parse(payload);
+	assert.match(req.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+	assert.match(rt, /^fr\/demo\/reply\/demo\/[0-9a-f]{8}$/);
+	assert.equal(cd, req.id);
+	assert.deepEqual(req.args, { state: 'on' });
+	assert.equal(req.action, 'lamp');
+	assert.ok(req.deadline > Date.now() / 1000);
 	assert.equal(await form.locator('[data-field="progress"]').textContent(), 'sent → accepted → started → result (ok)');
 	const res = await form.locator('[data-field="result"]').innerText();
 	assert.match(res, /exit code\s+0/);
@@ -168,7 +214,7 @@ test('an action runs with progress and its real result', async () => {
 	}
 });
 
-test('a killed controller goes offline with its reason and comes back', async () => {
+step('a killed controller goes offline with its reason and comes back', async () => {
 	const pid = pids().get('hall');
 	assert.ok(pid, 'hall pid');
 	process.kill(pid, 'SIGKILL');
@@ -182,7 +228,7 @@ test('a killed controller goes offline with its reason and comes back', async ()
 	assert.equal(await ctl('hall').locator('[data-field="reason"]').textContent(), '');
 });
 
-test('a broker restart takes the connection down and back up', async () => {
+step('a broker restart takes the connection down and back up', async () => {
 	await page.evaluate(() => {
 		window.frConnStates = [];
 		const c = document.getElementById('conn');
@@ -201,7 +247,7 @@ test('a broker restart takes the connection down and back up', async () => {
 	await shot('05-after-broker-restart');
 });
 
-test('usable on a phone-sized screen', async () => {
+step('usable on a phone-sized screen', async () => {
 	await page.setViewportSize({ width: 390, height: 844 });
 	const w = await page.evaluate(() => document.documentElement.scrollWidth);
 	assert.ok(w <= 390, `no horizontal scrolling (page is ${w}px wide)`);

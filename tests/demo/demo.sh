@@ -84,6 +84,10 @@ demo_stop() {
 		wait_gone "$fg" 20 || true
 	fi
 	rm -f "$D/demo.pid"
+	if [ -n "$fg" ] && [ ! -f "$D/pids" ]; then
+		echo "the demo has stopped"
+		return 0
+	fi
 	demo_cleanup
 }
 

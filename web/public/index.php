@@ -19,7 +19,9 @@ if ($_SERVER['REQUEST_METHOD'] === 'POST') {
     if (!csrf_ok()) {
         $error = 'Your session expired; please try again.';
     } elseif ($action === 'signin') {
-        $error = sign_in((string) ($_POST['username'] ?? ''), (string) ($_POST['password'] ?? ''));
+        $u = $_POST['username'] ?? '';
+        $p = $_POST['password'] ?? '';
+        $error = sign_in(is_string($u) ? $u : '', is_string($p) ? $p : '');
         if ($error === null) {
             header('Location: /', true, 303);
             exit;
@@ -78,7 +80,7 @@ $csrf = $_SESSION['csrf'];
     <label for="username">User name</label>
     <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none"
            spellcheck="false" required maxlength="63" pattern="[A-Za-z0-9_\-]{1,63}"
-           value="<?= h($_POST['username'] ?? '') ?>">
+           value="<?= h(is_string($_POST['username'] ?? null) ? $_POST['username'] : '') ?>">
     <label for="password">Password</label>
     <input id="password" name="password" type="password" autocomplete="current-password" required>
     <button type="submit">Sign in</button>
