@@ -194,8 +194,11 @@ home = "$HOME_ID";
 secret_file = "$S/homes/$HOME_ID/home.secret";
 discovery = { address = "127.255.255.255"; port = $ANNOUNCE_PORT; interval = 2; offline_after = 3; };
 mqtt = { uri = "mqtt://127.0.0.1:$BROKER_PORT"; username = "home-$HOME_ID";
-         password_file = "$S/homes/$HOME_ID/mqtt.pw"; version = 5; backoff_min = 0.2; backoff_max = 2; };
+         password_file = "$S/homes/$HOME_ID/mqtt.pw"; version = 5; backoff_min = 0.2; backoff_max = 2; };# A pseudo-terminal stands in for the M5Stack (tests/integration/bin/ptydev): what frMhs
+# shows on it is appended to $D/m5stack/dev.N (docs/display-protocol.md).
+m5stack = { port = "$D/m5stack.tty"; baud = 115200; };
 CONF
+mkdir -p "$D/m5stack"
 i=2
 for c in "${CTLS[@]}"; do
 	cat >"$D/$c.conf" <<CONF
@@ -319,6 +322,7 @@ all_online() {
 start mosquitto mosquitto -c "$D/mosquitto.conf"
 wait_for 20 "the broker on port $BROKER_PORT" tcp_open "$BROKER_PORT"
 start frAroundWeb "$BIN/frAroundWeb" -f -c "$D/frAroundWeb.conf"
+start m5stack "$FR_ROOT/tests/integration/bin/ptydev" "$D/m5stack.tty" "$D/m5stack"
 start frMhs "$BIN/frMhs" -f -c "$D/frmhs.conf"
 for c in "${CTLS[@]}"; do start "$c" "$BIN/frMhc" -f -c "$D/$c.conf"; done
 start php-fpm "$PHP_FPM" "${FPM_FLAGS[@]}" --nodaemonize --fpm-config "$D/php/php-fpm.conf"
@@ -338,6 +342,8 @@ fr demo is running (logs in $D/logs/; Ctrl-C or ./fr stop ends it).
   broker         mqtt://127.0.0.1:$BROKER_PORT (loopback), mqtts://127.0.0.1:$MQTTS_PORT,
                  wss://localhost:$HTTPS_PORT/mqtt through nginx
   home           $HOME_ID: frMhs + controllers kitchen (127.0.0.2), hall (.3), garage (.4)
+
+  M5Stack        a pseudo-terminal; what frMhs shows on it: tail -f $D/m5stack/dev.1
 
 Watch everything:
   mosquitto_sub -p $BROKER_PORT -u $DEMO_USER -P $DEMO_PW -t 'fr/#' -v
