@@ -24,7 +24,8 @@ enum journal_state journal_lookup(struct journal *j, const char *id, const cJSON
 /* Durably records that id starts now. 0, or -1 if it could not be made durable (then the
  * action must not run). */
 int journal_started(struct journal *j, const char *id);
-/* Records the final result (a copy is kept); fsync'd too. */
+/* Records the final result (a copy is kept); appended without fsync: after a crash before
+ * the next sync it reads back as "lost", which never causes a second run. */
 int journal_finished(struct journal *j, const char *id, const cJSON *result);
 size_t journal_count(const struct journal *j);
 

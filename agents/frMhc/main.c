@@ -778,6 +778,8 @@ static int mhc_setup(struct mhc *m)
 	if (loop_io_add(m->loop, m->lfd, EPOLLIN, mhc_on_accept, m) < 0)
 		return -1;
 	m->ufd = -1;
+	/* Initialised even when unused: shutdown stops it either way. */
+	loop_timer_init(&m->announce_timer, mhc_announce, m);
 	if (c->announce_addr) {
 		if (net_addr_parse(c->announce_addr, c->announce_port, &m->announce_to, NULL) < 0) {
 			log_warnx("announce address '%s' is not a numeric IP address", c->announce_addr);
@@ -791,7 +793,6 @@ static int mhc_setup(struct mhc *m)
 			log_warn("announce socket");
 			return -1;
 		}
-		loop_timer_init(&m->announce_timer, mhc_announce, m);
 		loop_timer_start(m->loop, &m->announce_timer, 0);
 	}
 	loop_timer_init(&m->home_timer, mhc_home_dial, m);

@@ -179,7 +179,10 @@ static SSL_CTX *link_ssl_ctx(bool server)
 		goto fail;
 	/* Partial writes keep each SSL_write to one record; the moving buffer lets the output
 	 * queue be compacted or grown between a WANT_WRITE and its retry. */
-	SSL_CTX_set_mode(s, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* RELEASE_BUFFERS: an idle link gives its 2 x ~17 KiB record buffers back; a home server
+	 * holds one link per controller, mostly idle (bench/: discovery memory). */
+	SSL_CTX_set_mode(s, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				    SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
 	if (server) {
 		SSL_CTX_set_psk_find_session_callback(s, link_psk_find);

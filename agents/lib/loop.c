@@ -193,7 +193,9 @@ bool loop_timer_armed(const struct loop_timer *t) { return t->heap_index != SIZE
 void loop_timer_stop(struct loop *loop, struct loop_timer *t)
 {
 	size_t i = t->heap_index;
-	if (i == SIZE_MAX)
+	/* The second test turns stopping a timer that was never initialised (zeroed memory:
+	 * index 0) into a no-op instead of a corrupted heap. */
+	if (i == SIZE_MAX || i >= loop->heap_len || loop->heap[i] != t)
 		return;
 	size_t last = --loop->heap_len;
 	if (i != last) {

@@ -172,3 +172,18 @@ echo "$res" | grep -q "shutting down" || fr_fail "interrupted reason: $res"
 fr_wait 5 "slow action $slowpid gone" fr_proc_gone "$slowpid"
 fr_grep_log mhc2 "stopped" || fr_fail "frMhc did not stop cleanly"
 fr_ok "SIGTERM during a run: reported, nothing left running, clean exit"
+
+# A controller without announces (and a fast sensor) stops cleanly on SIGTERM too.
+cat >"$T/quiet.conf" <<CONF
+id = "quiet";
+secret_file = "$T/home.secret";
+state_dir = "$T/state-quiet";
+listen = { address = "127.0.0.3"; port = 0; };
+sensors = ( { name = "e"; argv = ["/bin/echo", "1"]; interval = 0.1; } );
+CONF
+fr_start quiet "$MHC" -f -c "$T/quiet.conf"
+fr_wait 10 "quiet controller listening" fr_grep_log quiet "listening on"
+sleep 0.5
+kill -TERM "$(fr_pid quiet)"
+wait "$(fr_pid quiet)" || fr_fail "frMhc without announces exited $? on SIGTERM"
+fr_ok "a controller without announces stops cleanly on SIGTERM"
