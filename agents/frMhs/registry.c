@@ -25,6 +25,7 @@ struct ctl {
 	struct link *link;
 	enum ctl_link lstate;
 	bool online, ever_up;
+	bool dial_wanted;                    /* waiting for a free dial slot */
 	char reason[160];
 	uint64_t last_announce, link_down;   /* monotonic ms */
 	int64_t last_seen, since;            /* wall ms */
@@ -51,7 +52,13 @@ struct registry {
 	int count;
 	struct inbound *inbound;
 	bool shutting_down;
+	int dialing;                         /* links in CL_DIALING */
+	struct loop_timer dial_timer;        /* hands free dial slots to waiting controllers */
 };
+
+/* Handshakes in flight at once: a home server (re)starting among many controllers dials them
+ * in waves instead of holding every TLS handshake's buffers at the same moment. */
+#define REGISTRY_DIAL_MAX 32
 
 static const struct link_ops registry_ctl_ops;
 static const struct link_ops registry_inbound_ops;
@@ -131,6 +138,27 @@ static void ctl_check(void *arg)
 
 static void ctl_dial(struct ctl *c);
 
+/* Every change of a controller's link state goes through here, so the dial slots add up. */
+static void ctl_state(struct ctl *c, enum ctl_link st)
+{
+	struct registry *r = c->r;
+	if (c->lstate == CL_DIALING && st != CL_DIALING) {
+		r->dialing--;
+		loop_timer_start(r->loop, &r->dial_timer, 0);
+	} else if (c->lstate != CL_DIALING && st == CL_DIALING) {
+		r->dialing++;
+	}
+	c->lstate = st;
+}
+
+static void registry_dial_waiting(void *arg)
+{
+	struct registry *r = arg;
+	for (struct ctl *c = r->ctls; c && r->dialing < REGISTRY_DIAL_MAX; c = c->next)
+		if (c->dial_wanted && c->lstate == CL_NONE)
+			ctl_dial(c);
+}
+
 static void ctl_redial(void *arg)
 {
 	struct ctl *c = arg;
@@ -157,7 +185,7 @@ static void ctl_drop_link(struct ctl *c)
 	c->link = NULL;
 	if (c->lstate == CL_UP)
 		c->link_down = loop_now(c->r->loop);
-	c->lstate = CL_NONE;
+	ctl_state(c, CL_NONE);
 }
 
 static void ctl_dial(struct ctl *c)
@@ -166,13 +194,18 @@ static void ctl_dial(struct ctl *c)
 	if (!c->have_addr || c->lstate != CL_NONE || r->shutting_down)
 		return;
 	loop_timer_stop(r->loop, &c->redial);
+	if (r->dialing >= REGISTRY_DIAL_MAX) {
+		c->dial_wanted = true;
+		return;
+	}
+	c->dial_wanted = false;
 	c->link = link_dial(r->lctx, r->loop, &c->addr, NULL, c->id, &registry_ctl_ops, c);
 	if (!c->link) {
 		log_warn("controller %s: dial", c->id);
 		ctl_schedule_redial(c);
 		return;
 	}
-	c->lstate = CL_DIALING;
+	ctl_state(c, CL_DIALING);
 }
 
 static struct ctl *ctl_new(struct registry *r, const char *id)
@@ -205,7 +238,7 @@ static void ctl_set_json(cJSON **dst, const cJSON *src)
 static void registry_on_up(struct link *l, void *arg)
 {
 	struct ctl *c = arg;
-	c->lstate = CL_HELLO;
+	ctl_state(c, CL_HELLO);
 	cJSON *h = cJSON_CreateObject();
 	cJSON_AddStringToObject(h, "type", "hello");
 	cJSON_AddNumberToObject(h, "proto", ANNOUNCE_PROTO_VERSION);
@@ -249,7 +282,7 @@ static void registry_hello(struct ctl *c, const cJSON *msg)
 	}
 	ctl_set_json(&c->actions, cJSON_GetObjectItemCaseSensitive(msg, "actions"));
 	ctl_set_json(&c->sensors, cJSON_GetObjectItemCaseSensitive(msg, "sensors"));
-	c->lstate = CL_UP;
+	ctl_state(c, CL_UP);
 	c->ever_up = true;
 	c->backoff = 0;
 	c->last_seen = (int64_t)loop_wall_ms();
@@ -296,7 +329,7 @@ static void registry_on_down(struct link *l, enum link_down why, const char *det
 		 detail ? ": " : "", detail ? detail : "");
 	link_free(l);
 	c->link = NULL;
-	c->lstate = CL_NONE;
+	ctl_state(c, CL_NONE);
 	if (was_up)
 		c->link_down = loop_now(r->loop);
 	if (why == LINK_DOWN_HANDSHAKE) {
@@ -344,6 +377,7 @@ static void registry_inbound_up(struct link *l, void *arg)
 		link_free(c->link);
 		c->link = NULL;
 	}
+	c->dial_wanted = false;
 	loop_timer_stop(r->loop, &c->redial);
 	struct sockaddr_storage peer;
 	const char *pa = link_peer_addr(l);
@@ -532,6 +566,7 @@ struct registry *registry_new(struct loop *loop, struct link_ctx *lctx,
 	r->o = *o;
 	r->ops = ops;
 	r->arg = arg;
+	loop_timer_init(&r->dial_timer, registry_dial_waiting, r);
 	return r;
 }
 
@@ -551,6 +586,7 @@ void registry_free(struct registry *r)
 {
 	if (!r)
 		return;
+	loop_timer_stop(r->loop, &r->dial_timer);
 	while (r->inbound) {
 		link_free(r->inbound->link);
 		registry_inbound_free(r->inbound);

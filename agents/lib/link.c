@@ -408,8 +408,13 @@ static void link_flush(struct link *l)
 		link_fail(l, LINK_DOWN_IO, "write: %s", why);
 		return;
 	}
-	if (l->out_off == l->out_len)
-		l->out_off = l->out_len = 0;
+	if (l->out_off == l->out_len) {
+		/* Drained: give the queue back. Most links are idle most of the time, and a home
+		 * server holds one per controller. */
+		free(l->out);
+		l->out = NULL;
+		l->out_off = l->out_len = l->out_cap = 0;
+	}
 }
 
 int link_send_raw(struct link *l, const char *json, size_t len)
