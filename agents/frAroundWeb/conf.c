@@ -8,32 +8,13 @@
 #include <stdio.h>
 #include <string.h>
 
-static int conf_group(const config_setting_t *root, const char *name, bool required,
-		      const char *const *keys, config_setting_t **out)
-{
-	config_setting_t *g = config_setting_get_member(root, name);
-	*out = g;
-	if (!g) {
-		if (required) {
-			cfg_error(root, "missing group '%s'", name);
-			return -1;
-		}
-		return 0;
-	}
-	if (!config_setting_is_group(g)) {
-		cfg_error(g, "'%s' must be a group { ... }", name);
-		return -1;
-	}
-	return cfg_known_keys(g, keys);
-}
-
 static int conf_shim(struct conf *c, const config_setting_t *root)
 {
 	static const char *const keys[] = { "address", "port", "unix", "max_line", "max_clients",
 					    "max_inflight", "max_outq", NULL };
 	config_setting_t *g;
 	long long port, line, clients, inflight, outq;
-	if (conf_group(root, "shim", true, keys, &g))
+	if (cfg_group(root, "shim", true, keys, &g))
 		return -1;
 	if (cfg_string(g, "address", NULL, &c->shim_addr) ||
 	    cfg_int(g, "port", 7420, 0, 65535, &port) ||
@@ -64,7 +45,7 @@ static int conf_http(struct conf *c, const config_setting_t *root)
 	static const char *const keys[] = { "address", "port", NULL };
 	config_setting_t *g;
 	long long port;
-	if (conf_group(root, "http", false, keys, &g))
+	if (cfg_group(root, "http", false, keys, &g))
 		return -1;
 	c->http_port = 7421;
 	if (!g)

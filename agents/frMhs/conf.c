@@ -9,25 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int conf_group(const config_setting_t *root, const char *name, bool required,
-		      const char *const *keys, config_setting_t **out)
-{
-	config_setting_t *g = config_setting_get_member(root, name);
-	*out = g;
-	if (!g) {
-		if (required) {
-			cfg_error(root, "missing group '%s'", name);
-			return -1;
-		}
-		return 0;
-	}
-	if (!config_setting_is_group(g)) {
-		cfg_error(g, "'%s' must be a group { ... }", name);
-		return -1;
-	}
-	return cfg_known_keys(g, keys);
-}
-
 static int conf_discovery(struct conf *c, const config_setting_t *root)
 {
 	static const char *const keys[] = { "address", "port", "interval", "offline_after",
@@ -37,7 +18,7 @@ static int conf_discovery(struct conf *c, const config_setting_t *root)
 	c->announce_interval_ms = 5000;
 	c->offline_after = 3;
 	c->time_window_s = 30;
-	if (conf_group(root, "discovery", false, keys, &g) || !g)
+	if (cfg_group(root, "discovery", false, keys, &g) || !g)
 		return g ? -1 : 0;
 	if (cfg_string_req(g, "address", &c->discovery_addr) ||
 	    cfg_int(g, "port", 7400, 1, 65535, &port) ||
@@ -56,7 +37,7 @@ static int conf_links(struct conf *c, const config_setting_t *root)
 	static const char *const keys[] = { "address", "port", NULL };
 	config_setting_t *g;
 	long long port;
-	if (conf_group(root, "link_listen", false, keys, &g) || !g)
+	if (cfg_group(root, "link_listen", false, keys, &g) || !g)
 		return g ? -1 : 0;
 	if (cfg_string_req(g, "address", &c->link_addr) || cfg_int(g, "port", 7401, 0, 65535, &port))
 		return -1;
@@ -105,14 +86,14 @@ static int conf_displays(struct conf *c, const config_setting_t *root)
 	c->serial_baud = 115200;
 	c->lcd_addr = 0x27;
 	c->lcd_width = 16;
-	if (conf_group(root, "m5stack", false, skeys, &g))
+	if (cfg_group(root, "m5stack", false, skeys, &g))
 		return -1;
 	if (g && (cfg_string_req(g, "port", &c->serial_port) ||
 		  cfg_int(g, "baud", 115200, 1200, 4000000, &baud)))
 		return -1;
 	if (g)
 		c->serial_baud = (int)baud;
-	if (conf_group(root, "lcd", false, lkeys, &g))
+	if (cfg_group(root, "lcd", false, lkeys, &g))
 		return -1;
 	if (g && (cfg_string_req(g, "device", &c->lcd_device) ||
 		  cfg_int(g, "address", 0x27, 0x03, 0x77, &addr) ||

@@ -140,6 +140,25 @@ int cfg_bool(const config_setting_t *parent, const char *name, bool def, bool *o
 	return 0;
 }
 
+int cfg_group(const config_setting_t *parent, const char *name, bool required,
+	      const char *const *keys, config_setting_t **out)
+{
+	config_setting_t *g = config_setting_get_member(parent, name);
+	*out = g;
+	if (!g) {
+		if (required) {
+			cfg_error(parent, "missing group '%s'", name);
+			return -1;
+		}
+		return 0;
+	}
+	if (!config_setting_is_group(g)) {
+		cfg_error(g, "'%s' must be a group { ... }", name);
+		return -1;
+	}
+	return cfg_known_keys(g, keys);
+}
+
 int cfg_known_keys(const config_setting_t *group, const char *const *names)
 {
 	int rc = 0;

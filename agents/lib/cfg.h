@@ -25,6 +25,10 @@ int cfg_seconds_ms(const config_setting_t *parent, const char *name, uint64_t de
 		   uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms);
 /* Like cfg_string with no default: a missing setting is an error. */
 int cfg_string_req(const config_setting_t *parent, const char *name, const char **out);
+/* The group `name` of parent in *out (NULL when absent: an error only if required), checked
+ * with cfg_known_keys. */
+int cfg_group(const config_setting_t *parent, const char *name, bool required,
+	      const char *const *keys, config_setting_t **out);
 /* Every member of group must be one of the NULL-terminated names (typos are errors). */
 int cfg_known_keys(const config_setting_t *group, const char *const *names);
 /* A list/array of strings: *out is a malloc'd NULL-terminated array of borrowed strings,
