@@ -21,7 +21,7 @@ cat "$T/run.log" >&2
 grep -q 'not measured' "$T/bench.md" && fr_fail "a bench was not measured"
 for want in "cmd round trip median" "cmd round trip p99" "events, broker inflight 1000" \
 	"events, broker inflight 20" "discovery: 20 controllers all online" "discovery: frMhs CPU steady" \
-	"discovery: frMhs memory" "footprint: frMhc idle VmRSS" "footprint: frMhc wake-ups/min"; do
+	"discovery: frMhs memory" "footprint: frMhc idle private RSS" "footprint: frMhc wake-ups/min"; do
 	grep -q "^| $want" "$T/bench.md" || fr_fail "no row '$want' in the table"
 done
 [[ " ${benches[*]} " == *" php "* ]] && { grep -q '^| PHP publish (bridge' "$T/bench.md" || fr_fail "no PHP row"; }
