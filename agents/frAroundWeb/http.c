@@ -1,6 +1,7 @@
 /* http: minimal HTTP/1.0 GET responder; see http.h. */
 #include "http.h"
 
+#include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "net.h"
@@ -30,6 +31,7 @@ struct hconn {
 struct http {
 	struct loop *loop;
 	int lfd;
+	struct listener *listener;
 	http_handler handler;
 	void *arg;
 	struct hconn *conns;
@@ -144,42 +146,30 @@ static void http_on_io(void *arg, int fd, uint32_t events)
 	}
 }
 
-static void http_on_accept(void *arg, int fd, uint32_t events)
+static void http_on_accept(void *arg, int cfd, const struct sockaddr_storage *peer)
 {
 	struct http *h = arg;
-	(void)fd;
-	(void)events;
-	for (;;) {
-		struct sockaddr_storage peer;
-		int cfd = net_tcp_accept(h->lfd, &peer);
-		if (cfd == -EAGAIN)
-			return;
-		if (cfd < 0) {
-			errno = -cfd;
-			log_warn("http accept");
-			return;
-		}
-		struct hconn *c = h->nconns < HTTP_CONNS_MAX ? calloc(1, sizeof *c) : NULL;
-		if (!c) {
-			log_debug("http: connection refused (%d open)", h->nconns);
-			close(cfd);
-			continue;
-		}
-		c->h = h;
-		c->fd = cfd;
-		if (loop_io_add(h->loop, cfd, EPOLLIN, http_on_io, c) < 0) {
-			close(cfd);
-			free(c);
-			continue;
-		}
-		loop_timer_init(&c->timer, http_timeout, c);
-		loop_timer_start(h->loop, &c->timer, HTTP_TIMEOUT_MS);
-		c->next = h->conns;
-		if (h->conns)
-			h->conns->prev = c;
-		h->conns = c;
-		h->nconns++;
+	(void)peer;
+	struct hconn *c = h->nconns < HTTP_CONNS_MAX ? calloc(1, sizeof *c) : NULL;
+	if (!c) {
+		log_debug("http: connection refused (%d open)", h->nconns);
+		close(cfd);
+		return;
 	}
+	c->h = h;
+	c->fd = cfd;
+	if (loop_io_add(h->loop, cfd, EPOLLIN, http_on_io, c) < 0) {
+		close(cfd);
+		free(c);
+		return;
+	}
+	loop_timer_init(&c->timer, http_timeout, c);
+	loop_timer_start(h->loop, &c->timer, HTTP_TIMEOUT_MS);
+	c->next = h->conns;
+	if (h->conns)
+		h->conns->prev = c;
+	h->conns = c;
+	h->nconns++;
 }
 
 struct http *http_new(struct loop *loop, const char *addr, uint16_t port, http_handler handler,
@@ -198,7 +188,8 @@ struct http *http_new(struct loop *loop, const char *addr, uint16_t port, http_h
 		free(h);
 		return NULL;
 	}
-	if (loop_io_add(loop, h->lfd, EPOLLIN, http_on_accept, h) < 0) {
+	h->listener = listener_new(loop, h->lfd, "http", http_on_accept, h);
+	if (!h->listener) {
 		close(h->lfd);
 		free(h);
 		return NULL;
@@ -217,7 +208,7 @@ void http_free(struct http *h)
 		return;
 	while (h->conns)
 		http_close(h->conns);
-	loop_io_del(h->loop, h->lfd);
+	listener_free(h->listener);
 	close(h->lfd);
 	free(h);
 }

@@ -4,6 +4,7 @@
 #include "audit.h"
 #include "cache.h"
 #include "conf.h"
+#include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -69,6 +70,7 @@ struct filt {
 struct shim {
 	struct shim_deps d;
 	int tcp_fd, unix_fd;
+	struct listener *tcp_listener, *unix_listener;
 	struct client *clients, *graveyard;
 	int nclients;
 	bool full_logged, stopping;
@@ -798,77 +800,57 @@ static void client_on_io(void *arg, int fd, uint32_t events)
 	}
 }
 
-static void shim_accept(struct shim *s, int lfd, bool is_unix)
+static void shim_accept(struct shim *s, int fd, const struct sockaddr_storage *peer, bool is_unix)
 {
-	for (;;) {
-		struct sockaddr_storage peer;
-		int fd;
-		if (is_unix) {
-			fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-			if (fd < 0)
-				fd = -errno;
-		} else {
-			fd = net_tcp_accept(lfd, &peer);
-		}
-		if (fd == -EAGAIN || fd == -EWOULDBLOCK)
-			return;
-		if (fd < 0) {
-			errno = -fd;
-			log_warn("shim accept");
-			return;
-		}
-		if (s->nclients >= s->d.conf->max_clients || s->stopping) {
-			if (!s->full_logged && !s->stopping)
-				log_warnx("shim: max_clients (%d) reached: refusing connections",
-					  s->d.conf->max_clients);
-			s->full_logged = true;
-			s->d.metrics->disconnects[METRICS_DISC_FULL]++;
-			close(fd);
-			continue;
-		}
-		s->full_logged = false;
-		struct client *c = calloc(1, sizeof *c);
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->s = s;
-		c->fd = fd;
-		/* A fixed kernel send buffer keeps what a non-reading client can pin bounded too
-		 * (autotuning would let it grow to tcp_wmem's maximum, 4 MiB, before max_outq). */
-		int sndbuf = SHIM_SNDBUF;
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-		if (is_unix)
-			snprintf(c->peer, sizeof c->peer, "unix:%d", fd);
-		else
-			net_addr_str((struct sockaddr *)&peer, c->peer, sizeof c->peer);
-		loop_timer_init(&c->linger, client_on_linger, c);
-		if (loop_io_add(s->d.loop, fd, EPOLLIN, client_on_io, c) < 0) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		c->next = s->clients;
-		if (s->clients)
-			s->clients->prev = c;
-		s->clients = c;
-		s->nclients++;
-		s->d.metrics->connections_total++;
-		s->d.metrics->clients++;
-		log_debug("shim client %s: connected", c->peer);
+	if (s->nclients >= s->d.conf->max_clients || s->stopping) {
+		if (!s->full_logged && !s->stopping)
+			log_warnx("shim: max_clients (%d) reached: refusing connections",
+				  s->d.conf->max_clients);
+		s->full_logged = true;
+		s->d.metrics->disconnects[METRICS_DISC_FULL]++;
+		close(fd);
+		return;
 	}
+	s->full_logged = false;
+	struct client *c = calloc(1, sizeof *c);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->s = s;
+	c->fd = fd;
+	/* A fixed kernel send buffer keeps what a non-reading client can pin bounded too
+	 * (autotuning would let it grow to tcp_wmem's maximum, 4 MiB, before max_outq). */
+	int sndbuf = SHIM_SNDBUF;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+	if (is_unix)
+		snprintf(c->peer, sizeof c->peer, "unix:%d", fd);
+	else
+		net_addr_str((const struct sockaddr *)peer, c->peer, sizeof c->peer);
+	loop_timer_init(&c->linger, client_on_linger, c);
+	if (loop_io_add(s->d.loop, fd, EPOLLIN, client_on_io, c) < 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = s->clients;
+	if (s->clients)
+		s->clients->prev = c;
+	s->clients = c;
+	s->nclients++;
+	s->d.metrics->connections_total++;
+	s->d.metrics->clients++;
+	log_debug("shim client %s: connected", c->peer);
 }
 
-static void shim_on_tcp(void *arg, int fd, uint32_t events)
+static void shim_on_tcp(void *arg, int fd, const struct sockaddr_storage *peer)
 {
-	(void)events;
-	shim_accept(arg, fd, false);
+	shim_accept(arg, fd, peer, false);
 }
 
-static void shim_on_unix(void *arg, int fd, uint32_t events)
+static void shim_on_unix(void *arg, int fd, const struct sockaddr_storage *peer)
 {
-	(void)events;
-	shim_accept(arg, fd, true);
+	shim_accept(arg, fd, peer, true);
 }
 
 static int shim_unix_listen(const char *path)
@@ -909,7 +891,8 @@ struct shim *shim_new(const struct shim_deps *d)
 			log_warn("shim listen %s:%u", c->shim_addr, c->shim_port);
 			goto fail;
 		}
-		if (loop_io_add(d->loop, s->tcp_fd, EPOLLIN, shim_on_tcp, s) < 0)
+		s->tcp_listener = listener_new(d->loop, s->tcp_fd, "shim", shim_on_tcp, s);
+		if (!s->tcp_listener)
 			goto fail;
 		log_info("shim on %s:%u", c->shim_addr, net_local_port(s->tcp_fd));
 	}
@@ -920,7 +903,8 @@ struct shim *shim_new(const struct shim_deps *d)
 			log_warn("shim listen %s", c->shim_unix);
 			goto fail;
 		}
-		if (loop_io_add(d->loop, s->unix_fd, EPOLLIN, shim_on_unix, s) < 0)
+		s->unix_listener = listener_new(d->loop, s->unix_fd, "shim (unix)", shim_on_unix, s);
+		if (!s->unix_listener)
 			goto fail;
 		log_info("shim on %s", c->shim_unix);
 	}
@@ -952,12 +936,14 @@ void shim_shutdown(struct shim *s)
 {
 	s->stopping = true;
 	if (s->tcp_fd >= 0) {
-		loop_io_del(s->d.loop, s->tcp_fd);
+		listener_free(s->tcp_listener);
+		s->tcp_listener = NULL;
 		close(s->tcp_fd);
 		s->tcp_fd = -1;
 	}
 	if (s->unix_fd >= 0) {
-		loop_io_del(s->d.loop, s->unix_fd);
+		listener_free(s->unix_listener);
+		s->unix_listener = NULL;
 		close(s->unix_fd);
 		s->unix_fd = -1;
 		unlink(s->d.conf->shim_unix);

@@ -9,6 +9,7 @@
 #include "journal.h"
 #include "keys.h"
 #include "link.h"
+#include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "net.h"
@@ -64,6 +65,7 @@ struct mhc {
 	uint64_t seq;
 	struct link_ctx *lctx;
 	int lfd, ufd;
+	struct listener *listener;
 	uint16_t port;
 	struct sockaddr_storage announce_to;
 	struct loop_timer announce_timer;
@@ -468,46 +470,32 @@ static struct peer *mhc_peer_new(struct mhc *m)
 	return p;
 }
 
-static void mhc_on_accept(void *arg, int fd, uint32_t events)
+static void mhc_on_accept(void *arg, int cfd, const struct sockaddr_storage *peer)
 {
 	struct mhc *m = arg;
-	(void)fd;
-	(void)events;
-	for (;;) {
-		struct sockaddr_storage peer;
-		int cfd = net_tcp_accept(m->lfd, &peer);
-		if (cfd == -EAGAIN)
-			return;
-		if (cfd < 0) {
-			errno = -cfd;
-			log_warn("accept");
-			return;
-		}
-		char addr[NET_ADDRSTRLEN];
-		net_addr_str((struct sockaddr *)&peer, addr, sizeof addr);
-		if (m->npeers >= MHC_MAX_PEERS || m->stopping) {
-			log_warnx("connection from %s refused: %s", addr,
-				  m->stopping ? "shutting down" : "too many links");
-			close(cfd);
-			continue;
-		}
-		struct peer *p = mhc_peer_new(m);
-		if (!p) {
-			close(cfd);
-			continue;
-		}
-		p->link = link_accept(m->lctx, m->loop, cfd, &peer, m->conf.id, &mhc_link_ops, p);
-		if (!p->link) {
-			log_warn("link from %s", addr);
-			p->link = NULL;
-			for (struct peer **pp = &m->peers; *pp; pp = &(*pp)->next)
-				if (*pp == p) {
-					*pp = p->next;
-					break;
-				}
-			m->npeers--;
-			free(p);
-		}
+	char addr[NET_ADDRSTRLEN];
+	net_addr_str((const struct sockaddr *)peer, addr, sizeof addr);
+	if (m->npeers >= MHC_MAX_PEERS || m->stopping) {
+		log_warnx("connection from %s refused: %s", addr,
+			  m->stopping ? "shutting down" : "too many links");
+		close(cfd);
+		return;
+	}
+	struct peer *p = mhc_peer_new(m);
+	if (!p) {
+		close(cfd);
+		return;
+	}
+	p->link = link_accept(m->lctx, m->loop, cfd, peer, m->conf.id, &mhc_link_ops, p);
+	if (!p->link) {
+		log_warn("link from %s", addr);
+		for (struct peer **pp = &m->peers; *pp; pp = &(*pp)->next)
+			if (*pp == p) {
+				*pp = p->next;
+				break;
+			}
+		m->npeers--;
+		free(p);
 	}
 }
 
@@ -775,7 +763,8 @@ static int mhc_setup(struct mhc *m)
 		return -1;
 	}
 	m->port = net_local_port(m->lfd);
-	if (loop_io_add(m->loop, m->lfd, EPOLLIN, mhc_on_accept, m) < 0)
+	m->listener = listener_new(m->loop, m->lfd, "link listener", mhc_on_accept, m);
+	if (!m->listener)
 		return -1;
 	m->ufd = -1;
 	/* Initialised even when unused: shutdown stops it either way. */
@@ -821,6 +810,7 @@ static void mhc_teardown(struct mhc *m)
 {
 	while (m->peers)
 		mhc_peer_free(m->peers);
+	listener_free(m->listener);
 	runner_free(m->runner);
 	for (int i = 0; m->sensors && i < m->conf.nsensors; i++)
 		free(m->sensors[i].value);

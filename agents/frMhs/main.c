@@ -9,6 +9,7 @@
 #include "display.h"
 #include "keys.h"
 #include "link.h"
+#include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "net.h"
@@ -32,6 +33,7 @@ struct mhs {
 	struct bridge *bridge;
 	struct display *disp;   /* NULL without m5stack/lcd in the config */
 	int lfd;
+	struct listener *listener;
 	struct loop_timer stop_timer;
 	bool stopping;
 };
@@ -62,27 +64,14 @@ static void mhs_on_msg(void *arg, struct ctl *c, const cJSON *m) { bridge_ctl_ms
 static const struct registry_ops mhs_registry_ops = { mhs_on_changed, mhs_on_link_up,
 						      mhs_on_offline, mhs_on_msg };
 
-static void mhs_on_accept(void *arg, int fd, uint32_t events)
+static void mhs_on_accept(void *arg, int cfd, const struct sockaddr_storage *peer)
 {
 	struct mhs *h = arg;
-	(void)fd;
-	(void)events;
-	for (;;) {
-		struct sockaddr_storage peer;
-		int cfd = net_tcp_accept(h->lfd, &peer);
-		if (cfd == -EAGAIN)
-			return;
-		if (cfd < 0) {
-			errno = -cfd;
-			log_warn("accept");
-			return;
-		}
-		if (h->stopping) {
-			close(cfd);
-			continue;
-		}
-		registry_accept(h->reg, cfd, &peer);
+	if (h->stopping) {
+		close(cfd);
+		return;
 	}
+	registry_accept(h->reg, cfd, peer);
 }
 
 static void mhs_finish(void *arg)
@@ -194,7 +183,8 @@ static int mhs_setup(struct mhs *h)
 			log_warn("link listen %s:%u", c->link_addr, c->link_port);
 			return -1;
 		}
-		if (loop_io_add(h->loop, h->lfd, EPOLLIN, mhs_on_accept, h) < 0)
+		h->listener = listener_new(h->loop, h->lfd, "link listener", mhs_on_accept, h);
+		if (!h->listener)
 			return -1;
 		log_info("controllers may dial in on %s:%u", c->link_addr, net_local_port(h->lfd));
 	}
@@ -217,6 +207,7 @@ static void mhs_teardown(struct mhs *h)
 		bridge_stop(h->bridge);
 	display_free(h->disp);
 	h->disp = NULL;
+	listener_free(h->listener);
 	discovery_free(h->disc);
 	registry_free(h->reg);
 	bridge_free(h->bridge);
