@@ -19,7 +19,8 @@
 
 struct jentry {
 	char *id;
-	cJSON *result;   /* NULL while running */
+	char *result;    /* the result as compact JSON text; NULL while running. Text, not a
+			  * cJSON tree: ten thousand remembered results must stay small. */
 	unsigned long long order;
 	struct jentry *next;  /* hash chain */
 };
@@ -31,6 +32,7 @@ struct journal {
 	int fd;
 	off_t end;       /* where the next record goes: the data ends here */
 	off_t alloc;     /* file size: [end, alloc) are zeros */
+	cJSON *scratch;  /* the last result journal_lookup parsed; owned */
 	size_t max_ids;
 	size_t records;  /* lines in the file */
 	size_t count;    /* live entries */
@@ -82,7 +84,7 @@ static void journal_drop(struct journal *j, struct jentry *victim)
 		pp = &(*pp)->next;
 	*pp = victim->next;
 	free(victim->id);
-	cJSON_Delete(victim->result);
+	free(victim->result);
 	free(victim);
 	j->count--;
 }
@@ -93,14 +95,26 @@ static int journal_cmp_order(const void *a, const void *b)
 	return x->order < y->order ? -1 : x->order > y->order;
 }
 
-static char *journal_line(const char *id, const cJSON *result)
+/* {"id":"<id>"} or {"id":"<id>","result":<result>}, with room for a newline: malloc'd. */
+static char *journal_line(const char *id, const char *result)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "id", id);
-	if (result)
-		cJSON_AddItemToObject(o, "result", cJSON_Duplicate(result, 1));
-	char *s = cJSON_PrintUnformatted(o);
+	char *head = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
+	if (!head || !result)
+		return head;
+	size_t hl = strlen(head) - 1;  /* without the closing brace */
+	size_t rl = strlen(result);
+	char *s = malloc(hl + 10 + rl + 2);
+	if (s) {
+		memcpy(s, head, hl);
+		memcpy(s + hl, ",\"result\":", 10);
+		memcpy(s + hl + 10, result, rl);
+		s[hl + 10 + rl] = '}';
+		s[hl + 10 + rl + 1] = '\0';
+	}
+	free(head);
 	return s;
 }
 
@@ -143,7 +157,7 @@ static int journal_grow(int fd, off_t *alloc, off_t end, size_t need)
 	return 0;
 }
 
-static int journal_append(struct journal *j, const char *id, const cJSON *result, bool sync)
+static int journal_append(struct journal *j, const char *id, const char *result, bool sync)
 {
 	char *s = journal_line(id, result);
 	if (!s)
@@ -278,9 +292,9 @@ static int journal_load(struct journal *j, off_t *torn_at, bool *needs_nl, off_t
 		*data_end = off;
 		struct jentry *e = journal_put(j, id->valuestring);
 		if (e) {
-			cJSON *r = cJSON_DetachItemFromObjectCaseSensitive(o, "result");
-			cJSON_Delete(e->result);
-			e->result = r;
+			const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "result");
+			free(e->result);
+			e->result = r ? cJSON_PrintUnformatted(r) : NULL;
 		}
 		j->records++;
 		cJSON_Delete(o);
@@ -294,12 +308,14 @@ static int journal_load(struct journal *j, off_t *torn_at, bool *needs_nl, off_t
 	for (size_t b = 0; b < j->nbuckets; b++)
 		for (struct jentry *e = j->buckets[b]; e; e = e->next)
 			if (!e->result) {
-				e->result = cJSON_CreateObject();
-				cJSON_AddStringToObject(e->result, "type", "result");
-				cJSON_AddStringToObject(e->result, "id", e->id);
-				cJSON_AddStringToObject(e->result, "status", "lost");
-				cJSON_AddStringToObject(e->result, "reason",
+				cJSON *r = cJSON_CreateObject();
+				cJSON_AddStringToObject(r, "type", "result");
+				cJSON_AddStringToObject(r, "id", e->id);
+				cJSON_AddStringToObject(r, "status", "lost");
+				cJSON_AddStringToObject(r, "reason",
 							"the controller restarted while the action ran");
+				e->result = cJSON_PrintUnformatted(r);
+				cJSON_Delete(r);
 				lost++;
 			}
 	if (lost)
@@ -374,6 +390,7 @@ void journal_close(struct journal *j)
 			journal_drop(j, j->buckets[b]);
 	if (j->fd >= 0)
 		close(j->fd);
+	cJSON_Delete(j->scratch);
 	free(j->buckets);
 	free(j->path);
 	free(j->tmp);
@@ -387,8 +404,14 @@ enum journal_state journal_lookup(struct journal *j, const char *id, const cJSON
 		return JOURNAL_NONE;
 	if (!e->result)
 		return JOURNAL_RUNNING;
-	if (result)
-		*result = e->result;
+	if (result) {
+		/* Parsed on demand: repeats are rare, memory for every remembered result is not. */
+		cJSON_Delete(j->scratch);
+		j->scratch = cJSON_Parse(e->result);
+		*result = j->scratch;
+		if (!j->scratch)
+			return JOURNAL_RUNNING;  /* out of memory: say "still running", never "run it" */
+	}
 	return JOURNAL_DONE;
 }
 
@@ -415,12 +438,15 @@ int journal_finished(struct journal *j, const char *id, const cJSON *result)
 	struct jentry *e = journal_put(j, id);
 	if (!e)
 		return -1;
-	cJSON_Delete(e->result);
-	e->result = cJSON_Duplicate(result, 1);
+	char *text = cJSON_PrintUnformatted(result);
+	if (!text)
+		return -1;
+	free(e->result);
+	e->result = text;
 	/* Not synced: exactly-once rests on the start record. A result lost in a crash reads
 	 * back as "lost" (the run's outcome unknown), never as a reason to run again; the next
 	 * start record's fdatasync flushes it anyway. This halves the fsyncs on the command path. */
-	int rc = journal_append(j, id, result, false);
+	int rc = journal_append(j, id, text, false);
 	journal_maybe_compact(j);
 	return rc < 0 ? -1 : 0;
 }
