@@ -1,5 +1,7 @@
 /* test_cfg: libconfig helpers; every config error must name the file and the line. */
 #include <check.h>
+
+#include "logcapture.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,9 +14,6 @@
 
 static char dir[64];
 static char path[128];
-static char logbuf[8192];
-static int saved_stderr = -1;
-static int capfd = -1;
 
 static void setup(void)
 {
@@ -42,34 +41,6 @@ static void write_file(const char *p, const char *text, mode_t mode)
 	close(fd);
 }
 
-/* log.c writes to stderr: point fd 2 at a temp file around the call under test. */
-static void capture_start(void)
-{
-	char tmpl[] = "/tmp/fr-tst-cfg-log-XXXXXX";
-
-	fflush(stderr);
-	capfd = mkstemp(tmpl);
-	ck_assert_int_ge(capfd, 0);
-	unlink(tmpl);
-	saved_stderr = dup(2);
-	ck_assert_int_ge(saved_stderr, 0);
-	ck_assert_int_ge(dup2(capfd, 2), 0);
-}
-
-static const char *capture_end(void)
-{
-	ssize_t n;
-
-	fflush(stderr);
-	dup2(saved_stderr, 2);
-	close(saved_stderr);
-	n = pread(capfd, logbuf, sizeof logbuf - 1, 0);
-	close(capfd);
-	logbuf[n > 0 ? n : 0] = '\0';
-	/* Echo it so a failing test shows what was logged. */
-	fputs(logbuf, stderr);
-	return logbuf;
-}
 
 static void assert_logged(const char *log, const char *what)
 {

@@ -1,6 +1,8 @@
 /* test_conf: frMhc's config loader (errors with file:line) and the argv built from checked
  * command arguments. */
 #include <check.h>
+
+#include "logcapture.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +14,6 @@
 static char dir[64];
 static char path[128];
 static char why[256];
-static char logbuf[8192];
-static int saved_stderr = -1;
-static int capfd = -1;
 
 static void setup(void)
 {
@@ -38,33 +37,6 @@ static void write_conf(const char *text)
 	close(fd);
 }
 
-/* log.c writes to stderr: point fd 2 at a temp file around the call under test. */
-static void capture_start(void)
-{
-	char tmpl[] = "/tmp/fr-tst-conf-log-XXXXXX";
-
-	fflush(stderr);
-	capfd = mkstemp(tmpl);
-	ck_assert_int_ge(capfd, 0);
-	unlink(tmpl);
-	saved_stderr = dup(2);
-	ck_assert_int_ge(saved_stderr, 0);
-	ck_assert_int_ge(dup2(capfd, 2), 0);
-}
-
-static const char *capture_end(void)
-{
-	ssize_t n;
-
-	fflush(stderr);
-	dup2(saved_stderr, 2);
-	close(saved_stderr);
-	n = pread(capfd, logbuf, sizeof logbuf - 1, 0);
-	close(capfd);
-	logbuf[n > 0 ? n : 0] = '\0';
-	fputs(logbuf, stderr);
-	return logbuf;
-}
 
 /* conf_load fails and logs "path:line: what". */
 static void assert_load_fails(const char *text, int line, const char *what)

@@ -1,6 +1,8 @@
 /* test_journal: frMhc's durable journal of command ids: results survive a reopen, an unfinished
  * run reads back as lost, a torn tail is skipped without harm, and compaction bounds the file. */
 #include <check.h>
+
+#include "logcapture.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +13,6 @@
 
 static char dir[64];
 static char jpath[128];
-static char logbuf[8192];
-static int saved_stderr = -1;
-static int capfd = -1;
 
 static void setup(void)
 {
@@ -32,33 +31,6 @@ static void teardown(void)
 	rmdir(dir);
 }
 
-/* log.c writes to stderr: point fd 2 at a temp file around the call under test. */
-static void capture_start(void)
-{
-	char tmpl[] = "/tmp/fr-tst-journal-log-XXXXXX";
-
-	fflush(stderr);
-	capfd = mkstemp(tmpl);
-	ck_assert_int_ge(capfd, 0);
-	unlink(tmpl);
-	saved_stderr = dup(2);
-	ck_assert_int_ge(saved_stderr, 0);
-	ck_assert_int_ge(dup2(capfd, 2), 0);
-}
-
-static const char *capture_end(void)
-{
-	ssize_t n;
-
-	fflush(stderr);
-	dup2(saved_stderr, 2);
-	close(saved_stderr);
-	n = pread(capfd, logbuf, sizeof logbuf - 1, 0);
-	close(capfd);
-	logbuf[n > 0 ? n : 0] = '\0';
-	fputs(logbuf, stderr);
-	return logbuf;
-}
 
 static struct journal *open_quiet(size_t max_ids, const char **log)
 {
