@@ -128,6 +128,7 @@ static cJSON *mhc_sensor_event(const struct sensor *s)
 	return e;
 }
 
+/* Unlinks and frees p and its link (which may be NULL: a link that could not be made). */
 static void mhc_peer_free(struct peer *p)
 {
 	struct mhc *m = p->m;
@@ -489,13 +490,7 @@ static void mhc_on_accept(void *arg, int cfd, const struct sockaddr_storage *pee
 	p->link = link_accept(m->lctx, m->loop, cfd, peer, m->conf.id, &mhc_link_ops, p);
 	if (!p->link) {
 		log_warn("link from %s", addr);
-		for (struct peer **pp = &m->peers; *pp; pp = &(*pp)->next)
-			if (*pp == p) {
-				*pp = p->next;
-				break;
-			}
-		m->npeers--;
-		free(p);
+		mhc_peer_free(p);
 	}
 }
 
@@ -515,13 +510,7 @@ static void mhc_home_dial(void *arg)
 	if (p->link)
 		return;
 	log_warn("dial home server %s:%u", m->conf.home_addr, m->conf.home_port);
-	for (struct peer **pp = &m->peers; *pp; pp = &(*pp)->next)
-		if (*pp == p) {
-			*pp = p->next;
-			break;
-		}
-	m->npeers--;
-	free(p);
+	mhc_peer_free(p);
 retry:
 	mhc_home_schedule(m);
 }
