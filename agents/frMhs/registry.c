@@ -39,6 +39,7 @@ struct ctl {
 struct inbound {
 	struct registry *r;
 	struct link *link;
+	struct sockaddr_storage peer;   /* where it came from; its port is not a link port */
 	struct inbound *next;
 };
 
@@ -370,7 +371,12 @@ static void registry_inbound_up(struct link *l, void *arg)
 		registry_inbound_free(in);
 		return;
 	}
+	/* The host it dialled from; the link port follows in its hello. */
+	char host[64];
+	net_host_str((const struct sockaddr *)&in->peer, host, sizeof host);
 	registry_inbound_free(in);
+	if (net_addr_parse(host, 0, &c->addr, NULL) == 0)
+		c->have_addr = true;
 	/* The newest link wins: an old one may be half-open after the controller restarted. */
 	if (c->link) {
 		log_info("controller %s: dialled in; replacing its older link", c->id);
@@ -379,29 +385,11 @@ static void registry_inbound_up(struct link *l, void *arg)
 	}
 	c->dial_wanted = false;
 	loop_timer_stop(r->loop, &c->redial);
-	struct sockaddr_storage peer;
-	const char *pa = link_peer_addr(l);
-	char host[64];
-	const char *colon = strrchr(pa, ':');
-	if (colon && (size_t)(colon - pa) < sizeof host) {
-		memcpy(host, pa, (size_t)(colon - pa));
-		host[colon - pa] = '\0';
-		if (net_addr_parse(host, 0, &peer, NULL) == 0) {
-			c->addr = peer;
-			c->have_addr = true;
-		}
-	}
 	c->link = l;
-	link_set_arg(l, c);
+	/* From now on the link is this controller's: its messages and its end go where a dialled
+	 * link's do. */
+	link_set_ops(l, &registry_ctl_ops, c);
 	registry_on_up(l, c);
-}
-
-static void registry_inbound_msg(struct link *l, const cJSON *msg, void *arg)
-{
-	(void)msg;
-	(void)arg;
-	(void)l;
-	/* Not reachable: messages only flow after on_up, which re-homes the link. */
 }
 
 static void registry_inbound_down(struct link *l, enum link_down why, const char *detail, void *arg)
@@ -413,7 +401,8 @@ static void registry_inbound_down(struct link *l, enum link_down why, const char
 	registry_inbound_free(in);
 }
 
-static const struct link_ops registry_inbound_ops = { registry_inbound_up, registry_inbound_msg,
+/* No on_msg: a peer cannot send before on_up, which hands the link to its controller. */
+static const struct link_ops registry_inbound_ops = { registry_inbound_up, NULL,
 						      registry_inbound_down };
 
 void registry_accept(struct registry *r, int fd, const struct sockaddr_storage *peer)
@@ -424,6 +413,7 @@ void registry_accept(struct registry *r, int fd, const struct sockaddr_storage *
 		return;
 	}
 	in->r = r;
+	in->peer = *peer;
 	in->link = link_accept(r->lctx, r->loop, fd, peer, NULL, &registry_inbound_ops, in);
 	if (!in->link) {
 		log_warn("inbound link");

@@ -848,7 +848,8 @@ const char *link_peer_addr(const struct link *l)
 	return l->addr;
 }
 
-void link_set_arg(struct link *l, void *arg)
+void link_set_ops(struct link *l, const struct link_ops *ops, void *arg)
 {
+	l->ops = ops;
 	l->arg = arg;
 }

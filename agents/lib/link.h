@@ -92,6 +92,9 @@ size_t link_outq_len(const struct link *l);
 const char *link_peer_id(const struct link *l);
 /* "127.0.0.2:7410"; valid while l lives. */
 const char *link_peer_addr(const struct link *l);
-void link_set_arg(struct link *l, void *arg);
+/* Hands the link to another owner: its later callbacks go to ops with arg (ops must outlive
+ * the link). Safe inside the link's own callbacks: an accept side that learns who the peer is in
+ * on_up passes the link on to that peer's record. */
+void link_set_ops(struct link *l, const struct link_ops *ops, void *arg);
 
 #endif
