@@ -1,6 +1,9 @@
 /* shimproto: parse and validate one shim protocol line; see shimproto.h and docs/shim.md. */
 #include "shimproto.h"
 
+#include "command.h"
+#include "topic.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,16 +44,10 @@ static enum shim_err bad(char *why, size_t n, const char *fmt, ...)
 	return SHIM_E_BAD_REQUEST;
 }
 
+/* Home, controller, action and argument names: the rule every agent uses. */
 static bool valid_name(const char *s)
 {
-	size_t n = strlen(s);
-	if (n < 1 || n > SHIM_NAME_MAX)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
-			return false;
-	return true;
+	return command_valid_name(s, SHIM_NAME_MAX);
 }
 
 static bool valid_id(const cJSON *id)
@@ -296,21 +293,16 @@ bool shimproto_topic_home(const char *prefix, const char *topic, bool filter, ch
 
 bool shimproto_publish_allowed(const char *prefix, const char *topic, bool retain)
 {
-	char home[SHIM_NAME_MAX + 1];
-	if (!shimproto_topic_home(prefix, topic, false, home))
-		return false;
-	const char *rest = topic + strlen(prefix) + 1 + strlen(home) + 1;
-	if (strcmp(rest, "display") == 0)
+	struct topic t;
+	switch (topic_parse(prefix, topic, &t)) {
+	case TOPIC_DISPLAY:
 		return true;
-	if (retain || strncmp(rest, "ctl/", 4) != 0)
+	case TOPIC_CTL:
+		/* A retained command would run again on every reconnect (docs/topics.md). */
+		return !retain && strcmp(t.leaf, "cmd") == 0;
+	default:
 		return false;
-	const char *ctl = rest + 4, *slash = strchr(ctl, '/');
-	if (!slash || strcmp(slash, "/cmd") != 0 || (size_t)(slash - ctl) > SHIM_NAME_MAX)
-		return false;
-	char buf[SHIM_NAME_MAX + 1];
-	memcpy(buf, ctl, (size_t)(slash - ctl));
-	buf[slash - ctl] = '\0';
-	return valid_name(buf);
+	}
 }
 
 bool shimproto_topic_match(const char *f, const char *t)
