@@ -26,7 +26,8 @@ info=$(fr_retained "$BPORT" fr/home1/ctl/c3/info)
 [ "$(fr_json "$info" actions.0.args.0.pattern)" = "[a-z0-9-]{1,32}" ] || fr_fail "info arg spec: $info"
 [ "$(fr_json "$info" sensors.0.name)" = temp ] || fr_fail "info sensors: $info"
 [ "$(fr_json "$info" online)" = True ] || fr_fail "info online: $info"
-fr_wait 5 "c2 sensor state" fr_retained_field "$BPORT" fr/home1/ctl/c2/state/temp ts "$(fr_json "$(fr_retained "$BPORT" fr/home1/ctl/c2/state/temp)" ts)"
+# (The expected value must not be computed before the state exists: wait for the topic.)
+fr_wait 10 "c2 sensor state" fr_has_retained "$BPORT" fr/home1/ctl/c2/state/temp
 st=$(fr_retained "$BPORT" fr/home1/ctl/c2/state/temp)
 # The example sensor prints 20.0 .. 23.9; a whole value such as 20.0 arrives as the number 20.
 python3 -c 'import json,sys; v=json.loads(sys.argv[1])["value"]; sys.exit(not (isinstance(v,(int,float)) and 20 <= v < 24))' "$st" \

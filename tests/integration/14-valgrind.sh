@@ -26,7 +26,7 @@ for a in '"action":"rec","args":{"tag":"vg"}' '"action":"fail"' '"action":"hang"
 done
 grep -q '"status":"ok"' "$T/replies" && grep -q '"status":"timeout"' "$T/replies" || fr_fail "replies: $(cat "$T/replies")"
 head -c 3000 /dev/urandom >"/dev/tcp/127.0.0.2/$(fr_json "$(fr_retained "$BPORT" fr/home1/ctl/c2/info)" port)" 2>/dev/null || true
-fr_wait 30 "a sensor value" fr_retained "$BPORT" fr/home1/ctl/c2/state/temp
+fr_wait 30 "a sensor value" fr_has_retained "$BPORT" fr/home1/ctl/c2/state/temp
 sleep 1
 fr_stop c2 TERM
 fr_stop mhs TERM

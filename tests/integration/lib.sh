@@ -143,6 +143,8 @@ CONF
 
 # fr_retained PORT TOPIC: the retained payload of TOPIC (empty if none).
 fr_retained() { mosquitto_sub -p "$1" -t "$2" -C 1 -W 2 --retained-only 2>/dev/null; }
+# fr_has_retained PORT TOPIC: TOPIC has a retained message.
+fr_has_retained() { [ -n "$(fr_retained "$1" "$2")" ]; }
 # fr_retained_is PORT TOPIC VALUE
 fr_retained_is() { [ "$(fr_retained "$1" "$2")" = "$3" ]; }
 # fr_retained_field PORT TOPIC FIELD VALUE
