@@ -82,19 +82,33 @@ before(async () => {
 		dir = process.env.FR_BROWSER_STATE || mkdtempSync(join(tmpdir(), 'fr-browser-'));
 		mkdirSync(dir, { recursive: true });
 		const ports = {};
-		for (const k of ['HTTPS', 'HTTP', 'BROKER', 'MQTTS', 'WS', 'ANNOUNCE', 'LINK', 'SHIM', 'METRICS']) ports[k] = await freePort();
-		env = { ...process.env, FR_DEMO_DIR: dir, FR_DEMO_BIN: BIN, FR_DEMO_READY_TIMEOUT: '60' };
-		for (const [k, v] of Object.entries(ports)) env[`FR_DEMO_${k}_PORT`] = String(v);
-		demo = spawn('bash', [DEMO], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-		demo.stdout.on('data', (d) => { demoOut += d; });
-		demo.stderr.on('data', (d) => { demoOut += d; });
-		await new Promise((res, rej) => {
-			const t = setTimeout(() => rej(new Error(`demo not ready after 120 s:\n${demoOut}`)), 120_000);
-			const check = () => { if (demoOut.includes('fr demo is running')) { clearTimeout(t); res(); } };
-			demo.stdout.on('data', check);
-			demo.once('exit', (code) => { clearTimeout(t); rej(new Error(`demo.sh exited ${code}:\n${demoOut}`)); });
-			check();
-		});
+		// A free port is only free until someone binds it: with the other tests running beside
+		// this one, a daemon of the demo can lose its port in between. demo.sh then exits
+		// (it checks that everything it started still runs); start again on new ports, twice
+		// at most.
+		for (let attempt = 1; ; attempt++) {
+			for (const k of ['HTTPS', 'HTTP', 'BROKER', 'MQTTS', 'WS', 'ANNOUNCE', 'LINK', 'SHIM', 'METRICS']) ports[k] = await freePort();
+			env = { ...process.env, FR_DEMO_DIR: dir, FR_DEMO_BIN: BIN, FR_DEMO_READY_TIMEOUT: '60' };
+			for (const [k, v] of Object.entries(ports)) env[`FR_DEMO_${k}_PORT`] = String(v);
+			demoOut = '';
+			demo = spawn('bash', [DEMO], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+			demo.stdout.on('data', (d) => { demoOut += d; });
+			demo.stderr.on('data', (d) => { demoOut += d; });
+			const started = await new Promise((res, rej) => {
+				const t = setTimeout(() => rej(new Error(`demo not ready after 120 s:\n${demoOut}`)), 120_000);
+				const check = () => { if (demoOut.includes('fr demo is running')) { clearTimeout(t); res(true); } };
+				demo.stdout.on('data', check);
+				demo.once('exit', (code) => {
+					clearTimeout(t);
+					if (attempt < 3 && /Address already in use/.test(demoOut)) res(false);
+					else rej(new Error(`demo.sh exited ${code}:\n${demoOut}`));
+				});
+				check();
+			});
+			if (started)
+				break;
+			console.error(`demo start ${attempt} lost a port to another process; new ports:\n${demoOut}`);
+		}
 		password = readFileSync(join(dir, 'demo.password'), 'utf8').trim();
 		url = `https://localhost:${ports.HTTPS}/`;
 		brokerPort = ports.BROKER;

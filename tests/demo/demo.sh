@@ -331,6 +331,14 @@ wait_for "$READY_TIMEOUT" "the shim on port $SHIM_PORT" tcp_open "$SHIM_PORT"
 wait_for "$READY_TIMEOUT" "php-fpm's socket" test -S "$D/php/fpm.sock"
 wait_for "$READY_TIMEOUT" "nginx on port $HTTPS_PORT" tcp_open "$HTTPS_PORT"
 wait_for "$READY_TIMEOUT" "the three controllers online" all_online
+# A port that answered may belong to someone else: every process started here must still run.
+while read -r name pid; do
+	if ! kill -0 "$pid" 2>/dev/null; then
+		echo "demo.sh: $name exited during start-up; the end of its log:" >&2
+		tail -n 5 "$D/logs/$name.log" >&2 || true
+		exit 1
+	fi
+done <"$D/pids"
 
 URL="https://localhost:$HTTPS_PORT/"
 cat <<MSG
