@@ -2,6 +2,7 @@
 #include "cache.h"
 
 #include "log.h"
+#include "strhash.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,14 +21,6 @@ struct cache {
 	struct node **b;
 	bool full_logged;
 };
-
-static size_t cache_hash(const char *s)
-{
-	size_t h = 1469598103934665603ull;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h;
-}
 
 struct cache *cache_new(const char *prefix, size_t max_topics)
 {
@@ -105,7 +98,7 @@ static void cache_grow(struct cache *c)
 	for (size_t i = 0; i < c->nbuckets; i++) {
 		for (struct node *n = c->b[i], *next; n; n = next) {
 			next = n->next;
-			size_t h = cache_hash(n->topic) & (nb - 1);
+			size_t h = strhash(n->topic) & (nb - 1);
 			n->next = b[h];
 			b[h] = n;
 		}
@@ -118,7 +111,7 @@ static void cache_grow(struct cache *c)
 int cache_put(struct cache *c, const char *topic, const void *payload, size_t len, bool retained,
 	      uint64_t now)
 {
-	struct node **pp = &c->b[cache_hash(topic) & (c->nbuckets - 1)], *n;
+	struct node **pp = &c->b[strhash(topic) & (c->nbuckets - 1)], *n;
 	for (n = *pp; n; pp = &n->next, n = n->next)
 		if (strcmp(n->topic, topic) == 0)
 			break;
@@ -172,7 +165,7 @@ int cache_put(struct cache *c, const char *topic, const void *payload, size_t le
 
 const struct cache_entry *cache_get(const struct cache *c, const char *topic)
 {
-	for (struct node *n = c->b[cache_hash(topic) & (c->nbuckets - 1)]; n; n = n->next)
+	for (struct node *n = c->b[strhash(topic) & (c->nbuckets - 1)]; n; n = n->next)
 		if (strcmp(n->topic, topic) == 0)
 			return &n->e;
 	return NULL;

@@ -15,6 +15,7 @@
 #include "mqtt.h"
 #include "relay.h"
 #include "shim.h"
+#include "subs.h"
 #include "users.h"
 
 #include <signal.h>
@@ -31,6 +32,7 @@ struct web {
 	struct audit *audit;
 	struct metrics metrics;
 	struct mqtt *mqtt;
+	struct subs *subs;
 	struct relay *relay;
 	struct shim *shim;
 	struct http *http;
@@ -58,14 +60,23 @@ static void web_on_message(void *arg, const struct mqtt_msg *m)
 {
 	struct web *w = arg;
 	w->metrics.mqtt_messages++;
-	if (shim_is_duplicate(w->shim, m))
-		return;
+	subs_on_message(w->subs, m);
+}
+
+/* The cache's filters (Retain As Published: m->retained says the home published it as state). */
+static void web_on_state(void *arg, const struct mqtt_msg *m)
+{
+	struct web *w = arg;
 	if (cache_wants(w->cache, m->topic)) {
 		cache_put(w->cache, m->topic, m->payload, m->len, m->retained, loop_wall_ms());
 		w->metrics.cache_topics = cache_count(w->cache);
 	}
+}
+
+static void web_on_reply(void *arg, const struct mqtt_msg *m)
+{
+	struct web *w = arg;
 	relay_on_message(w->relay, m);
-	shim_on_message(w->shim, m);
 }
 
 static const struct mqtt_ops web_mqtt_ops = { web_on_connected, web_on_disconnected,
@@ -222,23 +233,25 @@ static int web_setup(struct web *w)
 	w->mqtt = mqtt_new(w->loop, &mo, &web_mqtt_ops, w);
 	if (!w->mqtt)
 		return -1;
+	w->subs = subs_new(w->mqtt);
 	w->relay = relay_new(w->loop, w->mqtt, w->audit, &w->metrics, c->prefix, w->instance);
-	if (!w->relay)
+	if (!w->subs || !w->relay)
 		return -1;
 	struct shim_deps d = { w->loop, c, w->mqtt, w->cache, w->relay, w->audit, &w->metrics,
-			       w->users };
+			       w->subs, w->users };
 	w->shim = shim_new(&d);
 	if (!w->shim)
 		return -1;
+	/* The agent's own consumers hold their filters for good (subs_free drops them). */
 	static const char *const leaves[] = { "status", "ctl/+/status", "ctl/+/info",
 					      "ctl/+/state/+" };
 	char f[256];
 	for (size_t i = 0; i < sizeof leaves / sizeof *leaves; i++) {
 		snprintf(f, sizeof f, "%s/+/%s", c->prefix, leaves[i]);
-		if (shim_filter_ref(w->shim, f) < 0)
+		if (!subs_add(w->subs, f, true, web_on_state, w))
 			return -1;
 	}
-	if (shim_filter_ref(w->shim, relay_reply_filter(w->relay)) < 0)
+	if (!subs_add(w->subs, relay_reply_filter(w->relay), true, web_on_reply, w))
 		return -1;
 	if (c->http_addr) {
 		w->http = http_new(w->loop, c->http_addr, c->http_port, web_http, w);
@@ -265,6 +278,7 @@ static void web_teardown(struct web *w)
 	shim_free(w->shim);
 	http_free(w->http);
 	relay_free(w->relay);
+	subs_free(w->subs);
 	mqtt_free(w->mqtt);
 	audit_free(w->audit);
 	cache_free(w->cache);

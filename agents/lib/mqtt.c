@@ -46,11 +46,14 @@ struct mqtt_ev {
 	char *response_topic;
 	void *corr;
 	size_t corr_len;
+	uint32_t *sub_ids;
+	size_t nsub_ids;
 };
 
 struct mqtt_sub {
 	char *filter;
 	int qos;
+	struct mqtt_subopts opts;
 };
 
 struct mqtt {
@@ -124,6 +127,7 @@ static void mqtt_ev_free(struct mqtt_ev *ev)
 	free(ev->payload);
 	free(ev->response_topic);
 	free(ev->corr);
+	free(ev->sub_ids);
 	free(ev);
 }
 
@@ -248,6 +252,19 @@ static int mqtt_cb_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_mess
 	    mqtt_copy_prop(&msg->properties, MQTTPROPERTY_CODE_CORRELATION_DATA, &ev->corr,
 			   &ev->corr_len, false) < 0)
 		goto fail;
+	int nids = MQTTProperties_propertyCount(&msg->properties,
+						MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER);
+	if (nids > 0) {
+		ev->sub_ids = calloc((size_t)nids, sizeof *ev->sub_ids);
+		if (!ev->sub_ids)
+			goto fail;
+		for (int i = 0; i < nids; i++) {
+			MQTTProperty *p = MQTTProperties_getPropertyAt(
+				&msg->properties, MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER, i);
+			if (p)
+				ev->sub_ids[ev->nsub_ids++] = (uint32_t)p->value.integer4;
+		}
+	}
 	MQTTAsync_freeMessage(&msg);
 	MQTTAsync_free(topic);
 	mqtt_push(m, ev);
@@ -469,11 +486,20 @@ static int mqtt_send_sub(struct mqtt *m, const struct mqtt_sub *s)
 		ro.onFailure5 = mqtt_cb_sub_fail5;
 		/* Retain As Published: without it the broker clears the retain flag on live
 		 * deliveries, and frMhs could not tell a retained command from a fresh one. */
-		ro.subscribeOptions.retainAsPublished = 1;
+		ro.subscribeOptions.retainAsPublished = !s->opts.no_retain_as_published;
+		if (s->opts.id) {
+			MQTTProperty p = { .identifier = MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER };
+			p.value.integer4 = s->opts.id;
+			if (MQTTProperties_add(&ro.properties, &p) != 0) {
+				log_warnx("mqtt %s: subscribe %s: out of memory", m->uri, s->filter);
+				return -ENOMEM;
+			}
+		}
 	} else {
 		ro.onFailure = mqtt_cb_sub_fail;
 	}
 	rc = MQTTAsync_subscribe(m->client, s->filter, s->qos, &ro);
+	MQTTProperties_free(&ro.properties);   /* paho copied them */
 	if (rc != MQTTASYNC_SUCCESS) {
 		log_warnx("mqtt %s: subscribe %s: %s", m->uri, s->filter, mqtt_strerror(rc));
 		return mqtt_err(rc);
@@ -526,6 +552,7 @@ static void mqtt_handle(struct mqtt *m, struct mqtt_ev *ev)
 			.topic = ev->topic, .payload = ev->payload, .len = ev->len, .qos = ev->qos,
 			.retained = ev->retained, .dup = ev->dup, .response_topic = ev->response_topic,
 			.correlation = ev->corr, .correlation_len = ev->corr_len,
+			.sub_ids = ev->sub_ids, .nsub_ids = ev->nsub_ids,
 		};
 		m->ops.on_message(m->arg, &msg);
 		break;
@@ -727,9 +754,15 @@ static struct mqtt_sub *mqtt_find(struct mqtt *m, const char *filter)
 
 int mqtt_subscribe(struct mqtt *m, const char *filter, int qos)
 {
+	return mqtt_subscribe_opts(m, filter, qos, NULL);
+}
+
+int mqtt_subscribe_opts(struct mqtt *m, const char *filter, int qos,
+			const struct mqtt_subopts *opts)
+{
 	struct mqtt_sub *s, *n;
 
-	if (!filter || !*filter || qos < 0 || qos > 2) {
+	if (!filter || !*filter || qos < 0 || qos > 2 || (opts && opts->id > MQTT_SUB_ID_MAX)) {
 		log_warnx("mqtt %s: bad subscription '%s' qos %d", m->uri, filter ? filter : "",
 			  qos);
 		return -EINVAL;
@@ -748,6 +781,7 @@ int mqtt_subscribe(struct mqtt *m, const char *filter, int qos)
 		s->filter = f;
 	}
 	s->qos = qos;
+	s->opts = opts ? *opts : (struct mqtt_subopts){ 0 };
 	if (m->state != MQTT_CONNECTED)
 		return 0;
 	return mqtt_send_sub(m, s);
