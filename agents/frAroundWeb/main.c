@@ -109,6 +109,8 @@ static char *web_http(void *arg, const char *path, int *status, const char **cty
 		*ctype = "text/plain; version=0.0.4";
 		w->metrics.mqtt_connected = up;
 		w->metrics.cache_topics = cache_count(w->cache);
+		for (int i = 0; i < CACHE_REFUSAL_COUNT; i++)
+			w->metrics.cache_refused[i] = cache_refused(w->cache, (enum cache_refusal)i);
 		return metrics_render(&w->metrics);
 	}
 	*status = 404;
@@ -155,8 +157,8 @@ static void web_usage(FILE *f)
 "\n"
 "DESCRIPTION\n"
 "    frAroundWeb runs next to the web server. It subscribes (QoS 1) to every home's status,\n"
-"    controller status, info and sensor state (docs/topics.md) and keeps the latest payload of\n"
-"    each topic. It serves the shim protocol (docs/shim.md) on loopback TCP and/or a unix\n"
+"    controller status, info and sensor state (docs/topics.md) and keeps the latest retained\n"
+"    payload of each topic, within a budget per home. It serves the shim protocol (docs/shim.md) on loopback TCP and/or a unix\n"
 "    socket: newline-delimited JSON requests, authenticated with a per-user token whose\n"
 "    SHA-256 is in the users file; a user sees only the homes granted to it. 'get' and 'list'\n"
 "    answer from the cache at once; 'request' publishes a command with a fresh UUID, an MQTT 5\n"
@@ -184,7 +186,9 @@ static void web_usage(FILE *f)
 "    shim = { address = \"127.0.0.1\"; port = 7420; unix = \"/run/fr/shim.sock\";\n"
 "             max_line = 65536; max_clients = 1024; max_inflight = 64; max_outq = 1048576; };\n"
 "    http = { address = \"127.0.0.1\"; port = 7421; };\n"
-"    max_topics = 100000;            # cache size; new topics beyond it are refused\n"
+"    max_topics = 100000;            # cache: topics in all; new ones beyond are refused\n"
+"    max_topics_per_home = 4096;     # cache: topics of one home (status, info, state)\n"
+"    max_bytes_per_home = 4194304;   # cache: topic + payload bytes of one home\n"
 "    mqtt = { uri = \"mqtts://broker.example.org:8883\"; username = \"web\";\n"
 "             password_file = \"/etc/fr/web-mqtt.pw\"; ca_file = \"/etc/ssl/certs/ca.pem\";\n"
 "             keepalive = 30; backoff_min = 0.5; backoff_max = 30; };   # MQTT 5 only\n"
@@ -220,7 +224,9 @@ static int web_setup(struct web *w)
 		return -1;
 	snprintf(w->client_id, sizeof w->client_id, "frAroundWeb-%s", w->instance);
 	w->users = users_load(c->users_file);
-	w->cache = cache_new(c->prefix, (size_t)c->max_topics);
+	struct cache_limits lim = { (size_t)c->max_topics, (size_t)c->max_topics_per_home,
+				    (size_t)c->max_bytes_per_home };
+	w->cache = cache_new(c->prefix, &lim);
 	w->audit = audit_open(c->audit_file);
 	if (!w->users || !w->cache || !w->audit)
 		return -1;

@@ -185,7 +185,8 @@ static void op_get(struct session *s, const struct shim_req *r)
 /* --- list --- */
 
 struct list_ctx {
-	size_t skip;          /* strlen("<prefix>/<home>/ctl/") */
+	const char *ctl_prefix;   /* "<prefix>/<home>/ctl/" */
+	size_t skip;              /* its length */
 	cJSON *ctls;
 };
 
@@ -211,6 +212,8 @@ static cJSON *list_ctl(cJSON *ctls, const char *id, size_t n)
 static void list_entry(void *arg, const struct cache_entry *e)
 {
 	struct list_ctx *l = arg;
+	if (strncmp(e->topic, l->ctl_prefix, l->skip) != 0)
+		return;   /* the home's own status */
 	const char *id = e->topic + l->skip, *slash = strchr(id, '/');
 	if (!slash)
 		return;
@@ -270,8 +273,8 @@ static void op_list(struct session *s, const struct shim_req *r)
 		const struct cache_entry *e = cache_get(s->d->cache, topic);
 		cJSON_AddItemToObject(h, "status", e ? cJSON_CreateString(e->payload) : cJSON_CreateNull());
 		snprintf(topic, sizeof topic, "%s/%s/ctl/", prefix, home);
-		struct list_ctx l = { strlen(topic), cJSON_CreateArray() };
-		cache_foreach(s->d->cache, topic, list_entry, &l);
+		struct list_ctx l = { topic, strlen(topic), cJSON_CreateArray() };
+		cache_foreach_home(s->d->cache, home, list_entry, &l);
 		cJSON_AddItemToObject(h, "controllers", list_sorted(l.ctls));
 		cJSON_AddItemToArray(homes, h);
 	}
