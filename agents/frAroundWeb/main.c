@@ -40,6 +40,8 @@ struct web {
 	char client_id[64];
 	uint64_t started;
 	bool stopping;
+	uint64_t users_reloads;     /* SIGHUPs handled */
+	bool users_reload_failed;   /* the last one could not use the file */
 };
 
 static void web_on_connected(void *arg, bool session_present)
@@ -82,6 +84,29 @@ static void web_on_reply(void *arg, const struct mqtt_msg *m)
 static const struct mqtt_ops web_mqtt_ops = { web_on_connected, web_on_disconnected,
 					      web_on_message };
 
+static char *web_healthz(struct web *w, bool up, uint64_t uptime)
+{
+	cJSON *o = cJSON_CreateObject(), *u;
+	cJSON_AddStringToObject(o, "status", "ok");
+	cJSON_AddStringToObject(o, "broker", up ? "connected" : "disconnected");
+	cJSON_AddNumberToObject(o, "uptime_s", (double)uptime);
+	if ((u = cJSON_AddObjectToObject(o, "users"))) {
+		const char *gen = users_generation(w->users);
+		cJSON_AddNumberToObject(u, "count", users_count(w->users));
+		cJSON_AddNumberToObject(u, "rejected", users_rejected(w->users));
+		cJSON_AddItemToObject(u, "generation", gen ? cJSON_CreateString(gen) : cJSON_CreateNull());
+		cJSON_AddNumberToObject(u, "reloads", (double)w->users_reloads);
+		cJSON_AddStringToObject(u, "last_reload", w->users_reload_failed ? "failed" : "ok");
+	}
+	char *s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	char *line = s ? malloc(strlen(s) + 2) : NULL;
+	if (line)
+		sprintf(line, "%s\n", s);
+	free(s);
+	return line;
+}
+
 static char *web_http(void *arg, const char *path, int *status, const char **ctype)
 {
 	struct web *w = arg;
@@ -89,12 +114,11 @@ static char *web_http(void *arg, const char *path, int *status, const char **cty
 	bool up = mqtt_is_connected(w->mqtt);
 	uint64_t uptime = (loop_now(w->loop) - w->started) / 1000;
 	if (strcmp(path, "/healthz") == 0) {
-		/* Liveness: the loop answers, so the process is alive, whatever the broker does. */
+		/* Liveness: the loop answers, so the process is alive, whatever the broker does. The
+		 * users part tells fr-admin whether its last change was taken. */
 		*status = 200;
 		*ctype = "application/json";
-		snprintf(buf, sizeof buf, "{\"status\":\"ok\",\"broker\":\"%s\",\"uptime_s\":%llu}\n",
-			 up ? "connected" : "disconnected", (unsigned long long)uptime);
-		return strdup(buf);
+		return web_healthz(w, up, uptime);
 	}
 	if (strcmp(path, "/readyz") == 0) {
 		*status = up ? 200 : 503;
@@ -134,13 +158,19 @@ static void web_on_hup(void *arg, const struct signalfd_siginfo *si)
 	struct web *w = arg;
 	(void)si;
 	struct users *u = users_load(w->conf.users_file);
+	w->users_reloads++;
+	w->users_reload_failed = !u;
 	if (!u) {
 		log_warnx("SIGHUP: %s not reloaded, the previous users stay", w->conf.users_file);
 	} else {
 		shim_set_users(w->shim, u);
 		users_free(w->users);
 		w->users = u;
-		log_info("SIGHUP: %s reloaded: %d users", w->conf.users_file, users_count(u));
+		if (users_rejected(u))
+			log_warnx("SIGHUP: %s reloaded: %d users, %d entries ignored (see above)",
+				  w->conf.users_file, users_count(u), users_rejected(u));
+		else
+			log_info("SIGHUP: %s reloaded: %d users", w->conf.users_file, users_count(u));
 	}
 	audit_reopen(w->audit);
 }
@@ -166,7 +196,8 @@ static void web_usage(FILE *f)
 "    and appends one JSON line per finished request to the audit file; 'subscribe' streams\n"
 "    matching messages. Every client has bounded buffers; one that breaks a limit is\n"
 "    disconnected with a logged reason and never slows the others.\n"
-"    HTTP (HTTP/1.0, GET): /healthz (200 while the loop runs, with the broker state),\n"
+"    HTTP (HTTP/1.0, GET): /healthz (200 while the loop runs, with the broker state and the\n"
+"    users file's load: count, ignored entries, generation, reloads, last reload ok|failed),\n"
 "    /readyz (503 while the broker is disconnected), /metrics (Prometheus text format).\n"
 "\n"
 "OPTIONS\n"
@@ -193,7 +224,10 @@ static void web_usage(FILE *f)
 "             password_file = \"/etc/fr/web-mqtt.pw\"; ca_file = \"/etc/ssl/certs/ca.pem\";\n"
 "             keepalive = 30; backoff_min = 0.5; backoff_max = 30; };   # MQTT 5 only\n"
 "  users file (written by the management command; reloaded on SIGHUP):\n"
+"    generation = \"<any text>\";   # optional; /healthz reports the one loaded\n"
 "    users = ( { name = \"alice\"; token_sha256 = \"<64 hex digits>\"; homes = [\"home1\"]; } );\n"
+"    homes = [] is a user who may sign in and sees no home. A bad entry is ignored with a\n"
+"    logged reason (the other users load); a file that cannot be parsed keeps the old users.\n"
 "\n"
 "FILES\n"
 "    /etc/fr/frAroundWeb.conf   configuration\n"
@@ -203,8 +237,9 @@ static void web_usage(FILE *f)
 "\n"
 "SIGNALS\n"
 "    SIGTERM, SIGINT  stop: clients are disconnected, the broker session is closed.\n"
-"    SIGHUP           reload the users file (clients whose token is gone are disconnected)\n"
-"                     and reopen the audit file (after logrotate).\n"
+"    SIGHUP           reload the users file (clients whose token is gone are disconnected;\n"
+"                     subscriptions and requests in homes no longer granted end with error\n"
+"                     forbidden) and reopen the audit file (after logrotate).\n"
 "\n"
 "EXIT STATUS\n"
 "    0 after a clean stop or a valid --check-config; 1 on a configuration or start-up error.\n",
@@ -305,13 +340,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		/* Strict: an entry the daemon would ignore is an error here. */
 		struct users *u = users_load(w.conf.users_file);
-		if (u)
+		bool ok = u && users_rejected(u) == 0;
+		if (ok)
 			printf("%s: OK (broker %s, %d users in %s)\n", config, w.conf.mqtt.uri,
 			       users_count(u), w.conf.users_file);
+		else if (u)
+			fprintf(stderr, "%s: %d user entries would be ignored\n", w.conf.users_file,
+				users_rejected(u));
 		users_free(u);
 		conf_free(&w.conf);
-		return u ? 0 : 1;
+		return ok ? 0 : 1;
 	}
 	agent_start(&args);
 	if (web_setup(&w) < 0) {
