@@ -1,6 +1,7 @@
 /* broker.h: a real mosquitto for unit suites that need one: on a free loopback port, in its own
- * temp dir, killed with the test process (PR_SET_PDEATHSIG). Header-only (static functions),
- * included by one suite each. */
+ * temp dir, killed with the test process (PR_SET_PDEATHSIG); and running an agent loop until a
+ * condition is observed, with a bound. Header-only (static functions), included by one suite
+ * each. */
 #ifndef FR_TEST_BROKER_H
 #define FR_TEST_BROKER_H
 
@@ -16,6 +17,8 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "loop.h"
 
 struct test_broker {
 	pid_t pid;
@@ -103,6 +106,50 @@ static void test_broker_stop(struct test_broker *b)
 	unlink(b->conf);
 	unlink(b->log);
 	rmdir(b->dir);
+}
+
+/* --- running the loop until something is observed --- */
+
+struct test_wait {
+	struct loop *loop;
+	bool (*done)(void *arg);
+	void *arg;
+	struct loop_timer poll, give_up;
+	bool timed_out;
+};
+
+static void test_wait_poll(void *arg)
+{
+	struct test_wait *w = arg;
+	if (w->done(w->arg)) {
+		loop_stop(w->loop);
+		return;
+	}
+	loop_timer_start(w->loop, &w->poll, 5);
+}
+
+static void test_wait_give_up(void *arg)
+{
+	struct test_wait *w = arg;
+	w->timed_out = true;
+	loop_stop(w->loop);
+}
+
+/* Runs loop until done(arg) holds (checked every 5 ms), failing the test after ms. */
+static void test_run_until(struct loop *loop, const struct test_broker *b, uint64_t ms,
+			   bool (*done)(void *arg), void *arg, const char *what)
+{
+	struct test_wait w = { .loop = loop, .done = done, .arg = arg };
+	loop_timer_init(&w.poll, test_wait_poll, &w);
+	loop_timer_init(&w.give_up, test_wait_give_up, &w);
+	loop_timer_start(loop, &w.poll, 0);
+	loop_timer_start(loop, &w.give_up, ms);
+	loop_run(loop);
+	loop_timer_stop(loop, &w.poll);
+	loop_timer_stop(loop, &w.give_up);
+	if (w.timed_out && b)
+		test_broker_dump(b);
+	ck_assert_msg(!w.timed_out, "timed out waiting for %s", what);
 }
 
 #endif

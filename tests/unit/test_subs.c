@@ -64,45 +64,9 @@ static void pub_connected(void *arg, bool sp)
 static const struct mqtt_ops web_ops = { web_connected, NULL, web_message };
 static const struct mqtt_ops pub_ops = { pub_connected, NULL, NULL };
 
-/* --- running the loop until something is observed --- */
-
-struct wait {
-	bool (*done)(void *arg);
-	void *arg;
-	struct loop_timer poll, give_up;
-	bool timed_out;
-};
-
-static void wait_poll(void *arg)
-{
-	struct wait *w = arg;
-	if (w->done(w->arg)) {
-		loop_stop(loop);
-		return;
-	}
-	loop_timer_start(loop, &w->poll, 5);
-}
-
-static void wait_give_up(void *arg)
-{
-	struct wait *w = arg;
-	w->timed_out = true;
-	loop_stop(loop);
-}
-
 static void run_until(bool (*done)(void *arg), void *arg, const char *what)
 {
-	struct wait w = { .done = done, .arg = arg };
-	loop_timer_init(&w.poll, wait_poll, &w);
-	loop_timer_init(&w.give_up, wait_give_up, &w);
-	loop_timer_start(loop, &w.poll, 0);
-	loop_timer_start(loop, &w.give_up, WAIT_MS);
-	loop_run(loop);
-	loop_timer_stop(loop, &w.poll);
-	loop_timer_stop(loop, &w.give_up);
-	if (w.timed_out)
-		test_broker_dump(&broker);
-	ck_assert_msg(!w.timed_out, "timed out waiting for %s", what);
+	test_run_until(loop, &broker, WAIT_MS, done, arg, what);
 }
 
 static bool both_up(void *arg)
