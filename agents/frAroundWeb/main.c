@@ -268,9 +268,12 @@ static int web_setup(struct web *w)
 	if (!w->users || !w->cache || !w->audit)
 		return -1;
 	struct mqtt_opts mo = {
+		/* The session lives while this process does (replies during a broker outage), not
+		 * longer: the relay's requests and the clients' subscriptions do not outlive it. */
 		.clean = false,
-		/* A random instance never resumes its session: let the broker drop it soon. */
-		.session_expiry = c->instance ? 0 : 300,
+		.clean_first = true,
+		/* Long enough for a broker blip; a stopped frAroundWeb's queue goes soon after. */
+		.session_expiry = 300,
 	};
 	mqttconf_opts(&c->mqtt, w->client_id, &mo);
 	w->mqtt = mqtt_new(w->loop, &mo, &web_mqtt_ops, w);

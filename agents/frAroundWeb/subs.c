@@ -2,6 +2,7 @@
 #include "subs.h"
 
 #include "log.h"
+#include "loop.h"
 #include "mqtt.h"
 #include "shimproto.h"
 #include "strhash.h"
@@ -45,7 +46,9 @@ struct subs *subs_new(struct mqtt *mqtt)
 		return NULL;
 	s->mqtt = mqtt;
 	s->nbuckets = 64;
-	s->next_id = 1;
+	/* Anywhere in the range: identifiers of an earlier process's session (should one be
+	 * resumed) are unlikely to come back. */
+	s->next_id = 1 + (uint32_t)(loop_wall_ms() % MQTT_SUB_ID_MAX);
 	s->ids = calloc(s->nbuckets, sizeof *s->ids);
 	s->names = calloc(s->nbuckets, sizeof *s->names);
 	if (!s->ids || !s->names) {
@@ -78,6 +81,11 @@ void subs_free(struct subs *s)
 size_t subs_count(const struct subs *s)
 {
 	return s->count;
+}
+
+uint32_t subs_id(const struct subs_ref *r)
+{
+	return r->f->id;
 }
 
 static struct filt *subs_by_id(const struct subs *s, uint32_t id)
@@ -243,9 +251,12 @@ void subs_on_message(struct subs *s, const struct mqtt_msg *m)
 	s->dispatching = true;
 	if (m->nsub_ids > 0) {
 		for (size_t i = 0; i < m->nsub_ids; i++) {
-			/* Unknown: the copy of a filter dropped meanwhile. */
+			/* Unknown: the copy of a filter dropped meanwhile. And an identifier is trusted
+			 * only for topics its filter matches: a subscription the broker kept from
+			 * before (an unsubscribe lost in an outage) may carry an identifier given
+			 * since to another filter, and must not reach that filter's consumers. */
 			struct filt *f = subs_by_id(s, m->sub_ids[i]);
-			if (f)
+			if (f && shimproto_topic_match(f->filter, m->topic))
 				subs_deliver(f, m);
 		}
 	} else {

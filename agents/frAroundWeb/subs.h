@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct mqtt;
 struct mqtt_msg;
@@ -40,5 +41,7 @@ void subs_remove(struct subs *s, struct subs_ref *r);
 void subs_on_message(struct subs *s, const struct mqtt_msg *m);
 /* Broker subscriptions held now. */
 size_t subs_count(const struct subs *s);
+/* The Subscription Identifier of r's filter. */
+uint32_t subs_id(const struct subs_ref *r);
 
 #endif

@@ -63,7 +63,8 @@ struct mqtt {
 
 	char *uri, *client_id, *username, *password, *ca_file, *cert_file, *key_file;
 	char *will_topic, *will_payload;
-	bool insecure, clean, will_retain, tls;
+	bool insecure, clean, clean_first, will_retain, tls;
+	bool connected_once;
 	int will_qos, version, keepalive, max_buffered;
 	uint32_t session_expiry;
 	uint64_t backoff_min, backoff_max;
@@ -424,7 +425,7 @@ static void mqtt_connect(struct mqtt *m)
 	co.password = m->password;
 	if (m->version == 5) {
 		co.cleansession = 0;
-		co.cleanstart = m->clean;
+		co.cleanstart = m->clean || (m->clean_first && !m->connected_once);
 		co.onSuccess5 = mqtt_cb_conn_ok5;
 		co.onFailure5 = mqtt_cb_conn_fail5;
 		if (m->session_expiry) {
@@ -437,7 +438,7 @@ static void mqtt_connect(struct mqtt *m)
 			co.connectProperties = &props;
 		}
 	} else {
-		co.cleansession = m->clean;
+		co.cleansession = m->clean || (m->clean_first && !m->connected_once);
 		co.onSuccess = mqtt_cb_conn_ok;
 		co.onFailure = mqtt_cb_conn_fail;
 	}
@@ -518,6 +519,7 @@ static void mqtt_handle(struct mqtt *m, struct mqtt_ev *ev)
 			break;
 		m->state = MQTT_CONNECTED;
 		m->attempts = 0;
+		m->connected_once = true;
 		if (mqtt_nodelay(m->port) <= 0)
 			log_warnx("mqtt %s: no broker socket found to set TCP_NODELAY on", m->uri);
 		log_info("mqtt %s: connected as %s%s", m->uri, m->client_id,
@@ -692,6 +694,7 @@ struct mqtt *mqtt_new(struct loop *loop, const struct mqtt_opts *o, const struct
 	}
 	m->insecure = o->insecure;
 	m->clean = o->clean;
+	m->clean_first = o->clean_first;
 	m->version = o->version ? o->version : 5;
 	m->session_expiry = o->session_expiry ? o->session_expiry : (o->clean ? 0 : MQTT_DEF_EXPIRY);
 	m->keepalive = o->keepalive ? o->keepalive : MQTT_DEF_KEEPALIVE;

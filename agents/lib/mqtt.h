@@ -25,6 +25,9 @@ struct mqtt_opts {
 	bool insecure;            /* skip hostname verification (tests only) */
 	int version;              /* 5 (default) or 4 (3.1.1) */
 	bool clean;               /* false = persistent session */
+	/* With !clean: the first connect of this process starts a clean session anyway (what a
+	 * previous process subscribed is dropped); reconnects resume it. */
+	bool clean_first;
 	/* MQTT 5, seconds; default 1 day when !clean. With clean, 0 (the default) sends no
 	 * property, so the session ends with the connection. UINT32_MAX = never expires. */
 	uint32_t session_expiry;

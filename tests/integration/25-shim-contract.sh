@@ -6,11 +6,14 @@
 #    value comes once, "retained": true, when the subscription starts; two overlapping
 #    subscriptions of one client get one copy each (issue 11 item 8);
 #  - integer ids are echoed digit for digit up to 2^53; 2^53 + 1, fractions and exponents are
-#    bad_request (issue 11 item 9).
+#    bad_request (issue 11 item 9);
+#  - a restarted frAroundWeb (same instance, killed with a subscription open) gets nothing for the
+#    old process's subscriptions: each start is a clean session.
 . "$(dirname "$0")/lib.sh"
 
 BPORT=$(fr_free_port)
 SPORT=$(fr_free_port)
+HPORT=$(fr_free_port)
 fr_mosquitto broker "$BPORT"
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 cat >"$T/users.conf" <<CONF
@@ -21,7 +24,7 @@ instance = "t25";
 users_file = "$T/users.conf";
 audit_file = "$T/audit.log";
 shim = { address = "127.0.0.1"; port = $SPORT; };
-http = { address = "127.0.0.1"; port = 0; };
+http = { address = "127.0.0.1"; port = $HPORT; };
 mqtt = { uri = "mqtt://127.0.0.1:$BPORT"; backoff_min = 0.1; backoff_max = 1; };
 CONF
 mosquitto_pub -p "$BPORT" -r -q 1 -t fr/home1/status -m online
@@ -138,4 +141,33 @@ for sub, topic, want in [("s1", "fr/home1/ctl/k/status", 1), ("s2", "fr/home1/ct
 ok("two overlapping subscriptions of one client: one copy each, live copies not retained")
 PY
 python3 "$T/t25.py" "$SPORT" "$BPORT" || fr_fail "shim subscription and id checks"
-fr_stop web TERM
+
+# A client subscription open when frAroundWeb dies (no UNSUBSCRIBE reaches the broker).
+python3 - "$SPORT" "$T/held" <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.settimeout(30)
+s.sendall(b'{"id":1,"op":"auth","token":"alice-token"}\n{"id":2,"op":"subscribe","filter":"fr/home1/stale/#"}\n')
+buf = b""
+while buf.count(b"\n") < 2: buf += s.recv(4096)
+open(sys.argv[2], "w").close()
+while s.recv(4096): pass
+PY
+fr_wait 10 "stale subscription made" test -e "$T/held"
+fr_stop web KILL
+fr_start web2 "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"
+fr_wait 10 "web restarted" fr_grep_log web2 "connected (session"
+metric() { curl -s "http://127.0.0.1:$HPORT/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
+cached() { [ "$(metric fr_cache_topics)" = "$1" ]; }
+# A retained marker the cache keeps: once it is counted, everything before it was too.
+n0=$(metric fr_cache_topics)
+mosquitto_pub -p "$BPORT" -r -q 1 -t fr/home1/ctl/m0/status -m online
+fr_wait 10 "marker 0 cached" cached $((n0 + 1))
+before=$(metric fr_mqtt_messages_total)
+for i in 1 2 3 4 5; do mosquitto_pub -p "$BPORT" -q 1 -t fr/home1/stale/x -m "$i"; done
+mosquitto_pub -p "$BPORT" -r -q 1 -t fr/home1/ctl/m1/status -m online
+fr_wait 10 "marker 1 cached" cached $((n0 + 2))
+after=$(metric fr_mqtt_messages_total)
+[ "$after" = $((before + 1)) ] ||
+	fr_fail "after a restart frAroundWeb received $((after - before - 1)) messages for the old process's subscription"
+fr_ok "a restarted frAroundWeb starts a clean session: the old process's subscriptions are gone"
+fr_stop web2 TERM

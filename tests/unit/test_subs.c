@@ -212,9 +212,10 @@ END_TEST
 START_TEST(without_identifiers_each_match_once)
 {
 	static struct consumer a = { .name = "a" }, b = { .name = "b" }, c = { .name = "c" };
-	ck_assert_ptr_nonnull(subs_add(subs, "fr/+/status", true, on_consume, &a));
-	ck_assert_ptr_nonnull(subs_add(subs, "fr/h/#", false, on_consume, &b));
-	ck_assert_ptr_nonnull(subs_add(subs, "fr/other/#", false, on_consume, &c));
+	struct subs_ref *ra = subs_add(subs, "fr/+/status", true, on_consume, &a);
+	struct subs_ref *rb = subs_add(subs, "fr/h/#", false, on_consume, &b);
+	struct subs_ref *rc = subs_add(subs, "fr/other/#", false, on_consume, &c);
+	ck_assert(ra && rb && rc);
 	/* What a broker without Subscription Identifiers would hand over: one copy, no ids. */
 	struct mqtt_msg m = { .topic = "fr/h/status", .payload = "online", .len = 6, .qos = 1 };
 	subs_on_message(subs, &m);
@@ -222,11 +223,26 @@ START_TEST(without_identifiers_each_match_once)
 	ck_assert_int_eq(b.n, 1);
 	ck_assert_int_eq(c.n, 0);
 	/* An identifier nobody holds (a filter dropped meanwhile) reaches no one. */
-	uint32_t stale = MQTT_SUB_ID_MAX;
+	uint32_t stale = 1;
+	while (stale == subs_id(ra) || stale == subs_id(rb) || stale == subs_id(rc))
+		stale++;
 	m.sub_ids = &stale;
 	m.nsub_ids = 1;
 	subs_on_message(subs, &m);
 	ck_assert_int_eq(a.n + b.n + c.n, 2);
+	/* Nor does an identifier on a topic its filter does not match (a subscription the broker
+	 * kept from before, whose identifier was given to another filter since). */
+	uint32_t other = subs_id(rc);
+	m.sub_ids = &other;
+	subs_on_message(subs, &m);
+	ck_assert_int_eq(a.n + b.n + c.n, 2);
+	uint32_t both[2] = { subs_id(ra), subs_id(rb) };
+	m.sub_ids = both;
+	m.nsub_ids = 2;
+	subs_on_message(subs, &m);
+	ck_assert_int_eq(a.n, 2);
+	ck_assert_int_eq(b.n, 2);
+	ck_assert_int_eq(c.n, 0);
 }
 END_TEST
 
