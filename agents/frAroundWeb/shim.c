@@ -9,7 +9,6 @@
 #include "net.h"
 #include "session.h"
 #include "shimproto.h"
-#include "users.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -46,10 +46,13 @@ trap fr_teardown EXIT
 fr_fail() { FR_FAILED=1; fr_log "FAIL: $*"; exit 1; }
 fr_ok() { fr_log "ok: $*"; }
 
-# A free TCP/UDP port on loopback (the kernel picks it; both protocols are checked).
+# A free TCP/UDP port on loopback (the kernel picks it; both protocols are checked), never one
+# this test was given before: the kernel may hand out a port again as soon as it is closed, so
+# two calls in a row could return the same one (seen: the shim and http ports of it.04 equal).
 fr_free_port() {
-	python3 - <<'PY'
-import socket
+	python3 - "$T/.ports" <<'PY'
+import os, socket, sys
+used = set(open(sys.argv[1]).read().split()) if os.path.exists(sys.argv[1]) else set()
 while True:
     t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -57,7 +60,10 @@ while True:
         u.bind(("127.0.0.1", p))
     except OSError:
         t.close(); continue
-    t.close(); u.close(); print(p); break
+    t.close(); u.close()
+    if str(p) in used: continue
+    open(sys.argv[1], "a").write("%d\n" % p)
+    print(p); break
 PY
 }
 
