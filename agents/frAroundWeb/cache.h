@@ -1,6 +1,11 @@
-/* cache: the latest payload of every status/info/state topic (docs/topics.md), so get and list
- * answer at once without asking the broker. Bounded: when max_topics are held, new topics are
- * refused (logged), nothing is evicted; an empty retained payload deletes the topic.
+/* cache: the latest state of every home (docs/topics.md): the retained messages on
+ * <prefix>/<home>/status and <prefix>/<home>/ctl/<ctl>/status|info|state/<sensor>, so get and
+ * list answer at once without asking the broker. Only retained messages are state: a
+ * non-retained message on such a topic (which no home server sends) is not kept, so nobody can
+ * fill the cache with replies or events. Bounded per home (max_topics_per_home topics and
+ * max_bytes_per_home bytes of topic + payload) and in all (max_topics): a home over its budget
+ * gets no new topics (logged once per fill), so it can never crowd out another home; nothing is
+ * evicted. An empty retained payload deletes the topic.
  *
  * Ownership: struct cache is owned by the caller (cache_free). struct cache_entry and its
  * strings are owned by the cache and valid until the next cache_put for the same topic. */
@@ -15,24 +20,41 @@ struct cache_entry {
 	const char *topic;
 	const char *payload;   /* NUL-terminated copy (payload may hold NULs; len is the truth) */
 	size_t len;
-	bool retained;
+	bool retained;         /* always true: only retained messages are kept */
 	uint64_t received;     /* wall clock ms */
+};
+
+struct cache_limits {
+	size_t max_topics;            /* in all */
+	size_t max_topics_per_home;
+	size_t max_bytes_per_home;    /* topic + payload bytes */
+};
+
+/* Why messages were not kept, for /metrics. */
+enum cache_refusal {
+	CACHE_NOT_RETAINED, CACHE_HOME_TOPICS, CACHE_HOME_BYTES, CACHE_FULL, CACHE_REFUSAL_COUNT
 };
 
 struct cache;
 
-struct cache *cache_new(const char *prefix, size_t max_topics);
+struct cache *cache_new(const char *prefix, const struct cache_limits *lim);
 void cache_free(struct cache *c);
 /* True if topic is one the cache keeps (<prefix>/<home>/status, .../ctl/<ctl>/status|info,
  * .../ctl/<ctl>/state/<sensor>). */
 bool cache_wants(const struct cache *c, const char *topic);
-/* Stores a copy; returns 0, -ENOSPC (full; logged once per fill) or -ENOMEM. */
+/* Stores a copy of a message on a topic cache_wants. Returns 0, -EINVAL (not retained),
+ * -EDQUOT (the home's budget; an existing topic whose new payload does not fit is removed, a
+ * stale value being worse than none), -ENOSPC (max_topics) or -ENOMEM; refusals are counted and
+ * logged once per fill. */
 int cache_put(struct cache *c, const char *topic, const void *payload, size_t len, bool retained,
 	      uint64_t now_wall_ms);
 const struct cache_entry *cache_get(const struct cache *c, const char *topic);
 size_t cache_count(const struct cache *c);
-/* Calls cb for every entry whose topic starts with prefix (any order). */
-void cache_foreach(const struct cache *c, const char *prefix,
-		   void (*cb)(void *arg, const struct cache_entry *e), void *arg);
+/* Messages not kept since the start, by reason. */
+uint64_t cache_refused(const struct cache *c, enum cache_refusal why);
+const char *cache_refusal_name(enum cache_refusal why);
+/* Calls cb for every entry of home (any order); the cost is that home's topics alone. */
+void cache_foreach_home(const struct cache *c, const char *home,
+			void (*cb)(void *arg, const struct cache_entry *e), void *arg);
 
 #endif

@@ -60,7 +60,8 @@ static int conf_http(struct conf *c, const config_setting_t *root)
 int conf_load(struct conf *c, const char *path)
 {
 	static const char *const keys[] = { "topic_prefix", "instance", "users_file", "audit_file",
-					    "shim", "http", "max_topics", "mqtt", NULL };
+					    "shim", "http", "max_topics", "max_topics_per_home",
+					    "max_bytes_per_home", "mqtt", NULL };
 	memset(c, 0, sizeof *c);
 	if (cfg_load(&c->cfg, path) < 0)
 		return -1;
@@ -70,7 +71,10 @@ int conf_load(struct conf *c, const char *path)
 	    cfg_string(root, "users_file", "/etc/fr/users.conf", &c->users_file) ||
 	    cfg_string(root, "audit_file", "/var/lib/fr/audit.log", &c->audit_file) ||
 	    conf_shim(c, root) || conf_http(c, root) ||
-	    cfg_int(root, "max_topics", 100000, 16, 100000000, &c->max_topics) || mqttconf_load(root, "mqtt", 5, &c->mqtt))
+	    cfg_int(root, "max_topics", 100000, 16, 100000000, &c->max_topics) ||
+	    cfg_int(root, "max_topics_per_home", 4096, 4, 100000000, &c->max_topics_per_home) ||
+	    cfg_int(root, "max_bytes_per_home", 4 << 20, 4096, 1LL << 40, &c->max_bytes_per_home) ||
+	    mqttconf_load(root, "mqtt", 5, &c->mqtt))
 		return -1;
 	if (!command_valid_name(c->prefix, COMMAND_NAME_MAX)) {
 		cfg_error(config_setting_get_member(root, "topic_prefix"),

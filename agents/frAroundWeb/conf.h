@@ -24,7 +24,7 @@ struct conf {
 	/* health and metrics */
 	const char *http_addr;     /* NULL = none */
 	uint16_t http_port;
-	long long max_topics;
+	long long max_topics, max_topics_per_home, max_bytes_per_home;   /* the cache */
 	struct mqttconf mqtt;      /* broker */
 };
 

@@ -15,6 +15,7 @@
 #include "mqtt.h"
 #include "relay.h"
 #include "shim.h"
+#include "subs.h"
 #include "users.h"
 
 #include <signal.h>
@@ -31,6 +32,7 @@ struct web {
 	struct audit *audit;
 	struct metrics metrics;
 	struct mqtt *mqtt;
+	struct subs *subs;
 	struct relay *relay;
 	struct shim *shim;
 	struct http *http;
@@ -38,6 +40,8 @@ struct web {
 	char client_id[64];
 	uint64_t started;
 	bool stopping;
+	uint64_t users_reloads;     /* SIGHUPs handled */
+	bool users_reload_failed;   /* the last one could not use the file */
 };
 
 static void web_on_connected(void *arg, bool session_present)
@@ -58,18 +62,50 @@ static void web_on_message(void *arg, const struct mqtt_msg *m)
 {
 	struct web *w = arg;
 	w->metrics.mqtt_messages++;
-	if (shim_is_duplicate(w->shim, m))
-		return;
+	subs_on_message(w->subs, m);
+}
+
+/* The cache's filters (Retain As Published: m->retained says the home published it as state). */
+static void web_on_state(void *arg, const struct mqtt_msg *m)
+{
+	struct web *w = arg;
 	if (cache_wants(w->cache, m->topic)) {
 		cache_put(w->cache, m->topic, m->payload, m->len, m->retained, loop_wall_ms());
 		w->metrics.cache_topics = cache_count(w->cache);
 	}
+}
+
+static void web_on_reply(void *arg, const struct mqtt_msg *m)
+{
+	struct web *w = arg;
 	relay_on_message(w->relay, m);
-	shim_on_message(w->shim, m);
 }
 
 static const struct mqtt_ops web_mqtt_ops = { web_on_connected, web_on_disconnected,
 					      web_on_message };
+
+static char *web_healthz(struct web *w, bool up, uint64_t uptime)
+{
+	cJSON *o = cJSON_CreateObject(), *u;
+	cJSON_AddStringToObject(o, "status", "ok");
+	cJSON_AddStringToObject(o, "broker", up ? "connected" : "disconnected");
+	cJSON_AddNumberToObject(o, "uptime_s", (double)uptime);
+	if ((u = cJSON_AddObjectToObject(o, "users"))) {
+		const char *gen = users_generation(w->users);
+		cJSON_AddNumberToObject(u, "count", users_count(w->users));
+		cJSON_AddNumberToObject(u, "rejected", users_rejected(w->users));
+		cJSON_AddItemToObject(u, "generation", gen ? cJSON_CreateString(gen) : cJSON_CreateNull());
+		cJSON_AddNumberToObject(u, "reloads", (double)w->users_reloads);
+		cJSON_AddStringToObject(u, "last_reload", w->users_reload_failed ? "failed" : "ok");
+	}
+	char *s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	char *line = s ? malloc(strlen(s) + 2) : NULL;
+	if (line)
+		sprintf(line, "%s\n", s);
+	free(s);
+	return line;
+}
 
 static char *web_http(void *arg, const char *path, int *status, const char **ctype)
 {
@@ -78,12 +114,11 @@ static char *web_http(void *arg, const char *path, int *status, const char **cty
 	bool up = mqtt_is_connected(w->mqtt);
 	uint64_t uptime = (loop_now(w->loop) - w->started) / 1000;
 	if (strcmp(path, "/healthz") == 0) {
-		/* Liveness: the loop answers, so the process is alive, whatever the broker does. */
+		/* Liveness: the loop answers, so the process is alive, whatever the broker does. The
+		 * users part tells fr-admin whether its last change was taken. */
 		*status = 200;
 		*ctype = "application/json";
-		snprintf(buf, sizeof buf, "{\"status\":\"ok\",\"broker\":\"%s\",\"uptime_s\":%llu}\n",
-			 up ? "connected" : "disconnected", (unsigned long long)uptime);
-		return strdup(buf);
+		return web_healthz(w, up, uptime);
 	}
 	if (strcmp(path, "/readyz") == 0) {
 		*status = up ? 200 : 503;
@@ -98,6 +133,8 @@ static char *web_http(void *arg, const char *path, int *status, const char **cty
 		*ctype = "text/plain; version=0.0.4";
 		w->metrics.mqtt_connected = up;
 		w->metrics.cache_topics = cache_count(w->cache);
+		for (int i = 0; i < CACHE_REFUSAL_COUNT; i++)
+			w->metrics.cache_refused[i] = cache_refused(w->cache, (enum cache_refusal)i);
 		return metrics_render(&w->metrics);
 	}
 	*status = 404;
@@ -121,13 +158,19 @@ static void web_on_hup(void *arg, const struct signalfd_siginfo *si)
 	struct web *w = arg;
 	(void)si;
 	struct users *u = users_load(w->conf.users_file);
+	w->users_reloads++;
+	w->users_reload_failed = !u;
 	if (!u) {
 		log_warnx("SIGHUP: %s not reloaded, the previous users stay", w->conf.users_file);
 	} else {
 		shim_set_users(w->shim, u);
 		users_free(w->users);
 		w->users = u;
-		log_info("SIGHUP: %s reloaded: %d users", w->conf.users_file, users_count(u));
+		if (users_rejected(u))
+			log_warnx("SIGHUP: %s reloaded: %d users, %d entries ignored (see above)",
+				  w->conf.users_file, users_count(u), users_rejected(u));
+		else
+			log_info("SIGHUP: %s reloaded: %d users", w->conf.users_file, users_count(u));
 	}
 	audit_reopen(w->audit);
 }
@@ -144,16 +187,19 @@ static void web_usage(FILE *f)
 "\n"
 "DESCRIPTION\n"
 "    frAroundWeb runs next to the web server. It subscribes (QoS 1) to every home's status,\n"
-"    controller status, info and sensor state (docs/topics.md) and keeps the latest payload of\n"
-"    each topic. It serves the shim protocol (docs/shim.md) on loopback TCP and/or a unix\n"
-"    socket: newline-delimited JSON requests, authenticated with a per-user token whose\n"
-"    SHA-256 is in the users file; a user sees only the homes granted to it. 'get' and 'list'\n"
+"    controller status, info and sensor state (docs/topics.md) and keeps the latest retained\n"
+"    payload of each topic, within a budget per home. It serves the shim protocol\n"
+"    (docs/shim.md) on loopback TCP and/or a unix socket: newline-delimited JSON requests,\n"
+"    authenticated with a per-user token whose SHA-256 is in the users file; a user sees only\n"
+"    the homes granted to it. 'get' and 'list'\n"
 "    answer from the cache at once; 'request' publishes a command with a fresh UUID, an MQTT 5\n"
 "    response topic and correlation data, streams accepted/started and answers the result,\n"
 "    and appends one JSON line per finished request to the audit file; 'subscribe' streams\n"
-"    matching messages. Every client has bounded buffers; one that breaks a limit is\n"
+"    matching messages, each once per subscription (every broker subscription carries an MQTT 5\n"
+"    subscription identifier). Every client has bounded buffers; one that breaks a limit is\n"
 "    disconnected with a logged reason and never slows the others.\n"
-"    HTTP (HTTP/1.0, GET): /healthz (200 while the loop runs, with the broker state),\n"
+"    HTTP (HTTP/1.0, GET): /healthz (200 while the loop runs, with the broker state and the\n"
+"    users file's load: count, ignored entries, generation, reloads, last reload ok|failed),\n"
 "    /readyz (503 while the broker is disconnected), /metrics (Prometheus text format).\n"
 "\n"
 "OPTIONS\n"
@@ -173,12 +219,17 @@ static void web_usage(FILE *f)
 "    shim = { address = \"127.0.0.1\"; port = 7420; unix = \"/run/fr/shim.sock\";\n"
 "             max_line = 65536; max_clients = 1024; max_inflight = 64; max_outq = 1048576; };\n"
 "    http = { address = \"127.0.0.1\"; port = 7421; };\n"
-"    max_topics = 100000;            # cache size; new topics beyond it are refused\n"
+"    max_topics = 100000;            # cache: topics in all; new ones beyond are refused\n"
+"    max_topics_per_home = 4096;     # cache: topics of one home (status, info, state)\n"
+"    max_bytes_per_home = 4194304;   # cache: topic + payload bytes of one home\n"
 "    mqtt = { uri = \"mqtts://broker.example.org:8883\"; username = \"web\";\n"
 "             password_file = \"/etc/fr/web-mqtt.pw\"; ca_file = \"/etc/ssl/certs/ca.pem\";\n"
 "             keepalive = 30; backoff_min = 0.5; backoff_max = 30; };   # MQTT 5 only\n"
 "  users file (written by the management command; reloaded on SIGHUP):\n"
+"    generation = \"<any text>\";   # optional; /healthz reports the one loaded\n"
 "    users = ( { name = \"alice\"; token_sha256 = \"<64 hex digits>\"; homes = [\"home1\"]; } );\n"
+"    homes = [] is a user who may sign in and sees no home. A bad entry is ignored with a\n"
+"    logged reason (the other users load); a file that cannot be parsed keeps the old users.\n"
 "\n"
 "FILES\n"
 "    /etc/fr/frAroundWeb.conf   configuration\n"
@@ -188,8 +239,9 @@ static void web_usage(FILE *f)
 "\n"
 "SIGNALS\n"
 "    SIGTERM, SIGINT  stop: clients are disconnected, the broker session is closed.\n"
-"    SIGHUP           reload the users file (clients whose token is gone are disconnected)\n"
-"                     and reopen the audit file (after logrotate).\n"
+"    SIGHUP           reload the users file (clients whose token is gone are disconnected;\n"
+"                     subscriptions and requests in homes no longer granted end with error\n"
+"                     forbidden) and reopen the audit file (after logrotate).\n"
 "\n"
 "EXIT STATUS\n"
 "    0 after a clean stop or a valid --check-config; 1 on a configuration or start-up error.\n",
@@ -209,36 +261,43 @@ static int web_setup(struct web *w)
 		return -1;
 	snprintf(w->client_id, sizeof w->client_id, "frAroundWeb-%s", w->instance);
 	w->users = users_load(c->users_file);
-	w->cache = cache_new(c->prefix, (size_t)c->max_topics);
+	struct cache_limits lim = { (size_t)c->max_topics, (size_t)c->max_topics_per_home,
+				    (size_t)c->max_bytes_per_home };
+	w->cache = cache_new(c->prefix, &lim);
 	w->audit = audit_open(c->audit_file);
 	if (!w->users || !w->cache || !w->audit)
 		return -1;
 	struct mqtt_opts mo = {
+		/* The session lives while this process does (replies during a broker outage), not
+		 * longer: the relay's requests and the clients' subscriptions do not outlive it. */
 		.clean = false,
-		/* A random instance never resumes its session: let the broker drop it soon. */
-		.session_expiry = c->instance ? 0 : 300,
+		.clean_first = true,
+		/* Long enough for a broker blip; a stopped frAroundWeb's queue goes soon after. */
+		.session_expiry = 300,
 	};
 	mqttconf_opts(&c->mqtt, w->client_id, &mo);
 	w->mqtt = mqtt_new(w->loop, &mo, &web_mqtt_ops, w);
 	if (!w->mqtt)
 		return -1;
+	w->subs = subs_new(w->mqtt);
 	w->relay = relay_new(w->loop, w->mqtt, w->audit, &w->metrics, c->prefix, w->instance);
-	if (!w->relay)
+	if (!w->subs || !w->relay)
 		return -1;
 	struct shim_deps d = { w->loop, c, w->mqtt, w->cache, w->relay, w->audit, &w->metrics,
-			       w->users };
+			       w->subs, w->users };
 	w->shim = shim_new(&d);
 	if (!w->shim)
 		return -1;
+	/* The agent's own consumers hold their filters for good (subs_free drops them). */
 	static const char *const leaves[] = { "status", "ctl/+/status", "ctl/+/info",
 					      "ctl/+/state/+" };
 	char f[256];
 	for (size_t i = 0; i < sizeof leaves / sizeof *leaves; i++) {
 		snprintf(f, sizeof f, "%s/+/%s", c->prefix, leaves[i]);
-		if (shim_filter_ref(w->shim, f) < 0)
+		if (!subs_add(w->subs, f, true, web_on_state, w))
 			return -1;
 	}
-	if (shim_filter_ref(w->shim, relay_reply_filter(w->relay)) < 0)
+	if (!subs_add(w->subs, relay_reply_filter(w->relay), true, web_on_reply, w))
 		return -1;
 	if (c->http_addr) {
 		w->http = http_new(w->loop, c->http_addr, c->http_port, web_http, w);
@@ -265,6 +324,7 @@ static void web_teardown(struct web *w)
 	shim_free(w->shim);
 	http_free(w->http);
 	relay_free(w->relay);
+	subs_free(w->subs);
 	mqtt_free(w->mqtt);
 	audit_free(w->audit);
 	cache_free(w->cache);
@@ -285,13 +345,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		/* Strict: an entry the daemon would ignore is an error here. */
 		struct users *u = users_load(w.conf.users_file);
-		if (u)
+		bool ok = u && users_rejected(u) == 0;
+		if (ok)
 			printf("%s: OK (broker %s, %d users in %s)\n", config, w.conf.mqtt.uri,
 			       users_count(u), w.conf.users_file);
+		else if (u)
+			fprintf(stderr, "%s: %d user entries would be ignored\n", w.conf.users_file,
+				users_rejected(u));
 		users_free(u);
 		conf_free(&w.conf);
-		return u ? 0 : 1;
+		return ok ? 0 : 1;
 	}
 	agent_start(&args);
 	if (web_setup(&w) < 0) {

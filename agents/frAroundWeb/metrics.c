@@ -96,6 +96,11 @@ char *metrics_render(const struct metrics *m)
 	put(&b, "# HELP fr_cache_topics Topics held in the cache.\n"
 		"# TYPE fr_cache_topics gauge\nfr_cache_topics %llu\n",
 	    (unsigned long long)m->cache_topics);
+	put(&b, "# HELP fr_cache_refused_total Messages on state topics not kept, by reason.\n"
+		"# TYPE fr_cache_refused_total counter\n");
+	for (int i = 0; i < CACHE_REFUSAL_COUNT; i++)
+		put(&b, "fr_cache_refused_total{reason=\"%s\"} %llu\n",
+		    cache_refusal_name((enum cache_refusal)i), (unsigned long long)m->cache_refused[i]);
 	put(&b, "# HELP fr_mqtt_connected 1 while connected to the broker.\n"
 		"# TYPE fr_mqtt_connected gauge\nfr_mqtt_connected %d\n", m->mqtt_connected ? 1 : 0);
 	put(&b, "# HELP fr_mqtt_messages_total MQTT messages received.\n"

@@ -7,6 +7,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "mqtt.h"
+#include "strhash.h"
 
 #include <errno.h>
 #include <math.h>
@@ -45,10 +46,7 @@ struct relay {
 
 static size_t relay_hash(const char *s)
 {
-	size_t h = 1469598103934665603ull;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h & (RELAY_BUCKETS - 1);
+	return strhash(s) & (RELAY_BUCKETS - 1);
 }
 
 struct relay *relay_new(struct loop *loop, struct mqtt *mqtt, struct audit *audit,
@@ -124,17 +122,9 @@ static void relay_audit(struct relay *r, struct preq *p, const char *status)
 	cJSON_Delete(o);
 }
 
-static cJSON *relay_line(struct preq *p)
-{
-	cJSON *o = cJSON_CreateObject();
-	if (o)
-		cJSON_AddItemToObject(o, "id", cJSON_Duplicate(p->client_id, true));
-	return o;
-}
-
 static void relay_deliver(struct preq *p, cJSON *line, bool final)
 {
-	if (line && p->owner)
+	if (p->owner)
 		p->cb(p->owner, line, final);
 	cJSON_Delete(line);
 }
@@ -145,14 +135,8 @@ static void relay_on_wait(void *arg)
 	struct relay *r = p->r;
 	log_info("request %s (%s %s/%s %s): no result within wait", p->uuid, p->user, p->home,
 		 p->ctl, p->action);
-	cJSON *o = relay_line(p);
-	if (o) {
-		cJSON_AddFalseToObject(o, "ok");
-		cJSON *e = cJSON_AddObjectToObject(o, "error");
-		cJSON_AddStringToObject(e, "code", "timeout");
-		cJSON_AddStringToObject(e, "message", "no final result within 'wait'");
-		cJSON_AddStringToObject(o, "request", p->uuid);
-	}
+	cJSON *o = shimproto_error(p->client_id, SHIM_E_TIMEOUT, "no final result within 'wait'");
+	cJSON_AddStringToObject(o, "request", p->uuid);
 	r->metrics->errors[SHIM_E_TIMEOUT]++;
 	metrics_relay(r->metrics, "wait_timeout");
 	relay_audit(r, p, "timeout");
@@ -267,12 +251,11 @@ bool relay_on_message(struct relay *r, const struct mqtt_msg *m)
 		cJSON_Delete(msg);
 		return true;
 	}
-	cJSON *o = relay_line(p);
 	if (strcmp(type->valuestring, "result") == 0) {
 		const cJSON *st = cJSON_GetObjectItemCaseSensitive(msg, "status");
 		const char *status = cJSON_IsString(st) ? st->valuestring : "other";
+		cJSON *o = shimproto_ok(p->client_id);
 		if (o) {
-			cJSON_AddTrueToObject(o, "ok");
 			cJSON_AddStringToObject(o, "request", p->uuid);
 			cJSON_DeleteItemFromObjectCaseSensitive(msg, "type");
 			cJSON_AddItemToObject(o, "result", msg);
@@ -285,8 +268,8 @@ bool relay_on_message(struct relay *r, const struct mqtt_msg *m)
 		relay_deliver(p, o, true);
 		relay_remove(r, p);
 	} else {
+		cJSON *o = shimproto_event(p->client_id, type->valuestring);
 		if (o) {
-			cJSON_AddStringToObject(o, "event", type->valuestring);
 			cJSON_AddStringToObject(o, "request", p->uuid);
 			cJSON *f;
 			cJSON_ArrayForEach(f, msg) {
@@ -298,6 +281,22 @@ bool relay_on_message(struct relay *r, const struct mqtt_msg *m)
 	}
 	cJSON_Delete(msg);
 	return true;
+}
+
+void relay_end_ungranted(struct relay *r, void *owner,
+			 bool (*granted)(void *owner, const char *home))
+{
+	for (struct preq *p = r->all; p; p = p->next) {
+		if (p->owner != owner || granted(owner, p->home))
+			continue;
+		log_info("request %s (%s %s/%s %s): home no longer granted: answered, still runs",
+			 p->uuid, p->user, p->home, p->ctl, p->action);
+		r->metrics->errors[SHIM_E_FORBIDDEN]++;
+		cJSON *o = shimproto_error(p->client_id, SHIM_E_FORBIDDEN, "home no longer granted");
+		cJSON_AddStringToObject(o, "request", p->uuid);
+		relay_deliver(p, o, true);
+		p->owner = NULL;
+	}
 }
 
 void relay_detach(struct relay *r, void *owner)

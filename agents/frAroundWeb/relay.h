@@ -26,7 +26,8 @@ struct relay;
 #define RELAY_UUID_LEN 36
 
 /* Called on the loop thread with one response line for the client whose owner pointer started
- * the request; final is true for the last line of the request. */
+ * the request; final is true for the last line of the request. line is NULL when it could not
+ * be built (no memory): a final call still ends the request. */
 typedef void (*relay_deliver_cb)(void *owner, cJSON *line, bool final);
 
 struct relay *relay_new(struct loop *loop, struct mqtt *mqtt, struct audit *audit,
@@ -40,6 +41,10 @@ int relay_start(struct relay *r, const struct shim_req *req, const char *user, v
 		relay_deliver_cb cb, char *uuid);
 /* Handles a message on a reply topic; false if it is not one of ours. */
 bool relay_on_message(struct relay *r, const struct mqtt_msg *m);
+/* Ends with error forbidden (a final line to the owner) each request of owner whose home
+ * granted() no longer allows; it still runs to its end and is audited, silently. */
+void relay_end_ungranted(struct relay *r, void *owner,
+			 bool (*granted)(void *owner, const char *home));
 /* The owner is gone: its requests still run to their end and are audited, silently. */
 void relay_detach(struct relay *r, void *owner);
 size_t relay_pending(const struct relay *r);

@@ -1,18 +1,14 @@
-/* shim: the shim protocol server; see shim.h and docs/shim.md. */
+/* shim: the shim protocol's transport; see shim.h and docs/shim.md. */
 #include "shim.h"
 
-#include "audit.h"
-#include "cache.h"
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
-#include "mqtt.h"
 #include "net.h"
-#include "relay.h"
+#include "session.h"
 #include "shimproto.h"
-#include "users.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -25,19 +21,9 @@
 #include <unistd.h>
 
 #define SHIM_READ_CHUNK 65536
-#define SHIM_AUTH_TRIES 5
 #define SHIM_SNDBUF (256 * 1024)
 /* How long a client being closed after an error may take to read it before we drop it. */
 #define SHIM_LINGER_MS 2000
-
-struct sub {
-	struct client *c;
-	cJSON *id;             /* the subscribe request's id; owned */
-	char *filter;          /* owned */
-	char home[SHIM_NAME_MAX + 1];
-	struct sub *next;      /* the client's list */
-	struct sub *gprev, *gnext;   /* the shim's list */
-};
 
 struct client {
 	struct shim *s;
@@ -52,19 +38,9 @@ struct client {
 	enum metrics_disc close_why;
 	char close_reason[96];
 	bool dead;             /* fd closed; memory freed by the reaper */
-	const struct user *user;     /* borrowed from the current users table */
-	uint8_t token_hash[32];
-	int auth_failures;
-	int inflight;          /* relay requests + subscriptions */
-	struct sub *subs;
+	struct session *sess;  /* owned */
 	struct loop_timer linger;
 	struct client *prev, *next;
-};
-
-struct filt {
-	char *filter;
-	int refs;
-	struct filt *next;
 };
 
 struct shim {
@@ -74,14 +50,7 @@ struct shim {
 	struct client *clients, *graveyard;
 	int nclients;
 	bool full_logged, stopping;
-	struct sub *subs;
-	struct filt *filters;
 	struct loop_timer reaper;
-	/* duplicate detection: the last live message and how many more copies are due */
-	char *last_topic;
-	size_t last_len;
-	uint64_t last_hash;
-	int dup_left;
 };
 
 static void client_kill(struct client *c, enum metrics_disc why, const char *fmt, ...)
@@ -115,7 +84,7 @@ static void client_flush(struct client *c)
 	}
 }
 
-static void client_send(struct client *c, const cJSON *o)
+void shim_client_send(struct client *c, const cJSON *o)
 {
 	if (c->dead)
 		return;
@@ -157,156 +126,25 @@ static void client_send(struct client *c, const cJSON *o)
 		client_flush(c);
 }
 
-static cJSON *resp_new(const cJSON *id)
-{
-	cJSON *o = cJSON_CreateObject();
-	if (o)
-		cJSON_AddItemToObject(o, "id", id ? cJSON_Duplicate(id, true) : cJSON_CreateNull());
-	return o;
-}
-
-static void send_error(struct client *c, const cJSON *id, enum shim_err code, const char *msg)
+void shim_client_error(struct client *c, const cJSON *id, enum shim_err code, const char *msg)
 {
 	c->s->d.metrics->errors[code]++;
-	cJSON *o = resp_new(id);
-	if (!o)
-		return;
-	cJSON_AddFalseToObject(o, "ok");
-	cJSON *e = cJSON_AddObjectToObject(o, "error");
-	cJSON_AddStringToObject(e, "code", shimproto_err_name(code));
-	cJSON_AddStringToObject(e, "message", msg);
-	client_send(c, o);
-	cJSON_Delete(o);
-}
-
-static void send_ok(struct client *c, const cJSON *id)
-{
-	cJSON *o = resp_new(id);
-	if (!o)
-		return;
-	cJSON_AddTrueToObject(o, "ok");
-	client_send(c, o);
-	cJSON_Delete(o);
-}
-
-/* --- subscriptions and broker filters --- */
-
-int shim_filter_ref(struct shim *s, const char *filter)
-{
-	for (struct filt *f = s->filters; f; f = f->next) {
-		if (strcmp(f->filter, filter) == 0) {
-			f->refs++;
-			/* Asked again so the new subscriber gets the retained messages. */
-			return mqtt_subscribe(s->d.mqtt, filter, 1);
-		}
-	}
-	struct filt *f = calloc(1, sizeof *f);
-	if (!f || !(f->filter = strdup(filter))) {
-		free(f);
-		return -ENOMEM;
-	}
-	int rc = mqtt_subscribe(s->d.mqtt, filter, 1);
-	if (rc < 0 && rc != -ENOTCONN) {
-		free(f->filter);
-		free(f);
-		return rc;
-	}
-	f->refs = 1;
-	f->next = s->filters;
-	s->filters = f;
-	return 0;
-}
-
-void shim_filter_unref(struct shim *s, const char *filter)
-{
-	for (struct filt **pp = &s->filters, *f; (f = *pp); pp = &f->next) {
-		if (strcmp(f->filter, filter) != 0)
-			continue;
-		if (--f->refs == 0) {
-			mqtt_unsubscribe(s->d.mqtt, filter);
-			*pp = f->next;
-			free(f->filter);
-			free(f);
-		}
-		return;
-	}
-}
-
-static uint64_t shim_hash(const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	uint64_t h = 1469598103934665603ull;
-	while (n--)
-		h = (h ^ *b++) * 1099511628211ull;
-	return h;
-}
-
-bool shim_is_duplicate(struct shim *s, const struct mqtt_msg *m)
-{
-	/* Retained messages sent at subscribe time come once per new subscription: not copies. */
-	if (m->retained)
-		return false;
-	uint64_t h = shim_hash(m->payload, m->len);
-	if (s->dup_left > 0 && s->last_topic && m->len == s->last_len && h == s->last_hash &&
-	    strcmp(m->topic, s->last_topic) == 0) {
-		s->dup_left--;
-		return true;
-	}
-	int k = 0;
-	for (struct filt *f = s->filters; f; f = f->next)
-		k += shimproto_topic_match(f->filter, m->topic);
-	free(s->last_topic);
-	s->last_topic = k > 1 ? strdup(m->topic) : NULL;
-	s->last_len = m->len;
-	s->last_hash = h;
-	s->dup_left = s->last_topic ? k - 1 : 0;
-	return false;
-}
-
-static cJSON *payload_value(const void *p, size_t len)
-{
-	cJSON *v = cJSON_ParseWithLength(p, len);
-	if (v)
-		return v;
-	char *s = strndup(p, len);
-	v = cJSON_CreateString(s ? s : "");
-	free(s);
-	return v;
-}
-
-void shim_on_message(struct shim *s, const struct mqtt_msg *m)
-{
-	for (struct sub *u = s->subs; u; u = u->gnext) {
-		struct client *c = u->c;
-		if (c->dead || !shimproto_topic_match(u->filter, m->topic))
-			continue;
-		/* A home revoked by a users reload stops the flow at once. */
-		if (!c->user || !users_has_home(c->user, u->home))
-			continue;
-		cJSON *o = resp_new(u->id);
-		if (!o)
-			return;
-		cJSON_AddStringToObject(o, "event", "message");
-		cJSON_AddStringToObject(o, "topic", m->topic);
-		cJSON_AddItemToObject(o, "payload", payload_value(m->payload, m->len));
-		cJSON_AddBoolToObject(o, "retained", m->retained);
-		client_send(c, o);
-		cJSON_Delete(o);
-	}
-}
-
-static void sub_free(struct shim *s, struct sub *u)
-{
-	if (u->gprev)
-		u->gprev->gnext = u->gnext;
+	cJSON *o = shimproto_error(id, code, msg);
+	if (o)
+		shim_client_send(c, o);
 	else
-		s->subs = u->gnext;
-	if (u->gnext)
-		u->gnext->gprev = u->gprev;
-	shim_filter_unref(s, u->filter);
-	cJSON_Delete(u->id);
-	free(u->filter);
-	free(u);
+		client_kill(c, METRICS_DISC_ERROR, "out of memory");
+	cJSON_Delete(o);
+}
+
+const char *shim_client_peer(const struct client *c)
+{
+	return c->peer;
+}
+
+void shim_client_authenticated(struct client *c)
+{
+	(void)c;
 }
 
 /* --- client lifetime --- */
@@ -317,11 +155,7 @@ static void shim_reap(void *arg)
 	while (s->graveyard) {
 		struct client *c = s->graveyard;
 		s->graveyard = c->next;
-		while (c->subs) {
-			struct sub *u = c->subs;
-			c->subs = u->next;
-			sub_free(s, u);
-		}
+		session_free(c->sess);
 		free(c->in);
 		free(c->out);
 		free(c);
@@ -340,16 +174,18 @@ static void client_kill(struct client *c, enum metrics_disc why, const char *fmt
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
+	const char *user = c->sess ? session_user(c->sess) : NULL;
 	if (why == METRICS_DISC_EOF || why == METRICS_DISC_SHUTDOWN)
-		log_debug("shim client %s%s%s: %s", c->peer, c->user ? " user " : "",
-			  c->user ? c->user->name : "", reason);
+		log_debug("shim client %s%s%s: %s", c->peer, user ? " user " : "", user ? user : "",
+			  reason);
 	else
-		log_warnx("shim client %s%s%s: %s: disconnected", c->peer, c->user ? " user " : "",
-			  c->user ? c->user->name : "", reason);
+		log_warnx("shim client %s%s%s: %s: disconnected", c->peer, user ? " user " : "",
+			  user ? user : "", reason);
 	c->dead = true;
 	s->d.metrics->disconnects[why]++;
 	s->d.metrics->clients--;
-	relay_detach(s->d.relay, c);
+	if (c->sess)
+		session_detach(c->sess);
 	loop_io_del(s->d.loop, c->fd);
 	loop_timer_stop(s->d.loop, &c->linger);
 	close(c->fd);
@@ -373,7 +209,7 @@ static void client_on_linger(void *arg)
 }
 
 /* Sends what is queued, then closes: the peer gets to read the error first. */
-static void client_close_after(struct client *c, enum metrics_disc why, const char *reason)
+void shim_client_close_after(struct client *c, enum metrics_disc why, const char *reason)
 {
 	if (c->closing || c->dead)
 		return;
@@ -386,345 +222,17 @@ static void client_close_after(struct client *c, enum metrics_disc why, const ch
 		shutdown(c->fd, SHUT_WR);
 }
 
-static bool client_home_ok(struct client *c, const char *home)
-{
-	return c->user && users_has_home(c->user, home);
-}
-
-/* --- operations --- */
-
-static void op_auth(struct client *c, const struct shim_req *r)
-{
-	struct shim *s = c->s;
-	uint8_t h[32];
-	if (users_hash_token(r->token, h) < 0) {
-		send_error(c, r->id, SHIM_E_INTERNAL, "hash failed");
-		return;
-	}
-	const struct user *u = users_find_hash(s->d.users, h);
-	if (!u) {
-		c->auth_failures++;
-		log_warnx("shim client %s: wrong token (%d)", c->peer, c->auth_failures);
-		send_error(c, r->id, SHIM_E_AUTH, "wrong token");
-		if (c->auth_failures >= SHIM_AUTH_TRIES)
-			client_close_after(c, METRICS_DISC_AUTH, "too many wrong tokens");
-		return;
-	}
-	c->user = u;
-	memcpy(c->token_hash, h, 32);
-	log_info("shim client %s: user %s", c->peer, u->name);
-	cJSON *o = resp_new(r->id);
-	cJSON_AddTrueToObject(o, "ok");
-	cJSON_AddStringToObject(o, "user", u->name);
-	cJSON *homes = cJSON_AddArrayToObject(o, "homes");
-	for (int i = 0; i < u->nhomes; i++)
-		cJSON_AddItemToArray(homes, cJSON_CreateString(u->homes[i]));
-	client_send(c, o);
-	cJSON_Delete(o);
-}
-
-static void op_ping(struct client *c, const struct shim_req *r)
-{
-	cJSON *o = resp_new(r->id);
-	cJSON_AddTrueToObject(o, "ok");
-	cJSON_AddNumberToObject(o, "time", (double)loop_wall_ms());
-	client_send(c, o);
-	cJSON_Delete(o);
-}
-
-static void op_publish(struct client *c, const struct shim_req *r)
-{
-	struct shim *s = c->s;
-	char home[SHIM_NAME_MAX + 1];
-	if (!shimproto_publish_allowed(s->d.conf->prefix, r->topic, r->retain) ||
-	    !shimproto_topic_home(s->d.conf->prefix, r->topic, false, home) ||
-	    !client_home_ok(c, home)) {
-		send_error(c, r->id, SHIM_E_FORBIDDEN, "topic not allowed");
-		return;
-	}
-	char *p = cJSON_IsString(r->payload) ? strdup(r->payload->valuestring)
-					     : cJSON_PrintUnformatted(r->payload);
-	if (!p) {
-		send_error(c, r->id, SHIM_E_INTERNAL, "out of memory");
-		return;
-	}
-	int rc = mqtt_publish(s->d.mqtt, r->topic, p, strlen(p), r->qos, r->retain, NULL, NULL, 0);
-	free(p);
-	if (rc < 0)
-		send_error(c, r->id, SHIM_E_INTERNAL, "broker unreachable");
-	else
-		send_ok(c, r->id);
-}
-
-static void op_get(struct client *c, const struct shim_req *r)
-{
-	struct shim *s = c->s;
-	char home[SHIM_NAME_MAX + 1];
-	if (!shimproto_topic_home(s->d.conf->prefix, r->topic, false, home) ||
-	    !client_home_ok(c, home)) {
-		send_error(c, r->id, SHIM_E_FORBIDDEN, "topic not under a granted home");
-		return;
-	}
-	const struct cache_entry *e = cache_get(s->d.cache, r->topic);
-	if (!e) {
-		send_error(c, r->id, SHIM_E_NOT_FOUND, "no cached value");
-		return;
-	}
-	cJSON *o = resp_new(r->id);
-	cJSON_AddTrueToObject(o, "ok");
-	cJSON_AddStringToObject(o, "topic", e->topic);
-	cJSON_AddItemToObject(o, "payload", payload_value(e->payload, e->len));
-	cJSON_AddBoolToObject(o, "retained", e->retained);
-	cJSON_AddNumberToObject(o, "received", (double)e->received);
-	client_send(c, o);
-	cJSON_Delete(o);
-}
-
-struct list_ctx {
-	size_t skip;          /* strlen("<prefix>/<home>/ctl/") */
-	cJSON *ctls;
-};
-
-static cJSON *list_ctl(cJSON *ctls, const char *id, size_t n)
-{
-	cJSON *c;
-	cJSON_ArrayForEach(c, ctls) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, "id");
-		if (strlen(v->valuestring) == n && memcmp(v->valuestring, id, n) == 0)
-			return c;
-	}
-	c = cJSON_CreateObject();
-	char *s = strndup(id, n);
-	cJSON_AddStringToObject(c, "id", s ? s : "");
-	free(s);
-	cJSON_AddNullToObject(c, "status");
-	cJSON_AddNullToObject(c, "info");
-	cJSON_AddObjectToObject(c, "state");
-	cJSON_AddItemToArray(ctls, c);
-	return c;
-}
-
-static void list_entry(void *arg, const struct cache_entry *e)
-{
-	struct list_ctx *l = arg;
-	const char *id = e->topic + l->skip, *slash = strchr(id, '/');
-	if (!slash)
-		return;
-	cJSON *c = list_ctl(l->ctls, id, (size_t)(slash - id));
-	const char *leaf = slash + 1;
-	if (strcmp(leaf, "status") == 0)
-		cJSON_ReplaceItemInObjectCaseSensitive(c, "status", cJSON_CreateString(e->payload));
-	else if (strcmp(leaf, "info") == 0)
-		cJSON_ReplaceItemInObjectCaseSensitive(c, "info", payload_value(e->payload, e->len));
-	else if (strncmp(leaf, "state/", 6) == 0)
-		cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(c, "state"), leaf + 6,
-				      payload_value(e->payload, e->len));
-}
-
-static int list_cmp(const void *a, const void *b)
-{
-	const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
-	return strcmp(cJSON_GetObjectItemCaseSensitive(x, "id")->valuestring,
-		      cJSON_GetObjectItemCaseSensitive(y, "id")->valuestring);
-}
-
-/* Controllers sorted by id so answers are stable. */
-static cJSON *list_sorted(cJSON *ctls)
-{
-	int n = cJSON_GetArraySize(ctls);
-	if (n < 2)
-		return ctls;
-	cJSON **v = calloc((size_t)n, sizeof *v);
-	if (!v)
-		return ctls;
-	for (int i = n - 1; i >= 0; i--)
-		v[i] = cJSON_DetachItemFromArray(ctls, i);
-	qsort(v, (size_t)n, sizeof *v, list_cmp);
-	for (int i = 0; i < n; i++)
-		cJSON_AddItemToArray(ctls, v[i]);
-	free(v);
-	return ctls;
-}
-
-static void op_list(struct client *c, const struct shim_req *r)
-{
-	struct shim *s = c->s;
-	if (r->home && !client_home_ok(c, r->home)) {
-		send_error(c, r->id, SHIM_E_FORBIDDEN, "home not granted");
-		return;
-	}
-	cJSON *o = resp_new(r->id);
-	cJSON_AddTrueToObject(o, "ok");
-	cJSON *homes = cJSON_AddArrayToObject(o, "homes");
-	for (int i = 0; i < c->user->nhomes; i++) {
-		const char *home = c->user->homes[i];
-		if (r->home && strcmp(home, r->home) != 0)
-			continue;
-		char topic[256];
-		cJSON *h = cJSON_CreateObject();
-		cJSON_AddStringToObject(h, "home", home);
-		snprintf(topic, sizeof topic, "%s/%s/status", s->d.conf->prefix, home);
-		const struct cache_entry *e = cache_get(s->d.cache, topic);
-		cJSON_AddItemToObject(h, "status", e ? cJSON_CreateString(e->payload) : cJSON_CreateNull());
-		snprintf(topic, sizeof topic, "%s/%s/ctl/", s->d.conf->prefix, home);
-		struct list_ctx l = { strlen(topic), cJSON_CreateArray() };
-		cache_foreach(s->d.cache, topic, list_entry, &l);
-		cJSON_AddItemToObject(h, "controllers", list_sorted(l.ctls));
-		cJSON_AddItemToArray(homes, h);
-	}
-	client_send(c, o);
-	cJSON_Delete(o);
-}
-
-static void client_relay_cb(void *owner, cJSON *line, bool final)
-{
-	struct client *c = owner;
-	if (final)
-		c->inflight--;
-	client_send(c, line);
-}
-
-static bool status_offline(struct shim *s, const char *topic)
-{
-	const struct cache_entry *e = cache_get(s->d.cache, topic);
-	return e && strcmp(e->payload, "offline") == 0;
-}
-
-static void op_request(struct client *c, const struct shim_req *r)
-{
-	struct shim *s = c->s;
-	char topic[256];
-	if (!client_home_ok(c, r->home)) {
-		send_error(c, r->id, SHIM_E_FORBIDDEN, "home not granted");
-		return;
-	}
-	if (c->inflight >= s->d.conf->max_inflight) {
-		send_error(c, r->id, SHIM_E_TOO_MANY, "too many requests in flight");
-		return;
-	}
-	/* Only a status known to be offline refuses at once; unknown is sent (docs/shim.md). */
-	snprintf(topic, sizeof topic, "%s/%s/status", s->d.conf->prefix, r->home);
-	bool off = status_offline(s, topic);
-	snprintf(topic, sizeof topic, "%s/%s/ctl/%s/status", s->d.conf->prefix, r->home, r->ctl);
-	if (off || status_offline(s, topic)) {
-		metrics_relay(s->d.metrics, "offline");
-		send_error(c, r->id, SHIM_E_OFFLINE, off ? "home offline" : "controller offline");
-		return;
-	}
-	char uuid[RELAY_UUID_LEN + 1];
-	if (relay_start(s->d.relay, r, c->user->name, c, client_relay_cb, uuid) < 0) {
-		send_error(c, r->id, SHIM_E_INTERNAL, "could not send the request");
-		return;
-	}
-	c->inflight++;
-}
-
-static void op_subscribe(struct client *c, const struct shim_req *r)
-{
-	struct shim *s = c->s;
-	char home[SHIM_NAME_MAX + 1];
-	if (!shimproto_topic_home(s->d.conf->prefix, r->filter, true, home) ||
-	    !client_home_ok(c, home)) {
-		send_error(c, r->id, SHIM_E_FORBIDDEN, "filter not within a granted home");
-		return;
-	}
-	if (c->inflight >= s->d.conf->max_inflight) {
-		send_error(c, r->id, SHIM_E_TOO_MANY, "too many requests in flight");
-		return;
-	}
-	struct sub *u = calloc(1, sizeof *u);
-	if (!u || !(u->filter = strdup(r->filter)) || !(u->id = cJSON_Duplicate(r->id, true))) {
-		if (u)
-			free(u->filter);
-		free(u);
-		send_error(c, r->id, SHIM_E_INTERNAL, "out of memory");
-		return;
-	}
-	if (shim_filter_ref(s, r->filter) < 0) {
-		cJSON_Delete(u->id);
-		free(u->filter);
-		free(u);
-		send_error(c, r->id, SHIM_E_INTERNAL, "broker subscription failed");
-		return;
-	}
-	u->c = c;
-	memcpy(u->home, home, sizeof home);
-	u->next = c->subs;
-	c->subs = u;
-	u->gnext = s->subs;
-	if (s->subs)
-		s->subs->gprev = u;
-	s->subs = u;
-	c->inflight++;
-	cJSON *o = resp_new(r->id);
-	cJSON_AddStringToObject(o, "event", "subscribed");
-	client_send(c, o);
-	cJSON_Delete(o);
-}
-
-static void op_unsubscribe(struct client *c, const struct shim_req *r)
-{
-	struct sub **pp = &c->subs, *u;
-	while ((u = *pp) && !cJSON_Compare(u->id, r->sub, true))
-		pp = &u->next;
-	if (!u) {
-		send_error(c, r->id, SHIM_E_NOT_FOUND, "no such subscription");
-		return;
-	}
-	*pp = u->next;
-	cJSON *o = resp_new(u->id);
-	cJSON_AddTrueToObject(o, "ok");
-	cJSON_AddStringToObject(o, "ended", "unsubscribed");
-	client_send(c, o);
-	cJSON_Delete(o);
-	sub_free(c->s, u);
-	c->inflight--;
-	send_ok(c, r->id);
-}
-
-static void op_audit(struct client *c, const struct shim_req *r)
-{
-	cJSON *recs = audit_tail(c->s->d.audit, c->user->name, r->limit);
-	if (!recs) {
-		send_error(c, r->id, SHIM_E_INTERNAL, "audit file unreadable");
-		return;
-	}
-	cJSON *o = resp_new(r->id);
-	cJSON_AddTrueToObject(o, "ok");
-	cJSON_AddItemToObject(o, "records", recs);
-	client_send(c, o);
-	cJSON_Delete(o);
-}
-
 static void client_line(struct client *c, const char *line, size_t len)
 {
-	struct shim *s = c->s;
 	struct shim_req r;
 	char why[160];
 	enum shim_err e = shimproto_parse(line, len, &r, why, sizeof why);
 	if (e != SHIM_OK) {
 		log_debug("shim client %s: bad request: %s", c->peer, why);
-		send_error(c, r.id, e, why);
-		shimproto_free(&r);
-		return;
-	}
-	s->d.metrics->requests[r.op]++;
-	if (!c->user && r.op != SHIM_OP_AUTH && r.op != SHIM_OP_PING) {
-		send_error(c, r.id, SHIM_E_AUTH, "not authenticated");
-		shimproto_free(&r);
-		return;
-	}
-	switch (r.op) {
-	case SHIM_OP_AUTH: op_auth(c, &r); break;
-	case SHIM_OP_PING: op_ping(c, &r); break;
-	case SHIM_OP_PUBLISH: op_publish(c, &r); break;
-	case SHIM_OP_GET: op_get(c, &r); break;
-	case SHIM_OP_LIST: op_list(c, &r); break;
-	case SHIM_OP_REQUEST: op_request(c, &r); break;
-	case SHIM_OP_SUBSCRIBE: op_subscribe(c, &r); break;
-	case SHIM_OP_UNSUBSCRIBE: op_unsubscribe(c, &r); break;
-	case SHIM_OP_AUDIT: op_audit(c, &r); break;
-	default: send_error(c, r.id, SHIM_E_BAD_REQUEST, "unknown op"); break;
+		shim_client_error(c, r.id, e, why);
+	} else {
+		c->s->d.metrics->requests[r.op]++;
+		session_request(c->sess, &r);
 	}
 	shimproto_free(&r);
 }
@@ -795,8 +303,8 @@ static void client_on_io(void *arg, int fd, uint32_t events)
 	if (c->inlen == max) {
 		char why[96];
 		snprintf(why, sizeof why, "line longer than %zu bytes", max);
-		send_error(c, NULL, SHIM_E_TOO_LONG, why);
-		client_close_after(c, METRICS_DISC_TOO_LONG, "line over max_line");
+		shim_client_error(c, NULL, SHIM_E_TOO_LONG, why);
+		shim_client_close_after(c, METRICS_DISC_TOO_LONG, "line over max_line");
 	}
 }
 
@@ -819,6 +327,12 @@ static void shim_accept(struct shim *s, int fd, const struct sockaddr_storage *p
 	}
 	c->s = s;
 	c->fd = fd;
+	c->sess = session_new(c, &s->d);
+	if (!c->sess) {
+		close(fd);
+		free(c);
+		return;
+	}
 	/* A fixed kernel send buffer keeps what a non-reading client can pin bounded too
 	 * (autotuning would let it grow to tcp_wmem's maximum, 4 MiB, before max_outq). */
 	int sndbuf = SHIM_SNDBUF;
@@ -830,6 +344,7 @@ static void shim_accept(struct shim *s, int fd, const struct sockaddr_storage *p
 	loop_timer_init(&c->linger, client_on_linger, c);
 	if (loop_io_add(s->d.loop, fd, EPOLLIN, client_on_io, c) < 0) {
 		close(fd);
+		session_free(c->sess);
 		free(c);
 		return;
 	}
@@ -924,10 +439,7 @@ void shim_set_users(struct shim *s, const struct users *u)
 	s->d.users = u;
 	for (struct client *c = s->clients, *next; c; c = next) {
 		next = c->next;
-		if (!c->user)
-			continue;
-		c->user = users_find_hash(u, c->token_hash);
-		if (!c->user)
+		if (session_set_users(c->sess, u) < 0)
 			client_kill(c, METRICS_DISC_REVOKED, "token no longer valid after reload");
 	}
 }
@@ -959,12 +471,5 @@ void shim_free(struct shim *s)
 	shim_shutdown(s);
 	loop_timer_stop(s->d.loop, &s->reaper);
 	shim_reap(s);
-	while (s->filters) {
-		struct filt *f = s->filters;
-		s->filters = f->next;
-		free(f->filter);
-		free(f);
-	}
-	free(s->last_topic);
 	free(s);
 }

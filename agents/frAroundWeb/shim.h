@@ -1,29 +1,33 @@
-/* shim: the shim protocol server (docs/shim.md): TCP and/or unix listeners, one non-blocking
- * NDJSON connection per client with a read buffer bounded by max_line, a bounded output queue
- * (max_outq), at most max_inflight requests and subscriptions each and max_clients in all. A
- * client that breaks a limit is cut off with a logged reason; nothing one client does blocks
- * the others. Answers get and list from the cache, hands requests to the relay, and keeps the
- * broker subscriptions of the clients' "subscribe" ops (refcounted per filter).
+/* shim: the shim protocol's transport (docs/shim.md): TCP and/or unix listeners, one
+ * non-blocking NDJSON connection per client with a read buffer bounded by max_line, a bounded
+ * output queue (max_outq) and max_clients in all. A client that breaks a limit is cut off with a
+ * logged reason; nothing one client does blocks the others. Each parsed line goes to the
+ * client's session (session.c), which runs the operations and answers through
+ * shim_client_send.
  *
- * Ownership: struct shim is owned by the caller (shim_free). It borrows the loop, mqtt, cache,
- * relay, audit, metrics and conf, and the current users table (see shim_set_users), which
- * must outlive it. */
+ * Ownership: struct shim is owned by the caller (shim_free). It borrows everything in
+ * shim_deps, which must outlive it; the users table may be replaced with shim_set_users. A
+ * struct client is owned by the shim; a session may use its client until session_free. */
 #ifndef WEB_SHIM_H
 #define WEB_SHIM_H
+
+#include "metrics.h"
+#include "shimproto.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
 struct loop;
 struct mqtt;
-struct mqtt_msg;
 struct cache;
 struct relay;
 struct audit;
 struct metrics;
 struct users;
 struct conf;
+struct subs;
 struct shim;
+struct client;          /* one shim connection (shim.c) */
 
 struct shim_deps {
 	struct loop *loop;
@@ -33,6 +37,7 @@ struct shim_deps {
 	struct relay *relay;
 	struct audit *audit;
 	struct metrics *metrics;
+	struct subs *subs;
 	const struct users *users;
 };
 
@@ -40,20 +45,25 @@ struct shim_deps {
 struct shim *shim_new(const struct shim_deps *d);
 /* Local TCP port of the TCP listener (0 if none). */
 uint16_t shim_port(const struct shim *s);
-/* Subscribes filter at the broker and counts one reference to it; shim_filter_unref drops one
- * and unsubscribes at zero. The agent's own filters (cache, replies) hold a reference forever. */
-int shim_filter_ref(struct shim *s, const char *filter);
-void shim_filter_unref(struct shim *s, const char *filter);
-/* True if m is a second copy of the previous message, sent because several of our filters
- * match it (brokers deliver one copy per matching subscription): drop it everywhere. */
-bool shim_is_duplicate(struct shim *s, const struct mqtt_msg *m);
-/* Delivers m to the clients whose subscriptions match. */
-void shim_on_message(struct shim *s, const struct mqtt_msg *m);
 /* A reloaded users table: authenticated clients are re-resolved by their token's hash; a
- * client whose token is gone is disconnected. The old table may be freed after this. */
+ * client whose token is gone is disconnected, the others lose at once the subscriptions and
+ * requests of homes their user no longer has. The old table may be freed after this. */
 void shim_set_users(struct shim *s, const struct users *u);
 /* Closes the listeners and every client. */
 void shim_shutdown(struct shim *s);
 void shim_free(struct shim *s);
+
+/* For the session: queues one response line (dropped once the client is cut off; a client over
+ * max_outq is cut off here). */
+void shim_client_send(struct client *c, const cJSON *line);
+/* Sends an error line and counts it in the metrics. */
+void shim_client_error(struct client *c, const cJSON *id, enum shim_err code,
+		       const char *msg);
+/* Sends what is queued, then closes the connection (why: the metrics' reason). */
+void shim_client_close_after(struct client *c, enum metrics_disc why, const char *reason);
+/* The client proved a token: it is no longer an anonymous connection. */
+void shim_client_authenticated(struct client *c);
+/* "127.0.0.1:34567" or "unix:7" (borrowed). */
+const char *shim_client_peer(const struct client *c);
 
 #endif

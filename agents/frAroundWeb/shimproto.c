@@ -7,11 +7,12 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Integers beyond 2^53 do not survive a double (cJSON's number type), so they could not be
- * echoed verbatim. */
-#define SHIM_INT_MAX 9007199254740992.0
+/* 2^53 as text: the largest integer id (docs/shim.md), the last one JavaScript and PHP floats
+ * still hold exactly. */
+#define SHIM_INT_MAX_TEXT "9007199254740992"
 
 static const char *const op_names[SHIM_OP_COUNT] = {
 	"auth", "ping", "publish", "get", "list", "request", "subscribe", "unsubscribe", "audit"
@@ -50,14 +51,145 @@ static bool valid_name(const char *s)
 	return command_valid_name(s, SHIM_NAME_MAX);
 }
 
+/* Integer ids were replaced by raw items holding their text (shimproto_raw_ints). */
 static bool valid_id(const cJSON *id)
 {
 	if (cJSON_IsString(id))
 		return strlen(id->valuestring) <= SHIM_ID_STR_MAX;
-	if (!cJSON_IsNumber(id))
+	return cJSON_IsRaw(id);
+}
+
+/* --- the text of integer ids ---
+ * cJSON keeps every number as a double, which turns 8000000000000001 into 8e+15 and cannot tell
+ * 2^53 + 1 from 2^53. Ids are echoed verbatim, so an integer id is taken from the line's own
+ * text. cJSON has already accepted the line as JSON; these helpers only find where the
+ * top-level members lie, the same first-match rule as cJSON_GetObjectItemCaseSensitive. */
+
+/* Blanks as cJSON skips them: every byte up to 32. */
+static const char *ws_skip(const char *p, const char *end)
+{
+	while (p < end && (unsigned char)*p <= 32)
+		p++;
+	return p;
+}
+
+/* p at a '"': the end of that string token (after its closing quote), or NULL. */
+static const char *str_skip(const char *p, const char *end)
+{
+	for (p++; p < end; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p + 1;
+	}
+	return NULL;
+}
+
+/* p at the start of a value: the end of that value, or NULL. */
+static const char *value_skip(const char *p, const char *end)
+{
+	if (p < end && *p == '"')
+		return str_skip(p, end);
+	if (p < end && (*p == '{' || *p == '[')) {
+		int depth = 0;
+		while (p < end) {
+			if (*p == '"') {
+				if (!(p = str_skip(p, end)))
+					return NULL;
+				continue;
+			}
+			if (*p == '{' || *p == '[')
+				depth++;
+			else if ((*p == '}' || *p == ']') && --depth == 0)
+				return p + 1;
+			p++;
+		}
+		return NULL;
+	}
+	while (p < end && (unsigned char)*p > 32 && *p != ',' && *p != '}' && *p != ']')
+		p++;
+	return p;
+}
+
+/* Whether the string token [k, e) names key once unescaped (as cJSON compares member names). */
+static bool key_is(const char *k, const char *e, const char *key)
+{
+	size_t n = (size_t)(e - k) - 2;
+	if (!memchr(k + 1, '\\', n))
+		return n == strlen(key) && memcmp(k + 1, key, n) == 0;
+	cJSON *s = cJSON_ParseWithLength(k, (size_t)(e - k));
+	bool same = cJSON_IsString(s) && strcmp(s->valuestring, key) == 0;
+	cJSON_Delete(s);
+	return same;
+}
+
+/* The text [*vs, *ve) of the first top-level member named key; false if there is none. */
+static bool member_text(const char *line, size_t len, const char *key, const char **vs,
+			const char **ve)
+{
+	const char *p = line, *end = line + len;
+	if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+		p += 3;   /* cJSON skips a UTF-8 byte order mark too */
+	p = ws_skip(p, end);
+	if (p == end || *p != '{')
 		return false;
-	double v = id->valuedouble;
-	return isfinite(v) && v == floor(v) && fabs(v) <= SHIM_INT_MAX;
+	for (p = ws_skip(p + 1, end); p < end && *p == '"';) {
+		const char *k = p, *ke = str_skip(p, end);
+		if (!ke)
+			return false;
+		p = ws_skip(ke, end);
+		if (p == end || *p != ':')
+			return false;
+		p = ws_skip(p + 1, end);
+		const char *v = p, *e = value_skip(p, end);
+		if (!e)
+			return false;
+		if (key_is(k, ke, key)) {
+			*vs = v;
+			*ve = e;
+			return true;
+		}
+		p = ws_skip(e, end);
+		if (p == end || *p != ',')
+			return false;
+		p = ws_skip(p + 1, end);
+	}
+	return false;
+}
+
+/* A JSON integer literal -?(0|[1-9][0-9]*) of magnitude at most 2^53. */
+static bool int_text_ok(const char *s, size_t n)
+{
+	if (n > 0 && *s == '-') {
+		s++;
+		n--;
+	}
+	if (n == 0 || (n > 1 && *s == '0'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	size_t maxn = strlen(SHIM_INT_MAX_TEXT);
+	return n < maxn || (n == maxn && memcmp(s, SHIM_INT_MAX_TEXT, n) <= 0);
+}
+
+/* If the member key of o is a number, replaces it by a raw item holding its text when that is
+ * an integer literal within 2^53; otherwise leaves it (valid_id then refuses it). */
+static int raw_int(cJSON *o, const char *line, size_t len, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	const char *vs, *ve;
+	if (!cJSON_IsNumber(v) || !member_text(line, len, key, &vs, &ve) ||
+	    !int_text_ok(vs, (size_t)(ve - vs)))
+		return 0;
+	char text[24];
+	snprintf(text, sizeof text, "%.*s", (int)(ve - vs), vs);
+	cJSON *raw = cJSON_CreateRaw(text);
+	if (!raw || !cJSON_ReplaceItemInObjectCaseSensitive(o, key, raw)) {
+		cJSON_Delete(raw);
+		return -1;
+	}
+	return 0;
 }
 
 /* A string member: missing -> *out NULL (error if required); non-string or too long -> error. */
@@ -180,12 +312,14 @@ enum shim_err shimproto_parse(const char *line, size_t len, struct shim_req *r, 
 	const cJSON *o = r->root;
 	if (!cJSON_IsObject(o))
 		return bad(why, whylen, "not a JSON object");
+	if (raw_int(r->root, line, len, "id") < 0 || raw_int(r->root, line, len, "sub") < 0)
+		return bad(why, whylen, "out of memory");
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
 	if (!id)
 		return bad(why, whylen, "missing 'id'");
 	if (!valid_id(id))
 		return bad(why, whylen, "'id' must be a string of at most %d bytes or an integer "
-			   "of at most 2^53", SHIM_ID_STR_MAX);
+			   "(digits only) of magnitude at most 2^53", SHIM_ID_STR_MAX);
 	r->id = id;
 	const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
 	if (!cJSON_IsString(op))
@@ -334,4 +468,67 @@ bool shimproto_topic_match(const char *f, const char *t)
 		f++;
 		t++;
 	}
+}
+
+cJSON *shimproto_line(const cJSON *id)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *v = id ? cJSON_Duplicate(id, true) : cJSON_CreateNull();
+	if (!o || !v || !cJSON_AddItemToObject(o, "id", v)) {
+		cJSON_Delete(o);
+		cJSON_Delete(v);
+		return NULL;
+	}
+	return o;
+}
+
+cJSON *shimproto_ok(const cJSON *id)
+{
+	cJSON *o = shimproto_line(id);
+	if (o && !cJSON_AddTrueToObject(o, "ok")) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+cJSON *shimproto_error(const cJSON *id, enum shim_err code, const char *msg)
+{
+	cJSON *o = shimproto_line(id), *e;
+	if (!o)
+		return NULL;
+	if (!cJSON_AddFalseToObject(o, "ok") || !(e = cJSON_AddObjectToObject(o, "error")) ||
+	    !cJSON_AddStringToObject(e, "code", shimproto_err_name(code)) ||
+	    !cJSON_AddStringToObject(e, "message", msg)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+cJSON *shimproto_event(const cJSON *id, const char *event)
+{
+	cJSON *o = shimproto_line(id);
+	if (o && !cJSON_AddStringToObject(o, "event", event)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+cJSON *shimproto_payload(const void *p, size_t len)
+{
+	/* The whole payload must be one JSON value: "21 degrees" stays a string, not 21. */
+	const char *end = NULL;
+	cJSON *v = len ? cJSON_ParseWithLengthOpts(p, len, &end, false) : NULL;
+	if (v && end && ws_skip(end, (const char *)p + len) != (const char *)p + len) {
+		cJSON_Delete(v);
+		v = NULL;
+	}
+	if (v)
+		return v;
+	char *s = strndup(p, len);
+	v = cJSON_CreateString(s ? s : "");
+	free(s);
+	return v;
 }

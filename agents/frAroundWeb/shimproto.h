@@ -1,9 +1,11 @@
-/* shimproto: the shim protocol's request parser (docs/shim.md): one NDJSON line in, one
- * validated struct shim_req out, or an error code and message. Pure: no I/O, no globals, so it
- * can be fuzzed. Also the topic checks that decide which home a topic or filter belongs to.
+/* shimproto: the shim protocol's wire messages (docs/shim.md): the request parser (one NDJSON
+ * line in, one validated struct shim_req out, or an error code and message) and the builders of
+ * every response line. Pure: no I/O, no globals, so it can be fuzzed. Also the topic checks
+ * that decide which home a topic or filter belongs to.
  *
  * Ownership: shim_req.root is owned by the request (shimproto_free); every other pointer in it
- * (id, strings, payload, args) is borrowed from root. */
+ * (id, strings, payload, args) is borrowed from root. The builders return new objects the
+ * caller owns (NULL when out of memory). */
 #ifndef WEB_SHIMPROTO_H
 #define WEB_SHIMPROTO_H
 
@@ -31,7 +33,7 @@ enum shim_err {
 
 struct shim_req {
 	cJSON *root;            /* owned */
-	const cJSON *id;        /* string or integer, echoed verbatim */
+	const cJSON *id;        /* a string, or a raw item with an integer's text: echoed verbatim */
 	enum shim_op op;
 	const char *token;      /* auth */
 	const char *topic;      /* publish, get */
@@ -45,7 +47,7 @@ struct shim_req {
 	double deadline_s;      /* request: 0 = not given */
 	double wait_s;          /* request: always set (default timeout+5, else 30) */
 	const char *filter;     /* subscribe */
-	const cJSON *sub;       /* unsubscribe: the id of the subscribe request */
+	const cJSON *sub;       /* unsubscribe: the id of the subscribe request (as id) */
 	int limit;              /* audit, default 50 */
 };
 
@@ -69,5 +71,13 @@ bool shimproto_topic_home(const char *prefix, const char *topic, bool filter, ch
 bool shimproto_publish_allowed(const char *prefix, const char *topic, bool retain);
 /* MQTT filter matching ('+' and '#'). */
 bool shimproto_topic_match(const char *filter, const char *topic);
+
+/* Response lines. id NULL gives "id": null (an unreadable request). */
+cJSON *shimproto_line(const cJSON *id);                 /* {"id":..} */
+cJSON *shimproto_ok(const cJSON *id);                   /* {"id":..,"ok":true} */
+cJSON *shimproto_error(const cJSON *id, enum shim_err code, const char *msg);
+cJSON *shimproto_event(const cJSON *id, const char *event);   /* {"id":..,"event":..} */
+/* A message payload: the JSON value when the whole payload is one, else a string. */
+cJSON *shimproto_payload(const void *p, size_t len);
 
 #endif

@@ -1,5 +1,9 @@
 /* users: the users file (libconfig; written by the management command, reloaded on SIGHUP):
+ *   generation = "<any string>";     # optional: reported by /healthz after a (re)load
  *   users = ( { name = "alice"; token_sha256 = "<64 hex>"; homes = ["home1", "home2"]; } );
+ * homes = [] is a user who may sign in and sees no home. A bad entry (or two entries sharing a
+ * name or a token) is ignored with a logged reason naming its line, and every other user
+ * loads; only a file that cannot be read or parsed as a whole is refused.
  * Tokens are never stored: a presented token is hashed (SHA-256) and compared in constant time
  * against every user's hash.
  *
@@ -21,10 +25,14 @@ struct user {
 
 struct users;
 
-/* Loads path; NULL (logged with file and line) on any error. */
+/* Loads path; NULL (logged with file and line) if the file as a whole is unusable. */
 struct users *users_load(const char *path);
 void users_free(struct users *u);
 int users_count(const struct users *u);
+/* Entries ignored for errors (each logged). */
+int users_rejected(const struct users *u);
+/* The file's generation string, or NULL (borrowed from u). */
+const char *users_generation(const struct users *u);
 /* SHA-256 of token into out; 0 or -1 (logged). */
 int users_hash_token(const char *token, uint8_t out[32]);
 /* The user whose token hashes to hash, or NULL. Every user is compared (constant time per

@@ -46,11 +46,14 @@ struct mqtt_ev {
 	char *response_topic;
 	void *corr;
 	size_t corr_len;
+	uint32_t *sub_ids;
+	size_t nsub_ids;
 };
 
 struct mqtt_sub {
 	char *filter;
 	int qos;
+	struct mqtt_subopts opts;
 };
 
 struct mqtt {
@@ -60,7 +63,8 @@ struct mqtt {
 
 	char *uri, *client_id, *username, *password, *ca_file, *cert_file, *key_file;
 	char *will_topic, *will_payload;
-	bool insecure, clean, will_retain, tls;
+	bool insecure, clean, clean_first, will_retain, tls;
+	bool connected_once;
 	int will_qos, version, keepalive, max_buffered;
 	uint32_t session_expiry;
 	uint64_t backoff_min, backoff_max;
@@ -124,6 +128,7 @@ static void mqtt_ev_free(struct mqtt_ev *ev)
 	free(ev->payload);
 	free(ev->response_topic);
 	free(ev->corr);
+	free(ev->sub_ids);
 	free(ev);
 }
 
@@ -248,6 +253,19 @@ static int mqtt_cb_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_mess
 	    mqtt_copy_prop(&msg->properties, MQTTPROPERTY_CODE_CORRELATION_DATA, &ev->corr,
 			   &ev->corr_len, false) < 0)
 		goto fail;
+	int nids = MQTTProperties_propertyCount(&msg->properties,
+						MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER);
+	if (nids > 0) {
+		ev->sub_ids = calloc((size_t)nids, sizeof *ev->sub_ids);
+		if (!ev->sub_ids)
+			goto fail;
+		for (int i = 0; i < nids; i++) {
+			MQTTProperty *p = MQTTProperties_getPropertyAt(
+				&msg->properties, MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER, i);
+			if (p)
+				ev->sub_ids[ev->nsub_ids++] = (uint32_t)p->value.integer4;
+		}
+	}
 	MQTTAsync_freeMessage(&msg);
 	MQTTAsync_free(topic);
 	mqtt_push(m, ev);
@@ -407,7 +425,7 @@ static void mqtt_connect(struct mqtt *m)
 	co.password = m->password;
 	if (m->version == 5) {
 		co.cleansession = 0;
-		co.cleanstart = m->clean;
+		co.cleanstart = m->clean || (m->clean_first && !m->connected_once);
 		co.onSuccess5 = mqtt_cb_conn_ok5;
 		co.onFailure5 = mqtt_cb_conn_fail5;
 		if (m->session_expiry) {
@@ -420,7 +438,7 @@ static void mqtt_connect(struct mqtt *m)
 			co.connectProperties = &props;
 		}
 	} else {
-		co.cleansession = m->clean;
+		co.cleansession = m->clean || (m->clean_first && !m->connected_once);
 		co.onSuccess = mqtt_cb_conn_ok;
 		co.onFailure = mqtt_cb_conn_fail;
 	}
@@ -469,11 +487,20 @@ static int mqtt_send_sub(struct mqtt *m, const struct mqtt_sub *s)
 		ro.onFailure5 = mqtt_cb_sub_fail5;
 		/* Retain As Published: without it the broker clears the retain flag on live
 		 * deliveries, and frMhs could not tell a retained command from a fresh one. */
-		ro.subscribeOptions.retainAsPublished = 1;
+		ro.subscribeOptions.retainAsPublished = !s->opts.no_retain_as_published;
+		if (s->opts.id) {
+			MQTTProperty p = { .identifier = MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER };
+			p.value.integer4 = s->opts.id;
+			if (MQTTProperties_add(&ro.properties, &p) != 0) {
+				log_warnx("mqtt %s: subscribe %s: out of memory", m->uri, s->filter);
+				return -ENOMEM;
+			}
+		}
 	} else {
 		ro.onFailure = mqtt_cb_sub_fail;
 	}
 	rc = MQTTAsync_subscribe(m->client, s->filter, s->qos, &ro);
+	MQTTProperties_free(&ro.properties);   /* paho copied them */
 	if (rc != MQTTASYNC_SUCCESS) {
 		log_warnx("mqtt %s: subscribe %s: %s", m->uri, s->filter, mqtt_strerror(rc));
 		return mqtt_err(rc);
@@ -492,6 +519,7 @@ static void mqtt_handle(struct mqtt *m, struct mqtt_ev *ev)
 			break;
 		m->state = MQTT_CONNECTED;
 		m->attempts = 0;
+		m->connected_once = true;
 		if (mqtt_nodelay(m->port) <= 0)
 			log_warnx("mqtt %s: no broker socket found to set TCP_NODELAY on", m->uri);
 		log_info("mqtt %s: connected as %s%s", m->uri, m->client_id,
@@ -526,6 +554,7 @@ static void mqtt_handle(struct mqtt *m, struct mqtt_ev *ev)
 			.topic = ev->topic, .payload = ev->payload, .len = ev->len, .qos = ev->qos,
 			.retained = ev->retained, .dup = ev->dup, .response_topic = ev->response_topic,
 			.correlation = ev->corr, .correlation_len = ev->corr_len,
+			.sub_ids = ev->sub_ids, .nsub_ids = ev->nsub_ids,
 		};
 		m->ops.on_message(m->arg, &msg);
 		break;
@@ -665,6 +694,7 @@ struct mqtt *mqtt_new(struct loop *loop, const struct mqtt_opts *o, const struct
 	}
 	m->insecure = o->insecure;
 	m->clean = o->clean;
+	m->clean_first = o->clean_first;
 	m->version = o->version ? o->version : 5;
 	m->session_expiry = o->session_expiry ? o->session_expiry : (o->clean ? 0 : MQTT_DEF_EXPIRY);
 	m->keepalive = o->keepalive ? o->keepalive : MQTT_DEF_KEEPALIVE;
@@ -727,9 +757,15 @@ static struct mqtt_sub *mqtt_find(struct mqtt *m, const char *filter)
 
 int mqtt_subscribe(struct mqtt *m, const char *filter, int qos)
 {
+	return mqtt_subscribe_opts(m, filter, qos, NULL);
+}
+
+int mqtt_subscribe_opts(struct mqtt *m, const char *filter, int qos,
+			const struct mqtt_subopts *opts)
+{
 	struct mqtt_sub *s, *n;
 
-	if (!filter || !*filter || qos < 0 || qos > 2) {
+	if (!filter || !*filter || qos < 0 || qos > 2 || (opts && opts->id > MQTT_SUB_ID_MAX)) {
 		log_warnx("mqtt %s: bad subscription '%s' qos %d", m->uri, filter ? filter : "",
 			  qos);
 		return -EINVAL;
@@ -748,6 +784,7 @@ int mqtt_subscribe(struct mqtt *m, const char *filter, int qos)
 		s->filter = f;
 	}
 	s->qos = qos;
+	s->opts = opts ? *opts : (struct mqtt_subopts){ 0 };
 	if (m->state != MQTT_CONNECTED)
 		return 0;
 	return mqtt_send_sub(m, s);

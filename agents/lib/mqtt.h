@@ -25,6 +25,9 @@ struct mqtt_opts {
 	bool insecure;            /* skip hostname verification (tests only) */
 	int version;              /* 5 (default) or 4 (3.1.1) */
 	bool clean;               /* false = persistent session */
+	/* With !clean: the first connect of this process starts a clean session anyway (what a
+	 * previous process subscribed is dropped); reconnects resume it. */
+	bool clean_first;
 	/* MQTT 5, seconds; default 1 day when !clean. With clean, 0 (the default) sends no
 	 * property, so the session ends with the connection. UINT32_MAX = never expires. */
 	uint32_t session_expiry;
@@ -34,14 +37,27 @@ struct mqtt_opts {
 	int max_buffered;         /* messages kept while disconnected, default 1000 */
 };
 
-/* retained: with MQTT 5 every subscription is made with Retain As Published, so it says
- * whether the message was published with retain set; with 3.1.1 it is only set for messages
- * the broker sends from its retained store when a subscription is made. */
+/* retained: with MQTT 5 a subscription is made with Retain As Published (unless its
+ * mqtt_subopts say otherwise), so it says whether the message was published with retain set;
+ * with 3.1.1 (and without Retain As Published) it is only set for messages the broker sends
+ * from its retained store when a subscription is made. */
 struct mqtt_msg {
 	const char *topic; const void *payload; size_t len; int qos; bool retained; bool dup;
 	const char *response_topic;  /* NULL if absent */
 	const void *correlation; size_t correlation_len;  /* NULL/0 if absent */
+	/* MQTT 5: the Subscription Identifiers of the subscriptions this copy was sent for (a
+	 * broker sends one copy per matching subscription, or one copy with all their ids). */
+	const uint32_t *sub_ids; size_t nsub_ids;
 };   /* all borrowed for the duration of on_message */
+
+/* MQTT 5 subscription options beyond the qos; all zero = the defaults. Ignored with 3.1.1. */
+struct mqtt_subopts {
+	uint32_t id;       /* Subscription Identifier, 1..MQTT_SUB_ID_MAX; 0 = none */
+	/* Without Retain As Published: the broker clears the retain flag of live messages, so
+	 * `retained` marks only what it sends from its retained store for this subscription. */
+	bool no_retain_as_published;
+};
+#define MQTT_SUB_ID_MAX 268435455u
 
 /* Any of these may be NULL. None of them may call mqtt_free on the mqtt that calls it. */
 struct mqtt_ops {
@@ -64,6 +80,9 @@ int mqtt_start(struct mqtt *m);
 /* Remembered (re-subscribed on every connect); sent now if connected. Subscribing to a known
  * filter again updates its qos. */
 int mqtt_subscribe(struct mqtt *m, const char *filter, int qos);
+/* The same with options (NULL = defaults); they are remembered with the filter. */
+int mqtt_subscribe_opts(struct mqtt *m, const char *filter, int qos,
+			const struct mqtt_subopts *opts);
 int mqtt_unsubscribe(struct mqtt *m, const char *filter);
 /* qos 0..2. response_topic/corr are MQTT 5 properties (ignored with 3.1.1); NULL/0 = none.
  * While disconnected the message is buffered (up to max_buffered) and sent on reconnect. */

@@ -1,4 +1,5 @@
-/* fuzz_shimproto: the shim protocol line parser and its topic checks on arbitrary bytes. */
+/* fuzz_shimproto: the shim protocol line parser, its topic checks and its response builders
+ * (an integer id echoed as written, payloads) on arbitrary bytes. */
 #include "shimproto.h"
 
 #include <stdint.h>
@@ -24,6 +25,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (strlen(why) >= sizeof why)
 		abort();
+	/* The id goes back verbatim: an integer id's text must print as itself. */
+	cJSON *line = shimproto_error(r.id, SHIM_E_BAD_REQUEST, why);
+	char *out = line ? cJSON_PrintUnformatted(line) : NULL;
+	if (out && r.id && cJSON_IsRaw(r.id) && strncmp(out + 6, r.id->valuestring,
+							  strlen(r.id->valuestring)) != 0)
+		abort();
+	free(out);
+	cJSON_Delete(line);
+	cJSON_Delete(shimproto_payload(data, size));
 	shimproto_free(&r);
 	return 0;
 }

@@ -17,8 +17,12 @@ fr_mhs_conf home1 "$APORT" "$BPORT"
 fr_start mhs "$FR_BIN/frMhs" -f -v -c "$T/mhs.conf"
 fr_mhc_conf kitchen 127.0.0.2 "$APORT" \
 	'{ name = "lamp_on"; argv = ["'"$FR_SRC"'/agents/frMhc/examples/lamp", "'"$T"'/lamp.state", "on"]; timeout = 5; },
+  { name = "lamp"; argv = ["'"$FR_SRC"'/agents/frMhc/examples/lamp", "'"$T"'/lamp.state", "{state}"]; timeout = 5; args = ( { name = "state"; pattern = "on|off|toggle"; default = "toggle"; } ); },
   { name = "fail"; argv = ["/bin/sh", "-c", "echo bad >&2; exit 4"]; timeout = 5; },
   { name = "slow"; argv = ["/bin/sleep", "{secs}"]; timeout = 30; max_running = 4; args = ( { name = "secs"; pattern = "[0-9]{1,2}(\\.[0-9])?"; } ); }'
+# The demo's second sensor too: the lamp's state (bridge-php's README and its E2E tests use it).
+sed -i 's|^sensors = ( |sensors = ( { name = "lamp"; argv = ["'"$FR_SRC"'/agents/frMhc/examples/lampstate", "'"$T"'/lamp.state"]; interval = 1; }, |' "$T/kitchen.conf"
+grep -q 'name = "lamp"; argv' "$T/kitchen.conf" || fr_fail "lamp sensor not added"
 fr_start kitchen "$FR_BIN/frMhc" -f -v -c "$T/kitchen.conf"
 fr_wait 15 "kitchen online" fr_retained_is "$BPORT" fr/home1/ctl/kitchen/status online
 fr_wait 15 "kitchen temp state" bash -c "[ -n \"\$(mosquitto_sub -p $BPORT -t fr/home1/ctl/kitchen/state/temp -C 1 -W 2 --retained-only 2>/dev/null)\" ]"

@@ -11,13 +11,24 @@ FR_NAME=$(basename "$0" .sh)
 
 fr_log() { printf '[%s %s] %s\n' "$(date +%T.%3N)" "$FR_NAME" "$*" >&2; }
 
+# fr_is_child PID: PID is still a child of this shell. A pid recorded by fr_start whose process
+# has ended may have been handed to a process of another test since (pid_max is 32768 here and
+# parallel tests spawn thousands): it must never be signalled.
+fr_is_child() {
+	local st
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	st=${st##*) }
+	set -- $st
+	[ "$2" = "$$" ]
+}
+
 fr_teardown() {
 	local rc=$?
 	local pid
-	for pid in "${FR_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+	for pid in "${FR_PIDS[@]}"; do fr_is_child "$pid" && kill -TERM "$pid" 2>/dev/null; done
 	for pid in "${FR_PIDS[@]}"; do
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null
+		for _ in $(seq 50); do fr_is_child "$pid" || break; sleep 0.1; done
+		fr_is_child "$pid" && kill -KILL "$pid" 2>/dev/null
 	done
 	if [ "$rc" -ne 0 ] || [ "$FR_FAILED" -ne 0 ]; then
 		for f in "$T"/*.log; do
@@ -35,10 +46,13 @@ trap fr_teardown EXIT
 fr_fail() { FR_FAILED=1; fr_log "FAIL: $*"; exit 1; }
 fr_ok() { fr_log "ok: $*"; }
 
-# A free TCP/UDP port on loopback (the kernel picks it; both protocols are checked).
+# A free TCP/UDP port on loopback (the kernel picks it; both protocols are checked), never one
+# this test was given before: the kernel may hand out a port again as soon as it is closed, so
+# two calls in a row could return the same one (seen: the shim and http ports of it.04 equal).
 fr_free_port() {
-	python3 - <<'PY'
-import socket
+	python3 - "$T/.ports" <<'PY'
+import os, socket, sys
+used = set(open(sys.argv[1]).read().split()) if os.path.exists(sys.argv[1]) else set()
 while True:
     t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -46,7 +60,10 @@ while True:
         u.bind(("127.0.0.1", p))
     except OSError:
         t.close(); continue
-    t.close(); u.close(); print(p); break
+    t.close(); u.close()
+    if str(p) in used: continue
+    open(sys.argv[1], "a").write("%d\n" % p)
+    print(p); break
 PY
 }
 
@@ -64,7 +81,7 @@ fr_pid() { cat "$T/$1.pid"; }
 # fr_stop NAME [SIGNAL]: signal it and wait (bounded) until it is gone.
 fr_stop() {
 	local pid; pid=$(fr_pid "$1")
-	kill -"${2:-TERM}" "$pid" 2>/dev/null
+	fr_is_child "$pid" && kill -"${2:-TERM}" "$pid" 2>/dev/null
 	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }; sleep 0.1; done
 	fr_fail "$1 (pid $pid) did not stop after SIG${2:-TERM}"
 }
@@ -149,3 +166,27 @@ fr_has_retained() { [ -n "$(fr_retained "$1" "$2")" ]; }
 fr_retained_is() { [ "$(fr_retained "$1" "$2")" = "$3" ]; }
 # fr_retained_field PORT TOPIC FIELD VALUE
 fr_retained_field() { local v; v=$(fr_retained "$1" "$2") && [ -n "$v" ] && [ "$(fr_json "$v" "$3")" = "$4" ]; }
+
+# fr_rss_kb PID: resident memory of PID in KiB (0 if gone).
+fr_rss_kb() { awk '/^VmRSS:/ {print $2; found=1} END {if (!found) print 0}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# fr_acl_broker NAME PORT STATE: a real mosquitto on 127.0.0.1:PORT with the accounts and the ACL
+# that broker/fr-admin keeps in STATE (no anonymous clients; no TLS, loopback only).
+fr_acl_broker() {
+	local name=$1 port=$2 state=$3
+	cat >"$T/$name.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous false
+password_file $state/passwd
+acl_file $state/acl
+set_tcp_nodelay true
+persistence false
+user root
+CONF
+	fr_start "$name" mosquitto -c "$T/$name.conf" -v
+	fr_wait 10 "mosquitto $name on port $port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+}
+
+# fr_asan_quarantine MB: with AddressSanitizer, keep freed memory in quarantine only up to MB,
+# so a memory bound measured with RSS holds for the daemons started after this.
+fr_asan_quarantine() { export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=$1"; }

@@ -87,7 +87,88 @@ START_TEST(ids)
 	/* An error after the id was read still carries the id. */
 	ck_assert_int_eq(parse("{\"id\":42,\"op\":\"nope\"}"), SHIM_E_BAD_REQUEST);
 	ck_assert_ptr_nonnull(r.id);
-	ck_assert(r.id->valuedouble == 42);
+	ck_assert(cJSON_IsRaw(r.id));
+	ck_assert_str_eq(r.id->valuestring, "42");
+}
+END_TEST
+
+/* Integer ids keep their text: a double would print 8000000000000001 as 8e+15 and take
+ * 2^53 + 1 for 2^53. */
+static const char *id_text(void)
+{
+	ck_assert(cJSON_IsRaw(r.id));
+	return r.id->valuestring;
+}
+
+START_TEST(integer_ids_verbatim)
+{
+	static const char *const good[] = { "8000000000000001", "9007199254740991", "9007199254740992",
+					     "-9007199254740992", "0", "-0", "7" };
+	char line[128];
+	for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+		snprintf(line, sizeof line, "{\"id\":%s,\"op\":\"ping\"}", good[i]);
+		ck_assert_int_eq(parse(line), SHIM_OK);
+		ck_assert_str_eq(id_text(), good[i]);
+		cJSON *o = shimproto_ok(r.id);
+		char *out = cJSON_PrintUnformatted(o);
+		snprintf(line, sizeof line, "{\"id\":%s,\"ok\":true}", good[i]);
+		ck_assert_str_eq(out, line);
+		free(out);
+		cJSON_Delete(o);
+	}
+	static const char *const bad[] = { "9007199254740993", "-9007199254740993", "10000000000000000",
+					   "1.0", "1e3", "1E3", "01", "-01", "2.5e0" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		snprintf(line, sizeof line, "{\"id\":%s,\"op\":\"ping\"}", bad[i]);
+		ck_assert_msg(parse(line) == SHIM_E_BAD_REQUEST, "id %s accepted", bad[i]);
+		ck_assert_ptr_null(r.id);
+	}
+	/* Blanks, a byte order mark, members before it, escaped names, nested "id"s. */
+	ck_assert_int_eq(parse("\xEF\xBB\xBF {\n\"x\" : {\"id\":[1,{\"id\":\"}\"}]}, \"op\":\"ping\",\t\"id\" :\r 12 }"), SHIM_OK);
+	ck_assert_str_eq(id_text(), "12");
+	ck_assert_int_eq(parse("{\"\\u0069d\":9007199254740993,\"op\":\"ping\"}"), SHIM_E_BAD_REQUEST);
+	ck_assert_int_eq(parse("{\"\\u0069d\":900719925474099,\"op\":\"ping\"}"), SHIM_OK);
+	ck_assert_str_eq(id_text(), "900719925474099");
+	ck_assert_int_eq(parse("{\"i\\\"d\":1,\"id\":\"s\",\"op\":\"ping\"}"), SHIM_OK);
+	ck_assert_str_eq(r.id->valuestring, "s");
+	/* The first of two "id" members counts, as cJSON reads it. */
+	ck_assert_int_eq(parse("{\"id\":5,\"id\":6,\"op\":\"ping\"}"), SHIM_OK);
+	ck_assert_str_eq(id_text(), "5");
+	/* "sub" of unsubscribe alike, so it matches the subscribe id's text. */
+	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"unsubscribe\",\"sub\":8000000000000001}"), SHIM_OK);
+	ck_assert(cJSON_IsRaw(r.sub));
+	ck_assert_str_eq(r.sub->valuestring, "8000000000000001");
+	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"unsubscribe\",\"sub\":9007199254740993}"), SHIM_E_BAD_REQUEST);
+}
+END_TEST
+
+START_TEST(response_lines)
+{
+	char *s;
+	cJSON *o = shimproto_error(NULL, SHIM_E_TOO_LONG, "long");
+	s = cJSON_PrintUnformatted(o);
+	ck_assert_str_eq(s, "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"too_long\",\"message\":\"long\"}}");
+	free(s);
+	cJSON_Delete(o);
+	ck_assert_int_eq(parse("{\"id\":\"q\",\"op\":\"ping\"}"), SHIM_OK);
+	o = shimproto_event(r.id, "subscribed");
+	s = cJSON_PrintUnformatted(o);
+	ck_assert_str_eq(s, "{\"id\":\"q\",\"event\":\"subscribed\"}");
+	free(s);
+	cJSON_Delete(o);
+	/* Payloads: a whole JSON value is JSON, anything else a string. */
+	static const struct { const char *in, *out; } pl[] = {
+		{ "21.5", "21.5" }, { "{\"a\":[1]}", "{\"a\":[1]}" }, { " true ", "true" },
+		{ "21 degrees", "\"21 degrees\"" }, { "online", "\"online\"" }, { "", "\"\"" },
+		{ "{\"a\":1} x", "\"{\\\"a\\\":1} x\"" },
+	};
+	for (size_t i = 0; i < sizeof pl / sizeof *pl; i++) {
+		o = shimproto_payload(pl[i].in, strlen(pl[i].in));
+		s = cJSON_PrintUnformatted(o);
+		ck_assert_str_eq(s, pl[i].out);
+		free(s);
+		cJSON_Delete(o);
+	}
 }
 END_TEST
 
@@ -198,6 +279,8 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, every_op);
 	tcase_add_test(tc, ids);
+	tcase_add_test(tc, integer_ids_verbatim);
+	tcase_add_test(tc, response_lines);
 	tcase_add_test(tc, bad_fields);
 	tcase_add_test(tc, junk_lines);
 	tcase_add_test(tc, topics);

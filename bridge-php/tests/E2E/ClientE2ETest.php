@@ -20,8 +20,9 @@ use PHPUnit\Framework\TestCase;
  *   FR_SHIM_UNIX   unix://PATH of the shim's unix socket  (optional)
  *   FR_TOKEN       a token granting FR_HOME
  *   FR_HOME        home1;  FR_CTL  kitchen;  FR_OTHER_HOME  a home not granted (default home2)
- * The controller must have the actions lamp_on (prints "on"), fail (exit 4, "bad" on stderr)
- * and slow (sleep {secs}) and a sensor "temp".
+ * The controller must have the actions lamp_on (prints "on"), lamp (the demo's: state
+ * on|off|toggle, prints the new state; the same lamp as lamp_on), fail (exit 4, "bad" on stderr)
+ * and slow (sleep {secs}), and the sensors "temp" and "lamp" (the lamp's state).
  */
 final class ClientE2ETest extends TestCase
 {
@@ -185,10 +186,55 @@ final class ClientE2ETest extends TestCase
             break;
         }
         $this->assertInstanceOf(Message::class, $got);
-        $this->assertSame(sprintf('fr/%s/ctl/%s/state/temp', self::$home, self::$ctl), $got->topic);
-        $this->assertIsNumeric($got->payload['value']);
+        $this->assertContains($got->topic, [sprintf('fr/%s/ctl/%s/state/temp', self::$home, self::$ctl),
+            sprintf('fr/%s/ctl/%s/state/lamp', self::$home, self::$ctl)]);
+        $this->assertArrayHasKey('value', $got->payload);
+        $this->assertTrue($got->retained);
         // The generator was destroyed by the break: the subscription is gone on the shim (the
         // unsubscribe was answered), and the connection is still good for calls.
+        $this->assertGreaterThan(0, $this->c->ping());
+    }
+
+    /** README.md's first example, as written, against the demo's kind of controller. */
+    public function testReadmeExampleSwitchesTheLamp(): void
+    {
+        $fr = new Client(self::$shim, self::$token);
+        $result = $fr->request(self::$home, self::$ctl, 'lamp', ['state' => 'on']);
+        $this->assertSame('ok', $result->status);
+        $this->assertSame("on\n", $result->stdout);
+        $fr->close();
+    }
+
+    private function waitCached(string $topic, string $value): void
+    {
+        $end = microtime(true) + 15;
+        while (($this->c->get($topic)['value'] ?? null) !== $value) {
+            $this->assertLessThan($end, microtime(true), "$topic never became $value");
+            usleep(100000);
+        }
+    }
+
+    /**
+     * A retained topic's value comes once, marked retained, when the subscription starts; each
+     * live change after it comes exactly once and is not retained (docs/shim.md), though
+     * frAroundWeb's own cache subscribes to the same topics (issue 11 item 8).
+     */
+    public function testLiveChangesOfARetainedTopicComeOnceNotRetained(): void
+    {
+        $topic = sprintf('fr/%s/ctl/%s/state/lamp', self::$home, self::$ctl);
+        $this->assertTrue($this->c->request(self::$home, self::$ctl, 'lamp', ['state' => 'off'])->isOk());
+        $this->waitCached($topic, 'off');
+        $sub = $this->c->subscribe($topic, 15.0);
+        $m = $sub->current();
+        $this->assertSame(['off', true], [$m->payload['value'], $m->retained]);
+        foreach (['on', 'off', 'on'] as $state) {
+            $this->assertTrue($this->c->request(self::$home, self::$ctl, 'lamp', ['state' => $state])->isOk());
+            $sub->next();
+            $m = $sub->current();
+            // A second copy of the previous change would show up here instead.
+            $this->assertSame([$state, false], [$m->payload['value'], $m->retained]);
+        }
+        unset($sub);
         $this->assertGreaterThan(0, $this->c->ping());
     }
 

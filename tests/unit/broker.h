@@ -1,0 +1,155 @@
+/* broker.h: a real mosquitto for unit suites that need one: on a free loopback port, in its own
+ * temp dir, killed with the test process (PR_SET_PDEATHSIG); and running an agent loop until a
+ * condition is observed, with a bound. Header-only (static functions), included by one suite
+ * each. */
+#ifndef FR_TEST_BROKER_H
+#define FR_TEST_BROKER_H
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "loop.h"
+
+struct test_broker {
+	pid_t pid;
+	uint16_t port;
+	char dir[64], conf[128], log[128];
+};
+
+static int test_broker_connect(uint16_t port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	close(fd);
+	return rc;
+}
+
+static void test_broker_dump(const struct test_broker *b)
+{
+	char buf[4096];
+	size_t n;
+	FILE *f = fopen(b->log, "r");
+	if (!f)
+		return;
+	fprintf(stderr, "--- mosquitto log (%s) ---\n", b->log);
+	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+		fwrite(buf, 1, n, stderr);
+	fclose(f);
+}
+
+static void test_broker_start(struct test_broker *b)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), st;
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	close(fd);
+	b->port = ntohs(sa.sin_port);
+	strcpy(b->dir, "/tmp/fr-test-broker-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(b->dir));
+	snprintf(b->conf, sizeof b->conf, "%s/mosquitto.conf", b->dir);
+	snprintf(b->log, sizeof b->log, "%s/mosquitto.log", b->dir);
+	FILE *f = fopen(b->conf, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "listener %u 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
+		   "persistence false\n%s", b->port, geteuid() == 0 ? "user root\n" : "");
+	fclose(f);
+	b->pid = fork();
+	ck_assert_int_ge(b->pid, 0);
+	if (b->pid == 0) {
+		int lfd = open(b->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		setpgid(0, 0);
+		if (lfd >= 0) {
+			dup2(lfd, 1);
+			dup2(lfd, 2);
+		}
+		execlp("mosquitto", "mosquitto", "-c", b->conf, (char *)NULL);
+		_exit(127);
+	}
+	/* Bounded by attempts, not by speed: 1000 x 10 ms is far beyond any real start-up. */
+	for (int i = 0; i < 1000; i++) {
+		if (test_broker_connect(b->port) == 0)
+			return;
+		if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
+			test_broker_dump(b);
+			ck_abort_msg("mosquitto exited during start-up (status %d)", st);
+		}
+		usleep(10000);
+	}
+	test_broker_dump(b);
+	ck_abort_msg("mosquitto never accepted on port %u", b->port);
+}
+
+static void test_broker_stop(struct test_broker *b)
+{
+	if (b->pid > 0) {
+		kill(b->pid, SIGKILL);
+		waitpid(b->pid, NULL, 0);
+		b->pid = 0;
+	}
+	unlink(b->conf);
+	unlink(b->log);
+	rmdir(b->dir);
+}
+
+/* --- running the loop until something is observed --- */
+
+struct test_wait {
+	struct loop *loop;
+	bool (*done)(void *arg);
+	void *arg;
+	struct loop_timer poll, give_up;
+	bool timed_out;
+};
+
+static void test_wait_poll(void *arg)
+{
+	struct test_wait *w = arg;
+	if (w->done(w->arg)) {
+		loop_stop(w->loop);
+		return;
+	}
+	loop_timer_start(w->loop, &w->poll, 5);
+}
+
+static void test_wait_give_up(void *arg)
+{
+	struct test_wait *w = arg;
+	w->timed_out = true;
+	loop_stop(w->loop);
+}
+
+/* Runs loop until done(arg) holds (checked every 5 ms), failing the test after ms. */
+static void test_run_until(struct loop *loop, const struct test_broker *b, uint64_t ms,
+			   bool (*done)(void *arg), void *arg, const char *what)
+{
+	struct test_wait w = { .loop = loop, .done = done, .arg = arg };
+	loop_timer_init(&w.poll, test_wait_poll, &w);
+	loop_timer_init(&w.give_up, test_wait_give_up, &w);
+	loop_timer_start(loop, &w.poll, 0);
+	loop_timer_start(loop, &w.give_up, ms);
+	loop_run(loop);
+	loop_timer_stop(loop, &w.poll);
+	loop_timer_stop(loop, &w.give_up);
+	if (w.timed_out && b)
+		test_broker_dump(b);
+	ck_assert_msg(!w.timed_out, "timed out waiting for %s", what);
+}
+
+#endif
