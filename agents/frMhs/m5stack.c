@@ -132,7 +132,9 @@ static int m5_open_tty(const char *path, int baud)
 		goto fail;
 	cfmakeraw(&t);
 	t.c_cflag |= CLOCAL | CREAD;
-	t.c_cc[VMIN] = 0;
+	/* VMIN 1: a non-blocking read with nothing waiting fails with EAGAIN (with VMIN 0 it
+	 * returns 0, which reads like end of file). */
+	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	if (cfsetspeed(&t, m5_speed(baud)) < 0 || tcsetattr(fd, TCSANOW, &t) < 0)
 		goto fail;
@@ -331,10 +333,13 @@ static void m5_read(struct m5stack *m)
 		ssize_t r = read(m->fd, buf, sizeof buf);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0 && errno == EAGAIN)
+		/* A non-blocking tty read with VMIN = VTIME = 0 (libserialport's setting) returns 0,
+		 * not EAGAIN, when no byte is waiting: 0 is "nothing more", never an unplug. A real
+		 * hang-up shows as EPOLLHUP or EIO (the other side of the line is gone). */
+		if (r == 0 || (r < 0 && errno == EAGAIN))
 			return;
-		if (r <= 0) {
-			m5_lost(m, r == 0 ? "hung up" : "read", r == 0 ? 0 : errno);
+		if (r < 0) {
+			m5_lost(m, "read", errno);
 			return;
 		}
 		for (ssize_t i = 0; i < r; i++) {

@@ -113,6 +113,12 @@ fr_wait 5 "second full frame complete" python3 -c '
 import sys; l = open(sys.argv[1]).read().split("\n")[:-1]
 i = max(k for k, x in enumerate(l) if x == "FR1 hello=1")
 sys.exit(0 if any(x.startswith("FR1 end=") for x in l[i:]) else 1)' "$T/dev.1"
+# The device talking must not read as an unplug (a tty read with nothing waiting is no EOF):
+# the port stays open, one "open" so far, no close. Before #11.15's fix frMhs closed the port
+# here and reopened it a second later; the unplug below usually came first and hid it.
+fr_wait 5 "ping after the sync request" dev_count_ge 1 ping $(( $(dev_count 1 ping) + 1 ))
+! fr_grep_log mhs "m5stack $T/ttyFR: .*closed" || fr_fail "port closed after the device talked: $(grep m5stack "$T/mhs.log")"
+[ "$(grep -c "m5stack $T/ttyFR: open" "$T/mhs.log")" = 1 ] || fr_fail "port reopened after the device talked"
 v=$(dev_valid 1) || fr_fail "protocol of session 1"
 fr_ok "heartbeats, sync request answered with a full frame, boot noise ignored; session 1 valid (frames, pings: $v)"
 
