@@ -20,6 +20,13 @@ struct hd44780 {
 	uint64_t busy_until;
 	int busy_kind;
 	bool dipped;                /* powered again by a dip: the driver cannot know */
+	/* Since a dip, the driver's bytes are read in a state it cannot know about (a nibble lost
+	 * in the reset's busy time shifts everything after it), so what arrives while busy is lost
+	 * without blaming the driver, until the controller has executed a whole initialisation by
+	 * instruction: the driver's three 0x3 nibbles, then the 0x2 that selects 4 bits. */
+	bool unsynced;
+	int fs3;                    /* 0x3 nibbles with RS low accepted in a row while unsynced */
+	unsigned lost_unsynced;
 	bool four_bit, two_line, display_on, pending, cg, inc, shift_on;
 	int init_fs;                /* function sets since power-on (initialisation by instruction) */
 	uint8_t high, high_rs;
@@ -47,6 +54,8 @@ static void violation(struct hd44780 *m, uint64_t t, const char *fmt, const char
 void hd44780_power_cycle(struct hd44780 *m, uint64_t t_ns)
 {
 	m->dipped = m->power_ns != 0 || m->violations || m->checked;
+	m->unsynced = m->dipped;
+	m->fs3 = 0;
 	m->power_ns = t_ns;
 	m->busy_until = t_ns + 10 * MS;   /* internal reset */
 	m->busy_kind = -1;
@@ -145,19 +154,32 @@ static void latch(struct hd44780 *m, uint8_t pins, uint64_t t)
 		return;
 	}
 	if (t < m->busy_until) {
-		if (m->busy_kind >= 0) {
+		if (m->unsynced)
+			m->lost_unsynced++;
+		else if (m->busy_kind >= 0) {
 			static const char *names[] = { "clear/home", "init function set", "instruction" };
 			violation(m, t, "%.3f ms after power-on: E while busy after %s, %.1f us early",
 				  names[m->busy_kind], (double)(m->busy_until - t) / 1e3);
 		}
 		return;   /* lost, as on a strict controller */
 	}
-	if (m->busy_kind >= 0 && m->busy_until) {
+	if (m->busy_kind >= 0 && m->busy_until && !m->unsynced) {
 		int64_t margin = (int64_t)(t - m->busy_until);
 		if (margin < m->min_margin[m->busy_kind])
 			m->min_margin[m->busy_kind] = margin;
 		m->checked++;
 		m->busy_kind = -2;   /* measured once per instruction */
+	}
+	/* The driver's sync preamble: three 0x3 nibbles, whatever mode and nibble phase they meet
+	 * (from 4-bit mode the first two make one instruction), leave 8-bit mode; its 0x2 then
+	 * selects 4 bits in step with the driver. Nothing else sends three 0x3 with RS low. */
+	if (m->unsynced) {
+		if (!rs && nib == 0x3)
+			m->fs3++;
+		else if (!rs && nib == 0x2 && !m->four_bit && m->fs3 >= 3)
+			m->unsynced = false;
+		else
+			m->fs3 = 0;
 	}
 	if (!m->four_bit) {
 		execute(m, rs, (uint8_t)(nib << 4), t);
@@ -258,8 +280,9 @@ const char *hd44780_last_violation(const struct hd44780 *m) { return m->last; }
 size_t hd44780_stats(const struct hd44780 *m, char *out, size_t cap)
 {
 	static const char *names[] = { "clear/home", "init waits", "others" };
-	int n = snprintf(out, cap, "fosc %u kHz: %u waits checked, %u violations; smallest margin:",
-			 m->fosc, m->checked, m->violations);
+	int n = snprintf(out, cap, "fosc %u kHz: %u waits checked, %u violations (%u nibbles lost "
+			 "after power dips before the next init); smallest margin:",
+			 m->fosc, m->checked, m->violations, m->lost_unsynced);
 	for (int k = 0; k < K_N && n > 0 && (size_t)n < cap; k++) {
 		if (m->min_margin[k] == INT64_MAX)
 			n += snprintf(out + n, cap - (size_t)n, " %s -", names[k]);

@@ -18,8 +18,11 @@ struct hd44780;
  * the datasheet's 270 kHz figure times 270/fosc). Starts powered on at t_ns. */
 struct hd44780 *hd44780_new(unsigned fosc_khz, uint64_t t_ns);
 void hd44780_free(struct hd44780 *m);
-/* Power dip at t_ns: the internal reset (8-bit, one line, display off) with DDRAM garbage;
- * nibbles during the next 40 ms are lost without counting as the driver's violations. */
+/* Power dip at t_ns: the internal reset (8-bit, one line, display off, busy 10 ms) with
+ * DDRAM garbage. The driver cannot know: until the controller has executed a whole
+ * initialisation by instruction again (three 0x3 nibbles, then 0x2), nibbles that
+ * arrive while it is busy are lost without counting as the driver's violations (the stats
+ * count them), and no wait is measured. */
 void hd44780_power_cycle(struct hd44780 *m, uint64_t t_ns);
 /* A stray E pulse (noise): one nibble of 0 latched, the nibble sync is lost. */
 void hd44780_glitch(struct hd44780 *m, uint64_t t_ns);
@@ -32,8 +35,9 @@ size_t hd44780_screen(const struct hd44780 *m, int width, char *out, size_t cap)
 /* Violations so far, and the text of the last one ("" if none). */
 unsigned hd44780_violations(const struct hd44780 *m);
 const char *hd44780_last_violation(const struct hd44780 *m);
-/* Timing summary: instructions checked, the smallest margin (ns) between an instruction's
- * end (busy) and the next E, per kind (clear/home, init waits, others). */
+/* Timing summary: instructions checked, violations, nibbles lost after dips, the smallest
+ * margin (ns) between an instruction's end (busy) and the next E, per kind (clear/home, init
+ * waits, others). */
 size_t hd44780_stats(const struct hd44780 *m, char *out, size_t cap);
 
 #endif

@@ -94,35 +94,28 @@ static int intercept_open(const char *path)
 #define REAL(name) static __typeof__(name) *real_##name; \
 	if (!real_##name) real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
 
-int open(const char *path, int flags, ...)
+/* open and open64 (glibc has both; a program built with 64-bit offsets calls the latter):
+ * the model's path is intercepted, anything else goes to the real one with its mode. */
+static int shim_open(int (*real)(const char *, int, ...), const char *path, int flags, va_list ap)
 {
-	REAL(open);
-	mode_t mode = 0;
-	if (flags & (O_CREAT | O_TMPFILE)) {
-		va_list ap;
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
-	}
+	mode_t mode = flags & (O_CREAT | O_TMPFILE) ? va_arg(ap, mode_t) : 0;
 	if (model && strcmp(path, dev) == 0)
 		return intercept_open(path);
-	return real_open(path, flags, mode);
+	return real(path, flags, mode);
 }
 
-int open64(const char *path, int flags, ...)
-{
-	REAL(open64);
-	mode_t mode = 0;
-	if (flags & (O_CREAT | O_TMPFILE)) {
-		va_list ap;
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
+#define SHIM_OPEN(name) \
+	int name(const char *path, int flags, ...) \
+	{ \
+		REAL(name); \
+		va_list ap; \
+		va_start(ap, flags); \
+		int fd = shim_open(real_##name, path, flags, ap); \
+		va_end(ap); \
+		return fd; \
 	}
-	if (model && strcmp(path, dev) == 0)
-		return intercept_open(path);
-	return real_open64(path, flags, mode);
-}
+SHIM_OPEN(open)
+SHIM_OPEN(open64)
 
 int ioctl(int fd, unsigned long req, ...);   /* glibc declares it with an int-sized request */
 int ioctl(int fd, unsigned long req, ...)
