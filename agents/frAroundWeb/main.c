@@ -10,6 +10,7 @@
 #include "keys.h"
 #include "agent.h"
 #include "log.h"
+#include "notify.h"
 #include "loop.h"
 #include "metrics.h"
 #include "mqtt.h"
@@ -148,6 +149,7 @@ static void web_on_term(void *arg, const struct signalfd_siginfo *si)
 	if (w->stopping)
 		return;
 	w->stopping = true;
+	notify_stopping();
 	log_info("signal %d: stopping", (int)si->ssi_signo);
 	shim_shutdown(w->shim);
 	loop_stop(w->loop);
@@ -364,6 +366,7 @@ int main(int argc, char **argv)
 		web_teardown(&w);
 		return 1;
 	}
+	notify_ready();   /* systemd Type=notify: serving now */
 	loop_run(w.loop);
 	log_info("stopped");
 	web_teardown(&w);

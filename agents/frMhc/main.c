@@ -11,6 +11,7 @@
 #include "link.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "loop.h"
 #include "net.h"
 #include "runner.h"
@@ -650,6 +651,7 @@ static void mhc_on_term(void *arg, const struct signalfd_siginfo *si)
 		return;
 	log_info("signal %d: stopping; running actions are killed and reported", (int)si->ssi_signo);
 	m->stopping = true;
+	notify_stopping();
 	loop_timer_stop(m->loop, &m->announce_timer);
 	loop_timer_stop(m->loop, &m->home_timer);
 	for (int i = 0; i < m->conf.nsensors; i++)
@@ -847,6 +849,7 @@ int main(int argc, char **argv)
 		mhc_teardown(&m);
 		return 1;
 	}
+	notify_ready();   /* systemd Type=notify: serving now */
 	loop_run(m.loop);
 	log_info("stopped");
 	mhc_teardown(&m);

@@ -3,6 +3,7 @@
 #include "display.h"
 
 #include "lcd.h"
+#include "lcdtext.h"
 #include "log.h"
 #include "loop.h"
 #include "m5stack.h"
@@ -39,12 +40,14 @@ static void display_refresh(void *arg)
 	if (d->m5)
 		m5stack_show(d->m5, &st);
 	if (d->lcd) {
-		/* Row 1: "home1 1/2", plus " no MQTT" while the broker is away. Row 2: the last
-		 * published text or the last command, whichever is newer. */
-		char l1[128];
-		snprintf(l1, sizeof l1, "%s %d/%d%s", d->home, d->online, d->total,
-			 d->broker_up ? "" : " no MQTT");
-		lcd_show(d->lcd, l1, d->text_newer && d->text[0] ? d->text : d->cmd[0] ? d->cmd : d->text);
+		/* Row 1: "home1 1/2", plus " no MQTT" while the broker is away, fitted to the
+		 * width. Row 2: the last published text or the last command, whichever is newer. */
+		char l1[LCD_WIDTH_MAX + 1], l2[512];
+		lcdtext_status(l1, sizeof l1, d->home, d->online, d->total, d->broker_up,
+			       lcd_width(d->lcd));
+		lcdtext_a00(l2, sizeof l2,
+			    d->text_newer && d->text[0] ? d->text : d->cmd[0] ? d->cmd : d->text);
+		lcd_show(d->lcd, l1, l2);
 	}
 }
 
@@ -119,6 +122,12 @@ void display_free(struct display *d)
 	if (!d)
 		return;
 	loop_timer_stop(d->loop, &d->timer);
+	if (d->lcd) {
+		/* The last screen must not look current after frMhs has gone. */
+		char home[LCD_WIDTH_MAX + 1];
+		lcdtext_a00(home, sizeof home, d->home);
+		lcd_goodbye(d->lcd, home, "frMhs stopped");
+	}
 	m5stack_free(d->m5);
 	lcd_free(d->lcd);
 	free(d);

@@ -2,15 +2,18 @@
 #include "lcd.h"
 
 #include "log.h"
+#include "lcdtext.h"
 #include "loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/i2c-dev.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LCD_POWER_ON_MS 50    /* datasheet: > 40 ms after Vcc rises to 2.7 V */
@@ -18,6 +21,11 @@
 #define LCD_SCROLL_MS 400
 #define LCD_SCROLL_HOLD 3     /* ticks a scrolled row rests at its start, so it can be read */
 #define LCD_TEXT_MAX 512
+/* A write that succeeds says nothing about the display: a power dip resets it (blank, 8-bit
+ * mode, garbage in DDRAM) while the backpack keeps acknowledging. So the display is
+ * re-initialised (without clearing: no flicker) and both rows rewritten on every change of
+ * text and at least every LCD_REINIT_MS. */
+#define LCD_REINIT_MS 5000
 
 /* One nibble is three bus bytes: data with E low (RS and data settle before E rises: tAS),
  * E high, E low (the HD44780 latches on the falling edge). At 100 kHz a byte takes 90 us, so
@@ -37,37 +45,60 @@ static size_t lcd_byte(uint8_t *out, uint8_t v, uint8_t rs)
 	return n + lcd_nibble(out + n, v & 0x0f, rs);
 }
 
-size_t lcd_init_step(unsigned i, uint8_t *out, size_t cap, unsigned *wait_us)
+/* The HD44780U's execution times are given for fosc = 270 kHz and scale with 1/fosc; its
+ * oscillator may run as slow as 190 kHz (datasheet: fosc range with Rf = 91 kOhm), so every
+ * wait here is the 270 kHz figure times 270/190, rounded up: 1.52 ms -> 2160 us, 37 us ->
+ * 53 us. Waits up to 53 us are covered by the bus itself (a nibble is 3 bytes, 270 us at the
+ * PCF8574's 100 kHz); longer ones are loop timers (lcd.c rounds them up to whole ms). */
+#define LCD_WAIT_CLEAR_US 2160
+#define LCD_WAIT_POWERUP_US 4100
+#define LCD_WAIT_SYNC_US 100
+
+static size_t lcd_cmd(uint8_t *out, uint8_t v) { return lcd_byte(out, v, 0); }
+
+size_t lcd_init_step(unsigned i, bool full, uint8_t *out, size_t cap, unsigned *wait_us)
 {
 	size_t n = 0;
 	if (cap < LCD_STEP_MAX)
 		return 0;
 	switch (i) {
-	case 0:   /* 8-bit function set, as the controller may be in any mode */
+	case 0:   /* 8-bit function set, as the controller may be in any mode (or mid-byte) */
 		n = lcd_nibble(out, 0x3, 0);
-		*wait_us = 4100;
+		*wait_us = LCD_WAIT_POWERUP_US;
 		break;
 	case 1:
-		n = lcd_nibble(out, 0x3, 0);
-		*wait_us = 100;
-		break;
 	case 2:
 		n = lcd_nibble(out, 0x3, 0);
-		*wait_us = 100;
+		*wait_us = LCD_WAIT_SYNC_US;
 		break;
 	case 3:   /* now surely in 8-bit mode: switch to 4-bit */
 		n = lcd_nibble(out, 0x2, 0);
-		*wait_us = 100;
+		*wait_us = LCD_WAIT_SYNC_US;
 		break;
-	case 4:   /* 4-bit, 2 lines, 5x8; display off; clear (1.52 ms) */
-		n = lcd_byte(out, 0x28, 0);
-		n += lcd_byte(out + n, 0x08, 0);
-		n += lcd_byte(out + n, 0x01, 0);
-		*wait_us = 2000;
+	case 4:
+		/* 4-bit, 2 lines, 5x8. The first init also turns the display off and clears it;
+		 * a re-init only returns home (cancels any display shift) so the screen does not
+		 * flicker: the rows are rewritten whole afterwards anyway. */
+		n = lcd_cmd(out, 0x28);
+		if (full) {
+			n += lcd_cmd(out + n, 0x08);
+			n += lcd_cmd(out + n, 0x01);
+		} else {
+			n += lcd_cmd(out + n, 0x02);
+		}
+		*wait_us = LCD_WAIT_CLEAR_US;
 		break;
 	case 5:   /* entry mode: increment, no shift; display on, no cursor, no blink */
-		n = lcd_byte(out, 0x06, 0);
-		n += lcd_byte(out + n, 0x0c, 0);
+		n = lcd_cmd(out, 0x06);
+		n += lcd_cmd(out + n, 0x0c);
+		*wait_us = 0;
+		break;
+	case 6:   /* CGRAM 0 and 1: the '\\' and '~' A00 lacks; then back to DDRAM */
+		n = lcd_cmd(out, 0x40);
+		for (int c = 0; c < 2; c++)
+			for (int r = 0; r < 8; r++)
+				n += lcd_byte(out + n, lcdtext_cgram[c][r], LCD_RS);
+		n += lcd_cmd(out + n, 0x80);
 		*wait_us = 0;
 		break;
 	default:
@@ -87,75 +118,6 @@ size_t lcd_row_bytes(uint8_t *out, size_t cap, int row, const char *text, int wi
 			end = true;
 		n += lcd_byte(out + n, end ? ' ' : (uint8_t)text[i], LCD_RS);
 	}
-	return n;
-}
-
-/* U+00C0..U+00FF without their accents; '?' where no letter is close enough. */
-static const char lcd_latin1[] = "AAAAAAACEEEEIIIIDNOOOOOxOUUUUYPs"
-				 "aaaaaaaceeeeiiiidnooooo/ouuuuypy";
-
-static char lcd_map(uint32_t cp)
-{
-	if (cp == '\t' || cp == '\n' || cp == '\r')
-		return ' ';
-	if (cp >= 0x20 && cp < 0x7f)
-		return (char)cp;
-	if (cp >= 0xc0 && cp <= 0xff)
-		return lcd_latin1[cp - 0xc0];
-	switch (cp) {
-	case 0xb0: return (char)0xdf;       /* degree sign in ROM A00 */
-	case 0xa0: return ' ';
-	case 0x2018: case 0x2019: return '\'';
-	case 0x201c: case 0x201d: return '"';
-	case 0x2013: case 0x2014: return '-';
-	case 0x2026: return '.';
-	case 0x20ac: return 'E';
-	}
-	return '?';
-}
-
-/* Decodes one UTF-8 character at s; returns its length (1 for an invalid byte, *cp = ~0). */
-static size_t lcd_utf8(const unsigned char *s, uint32_t *cp)
-{
-	size_t len;
-	uint32_t v, min;
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if ((s[0] & 0xe0) == 0xc0) {
-		len = 2, v = s[0] & 0x1f, min = 0x80;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3, v = s[0] & 0x0f, min = 0x800;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		len = 4, v = s[0] & 0x07, min = 0x10000;
-	} else {
-		*cp = UINT32_MAX;
-		return 1;
-	}
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80) {   /* also stops at the NUL */
-			*cp = UINT32_MAX;
-			return 1;
-		}
-		v = v << 6 | (s[i] & 0x3f);
-	}
-	*cp = v < min || v > 0x10ffff ? UINT32_MAX : v;
-	return len;
-}
-
-size_t lcd_text(char *out, size_t cap, const char *utf8)
-{
-	const unsigned char *s = (const unsigned char *)utf8;
-	size_t n = 0;
-	if (cap == 0)
-		return 0;
-	while (*s && n + 1 < cap) {
-		uint32_t cp;
-		s += lcd_utf8(s, &cp);
-		out[n++] = lcd_map(cp);
-	}
-	out[n] = '\0';
 	return n;
 }
 
@@ -181,7 +143,7 @@ void lcd_window(char *out, const char *text, int width, unsigned pos)
 enum lcd_state { LCD_CLOSED, LCD_INIT, LCD_READY };
 
 struct lcd_row {
-	char text[LCD_TEXT_MAX];
+	char text[LCD_TEXT_MAX];        /* ROM codes */
 	unsigned tick;                  /* scroll ticks since the row restarted */
 	char shown[LCD_WIDTH_MAX + 1];  /* what the display holds; "" = unknown */
 };
@@ -193,10 +155,13 @@ struct lcd {
 	int fd;
 	enum lcd_state state;
 	unsigned step;
+	bool full;                      /* this init clears the display (first after open) */
+	bool reinit;                    /* a re-init is due once the current one ends */
 	int last_err;                   /* errno last logged, 0 while working */
 	bool ever_ready;
 	struct loop_timer step_timer;   /* init steps, and retries while closed */
 	struct loop_timer scroll_timer;
+	struct loop_timer reinit_timer;
 	struct lcd_row row[2];
 };
 
@@ -213,6 +178,7 @@ static void lcd_fail(struct lcd *l, const char *what, int err)
 	l->fd = -1;
 	l->state = LCD_CLOSED;
 	loop_timer_stop(l->loop, &l->scroll_timer);
+	loop_timer_stop(l->loop, &l->reinit_timer);
 	loop_timer_start(l->loop, &l->step_timer, LCD_RETRY_MS);
 }
 
@@ -232,12 +198,18 @@ static int lcd_write(struct lcd *l, const uint8_t *buf, size_t n, const char *wh
 	return 0;
 }
 
-static unsigned lcd_pos(const struct lcd *l, const struct lcd_row *r)
+/* Row 0 is the status line (its caller fits it): it never scrolls. */
+static unsigned lcd_cycle(const struct lcd *l, int i)
 {
-	unsigned cycle = lcd_scroll_len(r->text, l->width);
-	if (!cycle || r->tick < LCD_SCROLL_HOLD)
+	return i == 0 ? 0 : lcd_scroll_len(l->row[i].text, l->width);
+}
+
+static unsigned lcd_pos(const struct lcd *l, int i)
+{
+	unsigned cycle = lcd_cycle(l, i);
+	if (!cycle || l->row[i].tick < LCD_SCROLL_HOLD)
 		return 0;
-	return (r->tick - LCD_SCROLL_HOLD) % cycle;
+	return (l->row[i].tick - LCD_SCROLL_HOLD) % cycle;
 }
 
 static void lcd_refresh(struct lcd *l)
@@ -249,8 +221,8 @@ static void lcd_refresh(struct lcd *l)
 		struct lcd_row *r = &l->row[i];
 		char win[LCD_WIDTH_MAX + 1];
 		uint8_t buf[LCD_ROW_BYTES(LCD_WIDTH_MAX)];
-		lcd_window(win, r->text, l->width, lcd_pos(l, r));
-		if (lcd_scroll_len(r->text, l->width))
+		lcd_window(win, r->text, l->width, lcd_pos(l, i));
+		if (lcd_cycle(l, i))
 			scrolling = true;
 		if (strcmp(win, r->shown) == 0)
 			continue;
@@ -268,12 +240,22 @@ static void lcd_on_scroll(void *arg)
 	struct lcd *l = arg;
 	for (int i = 0; i < 2; i++) {
 		struct lcd_row *r = &l->row[i];
-		unsigned cycle = lcd_scroll_len(r->text, l->width);
+		unsigned cycle = lcd_cycle(l, i);
 		/* Back to the resting start after one full turn. */
 		if (cycle && ++r->tick >= LCD_SCROLL_HOLD + cycle)
 			r->tick = 0;
 	}
 	lcd_refresh(l);
+}
+
+static void lcd_begin_init(struct lcd *l, bool full, uint64_t delay_ms)
+{
+	l->state = LCD_INIT;
+	l->step = 0;
+	l->full = full;
+	l->reinit = false;
+	loop_timer_stop(l->loop, &l->reinit_timer);
+	loop_timer_start(l->loop, &l->step_timer, delay_ms);
 }
 
 static void lcd_open(struct lcd *l)
@@ -287,9 +269,14 @@ static void lcd_open(struct lcd *l)
 		lcd_fail(l, "I2C_SLAVE", errno);
 		return;
 	}
-	l->state = LCD_INIT;
-	l->step = 0;
-	loop_timer_start(l->loop, &l->step_timer, LCD_POWER_ON_MS);
+	lcd_begin_init(l, true, LCD_POWER_ON_MS);
+}
+
+static void lcd_on_reinit(void *arg)
+{
+	struct lcd *l = arg;
+	if (l->state == LCD_READY)
+		lcd_begin_init(l, false, 0);
 }
 
 static void lcd_on_step(void *arg)
@@ -301,8 +288,12 @@ static void lcd_on_step(void *arg)
 		lcd_open(l);
 		return;
 	}
-	size_t n = lcd_init_step(l->step++, buf, sizeof buf, &wait_us);
+	size_t n = lcd_init_step(l->step++, l->full, buf, sizeof buf, &wait_us);
 	if (n == 0) {
+		if (l->reinit) {   /* the text changed during this init: once more */
+			lcd_begin_init(l, false, 0);
+			return;
+		}
 		l->state = LCD_READY;
 		if (l->last_err || !l->ever_ready)
 			log_info("lcd %s@0x%02x: ready (%dx2)", l->device, l->addr, l->width);
@@ -310,12 +301,14 @@ static void lcd_on_step(void *arg)
 		l->ever_ready = true;
 		for (int i = 0; i < 2; i++)
 			l->row[i].shown[0] = '\0';
+		loop_timer_start(l->loop, &l->reinit_timer, LCD_REINIT_MS);
 		lcd_refresh(l);
 		return;
 	}
 	if (lcd_write(l, buf, n, "init") < 0)
 		return;
-	/* Timers have millisecond resolution: round the datasheet waits up. */
+	/* Never shorter than the datasheet's worst case: round up to the timers' whole ms (the
+	 * loop's deadlines never fire early). */
 	loop_timer_start(l->loop, &l->step_timer, (wait_us + 999) / 1000);
 }
 
@@ -336,8 +329,47 @@ struct lcd *lcd_new(struct loop *loop, const char *device, int addr, int width)
 	l->state = LCD_CLOSED;
 	loop_timer_init(&l->step_timer, lcd_on_step, l);
 	loop_timer_init(&l->scroll_timer, lcd_on_scroll, l);
+	loop_timer_init(&l->reinit_timer, lcd_on_reinit, l);
 	lcd_open(l);
 	return l;
+}
+
+int lcd_width(const struct lcd *l) { return l->width; }
+
+static void lcd_sleep_us(unsigned us)
+{
+	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000 };
+	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+		;
+}
+
+void lcd_goodbye(struct lcd *l, const char *line1, const char *line2)
+{
+	if (!l || l->fd < 0)
+		return;
+	/* The loop has stopped: the same init and rows, with blocking waits (a sleep never ends
+	 * early), so the last screen says the server is gone instead of going stale. */
+	uint8_t buf[LCD_ROW_BYTES(LCD_WIDTH_MAX)];
+	unsigned wait_us = 0;
+	bool full = !l->ever_ready;
+	if (full)
+		lcd_sleep_us(LCD_POWER_ON_MS * 1000);
+	for (unsigned i = 0;; i++) {
+		size_t n = lcd_init_step(i, full, buf, sizeof buf, &wait_us);
+		if (n == 0)
+			break;
+		if (lcd_write(l, buf, n, "goodbye") < 0)
+			return;
+		lcd_sleep_us(wait_us);
+	}
+	const char *in[2] = { line1 ? line1 : "", line2 ? line2 : "" };
+	for (int i = 0; i < 2; i++) {
+		char win[LCD_WIDTH_MAX + 1];
+		lcd_window(win, in[i], l->width, 0);
+		size_t n = lcd_row_bytes(buf, sizeof buf, i, win, l->width);
+		if (lcd_write(l, buf, n, "goodbye") < 0)
+			return;
+	}
 }
 
 void lcd_free(struct lcd *l)
@@ -346,6 +378,7 @@ void lcd_free(struct lcd *l)
 		return;
 	loop_timer_stop(l->loop, &l->step_timer);
 	loop_timer_stop(l->loop, &l->scroll_timer);
+	loop_timer_stop(l->loop, &l->reinit_timer);
 	if (l->fd >= 0)
 		close(l->fd);
 	free(l->device);
@@ -355,13 +388,18 @@ void lcd_free(struct lcd *l)
 void lcd_show(struct lcd *l, const char *line1, const char *line2)
 {
 	const char *in[2] = { line1 ? line1 : "", line2 ? line2 : "" };
+	bool changed = false;
 	for (int i = 0; i < 2; i++) {
-		char t[LCD_TEXT_MAX];
-		lcd_text(t, sizeof t, in[i]);
-		if (strcmp(t, l->row[i].text) == 0)
+		if (strcmp(in[i], l->row[i].text) == 0)
 			continue;
-		memcpy(l->row[i].text, t, sizeof t);
+		snprintf(l->row[i].text, sizeof l->row[i].text, "%s", in[i]);
 		l->row[i].tick = 0;
+		changed = true;
 	}
-	lcd_refresh(l);
+	if (!changed)
+		return;
+	if (l->state == LCD_READY)
+		lcd_begin_init(l, false, 0);   /* rows are written when it ends */
+	else if (l->state == LCD_INIT)
+		l->reinit = true;
 }

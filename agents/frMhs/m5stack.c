@@ -8,17 +8,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libserialport.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define M5_RETRY_MS 1000
 #define M5_OUT_MAX 8192        /* bounded output: a frame that does not fit is dropped */
 #define M5_IN_MAX 128          /* device lines are short requests; longer ones are skipped */
 #define M5_FRAME_LINES 10
+#define M5_BYE_MS 500          /* the goodbye's time to leave at exit */
 
 /* What the device was last sent (or should show): the fields of display_state, copied. */
 struct m5_view {
@@ -132,7 +135,9 @@ static int m5_open_tty(const char *path, int baud)
 		goto fail;
 	cfmakeraw(&t);
 	t.c_cflag |= CLOCAL | CREAD;
-	t.c_cc[VMIN] = 0;
+	/* VMIN 1: a non-blocking read with nothing waiting fails with EAGAIN (with VMIN 0 it
+	 * returns 0, which reads like end of file). */
+	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	if (cfsetspeed(&t, m5_speed(baud)) < 0 || tcsetattr(fd, TCSANOW, &t) < 0)
 		goto fail;
@@ -331,10 +336,13 @@ static void m5_read(struct m5stack *m)
 		ssize_t r = read(m->fd, buf, sizeof buf);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0 && errno == EAGAIN)
+		/* A non-blocking tty read with VMIN = VTIME = 0 (libserialport's setting) returns 0,
+		 * not EAGAIN, when no byte is waiting: 0 is "nothing more", never an unplug. A real
+		 * hang-up shows as EPOLLHUP or EIO (the other side of the line is gone). */
+		if (r == 0 || (r < 0 && errno == EAGAIN))
 			return;
-		if (r <= 0) {
-			m5_lost(m, r == 0 ? "hung up" : "read", r == 0 ? 0 : errno);
+		if (r < 0) {
+			m5_lost(m, "read", errno);
 			return;
 		}
 		for (ssize_t i = 0; i < r; i++) {
@@ -416,6 +424,9 @@ static int m5_open(struct m5stack *m)
 	m->fd = fd;
 	m->open_err = 0;
 	log_info("m5stack %s: open (%s, %d baud)", m->path, how, m->baud);
+	/* A lone newline first ends whatever partial line the device still holds (a write cut
+	 * off when the cable was pulled or the last frMhs stopped), so "hello" is read whole. */
+	m5_append(m, "\n", 1);
 	m->need_full = true;
 	m5_sync(m);
 	if (m->fd >= 0)
@@ -475,10 +486,45 @@ struct m5stack *m5stack_new(struct loop *loop, const char *port, int baud)
 	return m;
 }
 
+/* On a clean exit: "FR1 bye=stopped" after what is still queued, given M5_BYE_MS at most to
+ * leave (a device that does not read must not hold up the exit). */
+static void m5_bye(struct m5stack *m)
+{
+	char line[64];
+	size_t n = m5stack_line(line, sizeof line, "bye", "stopped");
+	if (m->fd < 0 || !m5_append(m, line, n))
+		return;
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (m->olen > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = M5_BYE_MS - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+		struct pollfd pfd = { .fd = m->fd, .events = POLLOUT };
+		if (left <= 0)
+			break;
+		int r = poll(&pfd, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
+			break;
+		/* libserialport's non-blocking write is a write() on this descriptor too. */
+		ssize_t w = write(m->fd, m->out, m->olen);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (w <= 0)
+			break;
+		memmove(m->out, m->out + w, m->olen - (size_t)w);
+		m->olen -= (size_t)w;
+	}
+	if (m->olen > 0)
+		log_warnx("m5stack %s: device does not read, goodbye not sent", m->path);
+}
+
 void m5stack_free(struct m5stack *m)
 {
 	if (!m)
 		return;
+	m5_bye(m);
 	m5_close(m);
 	loop_timer_stop(m->loop, &m->retry_timer);
 	loop_timer_stop(m->loop, &m->beat_timer);

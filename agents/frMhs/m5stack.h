@@ -20,6 +20,8 @@ struct m5stack;
  * holds a real state). Never fails because the device is missing: it keeps retrying. NULL only
  * without memory. Owned by the caller: m5stack_free. */
 struct m5stack *m5stack_new(struct loop *loop, const char *port, int baud);
+/* Sends "FR1 bye=stopped" to an open device (waiting half a second at most for it to leave),
+ * then closes the port. */
 void m5stack_free(struct m5stack *m);
 /* Sends what changed since the last frame (everything after a (re)open or a sync request) as
  * one frame. st and its strings are borrowed for the call. */

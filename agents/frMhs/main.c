@@ -11,6 +11,7 @@
 #include "link.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "loop.h"
 #include "net.h"
 #include "registry.h"
@@ -86,6 +87,7 @@ static void mhs_on_term(void *arg, const struct signalfd_siginfo *si)
 	if (h->stopping)
 		return;
 	h->stopping = true;
+	notify_stopping();
 	log_info("signal %d: stopping", (int)si->ssi_signo);
 	registry_shutdown(h->reg);
 	/* A moment for the byes to leave before the links close. */
@@ -244,6 +246,7 @@ int main(int argc, char **argv)
 		mhs_teardown(&h);
 		return 1;
 	}
+	notify_ready();   /* systemd Type=notify: serving now */
 	loop_run(h.loop);
 	log_info("stopped");
 	mhs_teardown(&h);

@@ -218,7 +218,13 @@ void loop_timer_start(struct loop *loop, struct loop_timer *t, uint64_t delay_ms
 		loop->heap = h;
 		loop->heap_cap = n;
 	}
-	t->deadline = loop_clock_ms(CLOCK_MONOTONIC) + delay_ms;
+	/* The deadline counts from the next whole millisecond: from the truncated clock a timer
+	 * started at x.9 ms would fire up to 1 ms early (the loop compares truncated times), and
+	 * device waits (lcd.c) must never be shorter than asked. */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now_up = (uint64_t)ts.tv_sec * 1000u + ((uint64_t)ts.tv_nsec + 999999u) / 1000000u;
+	t->deadline = delay_ms ? now_up + delay_ms : loop_clock_ms(CLOCK_MONOTONIC);
 	t->heap_index = loop->heap_len;
 	loop->heap[loop->heap_len++] = t;
 	heap_up(loop, t->heap_index);

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # frMhs's serial display (docs/display-protocol.md) with a pseudo-terminal standing in for the
-# M5Stack: the full-state frame after opening, broker up, controllers 0/0 then 1/1, the last
-# command, the published display text (escaped), heartbeats, a sync request from the device, and
-# an unplug (the port's path disappears, writes fail) followed by a replug on a new pty: the
-# port is reopened and the current state sent again, with one log line per state change.
+# M5Stack: the full-state frame after opening (after a lone newline that ends any partial
+# line), broker up, controllers 0/0 then 1/1, the last command, the published display text
+# (escaped), heartbeats, a sync request from the device, and an unplug (the port's path
+# disappears, writes fail) followed by a replug on a new pty: the port is reopened and the
+# current state sent again, with one log line per state change; "bye" on a clean exit. Each
+# session's bytes are also fed to the device side of the protocol (the reference sketch's
+# fr_proto.c, in tests/tools/frproto-read), which must read them without a rejected line.
 . "$(dirname "$0")/lib.sh"
 
 fr_secret "$T/home.secret"
@@ -39,10 +42,11 @@ dev_valid() {
 	python3 - "$T/dev.$1" <<'PY'
 import re, sys
 lines = open(sys.argv[1], "rb").read().decode("utf-8").split("\n")[:-1]
-keys = "hello server home broker online total cmd text end ping".split()
-assert lines and lines[0] == "FR1 hello=1", "first line: %r" % lines[:1]
+keys = "hello server home broker online total cmd text end ping bye".split()
+assert lines[:2] == ["", "FR1 hello=1"], "a session starts with an empty line, then hello: %r" % lines[:2]
+lines = lines[1:]
 inframe, frames, pings, last = False, 0, 0, 0
-for l in lines:
+for i, l in enumerate(lines):
     m = re.fullmatch(r"FR1 ([a-z]+)=(.*)", l)
     assert m and m.group(1) in keys, "bad line %r" % l
     k, v = m.groups()
@@ -53,6 +57,8 @@ for l in lines:
         assert v.isdigit() and (frames == 0 or int(v) == last + 1), "frame number %s after %s" % (v, last)
         frames, last = frames + 1, int(v)
         inframe = False
+    elif k == "bye":
+        assert not inframe and i == len(lines) - 1, "bye inside a frame or not last"
     elif k == "ping":
         assert not inframe, "ping inside a frame"
         pings += 1
@@ -66,16 +72,17 @@ PY
 }
 
 fr_wait 10 "hello on the serial port" dev_count_ge 1 end 1
-head -n 9 "$T/dev.1" | python3 -c '
+head -n 10 "$T/dev.1" | python3 -c '
 import sys
-got = [l.split("=")[0] for l in sys.stdin.read().split("\n")[:9]]
+got = [l.split("=")[0] for l in sys.stdin.read().split("\n")[1:10]]
 want = ["FR1 " + k for k in "hello server home broker online total cmd text end".split()]
 sys.exit(0 if got == want else 1)' || fr_fail "first frame is not a full-state frame: $(head -n 9 "$T/dev.1")"
 dev_is 1 home home1 || fr_fail "home"
 fr_grep_log mhs "m5stack $T/ttyFR: open (tty, 115200 baud)" || fr_fail "open not logged"
 fr_wait 10 "broker=up" dev_is 1 broker up
 dev_is 1 online 0 && dev_is 1 total 0 || fr_fail "controllers not 0/0 before any controller"
-fr_ok "full-state frame after open: hello, home, broker up, 0/0 controllers"
+[ "$(head -c 1 "$T/dev.1" | od -An -c | tr -d ' ')" = '\n' ] || fr_fail "the session does not start with a newline"
+fr_ok "full-state frame after open: newline, hello, home, broker up, 0/0 controllers"
 
 fr_mhc_conf c2 127.0.0.2 "$APORT"
 fr_start c2 "$FR_BIN/frMhc" -f -c "$T/c2.conf"
@@ -113,6 +120,12 @@ fr_wait 5 "second full frame complete" python3 -c '
 import sys; l = open(sys.argv[1]).read().split("\n")[:-1]
 i = max(k for k, x in enumerate(l) if x == "FR1 hello=1")
 sys.exit(0 if any(x.startswith("FR1 end=") for x in l[i:]) else 1)' "$T/dev.1"
+# The device talking must not read as an unplug (a tty read with nothing waiting is no EOF):
+# the port stays open, one "open" so far, no close. Before #11.15's fix frMhs closed the port
+# here and reopened it a second later; the unplug below usually came first and hid it.
+fr_wait 5 "ping after the sync request" dev_count_ge 1 ping $(( $(dev_count 1 ping) + 1 ))
+! fr_grep_log mhs "m5stack $T/ttyFR: .*closed" || fr_fail "port closed after the device talked: $(grep m5stack "$T/mhs.log")"
+[ "$(grep -c "m5stack $T/ttyFR: open" "$T/mhs.log")" = 1 ] || fr_fail "port reopened after the device talked"
 v=$(dev_valid 1) || fr_fail "protocol of session 1"
 fr_ok "heartbeats, sync request answered with a full frame, boot noise ignored; session 1 valid (frames, pings: $v)"
 
@@ -141,5 +154,31 @@ fr_wait 10 "online=0" dev_is 2 online 0
 dev_is 2 total 1 || fr_fail "total after c2 stopped: $(dev_field 2 total)"
 fr_stop broker TERM
 fr_wait 10 "broker=down" dev_is 2 broker down
+fr_ok "controller gone: 0/1; broker gone: down"
+
+# A clean exit says bye, so the device need not wait for the heartbeat to stop.
+fr_stop mhs TERM
+fr_wait 5 "bye after a clean exit" grep -qx "FR1 bye=stopped" "$T/dev.2"
 v=$(dev_valid 2) || fr_fail "protocol of session 2"
-fr_ok "controller gone: 0/1; broker gone: down; session 2 valid (frames, pings: $v)"
+fr_ok "frMhs stopped: bye=stopped last; session 2 valid (frames, pings: $v)"
+
+# The device side (the reference sketch's fr_proto.c) reads both sessions, at every chunk size
+# a serial port might deliver, without rejecting a line or missing a frame, and ends up
+# showing what frMhs last sent.
+# device_reads N: the device's view of session N agrees with the wire's last values.
+device_reads() {
+	local r; r=$("$FR_BIN/frproto-read" "$T/dev.$1") || return 1
+	local k
+	for k in home broker online total cmd; do
+		[ "$(fr_json "$r" "$k")" = "$(dev_field "$1" "$k")" ] || { echo "$k: $r"; return 1; }
+	done
+	[ "$(fr_json "$r" rejected)" = 0 ] && [ "$(fr_json "$r" syncs)" = 0 ] &&
+		[ "$(fr_json "$r" frames)" = "$(dev_count "$1" end)" ] || { echo "$r"; return 1; }
+	echo "$r"
+}
+r1=$(device_reads 1) || fr_fail "the device side read session 1 as: $r1"
+[ "$(fr_json "$r1" text)" = burst-40 ] || fr_fail "device text after session 1: $r1"
+r2=$(device_reads 2) || fr_fail "the device side read session 2 as: $r2"
+[ "$(fr_json "$r2" text)" = "while unplugged" ] && [ "$(fr_json "$r2" stopped)" = True ] ||
+	fr_fail "device after session 2: $r2"
+fr_ok "the device side read both sessions: $r2"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "loop.h"
@@ -528,6 +529,72 @@ START_TEST(test_wake_coalesces)
 }
 END_TEST
 
+/* A timer never fires before its delay has passed on CLOCK_MONOTONIC, whatever the phase of
+ * the start within a millisecond (device waits such as the LCD's depend on it), while the loop
+ * is kept busy by an always-readable pipe (an idle loop sleeps the whole timeout in epoll and
+ * hides early deadlines). The starts are spread over the millisecond by busy-waiting. */
+struct early {
+	struct loop *loop;
+	struct loop_timer t;
+	struct timespec start;
+	int left, early;
+	long worst_ns;
+};
+
+static long elapsed_ns(const struct timespec *a)
+{
+	struct timespec b;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (b.tv_sec - a->tv_sec) * 1000000000L + (b.tv_nsec - a->tv_nsec);
+}
+
+static void on_early(void *arg)
+{
+	struct early *e = arg;
+	long ns = elapsed_ns(&e->start);
+	if (ns < 1000000L)
+		e->early++;
+	if (e->worst_ns < 0 || ns < e->worst_ns)
+		e->worst_ns = ns;
+	if (--e->left == 0) {
+		loop_stop(e->loop);
+		return;
+	}
+	struct timespec spin;
+	clock_gettime(CLOCK_MONOTONIC, &spin);
+	while (elapsed_ns(&spin) < (e->left * 37 % 1000) * 1000L)
+		;
+	clock_gettime(CLOCK_MONOTONIC, &e->start);
+	loop_timer_start(e->loop, &e->t, 1);
+}
+
+static void on_busy(void *arg, int fd, uint32_t events)
+{
+	(void)arg, (void)fd, (void)events;
+}
+
+START_TEST(test_timer_never_early)
+{
+	struct early e = { .left = 300, .worst_ns = -1 };
+	int p[2];
+	e.loop = loop_new();
+	ck_assert_ptr_nonnull(e.loop);
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);   /* never read: EPOLLIN on every iteration */
+	ck_assert_int_eq(loop_io_add(e.loop, p[0], EPOLLIN, on_busy, NULL), 0);
+	loop_timer_init(&e.t, on_early, &e);
+	clock_gettime(CLOCK_MONOTONIC, &e.start);
+	loop_timer_start(e.loop, &e.t, 1);
+	loop_run(e.loop);
+	ck_assert_msg(e.early == 0, "%d of 300 1-ms timers fired early (shortest %ld ns)", e.early,
+		      e.worst_ns);
+	loop_io_del(e.loop, p[0]);
+	close(p[0]);
+	close(p[1]);
+	loop_free(e.loop);
+}
+END_TEST
+
 START_TEST(test_now_and_wall)
 {
 	struct loop *loop = loop_new();
@@ -558,6 +625,7 @@ static Suite *loop_suite(void)
 	tcase_add_test(tc, test_wake_from_thread);
 	tcase_add_test(tc, test_wake_coalesces);
 	tcase_add_test(tc, test_now_and_wall);
+	tcase_add_test(tc, test_timer_never_early);
 	suite_add_tcase(s, tc);
 	return s;
 }
