@@ -327,7 +327,12 @@ static void link_fail(struct link *l, enum link_down why, const char *fmt, ...)
 	vsnprintf(l->detail, sizeof l->detail, fmt, ap);
 	va_end(ap);
 	l->why = why;
-	if (why == LINK_DOWN_CLOSED)
+	if (l->server && l->state != LS_UP)
+		/* A stranger's failed handshake: the owner counts it in its rate-limited log
+		 * (peerlimit), or a flood of them would flood the log. */
+		log_debug("link %s (%s): %s: %s", l->addr, link_id_or_unknown(l), link_down_str(why),
+			  l->detail);
+	else if (why == LINK_DOWN_CLOSED)
 		log_info("link %s (%s): %s: %s", l->addr, link_id_or_unknown(l), link_down_str(why),
 			 l->detail);
 	else

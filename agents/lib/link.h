@@ -65,7 +65,8 @@ struct link *link_dial(struct link_ctx *c, struct loop *loop, const struct socka
 		       void *arg);
 /* Server side of a connected fd (from net_tcp_accept); the link owns fd from now on, also when
  * this fails (NULL, errno set, fd closed). expect_id NULL accepts any valid id, otherwise only
- * that one (copied). */
+ * that one (copied). A failure before on_up (the handshake: any stranger can cause one) is
+ * logged at debug level only: the owner reports it through its peerlimit, rate-limited. */
 struct link *link_accept(struct link_ctx *c, struct loop *loop, int fd,
 			 const struct sockaddr_storage *peer, const char *expect_id,
 			 const struct link_ops *ops, void *arg);

@@ -109,6 +109,10 @@ CONF
 	fr_wait 10 "mosquitto $name on port $port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 }
 
+# frMhc refuses to run actions as root unless its config says so (or names a user to drop to);
+# the tests run as root in CI: the line that says so, when it is needed.
+fr_mhc_root() { [ "$(id -u)" != 0 ] || echo 'allow_root_actions = true;'; }
+
 # fr_mhc_conf ID ADDR ANNOUNCE_PORT [ACTIONS]: writes $T/ID.conf for a demo-like controller.
 fr_mhc_conf() {
 	local id=$1 addr=$2 aport=$3
@@ -124,6 +128,7 @@ state_dir = "$T/state-$id";
 listen = { address = "$addr"; port = 0; };
 announce = { address = "127.255.255.255"; port = $aport; interval = 0.3; };
 ping_interval = 0.5; ping_timeout = 2;
+$(fr_mhc_root)
 actions = ( $actions );
 sensors = ( { name = "temp"; argv = ["$FR_SRC/agents/frMhc/examples/temp"]; interval = 1; } );
 CONF
