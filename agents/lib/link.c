@@ -1,5 +1,6 @@
 /* link: TLS 1.3 PSK link carrying JSON frames inside the epoll loop; see link.h. */
 #include "link.h"
+#include "command.h"
 #include "frame.h"
 #include "keys.h"
 #include "log.h"
@@ -503,6 +504,14 @@ static void link_body(struct link *l, const char *body, size_t len)
 	m = cJSON_ParseWithOpts(body, NULL, 1);
 	if (!m) {
 		link_fail(l, LINK_DOWN_BAD_FRAME, "%zu-byte frame is not JSON", len);
+		return;
+	}
+	/* Escaped, a NUL is still a NUL: cJSON would cut the string there, silently. */
+	long nul = command_json_nul(body, len);
+	if (nul >= 0) {
+		link_fail(l, LINK_DOWN_BAD_FRAME, "NUL (\\u0000) in a string at byte %ld of a %zu-byte frame",
+			  nul, len);
+		cJSON_Delete(m);
 		return;
 	}
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");

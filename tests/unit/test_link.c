@@ -529,6 +529,9 @@ static const struct {
 	{ "{\"type\":\"a\"}\0", 13 },
 	{ "{\"type\":\"ping\"}", 15 },
 	{ "{\"type\":\"pong\",\"seq\":\"1\"}", 25 },
+	/* an escaped NUL in a value and in a key (cJSON would cut the string silently) */
+	{ "{\"type\":\"command\",\"a\":\"x\\u0000y\"}", 33 },
+	{ "{\"type\":\"command\",\"a\\u0000\":1}", 30 },
 };
 
 START_TEST(bad_frame)
