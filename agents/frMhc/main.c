@@ -163,6 +163,10 @@ static void mhc_reply(struct peer *p, const char *type, const char *id, const ch
 		cJSON_AddStringToObject(r, "status", status);
 	if (reason)
 		cJSON_AddStringToObject(r, "reason", reason);
+	/* Every final answer made here is a refusal that left no trace in the journal: the home
+	 * server must not keep it as the id's outcome (docs/lan-protocol.md, result). */
+	if (strcmp(type, "result") == 0)
+		cJSON_AddFalseToObject(r, "recorded");
 	link_send(p->link, r);
 	cJSON_Delete(r);
 }
