@@ -64,6 +64,27 @@ static void http_pending_close(void *arg, enum peerlimit_why why)
 	http_close(c);
 }
 
+/* Sends what is left of the response and closes once it is all sent (or the peer is gone);
+ * waits for EPOLLOUT otherwise. */
+static void http_write(struct hconn *c)
+{
+	while (c->outoff < c->outlen) {
+		ssize_t w = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			loop_io_mod(c->h->loop, c->fd, EPOLLOUT);
+			return;
+		}
+		if (w <= 0)
+			break;
+		c->outoff += (size_t)w;
+	}
+	http_close(c);
+}
+
+/* Answers at once (the socket is nearly always writable): a served connection leaves the
+ * pending budget without waiting for another loop iteration. May close c. */
 static void http_respond(struct hconn *c, int status, const char *ctype, const char *body)
 {
 	const char *reason = status == 200 ? "OK" : status == 400 ? "Bad Request"
@@ -81,7 +102,7 @@ static void http_respond(struct hconn *c, int status, const char *ctype, const c
 			 ctype, blen);
 	memcpy(c->out + n, body, blen);
 	c->outlen = (size_t)n + blen;
-	loop_io_mod(c->h->loop, c->fd, EPOLLOUT);
+	http_write(c);
 }
 
 static void http_handle(struct hconn *c)
@@ -112,17 +133,7 @@ static void http_on_io(void *arg, int fd, uint32_t events)
 {
 	struct hconn *c = arg;
 	if (c->out) {
-		while (c->outoff < c->outlen) {
-			ssize_t w = send(fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0 && errno == EAGAIN)
-				return;
-			if (w <= 0)
-				break;
-			c->outoff += (size_t)w;
-		}
-		http_close(c);
+		http_write(c);
 		return;
 	}
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
@@ -139,6 +150,9 @@ static void http_on_io(void *arg, int fd, uint32_t events)
 		}
 		c->inlen += (size_t)r;
 		c->in[c->inlen] = '\0';
+		/* A slow client speaks too, so this alone does not protect against slowloris; the
+		 * deadline and the budgets do. It does put idle connections first in line. */
+		peerlimit_active(c->h->pending, c->slot);
 		if (strstr(c->in, "\r\n\r\n") || strstr(c->in, "\n\n")) {
 			http_handle(c);
 			return;
@@ -174,6 +188,8 @@ static void http_on_accept(void *arg, int cfd, const struct sockaddr_storage *pe
 		h->conns->prev = c;
 	h->conns = c;
 	h->nconns++;
+	/* A request already waiting is served now, before more of a backlog is taken. */
+	http_on_io(c, cfd, EPOLLIN);
 }
 
 struct http *http_new(struct loop *loop, const char *addr, uint16_t port,

@@ -251,7 +251,8 @@ static int web_setup(struct web *w)
 	if (c->http_addr) {
 		struct peerlimit_opts lim = { .what = "http", .max_pending = c->http_max_pending,
 					      .max_pending_per_peer = c->http_max_pending_per_peer,
-					      .deadline_ms = c->http_timeout_ms };
+					      .deadline_ms = c->http_timeout_ms,
+					      .deadline_what = "send its request and read the answer" };
 		w->http = http_new(w->loop, c->http_addr, c->http_port, &lim, web_http, w);
 		if (!w->http)
 			return -1;

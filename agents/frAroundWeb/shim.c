@@ -819,6 +819,8 @@ static void client_on_io(void *arg, int fd, uint32_t events)
 			client_kill(c, METRICS_DISC_EOF, "closed by peer");
 		return;
 	}
+	if (c->slot)
+		peerlimit_active(c->pl, c->slot);   /* it speaks: not an idle connection of a flood */
 	size_t scanned = c->inlen;
 	c->inlen += (size_t)r;
 	size_t start = 0;
@@ -900,6 +902,8 @@ static void shim_accept(struct shim *s, int fd, const struct sockaddr_storage *p
 	s->d.metrics->connections_total++;
 	s->d.metrics->clients++;
 	log_debug("shim client %s: connected", c->peer);
+	/* An auth line already waiting is taken now, before more of a backlog is accepted. */
+	client_on_io(c, fd, EPOLLIN);
 }
 
 static void shim_on_tcp(void *arg, int fd, const struct sockaddr_storage *peer)

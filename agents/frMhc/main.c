@@ -490,7 +490,15 @@ static void mhc_on_down(struct link *l, enum link_down why, const char *detail, 
 		mhc_home_schedule(m);
 }
 
-static const struct link_ops mhc_link_ops = { mhc_on_up, mhc_on_msg, mhc_on_down };
+/* The handshake's first bytes: a peer that speaks, not an idle connection of a flood. */
+static void mhc_on_rx(struct link *l, void *arg)
+{
+	struct peer *p = arg;
+	(void)l;
+	peerlimit_active(p->m->pending, p->slot);
+}
+
+static const struct link_ops mhc_link_ops = { mhc_on_up, mhc_on_msg, mhc_on_down, mhc_on_rx };
 
 static struct peer *mhc_peer_new(struct mhc *m)
 {

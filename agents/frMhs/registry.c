@@ -347,7 +347,8 @@ static void registry_on_down(struct link *l, enum link_down why, const char *det
 	ctl_schedule_redial(c);
 }
 
-static const struct link_ops registry_ctl_ops = { registry_on_up, registry_on_msg, registry_on_down };
+static const struct link_ops registry_ctl_ops = { registry_on_up, registry_on_msg,
+						  registry_on_down, NULL };
 
 /* --- inbound links (controllers that dial the home server) --- */
 
@@ -412,9 +413,17 @@ static void registry_inbound_down(struct link *l, enum link_down why, const char
 	registry_inbound_free(in);
 }
 
+/* The handshake's first bytes: a peer that speaks, not an idle connection of a flood. */
+static void registry_inbound_rx(struct link *l, void *arg)
+{
+	struct inbound *in = arg;
+	(void)l;
+	peerlimit_active(in->pl, in->slot);
+}
+
 /* No on_msg: a peer cannot send before on_up, which hands the link to its controller. */
 static const struct link_ops registry_inbound_ops = { registry_inbound_up, NULL,
-						      registry_inbound_down };
+						      registry_inbound_down, registry_inbound_rx };
 
 /* peerlimit displaced this stranger or it took too long (logged there). */
 static void registry_inbound_close(void *arg, enum peerlimit_why why)

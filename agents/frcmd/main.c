@@ -91,7 +91,7 @@ static void frcmd_timeout(void *arg)
 	loop_stop(c->loop);
 }
 
-static const struct link_ops frcmd_ops = { frcmd_on_up, frcmd_on_msg, frcmd_on_down };
+static const struct link_ops frcmd_ops = { frcmd_on_up, frcmd_on_msg, frcmd_on_down, NULL };
 
 static void frcmd_usage(FILE *f)
 {

@@ -59,6 +59,7 @@ struct link {
 	struct loop_timer t_hs, t_ping, t_rx, t_down;
 	int depth;                  /* > 0 while this link runs a user callback */
 	bool dead;                  /* link_free was called during a callback */
+	bool rx_seen;               /* on_rx was called */
 	enum link_down why;
 	char detail[256];
 };
@@ -662,7 +663,12 @@ static void link_on_io(void *arg, int fd, uint32_t events)
 			link_handshake(l);
 		}
 	} else if (l->state == LS_HANDSHAKE) {
-		link_handshake(l);
+		if (l->server && !l->rx_seen && (events & EPOLLIN) && l->ops->on_rx) {
+			l->rx_seen = true;
+			l->ops->on_rx(l, l->arg);
+		}
+		if (l->state == LS_HANDSHAKE && !l->dead)
+			link_handshake(l);
 	} else if (l->state == LS_UP) {
 		link_read(l);
 		link_flush(l);

@@ -55,6 +55,9 @@ struct link_ops {
 	/* Exactly once per link that did not get link_free first; always called from the loop,
 	 * never from inside link_send. detail is borrowed for the call. */
 	void (*on_down)(struct link *l, enum link_down why, const char *detail, void *arg);
+	/* Optional, accepted links only: the first bytes of the handshake arrived (the peer is not
+	 * merely holding a connection open; peerlimit_active). Called once, before on_up. */
+	void (*on_rx)(struct link *l, void *arg);
 };
 
 /* Starts a non-blocking connect (from bind_host if not NULL) and a TLS client handshake with

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 /* What identifies a peer: a kind tag and up to 8 bytes (IPv4 address, IPv6 /64, uid). */
 struct pl_key {
@@ -24,6 +25,7 @@ struct pl_peer {
 	struct pl_key key;
 	char name[64];
 	int pending;
+	int idle;                             /* of which nothing was received yet */
 	struct peerlimit_slot *head, *tail;   /* its pending connections, oldest first */
 	struct pl_peer *next;
 };
@@ -33,6 +35,7 @@ struct peerlimit_slot {
 	struct pl_peer *peer;
 	struct peerlimit_slot *prev, *next;
 	uint64_t seq;                  /* admission order, across peers */
+	bool active;                   /* it sent something */
 	struct loop_timer deadline;
 	peerlimit_close_cb cb;
 	void *arg;
@@ -44,7 +47,7 @@ struct pl_stat {
 	struct pl_key key;
 	char name[64];
 	unsigned long n[PL_NKINDS];
-	char last[160];                /* the last failure's detail */
+	char last[96];                 /* the last failure's detail */
 };
 
 struct peerlimit {
@@ -56,7 +59,7 @@ struct peerlimit {
 	/* the log spell: events after the first are summed up per peer until it ends */
 	bool spell;
 	struct loop_timer spell_timer;
-	struct pl_stat stats[PEERLIMIT_LOG_PEERS];
+	struct pl_stat stats[PEERLIMIT_LOG_TRACK];
 	int nstats;
 	struct pl_stat others;
 };
@@ -125,6 +128,8 @@ static void pl_release(struct peerlimit *pl, struct peerlimit_slot *s)
 	else
 		p->tail = s->prev;
 	p->pending--;
+	if (!s->active)
+		p->idle--;
 	pl->pending--;
 	if (p->pending == 0) {
 		for (struct pl_peer **pp = &pl->peers; *pp; pp = &(*pp)->next)
@@ -161,11 +166,11 @@ static void pl_log_one(const struct peerlimit *pl, int kind, const char *name, u
 		break;
 	case PL_DEADLINE:
 		if (n == 0)
-			log_warnx("%s: a connection from %s did not authenticate within %llu ms", w, name,
-				  (unsigned long long)pl->o.deadline_ms);
+			log_warnx("%s: a connection from %s did not %s within %llu ms", w, name,
+				  pl->o.deadline_what, (unsigned long long)pl->o.deadline_ms);
 		else
-			log_warnx("%s: %lu connection%s from %s did not authenticate within %llu ms in the "
-				  "last %g s", w, n, pl_plural(n), name,
+			log_warnx("%s: %lu connection%s from %s did not %s within %llu ms in the last %g s",
+				  w, n, pl_plural(n), name, pl->o.deadline_what,
 				  (unsigned long long)pl->o.deadline_ms, secs);
 		break;
 	default:
@@ -179,10 +184,34 @@ static void pl_log_one(const struct peerlimit *pl, int kind, const char *name, u
 	}
 }
 
-/* Logs and clears what the spell summed up; false if there was nothing. */
+static unsigned long pl_stat_total(const struct pl_stat *st)
+{
+	unsigned long t = 0;
+	for (int k = 0; k < PL_NKINDS; k++)
+		t += st->n[k];
+	return t;
+}
+
+static int pl_stat_cmp(const void *a, const void *b)
+{
+	unsigned long x = pl_stat_total(a), y = pl_stat_total(b);
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Logs and clears what the spell summed up -- the peers with the most events by name, the
+ * rest together; false if there was nothing. */
 static bool pl_flush(struct peerlimit *pl)
 {
 	bool any = false;
+	qsort(pl->stats, (size_t)pl->nstats, sizeof pl->stats[0], pl_stat_cmp);
+	for (int i = PEERLIMIT_LOG_PEERS; i < pl->nstats; i++) {
+		for (int k = 0; k < PL_NKINDS; k++)
+			pl->others.n[k] += pl->stats[i].n[k];
+		if (pl->stats[i].last[0] && !pl->others.last[0])
+			memcpy(pl->others.last, pl->stats[i].last, sizeof pl->others.last);
+	}
+	if (pl->nstats > PEERLIMIT_LOG_PEERS)
+		pl->nstats = PEERLIMIT_LOG_PEERS;
 	for (int i = 0; i <= pl->nstats; i++) {
 		struct pl_stat *st = i < pl->nstats ? &pl->stats[i] : &pl->others;
 		for (int k = 0; k < PL_NKINDS; k++)
@@ -219,7 +248,7 @@ static void pl_event(struct peerlimit *pl, const struct pl_peer *p, int kind, co
 	for (int i = 0; i < pl->nstats && !st; i++)
 		if (memcmp(&pl->stats[i].key, &p->key, sizeof p->key) == 0)
 			st = &pl->stats[i];
-	if (!st && pl->nstats < PEERLIMIT_LOG_PEERS) {
+	if (!st && pl->nstats < PEERLIMIT_LOG_TRACK) {
 		st = &pl->stats[pl->nstats++];
 		st->key = p->key;
 		snprintf(st->name, sizeof st->name, "%s", p->name);
@@ -249,10 +278,29 @@ static void pl_on_deadline(void *arg)
 	pl_close(s->pl, s, PEERLIMIT_DEADLINE);
 }
 
-/* The oldest pending connection of the peer holding the most (ties: the older one). */
+static struct peerlimit_slot *pl_oldest_idle(const struct pl_peer *p)
+{
+	for (struct peerlimit_slot *s = p->head; s; s = s->next)
+		if (!s->active)
+			return s;
+	return NULL;
+}
+
+/* Over the total: the oldest idle connection of the peer holding the most idle ones; when none
+ * is idle, the oldest of the peer holding the most (ties: the older connection). */
 static struct peerlimit_slot *pl_victim(const struct peerlimit *pl)
 {
 	const struct pl_peer *best = NULL;
+	struct peerlimit_slot *bs = NULL;
+	for (const struct pl_peer *p = pl->peers; p; p = p->next) {
+		struct peerlimit_slot *s = p->idle ? pl_oldest_idle(p) : NULL;
+		if (s && (!bs || p->idle > best->idle || (p->idle == best->idle && s->seq < bs->seq))) {
+			best = p;
+			bs = s;
+		}
+	}
+	if (bs)
+		return bs;
 	for (const struct pl_peer *p = pl->peers; p; p = p->next)
 		if (!best || p->pending > best->pending ||
 		    (p->pending == best->pending && p->head->seq < best->head->seq))
@@ -269,6 +317,9 @@ struct peerlimit_slot *peerlimit_admit(struct peerlimit *pl, int fd,
 	pl_key_of(fd, peer, &k, name, sizeof name);
 	/* Room first: the victim may be this peer's last pending one, which frees its record. */
 	struct pl_peer *p = pl_peer_find(pl, &k);
+	/* Within one peer the oldest goes: its connections cannot be told apart, and a client
+	 * that just arrived must not lose to the ones that have been waiting (slow ones, or idle
+	 * ones whose bytes are yet to come). */
 	if (p && p->pending >= pl->o.max_pending_per_peer)
 		pl_close(pl, p->head, PEERLIMIT_OVER_BUDGET);
 	else if (pl->pending >= pl->o.max_pending)
@@ -303,11 +354,27 @@ struct peerlimit_slot *peerlimit_admit(struct peerlimit *pl, int fd,
 		p->head = s;
 	p->tail = s;
 	p->pending++;
+	p->idle++;
 	pl->pending++;
+	/* Under a flood a client waits in the backlog, and its first bytes are often there by the
+	 * time it is accepted; the accept loop may take many more connections before anything
+	 * is read, and it must not be displaced as if it were idle. */
+	int unread = 0;
+	if (fd >= 0 && ioctl(fd, FIONREAD, &unread) == 0 && unread > 0)
+		peerlimit_active(pl, s);
 	loop_timer_init(&s->deadline, pl_on_deadline, s);
 	if (pl->o.deadline_ms)
 		loop_timer_start(pl->loop, &s->deadline, pl->o.deadline_ms);
 	return s;
+}
+
+void peerlimit_active(struct peerlimit *pl, struct peerlimit_slot *s)
+{
+	(void)pl;
+	if (!s || s->active)
+		return;
+	s->active = true;
+	s->peer->idle--;
 }
 
 void peerlimit_done(struct peerlimit *pl, struct peerlimit_slot *s)
@@ -355,6 +422,8 @@ struct peerlimit *peerlimit_new(struct loop *loop, const struct peerlimit_opts *
 	pl->o = *o;
 	if (!pl->o.log_ms)
 		pl->o.log_ms = PEERLIMIT_LOG_MS;
+	if (!pl->o.deadline_what)
+		pl->o.deadline_what = "authenticate";
 	loop_timer_init(&pl->spell_timer, pl_spell_end, pl);
 	return pl;
 }

@@ -1,10 +1,13 @@
 /* peerlimit: what strangers may hold of a listener. A connection is *pending* from accept until
  * it authenticated (TLS-PSK handshake, shim auth) or, on a listener without authentication
  * (HTTP), until it was served. Pending connections get a budget per peer -- an IPv4 address,
- * an IPv6 /64, a local user (uid) on a unix socket -- and one in all. A connection over a
- * budget closes the oldest pending one of the peer that holds the most: a flood from one peer
- * only ever displaces that peer's own connections, and a client that authenticates at once is
- * not the one closed. An optional deadline closes a pending connection that takes too long.
+ * an IPv6 /64, a local user (uid) on a unix socket -- and one in all. A connection over its
+ * peer's budget closes that peer's oldest pending connection. One over the total closes an
+ * idle one first (nothing received yet: what a flood of idle connections is made of, while a
+ * real client speaks at once), the oldest of the peer holding the most idle ones; when every
+ * pending connection spoke, the oldest of the peer holding the most. A flood from one peer
+ * only ever displaces that peer's own connections, and a client that authenticates at once
+ * is not the one closed. An optional deadline closes a pending connection that takes too long.
  * Authenticated connections leave the budgets (peerlimit_done), so strangers never count
  * against them nor they against strangers.
  *
@@ -19,8 +22,10 @@
 #include <sys/socket.h>
 
 #define PEERLIMIT_LOG_MS 10000
-/* Peers named in one log spell; further ones are summed up as "other peers". */
+/* Peers named in one log spell, those with the most events; the rest are summed up as
+ * "other peers". Counts are kept for up to PEERLIMIT_LOG_TRACK peers per spell. */
 #define PEERLIMIT_LOG_PEERS 8
+#define PEERLIMIT_LOG_TRACK 64
 
 struct loop;
 struct peerlimit;
@@ -34,6 +39,8 @@ struct peerlimit_opts {
 	int max_pending_per_peer;  /* from one peer, 1 .. max_pending */
 	uint64_t deadline_ms;      /* 0 = none here (the owner has one, e.g. a handshake timeout) */
 	uint64_t log_ms;           /* 0 = PEERLIMIT_LOG_MS (tests use less) */
+	const char *deadline_what; /* what the deadline waits for, for the log: NULL =
+				      "authenticate"; HTTP says "send its request" */
 };
 
 enum peerlimit_why {
@@ -57,6 +64,9 @@ void peerlimit_free(struct peerlimit *pl);
 struct peerlimit_slot *peerlimit_admit(struct peerlimit *pl, int fd,
 				       const struct sockaddr_storage *peer, peerlimit_close_cb cb,
 				       void *arg);
+/* The connection received its first bytes: from now on idle connections are displaced
+ * before it. Idempotent. */
+void peerlimit_active(struct peerlimit *pl, struct peerlimit_slot *s);
 /* The connection authenticated (or was served, or closed normally): gives the slot back. */
 void peerlimit_done(struct peerlimit *pl, struct peerlimit_slot *s);
 /* The connection failed before authenticating (bad handshake, garbage, an error): gives the

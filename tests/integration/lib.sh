@@ -154,3 +154,24 @@ fr_has_retained() { [ -n "$(fr_retained "$1" "$2")" ]; }
 fr_retained_is() { [ "$(fr_retained "$1" "$2")" = "$3" ]; }
 # fr_retained_field PORT TOPIC FIELD VALUE
 fr_retained_field() { local v; v=$(fr_retained "$1" "$2") && [ -n "$v" ] && [ "$(fr_json "$v" "$3")" = "$4" ]; }
+
+# fr_vm PID FIELD: a memory figure of a process in kB (FIELD: VmRSS, VmHWM, ...).
+fr_vm() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+# fr_rate_ok OK TRIES: OK is at least 95 % of TRIES (> 0): the bar legitimate clients meet in
+# the hostile stage.
+fr_rate_ok() { [ "$2" -gt 0 ] && [ $(($1 * 100)) -ge $((95 * $2)) ]; }
+# fr_mqttreq_ok NAME N: mqttreq started as NAME (-n N) got ok for >= 95 % of its N requests.
+fr_mqttreq_ok() {
+	local sum ok
+	sum=$(grep SUMMARY "$T/$1.log" | sed 's/^SUMMARY //')
+	fr_log "$1: $sum"
+	ok=$(fr_json "$sum" statuses.ok)
+	fr_rate_ok "${ok:-0}" "$2" || fr_fail "$1: ${ok:-0}/$2 ok: $sum"
+}
+# fr_mem_bounded NAME PID HWM0_KB MAX_KB: the VmHWM of PID grew by less than MAX_KB since it was
+# HWM0_KB (both logged).
+fr_mem_bounded() {
+	local hwm; hwm=$(fr_vm "$2" VmHWM)
+	fr_log "$1 VmHWM: $3 kB before, $hwm kB after; VmRSS now $(fr_vm "$2" VmRSS) kB"
+	[ $((hwm - $3)) -lt "$4" ] || fr_fail "$1 memory grew by $(((hwm - $3) / 1024)) MiB (bound $(($4 / 1024)) MiB)"
+}

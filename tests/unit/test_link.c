@@ -138,7 +138,7 @@ static void on_down(struct link *l, enum link_down why, const char *detail, void
 	check_done();
 }
 
-static const struct link_ops ops = { on_up, on_msg, on_down };
+static const struct link_ops ops = { on_up, on_msg, on_down, NULL };
 
 static void on_accept(void *arg, int fd, uint32_t events)
 {

@@ -191,6 +191,48 @@ START_TEST(test_done_leaves_budget)
 }
 END_TEST
 
+/* A connection that spoke is displaced only after every idle one: a legitimate client that
+ * sent its first bytes survives a flood of idle connections spread over many addresses, which
+ * oldest-first alone would not guarantee. */
+START_TEST(test_active_outlives_idle)
+{
+	struct loop *loop = loop_new();
+	struct peerlimit *pl = mk(loop, 4, 2, 0, 0);
+	struct sockaddr_storage good = v4("127.0.0.1");
+	char a[32];
+	admit(pl, 0, &good);
+	peerlimit_active(pl, conns[0].slot);
+	peerlimit_active(pl, conns[0].slot);   /* idempotent */
+	for (int i = 0; i < 2000; i++) {
+		snprintf(a, sizeof a, "127.0.%d.%d", 1 + i % 8, 9 + i % 32);
+		struct sockaddr_storage ss = v4(a);
+		admit(pl, 1 + i % (NCONN - 1), &ss);
+	}
+	ck_assert_int_eq(conns[0].closed, 0);
+	ck_assert_int_eq(peerlimit_pending(pl), 4);
+	/* Within one peer, though, the oldest goes: a newcomer cannot be told from the rest. */
+	conns[1].closed = conns[2].closed = 0;
+	admit(pl, 1, &good);            /* good: 1 active (0) + 1 idle (1) */
+	admit(pl, 2, &good);            /* per peer 2: good's oldest (0) goes */
+	ck_assert_int_eq(conns[0].closed, 1);
+	ck_assert_int_eq(conns[1].closed, 0);
+	/* When every pending connection spoke, the oldest of the heaviest goes as before. */
+	peerlimit_active(pl, conns[2].slot);
+	peerlimit_free(pl);
+	pl = mk(loop, 2, 2, 0, 0);
+	struct sockaddr_storage x = v4("10.0.0.1"), y = v4("10.0.0.2");
+	admit(pl, 0, &x);
+	admit(pl, 1, &y);
+	peerlimit_active(pl, conns[0].slot);
+	peerlimit_active(pl, conns[1].slot);
+	admit(pl, 2, &y);
+	ck_assert_int_eq(conns[0].closed, 1);
+	ck_assert_int_eq(conns[1].closed, 0);
+	peerlimit_free(pl);
+	loop_free(loop);
+}
+END_TEST
+
 static void stop_loop(void *arg)
 {
 	loop_stop(arg);
@@ -249,6 +291,31 @@ START_TEST(test_unix_peer_uid)
 	close(sv[1]);
 	close(sw[0]);
 	close(sw[1]);
+	loop_free(loop);
+}
+END_TEST
+
+/* A client whose first bytes already wait when it is accepted (it sat in the backlog during a
+ * flood) counts as active at once, before anything is read. */
+START_TEST(test_unread_bytes_active)
+{
+	struct loop *loop = loop_new();
+	struct peerlimit *pl = mk(loop, 2, 2, 0, 0);
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(write(sv[1], "hello", 5), 5);
+	struct sockaddr_storage a = v4("10.0.0.1");
+	conns[0].slot = peerlimit_admit(pl, sv[0], &a, on_close, &conns[0]);
+	ck_assert_ptr_nonnull(conns[0].slot);
+	struct sockaddr_storage b = v4("10.0.0.2");
+	for (int i = 1; i < 10; i++)
+		admit(pl, i, &b);
+	ck_assert_int_eq(conns[0].closed, 0);
+	ck_assert_int_eq(conns[8].closed, 1);
+	ck_assert_int_eq(conns[9].closed, 0);
+	peerlimit_free(pl);
+	close(sv[0]);
+	close(sv[1]);
 	loop_free(loop);
 }
 END_TEST
@@ -334,11 +401,16 @@ START_TEST(test_log_many_peers)
 		struct sockaddr_storage ss = v4(a);
 		admit(pl, i, &ss);
 	}
+	/* The heaviest peer is named though it came late. */
+	struct sockaddr_storage heavy = v4("10.0.9.9");
+	for (int i = 0; i < 100; i++)
+		admit(pl, 40 + i % 20, &heavy);
 	capture_end();
 	capture_start();
 	run_for(loop, 150);
 	const char *log = capture_end();
 	ck_assert_int_eq(count_lines(log, "\n"), PEERLIMIT_LOG_PEERS + 1);
+	ck_assert_ptr_nonnull(strstr(log, "refused 99 connections from 10.0.9.9 in the last"));
 	ck_assert_ptr_nonnull(strstr(log, "from other peers"));
 	peerlimit_free(pl);
 	loop_free(loop);
@@ -356,9 +428,11 @@ int main(void)
 	tcase_add_test(tc, test_total_takes_from_heaviest);
 	tcase_add_test(tc, test_per_peer_one);
 	tcase_add_test(tc, test_done_leaves_budget);
+	tcase_add_test(tc, test_active_outlives_idle);
 	tcase_add_test(tc, test_deadline);
 	tcase_add_test(tc, test_unix_peer_uid);
 	tcase_add_test(tc, test_ipv6_prefix);
+	tcase_add_test(tc, test_unread_bytes_active);
 	tcase_add_test(tc, test_log_rate_limited);
 	tcase_add_test(tc, test_log_many_peers);
 	suite_add_tcase(s, tc);
