@@ -3,9 +3,9 @@
  * inside our epoll loop without a thread of its own; these three GETs need no more than this.)
  * GET only, one request per connection, request head at most 4 KiB; the response is written
  * and the connection closed. No client authenticates, so every connection is pending in a
- * peerlimit until it is closed: budgets per peer and in all (a newer connection displaces the
- * oldest of the peer holding the most, so slow clients cannot keep /healthz down), and a
- * deadline for the whole exchange.
+ * peerlimit until it is closed: budgets per peer and in all (a newer connection displaces an
+ * older one, so slow clients cannot keep /healthz down), and a deadline for the whole
+ * exchange. A request already waiting when a connection is accepted is answered at once.
  *
  * Ownership: struct http is owned by the caller (http_free). The handler returns a malloc'd
  * body that http frees. */
