@@ -7,10 +7,16 @@
 . "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" = 0 ] || fr_fail "this test needs root (it checks what root gives up)"
-getent group fr-test-dev >/dev/null || groupadd --system fr-test-dev || fr_fail "groupadd"
-getent passwd fr-test-act >/dev/null ||
-	useradd --system --no-create-home --shell /usr/sbin/nologin --groups fr-test-dev fr-test-act ||
-	fr_fail "useradd"
+# Another run of this test (the ASan build's, a parallel checkout's) may be creating them at
+# the same time, and /etc/passwd may be locked for a moment: what counts is that they exist.
+for _ in $(seq 50); do
+	getent group fr-test-dev >/dev/null || groupadd --system fr-test-dev 2>>"$T/useradd.log"
+	getent passwd fr-test-act >/dev/null || useradd --system --no-create-home \
+		--shell /usr/sbin/nologin --groups fr-test-dev fr-test-act 2>>"$T/useradd.log"
+	getent passwd fr-test-act >/dev/null && id -Gn fr-test-act | grep -qw fr-test-dev && break
+	sleep 0.2
+done
+id -Gn fr-test-act | grep -qw fr-test-dev || fr_fail "could not create fr-test-act in fr-test-dev"
 UID_ACT=$(id -u fr-test-act)
 GID_ACT=$(id -g fr-test-act)
 GID_DEV=$(getent group fr-test-dev | cut -d: -f3)
