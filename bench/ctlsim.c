@@ -190,7 +190,7 @@ static void sim_on_down(struct link *l, enum link_down why, const char *detail, 
 	}
 }
 
-static const struct link_ops sim_link_ops = { sim_on_up, sim_on_msg, sim_on_down };
+static const struct link_ops sim_link_ops = { sim_on_up, sim_on_msg, sim_on_down, NULL };
 
 static void sim_on_accept(void *arg, int fd, uint32_t events)
 {

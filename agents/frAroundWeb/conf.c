@@ -11,7 +11,8 @@
 static int conf_shim(struct conf *c, const config_setting_t *root)
 {
 	static const char *const keys[] = { "address", "port", "unix", "max_line", "max_clients",
-					    "max_inflight", "max_outq", NULL };
+					    "max_inflight", "max_outq", "max_pending",
+					    "max_pending_per_peer", "auth_timeout", NULL };
 	config_setting_t *g;
 	long long port, line, clients, inflight, outq;
 	if (cfg_group(root, "shim", true, keys, &g))
@@ -22,7 +23,9 @@ static int conf_shim(struct conf *c, const config_setting_t *root)
 	    cfg_int(g, "max_line", 65536, 256, 16 << 20, &line) ||
 	    cfg_int(g, "max_clients", 1024, 1, 1000000, &clients) ||
 	    cfg_int(g, "max_inflight", 64, 1, 100000, &inflight) ||
-	    cfg_int(g, "max_outq", 1 << 20, 4096, 1LL << 30, &outq))
+	    cfg_int(g, "max_outq", 1 << 20, 4096, 1LL << 30, &outq) ||
+	    cfg_pending(g, 256, 64, &c->max_pending, &c->max_pending_per_peer) ||
+	    cfg_seconds_ms(g, "auth_timeout", 10000, 100, 3600000, &c->auth_timeout_ms))
 		return -1;
 	if (!c->shim_addr && !c->shim_unix) {
 		cfg_error(g, "shim needs 'address' (TCP), 'unix' (socket path) or both");
@@ -42,16 +45,23 @@ static int conf_shim(struct conf *c, const config_setting_t *root)
 
 static int conf_http(struct conf *c, const config_setting_t *root)
 {
-	static const char *const keys[] = { "address", "port", NULL };
+	static const char *const keys[] = { "address", "port", "max_pending", "max_pending_per_peer",
+					    "request_timeout", NULL };
 	config_setting_t *g;
 	long long port;
 	if (cfg_group(root, "http", false, keys, &g))
 		return -1;
 	c->http_port = 7421;
+	c->http_max_pending = 64;
+	c->http_max_pending_per_peer = 16;
+	c->http_timeout_ms = 5000;
 	if (!g)
 		return 0;
 	if (cfg_string(g, "address", "127.0.0.1", &c->http_addr) ||
-	    cfg_int(g, "port", 7421, 0, 65535, &port))
+	    cfg_int(g, "port", 7421, 0, 65535, &port) ||
+	    cfg_pending(g, c->http_max_pending, c->http_max_pending_per_peer, &c->http_max_pending,
+			&c->http_max_pending_per_peer) ||
+	    cfg_seconds_ms(g, "request_timeout", c->http_timeout_ms, 100, 600000, &c->http_timeout_ms))
 		return -1;
 	c->http_port = (uint16_t)port;
 	return 0;
@@ -61,7 +71,7 @@ int conf_load(struct conf *c, const char *path)
 {
 	static const char *const keys[] = { "topic_prefix", "instance", "users_file", "audit_file",
 					    "shim", "http", "max_topics", "max_topics_per_home",
-					    "max_bytes_per_home", "mqtt", NULL };
+					    "max_bytes_per_home", "mqtt", "user", "group", NULL };
 	memset(c, 0, sizeof *c);
 	if (cfg_load(&c->cfg, path) < 0)
 		return -1;
@@ -70,7 +80,7 @@ int conf_load(struct conf *c, const char *path)
 	    cfg_string(root, "instance", NULL, &c->instance) ||
 	    cfg_string(root, "users_file", "/etc/fr/users.conf", &c->users_file) ||
 	    cfg_string(root, "audit_file", "/var/lib/fr/audit.log", &c->audit_file) ||
-	    conf_shim(c, root) || conf_http(c, root) ||
+	    conf_shim(c, root) || conf_http(c, root) || cfg_user_group(root, &c->user, &c->group) ||
 	    cfg_int(root, "max_topics", 100000, 16, 100000000, &c->max_topics) ||
 	    cfg_int(root, "max_topics_per_home", 4096, 4, 100000000, &c->max_topics_per_home) ||
 	    cfg_int(root, "max_bytes_per_home", 4 << 20, 4096, 1LL << 40, &c->max_bytes_per_home) ||

@@ -20,10 +20,16 @@ struct conf {
 	uint16_t shim_port;
 	const char *shim_unix;     /* NULL = no unix socket */
 	size_t max_line, max_outq;
-	int max_clients, max_inflight;
+	int max_clients, max_inflight;   /* max_clients: authenticated clients, both transports */
+	/* strangers: connections before their auth, budgets per transport */
+	int max_pending, max_pending_per_peer;
+	uint64_t auth_timeout_ms;
 	/* health and metrics */
 	const char *http_addr;     /* NULL = none */
 	uint16_t http_port;
+	int http_max_pending, http_max_pending_per_peer;
+	uint64_t http_timeout_ms;
+	const char *user, *group;  /* NULL = keep the user it was started as */
 	long long max_topics, max_topics_per_home, max_bytes_per_home;   /* the cache */
 	struct mqttconf mqtt;      /* broker */
 };

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "loop.h"
 #include "net.h"
+#include "peerlimit.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,8 +15,6 @@
 #include <unistd.h>
 
 #define HTTP_HEAD_MAX 4096
-#define HTTP_CONNS_MAX 64
-#define HTTP_TIMEOUT_MS 5000
 
 struct hconn {
 	struct http *h;
@@ -24,7 +23,7 @@ struct hconn {
 	size_t inlen;
 	char *out;
 	size_t outlen, outoff;
-	struct loop_timer timer;
+	struct peerlimit_slot *slot;   /* NULL once peerlimit closed it */
 	struct hconn *prev, *next;
 };
 
@@ -32,6 +31,7 @@ struct http {
 	struct loop *loop;
 	int lfd;
 	struct listener *listener;
+	struct peerlimit *pending;
 	http_handler handler;
 	void *arg;
 	struct hconn *conns;
@@ -41,8 +41,8 @@ struct http {
 static void http_close(struct hconn *c)
 {
 	struct http *h = c->h;
+	peerlimit_done(h->pending, c->slot);
 	loop_io_del(h->loop, c->fd);
-	loop_timer_stop(h->loop, &c->timer);
 	close(c->fd);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -55,11 +55,36 @@ static void http_close(struct hconn *c)
 	free(c);
 }
 
-static void http_timeout(void *arg)
+/* Displaced by a newer connection or past its deadline (logged by peerlimit). */
+static void http_pending_close(void *arg, enum peerlimit_why why)
 {
-	http_close(arg);
+	struct hconn *c = arg;
+	(void)why;
+	c->slot = NULL;
+	http_close(c);
 }
 
+/* Sends what is left of the response and closes once it is all sent (or the peer is gone);
+ * waits for EPOLLOUT otherwise. */
+static void http_write(struct hconn *c)
+{
+	while (c->outoff < c->outlen) {
+		ssize_t w = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			loop_io_mod(c->h->loop, c->fd, EPOLLOUT);
+			return;
+		}
+		if (w <= 0)
+			break;
+		c->outoff += (size_t)w;
+	}
+	http_close(c);
+}
+
+/* Answers at once (the socket is nearly always writable): a served connection leaves the
+ * pending budget without waiting for another loop iteration. May close c. */
 static void http_respond(struct hconn *c, int status, const char *ctype, const char *body)
 {
 	const char *reason = status == 200 ? "OK" : status == 400 ? "Bad Request"
@@ -77,7 +102,7 @@ static void http_respond(struct hconn *c, int status, const char *ctype, const c
 			 ctype, blen);
 	memcpy(c->out + n, body, blen);
 	c->outlen = (size_t)n + blen;
-	loop_io_mod(c->h->loop, c->fd, EPOLLOUT);
+	http_write(c);
 }
 
 static void http_handle(struct hconn *c)
@@ -108,17 +133,7 @@ static void http_on_io(void *arg, int fd, uint32_t events)
 {
 	struct hconn *c = arg;
 	if (c->out) {
-		while (c->outoff < c->outlen) {
-			ssize_t w = send(fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0 && errno == EAGAIN)
-				return;
-			if (w <= 0)
-				break;
-			c->outoff += (size_t)w;
-		}
-		http_close(c);
+		http_write(c);
 		return;
 	}
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
@@ -135,6 +150,9 @@ static void http_on_io(void *arg, int fd, uint32_t events)
 		}
 		c->inlen += (size_t)r;
 		c->in[c->inlen] = '\0';
+		/* A slow client speaks too, so this alone does not protect against slowloris; the
+		 * deadline and the budgets do. It does put idle connections first in line. */
+		peerlimit_active(c->h->pending, c->slot);
 		if (strstr(c->in, "\r\n\r\n") || strstr(c->in, "\n\n")) {
 			http_handle(c);
 			return;
@@ -149,31 +167,33 @@ static void http_on_io(void *arg, int fd, uint32_t events)
 static void http_on_accept(void *arg, int cfd, const struct sockaddr_storage *peer)
 {
 	struct http *h = arg;
-	(void)peer;
-	struct hconn *c = h->nconns < HTTP_CONNS_MAX ? calloc(1, sizeof *c) : NULL;
-	if (!c) {
-		log_debug("http: connection refused (%d open)", h->nconns);
+	struct hconn *c = calloc(1, sizeof *c);
+	if (c)
+		c->slot = peerlimit_admit(h->pending, cfd, peer, http_pending_close, c);
+	if (!c || !c->slot) {
+		free(c);
 		close(cfd);
 		return;
 	}
 	c->h = h;
 	c->fd = cfd;
 	if (loop_io_add(h->loop, cfd, EPOLLIN, http_on_io, c) < 0) {
+		peerlimit_done(h->pending, c->slot);
 		close(cfd);
 		free(c);
 		return;
 	}
-	loop_timer_init(&c->timer, http_timeout, c);
-	loop_timer_start(h->loop, &c->timer, HTTP_TIMEOUT_MS);
 	c->next = h->conns;
 	if (h->conns)
 		h->conns->prev = c;
 	h->conns = c;
 	h->nconns++;
+	/* A request already waiting is served now, before more of a backlog is taken. */
+	http_on_io(c, cfd, EPOLLIN);
 }
 
-struct http *http_new(struct loop *loop, const char *addr, uint16_t port, http_handler handler,
-		      void *arg)
+struct http *http_new(struct loop *loop, const char *addr, uint16_t port,
+		      const struct peerlimit_opts *lim, http_handler handler, void *arg)
 {
 	struct http *h = calloc(1, sizeof *h);
 	if (!h)
@@ -181,16 +201,23 @@ struct http *http_new(struct loop *loop, const char *addr, uint16_t port, http_h
 	h->loop = loop;
 	h->handler = handler;
 	h->arg = arg;
+	h->pending = peerlimit_new(loop, lim);
+	if (!h->pending) {
+		free(h);
+		return NULL;
+	}
 	h->lfd = net_tcp_listen(addr, port, 64);
 	if (h->lfd < 0) {
 		errno = -h->lfd;
 		log_warn("http listen %s:%u", addr, port);
+		peerlimit_free(h->pending);
 		free(h);
 		return NULL;
 	}
 	h->listener = listener_new(loop, h->lfd, "http", http_on_accept, h);
 	if (!h->listener) {
 		close(h->lfd);
+		peerlimit_free(h->pending);
 		free(h);
 		return NULL;
 	}
@@ -210,5 +237,6 @@ void http_free(struct http *h)
 		http_close(h->conns);
 	listener_free(h->listener);
 	close(h->lfd);
+	peerlimit_free(h->pending);
 	free(h);
 }

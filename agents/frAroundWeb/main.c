@@ -14,6 +14,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "mqtt.h"
+#include "peerlimit.h"
 #include "relay.h"
 #include "shim.h"
 #include "subs.h"
@@ -219,8 +220,15 @@ static void web_usage(FILE *f)
 "    users_file = \"/etc/fr/users.conf\";\n"
 "    audit_file = \"/var/lib/fr/audit.log\";\n"
 "    shim = { address = \"127.0.0.1\"; port = 7420; unix = \"/run/fr/shim.sock\";\n"
-"             max_line = 65536; max_clients = 1024; max_inflight = 64; max_outq = 1048576; };\n"
-"    http = { address = \"127.0.0.1\"; port = 7421; };\n"
+"             max_line = 65536; max_clients = 1024; max_inflight = 64; max_outq = 1048576;\n"
+"             auth_timeout = 10; max_pending = 256; max_pending_per_peer = 64; };\n"
+"             # max_clients: authenticated clients; before its auth a connection is pending:\n"
+"             # budgets in all and per peer (address, or uid on the unix socket), separate\n"
+"             # for TCP and the unix socket, and auth_timeout seconds to authenticate\n"
+"    http = { address = \"127.0.0.1\"; port = 7421; max_pending = 64;\n"
+"             max_pending_per_peer = 16; request_timeout = 5; };\n"
+"    user = \"fraroundweb\"; group = \"fraroundweb\";   # optional: drop root to this user\n"
+"                                     # once the listeners and files are open\n"
 "    max_topics = 100000;            # cache: topics in all; new ones beyond are refused\n"
 "    max_topics_per_home = 4096;     # cache: topics of one home (status, info, state)\n"
 "    max_bytes_per_home = 4194304;   # cache: topic + payload bytes of one home\n"
@@ -302,7 +310,11 @@ static int web_setup(struct web *w)
 	if (!subs_add(w->subs, relay_reply_filter(w->relay), true, web_on_reply, w))
 		return -1;
 	if (c->http_addr) {
-		w->http = http_new(w->loop, c->http_addr, c->http_port, web_http, w);
+		struct peerlimit_opts hlim = { .what = "http", .max_pending = c->http_max_pending,
+					      .max_pending_per_peer = c->http_max_pending_per_peer,
+					      .deadline_ms = c->http_timeout_ms,
+					      .deadline_what = "send its request and read the answer" };
+		w->http = http_new(w->loop, c->http_addr, c->http_port, &hlim, web_http, w);
 		if (!w->http)
 			return -1;
 		log_info("http on %s:%u (/healthz /readyz /metrics)", c->http_addr, http_port(w->http));
@@ -312,6 +324,10 @@ static int web_setup(struct web *w)
 	    loop_signal_add(w->loop, SIGHUP, web_on_hup, w) < 0)
 		return -1;
 	signal(SIGPIPE, SIG_IGN);
+	/* Listeners and files are open: the broker connection and everything after run without
+	 * root. */
+	if (agent_drop_privileges(c->user, c->group) < 0)
+		return -1;
 	if (mqtt_start(w->mqtt) < 0)
 		return -1;
 	log_info("instance %s: broker %s, %d users, replies on %s", w->instance, c->mqtt.uri,

@@ -7,7 +7,8 @@
 #include <string.h>
 
 static const char *const disc_names[METRICS_DISC_COUNT] = {
-	"eof", "error", "too_long", "outq", "auth", "revoked", "max_clients", "shutdown"
+	"eof", "error", "too_long", "outq", "auth", "revoked", "max_clients", "shutdown",
+	"auth_timeout", "pending_budget"
 };
 
 /* The final statuses of docs/topics.md, plus the shim's own outcomes. */

@@ -112,18 +112,17 @@ static void op_auth(struct session *s, const struct shim_req *r)
 	const struct user *u = users_find_hash(s->d->users, h);
 	if (!u) {
 		s->auth_failures++;
-		log_warnx("shim client %s: wrong token (%d)", shim_client_peer(s->c), s->auth_failures);
+		shim_client_wrong_token(s->c, s->auth_failures);
 		send_error(s, r->id, SHIM_E_AUTH, "wrong token");
 		if (s->auth_failures >= SESSION_AUTH_TRIES)
 			shim_client_close_after(s->c, METRICS_DISC_AUTH, "too many wrong tokens");
 		return;
 	}
-	bool first = !s->user;
+	if (!s->user && shim_client_authenticated(s->c, r->id) < 0)
+		return;
 	s->user = u;
 	memcpy(s->token_hash, h, 32);
 	log_info("shim client %s: user %s", shim_client_peer(s->c), u->name);
-	if (first)
-		shim_client_authenticated(s->c);
 	cJSON *o = shimproto_ok(r->id);
 	cJSON_AddStringToObject(o, "user", u->name);
 	cJSON *homes = cJSON_AddArrayToObject(o, "homes");

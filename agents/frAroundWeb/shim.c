@@ -7,6 +7,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "net.h"
+#include "peerlimit.h"
 #include "session.h"
 #include "shimproto.h"
 
@@ -24,6 +25,9 @@
 #define SHIM_SNDBUF (256 * 1024)
 /* How long a client being closed after an error may take to read it before we drop it. */
 #define SHIM_LINGER_MS 2000
+/* Line limit before auth: an auth line is small, and strangers must not make us buffer
+ * max_line bytes each. */
+#define SHIM_PENDING_LINE_MAX 4096
 
 struct client {
 	struct shim *s;
@@ -39,6 +43,9 @@ struct client {
 	char close_reason[96];
 	bool dead;             /* fd closed; memory freed by the reaper */
 	struct session *sess;  /* owned */
+	bool authed;           /* counted in nauth */
+	struct peerlimit *pl;        /* the budgets of its transport (TCP or unix) */
+	struct peerlimit_slot *slot; /* until it authenticated: a stranger */
 	struct loop_timer linger;
 	struct client *prev, *next;
 };
@@ -49,6 +56,8 @@ struct shim {
 	struct listener *tcp_listener, *unix_listener;
 	struct client *clients, *graveyard;
 	int nclients;
+	int nauth;                   /* authenticated clients, for max_clients */
+	struct peerlimit *pending_tcp, *pending_unix;
 	bool full_logged, stopping;
 	struct loop_timer reaper;
 };
@@ -142,9 +151,35 @@ const char *shim_client_peer(const struct client *c)
 	return c->peer;
 }
 
-void shim_client_authenticated(struct client *c)
+int shim_client_authenticated(struct client *c, const cJSON *id)
 {
-	(void)c;
+	struct shim *s = c->s;
+	if (c->authed)
+		return 0;
+	/* Authenticated clients have their own limit; strangers never take their room. */
+	if (s->nauth >= s->d.conf->max_clients) {
+		if (!s->full_logged)
+			log_warnx("shim: max_clients (%d) authenticated clients reached: refusing more",
+				  s->d.conf->max_clients);
+		s->full_logged = true;
+		shim_client_error(c, id, SHIM_E_TOO_MANY, "too many clients (max_clients)");
+		shim_client_close_after(c, METRICS_DISC_FULL, "max_clients reached");
+		return -1;
+	}
+	s->full_logged = false;
+	peerlimit_done(c->pl, c->slot);
+	c->slot = NULL;
+	c->authed = true;
+	s->nauth++;
+	return 0;
+}
+
+void shim_client_wrong_token(struct client *c, int failures)
+{
+	if (c->slot)
+		peerlimit_note(c->pl, c->slot, "wrong token");   /* counted, not a line each */
+	else
+		log_warnx("shim client %s: wrong token (%d)", c->peer, failures);
 }
 
 /* --- client lifetime --- */
@@ -175,12 +210,25 @@ static void client_kill(struct client *c, enum metrics_disc why, const char *fmt
 	vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
 	const char *user = c->sess ? session_user(c->sess) : NULL;
-	if (why == METRICS_DISC_EOF || why == METRICS_DISC_SHUTDOWN)
+	if (why == METRICS_DISC_EOF || why == METRICS_DISC_SHUTDOWN || why == METRICS_DISC_PENDING ||
+	    why == METRICS_DISC_AUTH_TIMEOUT)
 		log_debug("shim client %s%s%s: %s", c->peer, user ? " user " : "", user ? user : "",
 			  reason);
+	else if (c->slot)
+		/* A stranger: counted in the rate-limited log instead of a line each. */
+		log_debug("shim client %s: %s: disconnected", c->peer, reason);
 	else
 		log_warnx("shim client %s%s%s: %s: disconnected", c->peer, user ? " user " : "",
 			  user ? user : "", reason);
+	if (c->slot) {
+		if (why == METRICS_DISC_EOF || why == METRICS_DISC_SHUTDOWN)
+			peerlimit_done(c->pl, c->slot);
+		else
+			peerlimit_failed(c->pl, c->slot, reason);
+		c->slot = NULL;
+	}
+	if (c->authed)
+		s->nauth--;
 	c->dead = true;
 	s->d.metrics->disconnects[why]++;
 	s->d.metrics->clients--;
@@ -216,7 +264,10 @@ void shim_client_close_after(struct client *c, enum metrics_disc why, const char
 	c->closing = true;
 	c->close_why = why;
 	snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
-	log_warnx("shim client %s: %s: closing", c->peer, reason);
+	if (c->slot)
+		log_debug("shim client %s: %s: closing", c->peer, reason);
+	else
+		log_warnx("shim client %s: %s: closing", c->peer, reason);
 	loop_timer_start(c->s->d.loop, &c->linger, SHIM_LINGER_MS);
 	if (c->outlen == 0)
 		shutdown(c->fd, SHUT_WR);
@@ -260,6 +311,8 @@ static void client_on_io(void *arg, int fd, uint32_t events)
 		return;
 	}
 	size_t max = s->d.conf->max_line;
+	if (c->slot && max > SHIM_PENDING_LINE_MAX)
+		max = SHIM_PENDING_LINE_MAX;
 	if (c->incap < max && c->inlen == c->incap) {
 		size_t cap = c->incap ? c->incap * 2 : 4096;
 		if (cap > max)
@@ -282,6 +335,8 @@ static void client_on_io(void *arg, int fd, uint32_t events)
 			client_kill(c, METRICS_DISC_EOF, "closed by peer");
 		return;
 	}
+	if (c->slot)
+		peerlimit_active(c->pl, c->slot);   /* it speaks: not an idle connection of a flood */
 	size_t scanned = c->inlen;
 	c->inlen += (size_t)r;
 	size_t start = 0;
@@ -300,7 +355,7 @@ static void client_on_io(void *arg, int fd, uint32_t events)
 		memmove(c->in, c->in + start, c->inlen - start);
 		c->inlen -= start;
 	}
-	if (c->inlen == max) {
+	if (c->inlen >= max) {
 		char why[96];
 		snprintf(why, sizeof why, "line longer than %zu bytes", max);
 		shim_client_error(c, NULL, SHIM_E_TOO_LONG, why);
@@ -308,18 +363,23 @@ static void client_on_io(void *arg, int fd, uint32_t events)
 	}
 }
 
+/* peerlimit displaced this stranger, or it did not authenticate in time (logged there). */
+static void shim_pending_close(void *arg, enum peerlimit_why why)
+{
+	struct client *c = arg;
+	c->slot = NULL;
+	if (why == PEERLIMIT_DEADLINE)
+		client_kill(c, METRICS_DISC_AUTH_TIMEOUT, "no auth within auth_timeout");
+	else
+		client_kill(c, METRICS_DISC_PENDING, "displaced by newer connections (max_pending)");
+}
+
 static void shim_accept(struct shim *s, int fd, const struct sockaddr_storage *peer, bool is_unix)
 {
-	if (s->nclients >= s->d.conf->max_clients || s->stopping) {
-		if (!s->full_logged && !s->stopping)
-			log_warnx("shim: max_clients (%d) reached: refusing connections",
-				  s->d.conf->max_clients);
-		s->full_logged = true;
-		s->d.metrics->disconnects[METRICS_DISC_FULL]++;
+	if (s->stopping) {
 		close(fd);
 		return;
 	}
-	s->full_logged = false;
 	struct client *c = calloc(1, sizeof *c);
 	if (!c) {
 		close(fd);
@@ -327,8 +387,17 @@ static void shim_accept(struct shim *s, int fd, const struct sockaddr_storage *p
 	}
 	c->s = s;
 	c->fd = fd;
+	c->pl = is_unix ? s->pending_unix : s->pending_tcp;
+	/* Makes room first: may close older strangers of the same transport. */
+	c->slot = peerlimit_admit(c->pl, fd, peer, shim_pending_close, c);
+	if (!c->slot) {
+		close(fd);
+		free(c);
+		return;
+	}
 	c->sess = session_new(c, &s->d);
 	if (!c->sess) {
+		peerlimit_done(c->pl, c->slot);
 		close(fd);
 		free(c);
 		return;
@@ -343,6 +412,7 @@ static void shim_accept(struct shim *s, int fd, const struct sockaddr_storage *p
 		net_addr_str((const struct sockaddr *)peer, c->peer, sizeof c->peer);
 	loop_timer_init(&c->linger, client_on_linger, c);
 	if (loop_io_add(s->d.loop, fd, EPOLLIN, client_on_io, c) < 0) {
+		peerlimit_done(c->pl, c->slot);
 		close(fd);
 		session_free(c->sess);
 		free(c);
@@ -356,6 +426,8 @@ static void shim_accept(struct shim *s, int fd, const struct sockaddr_storage *p
 	s->d.metrics->connections_total++;
 	s->d.metrics->clients++;
 	log_debug("shim client %s: connected", c->peer);
+	/* An auth line already waiting is taken now, before more of a backlog is accepted. */
+	client_on_io(c, fd, EPOLLIN);
 }
 
 static void shim_on_tcp(void *arg, int fd, const struct sockaddr_storage *peer)
@@ -399,6 +471,16 @@ struct shim *shim_new(const struct shim_deps *d)
 	s->tcp_fd = s->unix_fd = -1;
 	loop_timer_init(&s->reaper, shim_reap, s);
 	const struct conf *c = d->conf;
+	/* TCP and unix-socket strangers have budgets of their own: a flood on one transport
+	 * leaves the other alone. */
+	struct peerlimit_opts po = { .what = "shim", .max_pending = c->max_pending,
+				     .max_pending_per_peer = c->max_pending_per_peer,
+				     .deadline_ms = c->auth_timeout_ms };
+	s->pending_tcp = peerlimit_new(d->loop, &po);
+	po.what = "shim (unix)";
+	s->pending_unix = peerlimit_new(d->loop, &po);
+	if (!s->pending_tcp || !s->pending_unix)
+		goto fail;
 	if (c->shim_addr) {
 		s->tcp_fd = net_tcp_listen(c->shim_addr, c->shim_port, 512);
 		if (s->tcp_fd < 0) {
@@ -471,5 +553,7 @@ void shim_free(struct shim *s)
 	shim_shutdown(s);
 	loop_timer_stop(s->d.loop, &s->reaper);
 	shim_reap(s);
+	peerlimit_free(s->pending_tcp);
+	peerlimit_free(s->pending_unix);
 	free(s);
 }

@@ -1,7 +1,8 @@
 /* shim: the shim protocol's transport (docs/shim.md): TCP and/or unix listeners, one
  * non-blocking NDJSON connection per client with a read buffer bounded by max_line, a bounded
- * output queue (max_outq) and max_clients in all. A client that breaks a limit is cut off with a
- * logged reason; nothing one client does blocks the others. Each parsed line goes to the
+ * output queue (max_outq), max_clients authenticated clients, and budgets for connections
+ * that have not authenticated yet (peerlimit: per peer and in all, an auth deadline). A client
+ * that breaks a limit is cut off with a logged reason; nothing one client does blocks the others. Each parsed line goes to the
  * client's session (session.c), which runs the operations and answers through
  * shim_client_send.
  *
@@ -61,8 +62,12 @@ void shim_client_error(struct client *c, const cJSON *id, enum shim_err code,
 		       const char *msg);
 /* Sends what is queued, then closes the connection (why: the metrics' reason). */
 void shim_client_close_after(struct client *c, enum metrics_disc why, const char *reason);
-/* The client proved a token: it is no longer an anonymous connection. */
-void shim_client_authenticated(struct client *c);
+/* The client proved a token: it is no longer an anonymous connection (its pending budget is
+ * freed). -1 when max_clients authenticated clients are connected: the error (with id) was
+ * sent and the connection is closing. */
+int shim_client_authenticated(struct client *c, const cJSON *id);
+/* A wrong token: logged (a stranger's only counted in the rate-limited log). */
+void shim_client_wrong_token(struct client *c, int failures);
 /* "127.0.0.1:34567" or "unix:7" (borrowed). */
 const char *shim_client_peer(const struct client *c);
 

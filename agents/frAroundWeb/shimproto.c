@@ -312,6 +312,9 @@ enum shim_err shimproto_parse(const char *line, size_t len, struct shim_req *r, 
 	const cJSON *o = r->root;
 	if (!cJSON_IsObject(o))
 		return bad(why, whylen, "not a JSON object");
+	/* cJSON would cut a string at an escaped NUL and a request would go on with the rest. */
+	if (command_json_nul(line, len) >= 0)
+		return bad(why, whylen, "strings must not contain NUL (\\u0000)");
 	if (raw_int(r->root, line, len, "id") < 0 || raw_int(r->root, line, len, "sub") < 0)
 		return bad(why, whylen, "out of memory");
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");

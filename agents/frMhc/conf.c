@@ -11,17 +11,21 @@
 
 static int conf_listen(struct conf *c, const config_setting_t *root)
 {
-	static const char *const keys[] = { "address", "port", NULL };
-	long long port;
+	static const char *const keys[] = { "address", "port", "max_links", "max_pending",
+					    "max_pending_per_peer", NULL };
+	long long port, links;
 	config_setting_t *g = config_setting_get_member(root, "listen");
 	if (!g || !config_setting_is_group(g)) {
 		cfg_error(g ? g : root, "missing group 'listen = { address = \"...\"; port = N; }'");
 		return -1;
 	}
 	if (cfg_known_keys(g, keys) || cfg_string(g, "address", "127.0.0.1", &c->listen_addr) ||
-	    cfg_int(g, "port", 7410, 0, 65535, &port))
+	    cfg_int(g, "port", 7410, 0, 65535, &port) ||
+	    cfg_int(g, "max_links", 16, 1, 4096, &links) ||
+	    cfg_pending(g, 32, 4, &c->max_pending, &c->max_pending_per_peer))
 		return -1;
 	c->listen_port = (uint16_t)port;
+	c->max_links = (int)links;
 	return 0;
 }
 
@@ -203,8 +207,9 @@ int conf_load(struct conf *c, const char *path)
 {
 	static const char *const keys[] = { "id", "name", "secret_file", "state_dir", "listen",
 					    "announce", "home_server", "ping_interval",
-					    "ping_timeout", "journal_max", "actions", "sensors",
-					    NULL };
+					    "ping_timeout", "handshake_timeout", "journal_max",
+					    "actions", "sensors",
+					    "user", "group", "allow_root_actions", NULL };
 	memset(c, 0, sizeof *c);
 	c->path = path;
 	if (cfg_load(&c->cfg, path) < 0)
@@ -223,7 +228,10 @@ int conf_load(struct conf *c, const char *path)
 	    conf_announce(c, root) || conf_home(c, root) ||
 	    cfg_seconds_ms(root, "ping_interval", 10000, 50, 3600000, &c->ping_interval_ms) ||
 	    cfg_seconds_ms(root, "ping_timeout", 30000, 100, 3600000, &c->ping_timeout_ms) ||
-	    cfg_int(root, "journal_max", 10000, 16, 10000000, &c->journal_max))
+	    cfg_seconds_ms(root, "handshake_timeout", 10000, 100, 600000, &c->handshake_timeout_ms) ||
+	    cfg_int(root, "journal_max", 10000, 16, 10000000, &c->journal_max) ||
+	    cfg_user_group(root, &c->user, &c->group) ||
+	    cfg_bool(root, "allow_root_actions", false, &c->allow_root_actions))
 		return -1;
 	if (strlen(c->name) == 0 || strlen(c->name) > 127) {
 		cfg_error(config_setting_get_member(root, "name"), "name must be 1..127 bytes");

@@ -42,6 +42,9 @@ struct conf {
 	const char *id, *name, *secret_file, *state_dir;
 	const char *listen_addr;
 	uint16_t listen_port;
+	int max_links;              /* links that completed the handshake (peers with the secret) */
+	int max_pending, max_pending_per_peer;  /* connections before the handshake (strangers) */
+	uint64_t handshake_timeout_ms;
 	const char *announce_addr;  /* NULL = no announces (nothing is broadcast by default) */
 	uint16_t announce_port;
 	uint64_t announce_interval_ms;
@@ -49,6 +52,8 @@ struct conf {
 	uint16_t home_port;
 	uint64_t ping_interval_ms, ping_timeout_ms;
 	long long journal_max;
+	const char *user, *group;   /* NULL = keep the user it was started as */
+	bool allow_root_actions;    /* run actions (and sensors) as root: only when said so */
 	struct conf_action *actions; /* owned */
 	int nactions;
 	struct conf_sensor *sensors; /* owned */

@@ -167,11 +167,17 @@ static int journal_append(struct journal *j, const char *id, const char *result,
 	int rc = journal_grow(j->fd, &j->alloc, j->end, n + 1);
 	if (rc == 0)
 		rc = journal_pwrite_all(j->fd, s, n + 1, j->end);
+	if (rc == 0 && sync && fdatasync(j->fd) < 0) {
+		rc = -errno;
+		/* The start is refused, so the id never runs; a record that reached the disk anyway
+		 * would read back as "lost" after a restart and keep the id from ever running.
+		 * Blanked (best effort): the data ends at a NUL, the next record goes here. */
+		memset(s, 0, n + 1);
+		journal_pwrite_all(j->fd, s, n + 1, j->end);
+	}
 	free(s);
 	if (rc == 0)
 		j->end += (off_t)(n + 1);
-	if (rc == 0 && sync && fdatasync(j->fd) < 0)
-		rc = -errno;
 	if (rc < 0) {
 		errno = -rc;
 		log_warn("journal %s: append", j->path);

@@ -22,7 +22,8 @@ void journal_close(struct journal *j);
  * the next journal call). */
 enum journal_state journal_lookup(struct journal *j, const char *id, const cJSON **result);
 /* Durably records that id starts now. 0, or -1 if it could not be made durable (then the
- * action must not run). */
+ * action must not run, and the id is not remembered: once the disk works again the same id
+ * may run). */
 int journal_started(struct journal *j, const char *id);
 /* Records the final result (a copy is kept); appended without fsync: after a crash before
  * the next sync it reads back as "lost", which never causes a second run. */

@@ -14,19 +14,20 @@
 #include "notify.h"
 #include "loop.h"
 #include "net.h"
+#include "peerlimit.h"
 #include "runner.h"
 
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define MHC_MAX_PEERS 16
 #define MHC_SENSOR_VALUE_MAX 256
 
 struct mhc;
@@ -36,6 +37,8 @@ struct peer {
 	struct link *link;
 	bool hello;      /* the peer said hello: commands are served after that */
 	bool dialled;    /* the link to the configured home server */
+	bool up;         /* the handshake completed: counted in nlinks */
+	struct peerlimit_slot *slot;  /* accepted, handshake not done yet */
 	struct peer *next;
 };
 
@@ -71,7 +74,8 @@ struct mhc {
 	struct sockaddr_storage announce_to;
 	struct loop_timer announce_timer;
 	struct peer *peers;
-	int npeers;
+	int nlinks;      /* peers whose handshake completed */
+	struct peerlimit *pending;
 	struct loop_timer home_timer;
 	uint64_t home_backoff_ms;
 	struct runner *runner;
@@ -138,7 +142,9 @@ static void mhc_peer_free(struct peer *p)
 			*pp = p->next;
 			break;
 		}
-	m->npeers--;
+	if (p->up)
+		m->nlinks--;
+	peerlimit_done(m->pending, p->slot);
 	link_free(p->link);
 	free(p);
 }
@@ -158,6 +164,10 @@ static void mhc_reply(struct peer *p, const char *type, const char *id, const ch
 		cJSON_AddStringToObject(r, "status", status);
 	if (reason)
 		cJSON_AddStringToObject(r, "reason", reason);
+	/* Every final answer made here is a refusal that left no trace in the journal: the home
+	 * server must not keep it as the id's outcome (docs/lan-protocol.md, result). */
+	if (strcmp(type, "result") == 0)
+		cJSON_AddFalseToObject(r, "recorded");
 	link_send(p->link, r);
 	cJSON_Delete(r);
 }
@@ -394,6 +404,20 @@ static void mhc_on_up(struct link *l, void *arg)
 {
 	struct peer *p = arg;
 	struct mhc *m = p->m;
+	/* It proved it holds the secret: no longer a stranger in the pending budgets. */
+	peerlimit_done(m->pending, p->slot);
+	p->slot = NULL;
+	if (m->nlinks >= m->conf.max_links) {
+		log_warnx("link %s: refused: already %d links with the home secret (listen.max_links)",
+			  link_peer_addr(l), m->nlinks);
+		bool dialled = p->dialled;
+		mhc_peer_free(p);
+		if (dialled)
+			mhc_home_schedule(m);
+		return;
+	}
+	p->up = true;
+	m->nlinks++;
 	if (p->dialled)
 		m->home_backoff_ms = 0;
 	log_info("link %s: up", link_peer_addr(l));
@@ -451,14 +475,31 @@ static void mhc_on_down(struct link *l, enum link_down why, const char *detail, 
 	struct peer *p = arg;
 	struct mhc *m = p->m;
 	bool dialled = p->dialled;
-	log_info("link %s: down: %s%s%s", link_peer_addr(l), link_down_str(why), detail ? ": " : "",
-		 detail ? detail : "");
+	if (p->slot) {
+		/* A stranger's failed handshake: counted, rate-limited. */
+		char why_s[320];
+		snprintf(why_s, sizeof why_s, "%s%s%s", link_down_str(why), detail ? ": " : "",
+			 detail ? detail : "");
+		peerlimit_failed(m->pending, p->slot, why_s);
+		p->slot = NULL;
+	} else {
+		log_info("link %s: down: %s%s%s", link_peer_addr(l), link_down_str(why),
+			 detail ? ": " : "", detail ? detail : "");
+	}
 	mhc_peer_free(p);
 	if (dialled && !m->stopping)
 		mhc_home_schedule(m);
 }
 
-static const struct link_ops mhc_link_ops = { mhc_on_up, mhc_on_msg, mhc_on_down };
+/* The handshake's first bytes: a peer that speaks, not an idle connection of a flood. */
+static void mhc_on_rx(struct link *l, void *arg)
+{
+	struct peer *p = arg;
+	(void)l;
+	peerlimit_active(p->m->pending, p->slot);
+}
+
+static const struct link_ops mhc_link_ops = { mhc_on_up, mhc_on_msg, mhc_on_down, mhc_on_rx };
 
 static struct peer *mhc_peer_new(struct mhc *m)
 {
@@ -468,29 +509,38 @@ static struct peer *mhc_peer_new(struct mhc *m)
 	p->m = m;
 	p->next = m->peers;
 	m->peers = p;
-	m->npeers++;
 	return p;
+}
+
+/* peerlimit displaced this stranger or its handshake took too long (logged there). */
+static void mhc_pending_close(void *arg, enum peerlimit_why why)
+{
+	struct peer *p = arg;
+	(void)why;
+	p->slot = NULL;
+	mhc_peer_free(p);
 }
 
 static void mhc_on_accept(void *arg, int cfd, const struct sockaddr_storage *peer)
 {
 	struct mhc *m = arg;
-	char addr[NET_ADDRSTRLEN];
-	net_addr_str((const struct sockaddr *)peer, addr, sizeof addr);
-	if (m->npeers >= MHC_MAX_PEERS || m->stopping) {
-		log_warnx("connection from %s refused: %s", addr,
-			  m->stopping ? "shutting down" : "too many links");
+	if (m->stopping) {
 		close(cfd);
 		return;
 	}
 	struct peer *p = mhc_peer_new(m);
-	if (!p) {
+	if (p)
+		p->slot = peerlimit_admit(m->pending, cfd, peer, mhc_pending_close, p);
+	if (!p || !p->slot) {
+		if (p)
+			mhc_peer_free(p);
 		close(cfd);
 		return;
 	}
 	p->link = link_accept(m->lctx, m->loop, cfd, peer, m->conf.id, &mhc_link_ops, p);
 	if (!p->link) {
-		log_warn("link from %s", addr);
+		char addr[NET_ADDRSTRLEN];
+		log_warn("link from %s", net_addr_str((const struct sockaddr *)peer, addr, sizeof addr));
 		mhc_peer_free(p);
 	}
 }
@@ -700,11 +750,18 @@ static void mhc_usage(FILE *f)
 "    name = \"Kitchen Pi\";\n"
 "    secret_file = \"/etc/fr/home.secret\"; # 64 hex digits, the home's 32-byte secret\n"
 "    state_dir = \"/var/lib/frmhc\";     # command journal (exactly-once across restarts)\n"
-"    listen = { address = \"0.0.0.0\"; port = 7410; };\n"
+"    listen = { address = \"0.0.0.0\"; port = 7410;\n"
+"               max_links = 16;              # links that completed the handshake\n"
+"               max_pending = 32;            # connections still in their handshake ...\n"
+"               max_pending_per_peer = 4; }; # ... and from one address (or IPv6 /64)\n"
 "    announce = { address = \"192.168.1.255\"; port = 7400; interval = 5; };\n"
 "                                       # optional: without it nothing is broadcast\n"
 "    home_server = { address = \"192.168.1.2\"; port = 7401; };  # optional: dial out\n"
 "    ping_interval = 10; ping_timeout = 30; journal_max = 10000;\n"
+"    handshake_timeout = 10;            # seconds for TCP + TLS-PSK handshake of a link\n"
+"    user = \"frmhc\"; group = \"frmhc\";   # optional: drop root to this user once the\n"
+"                                       # sockets are bound; actions run as this user\n"
+"    allow_root_actions = false;        # true: run actions as root (started as root, no user)\n"
 "    actions = (\n"
 "      { name = \"lamp_on\"; argv = [\"/usr/local/lib/fr/lamp\", \"on\"]; timeout = 10; },\n"
 "      { name = \"dim\"; argv = [\"/usr/local/lib/fr/dim\", \"{level}\"]; timeout = 5;\n"
@@ -716,8 +773,23 @@ static void mhc_usage(FILE *f)
 "    );\n"
 "    A builtin action runs inside frMhc, without a process: { name = \"ping\"; builtin = \"noop\"; }\n"
 "    argv[0] is an absolute path; \"{arg}\" in later elements is replaced by the argument's\n"
-"    value, which must match the whole pattern (POSIX extended regex). Durations are in\n"
-"    seconds and may be decimal.\n"
+"    value, which must match the whole pattern (POSIX extended regex). An action's defaults:\n"
+"    timeout = 30, kill_grace = 2, max_running = 1 (a second concurrent request is answered\n"
+"    busy). Durations are in seconds and may be decimal.\n"
+"\n"
+"PRIVILEGES\n"
+"    Started as root, frMhc binds its sockets, creates state_dir for 'user', then becomes\n"
+"    'user' (group 'group', else the user's primary group, plus the user's supplementary\n"
+"    groups, e.g. gpio, i2c, dialout) and runs actions and sensors as that user. It refuses\n"
+"    to start as root without 'user' unless allow_root_actions = true, and stops if the\n"
+"    switch fails. Started as 'user' directly (e.g. by its unit), it just runs.\n"
+"\n"
+"LIMITS\n"
+"    A connection to the link port that has not completed its handshake is a stranger's:\n"
+"    at most max_pending of them, max_pending_per_peer from one address; a newer one closes\n"
+"    an older one (its address's oldest; over max_pending, one that sent nothing yet, of the\n"
+"    address holding the most), so a flood never locks out the home server. Refusals are\n"
+"    logged with counts at most every 10 s (docs/lan-protocol.md).\n"
 "\n"
 "SIGNALS\n"
 "    SIGTERM, SIGINT  stop: running actions are killed and reported as failed, then exit.\n"
@@ -736,16 +808,18 @@ static int mhc_setup(struct mhc *m)
 	m->loop = loop_new();
 	if (!m->loop)
 		return -1;
-	m->journal = journal_open(c->state_dir, (size_t)c->journal_max);
-	if (!m->journal)
-		return -1;
 	struct link_ctx_opts lo = { .secret = m->secret, .ping_interval_ms = c->ping_interval_ms,
-				    .ping_timeout_ms = c->ping_timeout_ms };
+				    .ping_timeout_ms = c->ping_timeout_ms,
+				    .handshake_timeout_ms = c->handshake_timeout_ms };
+	/* The handshake is the authentication, and the link enforces its timeout itself. */
+	struct peerlimit_opts po = { .what = "link listener", .max_pending = c->max_pending,
+				     .max_pending_per_peer = c->max_pending_per_peer };
+	m->pending = peerlimit_new(m->loop, &po);
 	m->lctx = link_ctx_new(&lo);
 	m->runner = runner_new(m->loop);
 	m->running = calloc((size_t)c->nactions + 1, sizeof *m->running);
 	m->sensors = calloc((size_t)c->nsensors + 1, sizeof *m->sensors);
-	if (!m->lctx || !m->runner || !m->running || !m->sensors)
+	if (!m->lctx || !m->runner || !m->running || !m->sensors || !m->pending)
 		return -1;
 	m->lfd = net_tcp_listen(c->listen_addr, c->listen_port, 64);
 	if (m->lfd < 0) {
@@ -775,6 +849,24 @@ static int mhc_setup(struct mhc *m)
 		}
 		loop_timer_start(m->loop, &m->announce_timer, 0);
 	}
+	/* Everything that may need root is open: give it up before the state is touched, so the
+	 * journal belongs to the user the actions run as. */
+	const struct passwd *pw = c->user ? getpwnam(c->user) : NULL;
+	if (geteuid() == 0 && !c->allow_root_actions && (!c->user || (pw && pw->pw_uid == 0))) {
+		log_warnx("refusing to run actions as root: set 'user' (e.g. user = \"frmhc\";) or, "
+			  "to run them as root on purpose, allow_root_actions = true;");
+		return -1;
+	}
+	if (agent_make_dir(c->state_dir, c->user, c->group) < 0 ||
+	    agent_drop_privileges(c->user, c->group) < 0)
+		return -1;
+	m->journal = journal_open(c->state_dir, (size_t)c->journal_max);
+	if (!m->journal) {
+		if (c->user)
+			log_warnx("state_dir %s must belong to user %s (chown -R %s %s)", c->state_dir,
+				  c->user, c->user, c->state_dir);
+		return -1;
+	}
 	loop_timer_init(&m->home_timer, mhc_home_dial, m);
 	if (c->home_addr)
 		loop_timer_start(m->loop, &m->home_timer, 0);
@@ -801,6 +893,7 @@ static void mhc_teardown(struct mhc *m)
 {
 	while (m->peers)
 		mhc_peer_free(m->peers);
+	peerlimit_free(m->pending);
 	listener_free(m->listener);
 	runner_free(m->runner);
 	for (int i = 0; m->sensors && i < m->conf.nsensors; i++)

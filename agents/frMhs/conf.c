@@ -34,12 +34,14 @@ static int conf_discovery(struct conf *c, const config_setting_t *root)
 
 static int conf_links(struct conf *c, const config_setting_t *root)
 {
-	static const char *const keys[] = { "address", "port", NULL };
+	static const char *const keys[] = { "address", "port", "max_pending", "max_pending_per_peer",
+					    NULL };
 	config_setting_t *g;
 	long long port;
 	if (cfg_group(root, "link_listen", false, keys, &g) || !g)
 		return g ? -1 : 0;
-	if (cfg_string_req(g, "address", &c->link_addr) || cfg_int(g, "port", 7401, 0, 65535, &port))
+	if (cfg_string_req(g, "address", &c->link_addr) || cfg_int(g, "port", 7401, 0, 65535, &port) ||
+	    cfg_pending(g, 256, 8, &c->link_max_pending, &c->link_max_pending_per_peer))
 		return -1;
 	c->link_port = (uint16_t)port;
 	return 0;
@@ -111,7 +113,8 @@ int conf_load(struct conf *c, const char *path)
 	static const char *const keys[] = { "home", "secret_file", "topic_prefix", "discovery",
 					    "link_listen", "controllers", "ping_interval",
 					    "ping_timeout", "mqtt", "result_grace", "dedup_max",
-					    "m5stack", "lcd", NULL };
+					    "m5stack", "lcd", "handshake_timeout", "user", "group",
+					    NULL };
 	memset(c, 0, sizeof *c);
 	if (cfg_load(&c->cfg, path) < 0)
 		return -1;
@@ -128,6 +131,8 @@ int conf_load(struct conf *c, const char *path)
 	    conf_links(c, root) || conf_statics(c, root) ||
 	    cfg_seconds_ms(root, "ping_interval", 10000, 50, 3600000, &c->ping_interval_ms) ||
 	    cfg_seconds_ms(root, "ping_timeout", 30000, 100, 3600000, &c->ping_timeout_ms) ||
+	    cfg_seconds_ms(root, "handshake_timeout", 10000, 100, 600000, &c->handshake_timeout_ms) ||
+	    cfg_user_group(root, &c->user, &c->group) ||
 	    mqttconf_load(root, "mqtt", 4, &c->mqtt) ||
 	    cfg_seconds_ms(root, "result_grace", 30000, 100, 3600000, &c->result_grace_ms) ||
 	    cfg_int(root, "dedup_max", 10000, 16, 10000000, &c->dedup_max) || conf_displays(c, root))

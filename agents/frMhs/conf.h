@@ -25,7 +25,9 @@ struct conf {
 	int offline_after;           /* missed announce periods before offline */
 	const char *link_addr;       /* NULL = controllers cannot dial in */
 	uint16_t link_port;
-	uint64_t ping_interval_ms, ping_timeout_ms;
+	int link_max_pending, link_max_pending_per_peer;  /* dial-ins before their handshake */
+	uint64_t ping_interval_ms, ping_timeout_ms, handshake_timeout_ms;
+	const char *user, *group;    /* NULL = keep the user it was started as */
 	struct conf_static *statics; /* owned */
 	int nstatics;
 	struct mqttconf mqtt;        /* broker */

@@ -14,6 +14,7 @@
 #include "notify.h"
 #include "loop.h"
 #include "net.h"
+#include "peerlimit.h"
 #include "registry.h"
 
 #include <errno.h>
@@ -35,6 +36,7 @@ struct mhs {
 	struct display *disp;   /* NULL without m5stack/lcd in the config */
 	int lfd;
 	struct listener *listener;
+	struct peerlimit *pending;  /* controllers dialling in, before their handshake */
 	struct loop_timer stop_timer;
 	bool stopping;
 };
@@ -72,7 +74,7 @@ static void mhs_on_accept(void *arg, int cfd, const struct sockaddr_storage *pee
 		close(cfd);
 		return;
 	}
-	registry_accept(h->reg, cfd, peer);
+	registry_accept(h->reg, h->pending, cfd, peer);
 }
 
 static void mhs_finish(void *arg)
@@ -127,9 +129,15 @@ static void mhs_usage(FILE *f)
 "    topic_prefix = \"fr\";\n"
 "    discovery = { address = \"0.0.0.0\"; port = 7400; interval = 5; offline_after = 3;\n"
 "                  time_window = 30; };      # optional: where announces are heard\n"
-"    link_listen = { address = \"0.0.0.0\"; port = 7401; };  # optional: controllers dial in\n"
+"    link_listen = { address = \"0.0.0.0\"; port = 7401;     # optional: controllers dial in\n"
+"                    max_pending = 256; max_pending_per_peer = 8; };\n"
+"                      # connections still in their handshake: in all, from one address\n"
 "    controllers = ( { id = \"garage\"; address = \"192.168.1.20\"; port = 7410; } ); # optional\n"
 "    ping_interval = 10; ping_timeout = 30;  # link keepalive, seconds\n"
+"    handshake_timeout = 10;                 # a link's TCP connect + TLS-PSK handshake\n"
+"    user = \"frmhs\"; group = \"frmhs\";      # optional: drop root to this user (with its\n"
+"                                            # supplementary groups, e.g. dialout, i2c) once\n"
+"                                            # sockets and devices are open\n"
 "    result_grace = 30;                      # beyond an action's timeout before \"lost\"\n"
 "    dedup_max = 10000;                      # request ids remembered for redeliveries\n"
 "    mqtt = { uri = \"mqtts://broker.example.org:8883\"; username = \"home-home1\";\n"
@@ -156,7 +164,8 @@ static int mhs_setup(struct mhs *h)
 	if (!h->loop)
 		return -1;
 	struct link_ctx_opts lo = { .secret = h->secret, .ping_interval_ms = c->ping_interval_ms,
-				    .ping_timeout_ms = c->ping_timeout_ms };
+				    .ping_timeout_ms = c->ping_timeout_ms,
+				    .handshake_timeout_ms = c->handshake_timeout_ms };
 	h->lctx = link_ctx_new(&lo);
 	h->bridge = bridge_new(h->loop, c);
 	struct registry_opts ro = { .announce_interval_ms = c->announce_interval_ms,
@@ -185,6 +194,13 @@ static int mhs_setup(struct mhs *h)
 			log_warn("link listen %s:%u", c->link_addr, c->link_port);
 			return -1;
 		}
+		/* The handshake is the authentication; the link enforces its timeout itself. */
+		struct peerlimit_opts po = { .what = "link listener",
+					     .max_pending = c->link_max_pending,
+					     .max_pending_per_peer = c->link_max_pending_per_peer };
+		h->pending = peerlimit_new(h->loop, &po);
+		if (!h->pending)
+			return -1;
 		h->listener = listener_new(h->loop, h->lfd, "link listener", mhs_on_accept, h);
 		if (!h->listener)
 			return -1;
@@ -197,6 +213,10 @@ static int mhs_setup(struct mhs *h)
 	    loop_signal_add(h->loop, SIGINT, mhs_on_term, h) < 0)
 		return -1;
 	signal(SIGPIPE, SIG_IGN);
+	/* Sockets and devices are open: the broker connection and everything after run without
+	 * root. */
+	if (agent_drop_privileges(c->user, c->group) < 0)
+		return -1;
 	if (bridge_start(h->bridge) < 0)
 		return -1;
 	log_info("home %s: broker %s (MQTT %s)", c->home, c->mqtt.uri, c->mqtt.version == 5 ? "5" : "3.1.1");
@@ -212,6 +232,7 @@ static void mhs_teardown(struct mhs *h)
 	listener_free(h->listener);
 	discovery_free(h->disc);
 	registry_free(h->reg);
+	peerlimit_free(h->pending);
 	bridge_free(h->bridge);
 	if (h->lfd >= 0)
 		close(h->lfd);

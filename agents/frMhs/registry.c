@@ -6,6 +6,7 @@
 #include "log.h"
 #include "loop.h"
 #include "net.h"
+#include "peerlimit.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -39,6 +40,8 @@ struct ctl {
 struct inbound {
 	struct registry *r;
 	struct link *link;
+	struct peerlimit *pl;           /* the listener's pending budgets */
+	struct peerlimit_slot *slot;    /* until the handshake completes */
 	struct sockaddr_storage peer;   /* where it came from; its port is not a link port */
 	struct inbound *next;
 };
@@ -344,12 +347,14 @@ static void registry_on_down(struct link *l, enum link_down why, const char *det
 	ctl_schedule_redial(c);
 }
 
-static const struct link_ops registry_ctl_ops = { registry_on_up, registry_on_msg, registry_on_down };
+static const struct link_ops registry_ctl_ops = { registry_on_up, registry_on_msg,
+						  registry_on_down, NULL };
 
 /* --- inbound links (controllers that dial the home server) --- */
 
 static void registry_inbound_free(struct inbound *in)
 {
+	peerlimit_done(in->pl, in->slot);
 	for (struct inbound **pp = &in->r->inbound; *pp; pp = &(*pp)->next)
 		if (*pp == in) {
 			*pp = in->next;
@@ -363,6 +368,9 @@ static void registry_inbound_up(struct link *l, void *arg)
 	struct inbound *in = arg;
 	struct registry *r = in->r;
 	const char *id = link_peer_id(l);
+	/* It proved it holds the secret: no longer a stranger in the pending budgets. */
+	peerlimit_done(in->pl, in->slot);
+	in->slot = NULL;
 	struct ctl *c = registry_find(r, id);
 	if (!c)
 		c = ctl_new(r, id);
@@ -395,20 +403,48 @@ static void registry_inbound_up(struct link *l, void *arg)
 static void registry_inbound_down(struct link *l, enum link_down why, const char *detail, void *arg)
 {
 	struct inbound *in = arg;
-	log_info("inbound link %s: %s%s%s", link_peer_addr(l), link_down_str(why), detail ? ": " : "",
+	/* Before on_up, so still a stranger: peerlimit logs it, rate-limited. */
+	char why_s[320];
+	snprintf(why_s, sizeof why_s, "%s%s%s", link_down_str(why), detail ? ": " : "",
 		 detail ? detail : "");
+	peerlimit_failed(in->pl, in->slot, why_s);
+	in->slot = NULL;
 	link_free(l);
 	registry_inbound_free(in);
 }
 
+/* The handshake's first bytes: a peer that speaks, not an idle connection of a flood. */
+static void registry_inbound_rx(struct link *l, void *arg)
+{
+	struct inbound *in = arg;
+	(void)l;
+	peerlimit_active(in->pl, in->slot);
+}
+
 /* No on_msg: a peer cannot send before on_up, which hands the link to its controller. */
 static const struct link_ops registry_inbound_ops = { registry_inbound_up, NULL,
-						      registry_inbound_down };
+						      registry_inbound_down, registry_inbound_rx };
 
-void registry_accept(struct registry *r, int fd, const struct sockaddr_storage *peer)
+/* peerlimit displaced this stranger or it took too long (logged there). */
+static void registry_inbound_close(void *arg, enum peerlimit_why why)
+{
+	struct inbound *in = arg;
+	(void)why;
+	in->slot = NULL;
+	link_free(in->link);
+	registry_inbound_free(in);
+}
+
+void registry_accept(struct registry *r, struct peerlimit *pl, int fd,
+		     const struct sockaddr_storage *peer)
 {
 	struct inbound *in = calloc(1, sizeof *in);
-	if (!in) {
+	if (in) {
+		in->pl = pl;
+		in->slot = peerlimit_admit(pl, fd, peer, registry_inbound_close, in);
+	}
+	if (!in || !in->slot) {
+		free(in);
 		close(fd);
 		return;
 	}
@@ -417,6 +453,7 @@ void registry_accept(struct registry *r, int fd, const struct sockaddr_storage *
 	in->link = link_accept(r->lctx, r->loop, fd, peer, NULL, &registry_inbound_ops, in);
 	if (!in->link) {
 		log_warn("inbound link");
+		peerlimit_done(pl, in->slot);
 		free(in);
 		return;
 	}

@@ -18,6 +18,7 @@
 
 struct loop;
 struct link_ctx;
+struct peerlimit;
 struct registry;
 struct ctl;   /* owned by the registry; lives as long as the registry */
 
@@ -45,8 +46,10 @@ void registry_free(struct registry *r);
 /* A verified, fresh, non-replayed announce from `from`. */
 void registry_announce(struct registry *r, const struct announce *a,
 		       const struct sockaddr_storage *from);
-/* A controller that dialled in (fd from net_tcp_accept; the registry owns it from now on). */
-void registry_accept(struct registry *r, int fd, const struct sockaddr_storage *peer);
+/* A controller that dialled in (fd from net_tcp_accept; the registry owns it from now on).
+ * Until its handshake completes it is a stranger in pl's budgets (pl outlives the registry). */
+void registry_accept(struct registry *r, struct peerlimit *pl, int fd,
+		     const struct sockaddr_storage *peer);
 /* A controller that does not announce: dialled at addr:port, kept forever. */
 void registry_add_static(struct registry *r, const char *id, const char *addr, uint16_t port);
 /* A controller known from a previous run's retained info: offline unless heard from within

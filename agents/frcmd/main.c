@@ -21,7 +21,7 @@
 struct cmdctx {
 	struct loop *loop;
 	struct link *link;
-	cJSON *cmd;           /* owned */
+	char *cmd;            /* the command frame's body, sent as it is; owned */
 	const char *id;
 	int verbose;
 	int exit_code;
@@ -49,7 +49,7 @@ static void frcmd_on_up(struct link *l, void *arg)
 	cJSON_AddStringToObject(h, "version", FR_VERSION);
 	link_send(l, h);
 	cJSON_Delete(h);
-	link_send(l, c->cmd);
+	link_send_raw(l, c->cmd, strlen(c->cmd));
 }
 
 static void frcmd_on_msg(struct link *l, const cJSON *msg, void *arg)
@@ -91,7 +91,7 @@ static void frcmd_timeout(void *arg)
 	loop_stop(c->loop);
 }
 
-static const struct link_ops frcmd_ops = { frcmd_on_up, frcmd_on_msg, frcmd_on_down };
+static const struct link_ops frcmd_ops = { frcmd_on_up, frcmd_on_msg, frcmd_on_down, NULL };
 
 static void frcmd_usage(FILE *f)
 {
@@ -118,7 +118,8 @@ static void frcmd_usage(FILE *f)
 "    -t, --timeout SECS    ask for a shorter timeout than the action's\n"
 "    -d, --deadline UNIX   do not run after this unix time (seconds, decimals allowed)\n"
 "    -D, --deadline-in S   deadline relative to now (negative: already passed)\n"
-"    -r, --raw JSON        send this JSON object as the command as it is\n"
+"    -r, --raw JSON        send this JSON object as the command, byte for byte (with\n"
+"                          \"type\":\"command\" put in front when it has no \"type\")\n"
 "    -w, --wait SECS       give up after this long (default 60)\n"
 "    -b, --bind ADDRESS    local address to dial from\n"
 "    -a, --announces       announce listening mode\n"
@@ -313,41 +314,59 @@ int main(int argc, char **argv)
 	}
 	const char *ctl = argv[optind + 1];
 	struct cmdctx c = { .verbose = verbose, .exit_code = 2 };
-	char idbuf[33];
+	char idbuf[65];
 	if (raw) {
-		c.cmd = cJSON_Parse(raw);
-		if (!cJSON_IsObject(c.cmd)) {
+		/* Sent byte for byte, so a test can put what a re-encoding would lose (an escaped
+		 * NUL, a duplicate key) in front of the controller; parsed only to read it. */
+		cJSON *o = cJSON_Parse(raw);
+		if (!cJSON_IsObject(o)) {
 			fprintf(stderr, "frcmd: --raw needs a JSON object\n");
+			cJSON_Delete(o);
 			return 2;
 		}
-		if (!cJSON_GetObjectItemCaseSensitive(c.cmd, "type"))
-			cJSON_AddStringToObject(c.cmd, "type", "command");
-		const cJSON *rid = cJSON_GetObjectItemCaseSensitive(c.cmd, "id");
-		c.id = cJSON_IsString(rid) ? rid->valuestring : "";
+		const cJSON *rid = cJSON_GetObjectItemCaseSensitive(o, "id");
+		snprintf(idbuf, sizeof idbuf, "%s", cJSON_IsString(rid) ? rid->valuestring : "");
+		c.id = idbuf;
+		if (cJSON_GetObjectItemCaseSensitive(o, "type")) {
+			c.cmd = strdup(raw);
+		} else {
+			const char *brace = strchr(raw, '{');
+			bool empty = cJSON_GetArraySize(o) == 0;
+			if (asprintf(&c.cmd, "{\"type\":\"command\"%s%s", empty ? "" : ",", brace + 1) < 0)
+				c.cmd = NULL;
+		}
+		cJSON_Delete(o);
+		if (!c.cmd)
+			return 2;
 	} else {
 		if (!id) {
 			keys_random_hex(idbuf, 16);
 			id = idbuf;
 		}
 		c.id = id;
-		c.cmd = cJSON_CreateObject();
-		cJSON_AddStringToObject(c.cmd, "type", "command");
-		cJSON_AddStringToObject(c.cmd, "id", id);
-		cJSON_AddStringToObject(c.cmd, "action", argv[optind + 2]);
-		cJSON *args = cJSON_AddObjectToObject(c.cmd, "args");
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "type", "command");
+		cJSON_AddStringToObject(o, "id", id);
+		cJSON_AddStringToObject(o, "action", argv[optind + 2]);
+		cJSON *args = cJSON_AddObjectToObject(o, "args");
 		for (int i = optind + 3; i < argc; i++) {
 			char *eq = strchr(argv[i], '=');
 			if (!eq) {
 				fprintf(stderr, "frcmd: argument '%s' is not NAME=VALUE\n", argv[i]);
+				cJSON_Delete(o);
 				return 2;
 			}
 			*eq = '\0';
 			cJSON_AddStringToObject(args, argv[i], eq + 1);
 		}
 		if (timeout > 0)
-			cJSON_AddNumberToObject(c.cmd, "timeout", timeout);
+			cJSON_AddNumberToObject(o, "timeout", timeout);
 		if (have_deadline)
-			cJSON_AddNumberToObject(c.cmd, "deadline", deadline);
+			cJSON_AddNumberToObject(o, "deadline", deadline);
+		c.cmd = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+		if (!c.cmd)
+			return 2;
 	}
 	c.loop = loop_new();
 	struct link_ctx_opts lo = { .secret = secret };
@@ -364,7 +383,7 @@ int main(int argc, char **argv)
 	loop_run(c.loop);
 	if (c.link)
 		link_free(c.link);
-	cJSON_Delete(c.cmd);
+	free(c.cmd);
 	link_ctx_free(lctx);
 	loop_free(c.loop);
 	return c.exit_code;

@@ -5,6 +5,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +215,44 @@ int cfg_strings(const config_setting_t *parent, const char *name, bool required,
 		v[i] = config_setting_get_string(e);
 	}
 	*out = v;
+	return 0;
+}
+
+int cfg_pending(const config_setting_t *g, long long def_total, long long def_per_peer,
+		int *total, int *per_peer)
+{
+	long long t, p;
+	if (cfg_int(g, "max_pending", def_total, 1, 1000000, &t) ||
+	    cfg_int(g, "max_pending_per_peer", def_per_peer, 1, 1000000, &p))
+		return -1;
+	if (p > t) {
+		const config_setting_t *e = config_setting_get_member(g, "max_pending_per_peer");
+		cfg_error(e ? e : g, "max_pending_per_peer (%lld) must not exceed max_pending (%lld)",
+			  p, t);
+		return -1;
+	}
+	*total = (int)t;
+	*per_peer = (int)p;
+	return 0;
+}
+
+int cfg_user_group(const config_setting_t *root, const char **user, const char **group)
+{
+	if (cfg_string(root, "user", NULL, user) || cfg_string(root, "group", NULL, group))
+		return -1;
+	if (*user && !getpwnam(*user)) {
+		cfg_error(config_setting_get_member(root, "user"), "no user '%s' on this system", *user);
+		return -1;
+	}
+	if (*group && !*user) {
+		cfg_error(config_setting_get_member(root, "group"), "'group' needs 'user'");
+		return -1;
+	}
+	if (*group && !getgrnam(*group)) {
+		cfg_error(config_setting_get_member(root, "group"), "no group '%s' on this system",
+			  *group);
+		return -1;
+	}
 	return 0;
 }
 

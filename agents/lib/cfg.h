@@ -35,6 +35,15 @@ int cfg_known_keys(const config_setting_t *group, const char *const *names);
  * owned by the caller (free the array only). Missing -> error if required, else NULL. */
 int cfg_strings(const config_setting_t *parent, const char *name, bool required, const char ***out);
 
+/* The pending-connection budgets of a listener group g (peerlimit.h): "max_pending" and
+ * "max_pending_per_peer", the second no larger than the first. */
+int cfg_pending(const config_setting_t *g, long long def_total, long long def_per_peer,
+		int *total, int *per_peer);
+
+/* The optional top-level "user" and "group" a daemon drops to (agent_drop_privileges): NULL
+ * when absent. Each must name an existing user / group; "group" needs "user". */
+int cfg_user_group(const config_setting_t *root, const char **user, const char **group);
+
 /* The home's 32-byte secret: a file of 64 hex digits (whitespace ignored). */
 int cfg_read_secret(const char *path, uint8_t out[32]);
 

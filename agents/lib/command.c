@@ -185,6 +185,21 @@ fail:
 	return -1;
 }
 
+long command_json_nul(const char *text, size_t len)
+{
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '"') {
+			in_string = !in_string;
+		} else if (in_string && text[i] == '\\' && i + 1 < len) {
+			if (text[i + 1] == 'u' && i + 5 < len && memcmp(text + i + 2, "0000", 4) == 0)
+				return (long)i;
+			i++;   /* the escaped character, which may be a quote */
+		}
+	}
+	return -1;
+}
+
 int command_parse(const char *buf, size_t len, struct command *c, char *why, size_t whylen)
 {
 	memset(c, 0, sizeof *c);
@@ -194,6 +209,11 @@ int command_parse(const char *buf, size_t len, struct command *c, char *why, siz
 	cJSON *obj = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
 	if (!obj)
 		return WHY("not valid JSON (near byte %td)", end ? end - buf : (ptrdiff_t)0);
+	long nul = command_json_nul(buf, len);
+	if (nul >= 0) {
+		cJSON_Delete(obj);
+		return WHY("strings must not contain NUL (\\u0000 at byte %ld)", nul);
+	}
 	int rc = command_from_json(obj, c, why, whylen);
 	cJSON_Delete(obj);
 	return rc;

@@ -33,6 +33,11 @@ int command_parse(const char *buf, size_t len, struct command *c, char *why, siz
 /* A JSON object of c (without "type"); caller owns it. */
 cJSON *command_to_json(const struct command *c);
 void command_clear(struct command *c);
+/* cJSON ends a string at an escaped NUL ("a\u0000b" reads as "a", which could then pass an
+ * argument's pattern), so NULs are found in the JSON text: the offset of the first \u0000
+ * escape inside a string (key or value) of text, or -1. Meaningful for valid JSON only (parse
+ * first). command_parse and the link's frame checks refuse such text. */
+long command_json_nul(const char *text, size_t len);
 /* [A-Za-z0-9_-]{1,max}: ids of controllers, homes, actions, sensors, args. */
 int command_valid_name(const char *s, size_t max);
 

@@ -1,5 +1,6 @@
 /* link: TLS 1.3 PSK link carrying JSON frames inside the epoll loop; see link.h. */
 #include "link.h"
+#include "command.h"
 #include "frame.h"
 #include "keys.h"
 #include "log.h"
@@ -58,6 +59,7 @@ struct link {
 	struct loop_timer t_hs, t_ping, t_rx, t_down;
 	int depth;                  /* > 0 while this link runs a user callback */
 	bool dead;                  /* link_free was called during a callback */
+	bool rx_seen;               /* on_rx was called */
 	enum link_down why;
 	char detail[256];
 };
@@ -327,7 +329,12 @@ static void link_fail(struct link *l, enum link_down why, const char *fmt, ...)
 	vsnprintf(l->detail, sizeof l->detail, fmt, ap);
 	va_end(ap);
 	l->why = why;
-	if (why == LINK_DOWN_CLOSED)
+	if (l->server && l->state != LS_UP)
+		/* A stranger's failed handshake: the owner counts it in its rate-limited log
+		 * (peerlimit), or a flood of them would flood the log. */
+		log_debug("link %s (%s): %s: %s", l->addr, link_id_or_unknown(l), link_down_str(why),
+			  l->detail);
+	else if (why == LINK_DOWN_CLOSED)
 		log_info("link %s (%s): %s: %s", l->addr, link_id_or_unknown(l), link_down_str(why),
 			 l->detail);
 	else
@@ -500,6 +507,14 @@ static void link_body(struct link *l, const char *body, size_t len)
 		link_fail(l, LINK_DOWN_BAD_FRAME, "%zu-byte frame is not JSON", len);
 		return;
 	}
+	/* Escaped, a NUL is still a NUL: cJSON would cut the string there, silently. */
+	long nul = command_json_nul(body, len);
+	if (nul >= 0) {
+		link_fail(l, LINK_DOWN_BAD_FRAME, "NUL (\\u0000) in a string at byte %ld of a %zu-byte frame",
+			  nul, len);
+		cJSON_Delete(m);
+		return;
+	}
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
 	if (!cJSON_IsObject(m)) {
 		link_fail(l, LINK_DOWN_BAD_FRAME, "frame is not a JSON object");
@@ -648,7 +663,12 @@ static void link_on_io(void *arg, int fd, uint32_t events)
 			link_handshake(l);
 		}
 	} else if (l->state == LS_HANDSHAKE) {
-		link_handshake(l);
+		if (l->server && !l->rx_seen && (events & EPOLLIN) && l->ops->on_rx) {
+			l->rx_seen = true;
+			l->ops->on_rx(l, l->arg);
+		}
+		if (l->state == LS_HANDSHAKE && !l->dead)
+			link_handshake(l);
 	} else if (l->state == LS_UP) {
 		link_read(l);
 		link_flush(l);

@@ -55,6 +55,9 @@ struct link_ops {
 	/* Exactly once per link that did not get link_free first; always called from the loop,
 	 * never from inside link_send. detail is borrowed for the call. */
 	void (*on_down)(struct link *l, enum link_down why, const char *detail, void *arg);
+	/* Optional, accepted links only: the first bytes of the handshake arrived (the peer is not
+	 * merely holding a connection open; peerlimit_active). Called once, before on_up. */
+	void (*on_rx)(struct link *l, void *arg);
 };
 
 /* Starts a non-blocking connect (from bind_host if not NULL) and a TLS client handshake with
@@ -65,7 +68,8 @@ struct link *link_dial(struct link_ctx *c, struct loop *loop, const struct socka
 		       void *arg);
 /* Server side of a connected fd (from net_tcp_accept); the link owns fd from now on, also when
  * this fails (NULL, errno set, fd closed). expect_id NULL accepts any valid id, otherwise only
- * that one (copied). */
+ * that one (copied). A failure before on_up (the handshake: any stranger can cause one) is
+ * logged at debug level only: the owner reports it through its peerlimit, rate-limited. */
 struct link *link_accept(struct link_ctx *c, struct loop *loop, int fd,
 			 const struct sockaddr_storage *peer, const char *expect_id,
 			 const struct link_ops *ops, void *arg);

@@ -10,6 +10,11 @@
 #include <string.h>
 
 #define LISTENER_PAUSE_MS 1000
+/* Connections taken per readiness event; the listener stays readable (level-triggered) and
+ * is served again in the next iteration. Between the two, the connections just taken get to
+ * speak: under a flood a client that sends at once is read before a whole backlog of the
+ * flood is taken behind it and pushes it out of its peer's pending budget (peerlimit). */
+#define LISTENER_BATCH 8
 
 struct listener {
 	struct loop *loop;
@@ -36,14 +41,14 @@ static void listener_on_readable(void *arg, int fd, uint32_t events)
 	struct listener *l = arg;
 	(void)fd;
 	(void)events;
-	for (;;) {
+	for (int n = 0; n < LISTENER_BATCH; n++) {
 		struct sockaddr_storage peer;
 		memset(&peer, 0, sizeof peer);
 		int cfd = net_tcp_accept(l->lfd, &peer);
 		if (cfd == -EAGAIN)
 			return;
 		if (cfd == -ECONNABORTED || cfd == -EINTR || cfd == -EPROTO)
-			continue;
+			continue;   /* counted: a storm of aborted connections must not hold the loop */
 		if (cfd < 0) {
 			errno = -cfd;
 			log_warn("%s: accept; pausing for %d ms", l->what, LISTENER_PAUSE_MS);

@@ -1,5 +1,6 @@
-/* listener: a listening socket in the loop that accepts every pending connection and hands each
- * to its owner, the same way in every agent. When the process is out of descriptors (EMFILE,
+/* listener: a listening socket in the loop that accepts pending connections (a few per loop
+ * iteration, so the connections just accepted are read in between) and hands each to its
+ * owner, the same way in every agent. When the process is out of descriptors (EMFILE,
  * ENFILE) or memory, the pending connection cannot be taken and a level-triggered loop would
  * spin on it, logging at every turn: the listener stops polling for a second instead, logging
  * once per pause. */

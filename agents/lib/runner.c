@@ -262,6 +262,50 @@ static void job_on_drain(void *arg)
 	job_finish(job);
 }
 
+/* --- reaping --- */
+
+static struct runner_job *runner_find(struct runner *r, pid_t pid)
+{
+	for (struct runner_job *job = r->jobs; job; job = job->next)
+		if (job->pid == pid && !job->reaped && !job->spawn_errno)
+			return job;
+	return NULL;
+}
+
+/* Collects the exit of pid, which has exited (a zombie): the rest of its group is SIGKILLed
+ * while the zombie still pins the group id, then it is reaped. May finish (and free) its job. */
+static void runner_collect(struct runner *r, pid_t pid)
+{
+	struct runner_job *job = runner_find(r, pid);
+	if (job)
+		kill(-pid, SIGKILL);
+	int st = 0;
+	pid_t w;
+	while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	if (w != pid || !job)
+		return;
+	job->reaped = true;
+	job->wstatus = st;
+	loop_timer_stop(r->loop, &job->t_kill);
+	if (job->out.fd >= 0 || job->err.fd >= 0)
+		loop_timer_start(r->loop, &job->t_drain, RUNNER_DRAIN_MS);
+	job_maybe_finish(job);
+}
+
+/* True if the leader has exited but its SIGCHLD was not handled yet: the loop was held up
+ * (the agent stopped by SIGSTOP, or busy) and the timer or a kill request comes first. The
+ * process ended by itself before anyone acted, so its exit is the verdict (docs/lan-protocol.md,
+ * result). */
+static bool job_exited(const struct runner_job *job)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	if (waitid(P_PID, (id_t)job->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+		return false;
+	return si.si_pid == job->pid;
+}
+
 /* --- stopping --- */
 
 /* The group id is the leader's pid; only used while the leader is unreaped (a zombie at worst),
@@ -280,6 +324,11 @@ static void job_on_timer(void *arg)
 	struct runner_job *job = arg;
 
 	if (!job->term_sent) {
+		if (job_exited(job)) {
+			log_debug("runner: pid %d exited before its timeout was handled", (int)job->pid);
+			runner_collect(job->r, job->pid);
+			return;
+		}
 		job->reason = RUNNER_TIMEOUT;
 		log_debug("runner: pid %d timed out, SIGTERM to its group", (int)job->pid);
 		job_term(job);
@@ -294,6 +343,10 @@ void runner_kill(struct runner *r, struct runner_job *job)
 	(void)r;
 	if (job->done || job->spawn_errno || job->reaped || job->term_sent)
 		return;
+	/* Not collected here: runner_kill_all walks the job list, and the pending SIGCHLD reports
+	 * the exit as it was. */
+	if (job_exited(job))
+		return;
 	job->reason = RUNNER_KILLED;
 	job_term(job);
 }
@@ -302,16 +355,6 @@ void runner_kill_all(struct runner *r)
 {
 	for (struct runner_job *job = r->jobs; job; job = job->next)
 		runner_kill(r, job);
-}
-
-/* --- reaping --- */
-
-static struct runner_job *runner_find(struct runner *r, pid_t pid)
-{
-	for (struct runner_job *job = r->jobs; job; job = job->next)
-		if (job->pid == pid && !job->reaped && !job->spawn_errno)
-			return job;
-	return NULL;
 }
 
 static void runner_on_sigchld(void *arg, const struct signalfd_siginfo *ssi)
@@ -331,24 +374,9 @@ static void runner_on_sigchld(void *arg, const struct signalfd_siginfo *ssi)
 				log_warn("runner: waitid");
 			return;
 		}
-		pid_t pid = si.si_pid;
-		if (pid == 0)
+		if (si.si_pid == 0)
 			return;
-		struct runner_job *job = runner_find(r, pid);
-		if (job)
-			kill(-pid, SIGKILL);
-		int st = 0;
-		pid_t w;
-		while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
-			;
-		if (w != pid || !job)
-			continue;
-		job->reaped = true;
-		job->wstatus = st;
-		loop_timer_stop(r->loop, &job->t_kill);
-		if (job->out.fd >= 0 || job->err.fd >= 0)
-			loop_timer_start(r->loop, &job->t_drain, RUNNER_DRAIN_MS);
-		job_maybe_finish(job);
+		runner_collect(r, si.si_pid);
 	}
 }
 

@@ -75,7 +75,9 @@ struct runner_job *runner_start(struct runner *r, const struct runner_spec *spec
 /* 0 when the spawn failed. */
 pid_t runner_job_pid(const struct runner_job *job);
 /* SIGTERM to the group now, SIGKILL after grace; the callback reports RUNNER_KILLED (or
- * RUNNER_TIMEOUT if the timeout already fired). No-op for a job whose leader already ended. */
+ * RUNNER_TIMEOUT if the timeout already fired). No-op for a job whose leader already ended,
+ * also when its exit was not collected yet: the callback reports that exit. Likewise a timeout
+ * that is handled after the leader ended by itself (the loop was held up) reports the exit. */
 void runner_kill(struct runner *r, struct runner_job *job);
 void runner_kill_all(struct runner *r);
 /* Jobs whose callback has not run yet. */

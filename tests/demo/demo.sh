@@ -208,6 +208,7 @@ secret_file = "$S/homes/$HOME_ID/home.secret";
 state_dir = "$D/state-$c";
 listen = { address = "127.0.0.$i"; port = $LINK_PORT; };
 announce = { address = "127.255.255.255"; port = $ANNOUNCE_PORT; interval = 2; };
+$([ "$(id -u)" != 0 ] || echo 'allow_root_actions = true;')
 actions = (
   { name = "lamp"; argv = ["$EX/lamp", "$D/state-$c/lamp", "{state}"]; timeout = 5;
     args = ( { name = "state"; pattern = "on|off|toggle"; default = "toggle"; } ); },

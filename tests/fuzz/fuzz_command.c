@@ -1,5 +1,6 @@
 /* fuzz_command: command_parse on the raw input; whatever it accepts must survive
- * command_to_json and parse back to the same command. */
+ * command_to_json and parse back to the same command, and can hold no NUL that cJSON would
+ * have cut a string at. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,6 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
+	if (command_json_nul((const char *)data, size) >= 0)
+		abort();
 	j = command_to_json(&a);
 	if (!j)
 		abort();

@@ -21,6 +21,7 @@ state_dir = "$T/state";
 listen = { address = "$ADDR"; port = $PORT; };
 announce = { address = "127.255.255.255"; port = $APORT; interval = 0.3; };
 ping_interval = 1; ping_timeout = 3;
+$(fr_mhc_root)
 actions = (
   { name = "rec"; argv = ["$BIN/record", "$T/runs", "{tag}"]; timeout = 5; max_running = 4;
     args = ( { name = "tag"; pattern = "[a-z0-9-]{1,32}"; } ); },
@@ -179,6 +180,7 @@ id = "quiet";
 secret_file = "$T/home.secret";
 state_dir = "$T/state-quiet";
 listen = { address = "127.0.0.3"; port = 0; };
+$(fr_mhc_root)
 sensors = ( { name = "e"; argv = ["/bin/echo", "1"]; interval = 0.1; } );
 CONF
 fr_start quiet "$MHC" -f -c "$T/quiet.conf"

@@ -126,6 +126,10 @@ CONF
 	fr_wait 10 "mosquitto $name on port $port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 }
 
+# frMhc refuses to run actions as root unless its config says so (or names a user to drop to);
+# the tests run as root in CI: the line that says so, when it is needed.
+fr_mhc_root() { [ "$(id -u)" != 0 ] || echo 'allow_root_actions = true;'; }
+
 # fr_mhc_conf ID ADDR ANNOUNCE_PORT [ACTIONS]: writes $T/ID.conf for a demo-like controller.
 fr_mhc_conf() {
 	local id=$1 addr=$2 aport=$3
@@ -141,6 +145,7 @@ state_dir = "$T/state-$id";
 listen = { address = "$addr"; port = 0; };
 announce = { address = "127.255.255.255"; port = $aport; interval = 0.3; };
 ping_interval = 0.5; ping_timeout = 2;
+$(fr_mhc_root)
 actions = ( $actions );
 sensors = ( { name = "temp"; argv = ["$FR_SRC/agents/frMhc/examples/temp"]; interval = 1; } );
 CONF
@@ -190,3 +195,24 @@ CONF
 # fr_asan_quarantine MB: with AddressSanitizer, keep freed memory in quarantine only up to MB,
 # so a memory bound measured with RSS holds for the daemons started after this.
 fr_asan_quarantine() { export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=$1"; }
+
+# fr_vm PID FIELD: a memory figure of a process in kB (FIELD: VmRSS, VmHWM, ...).
+fr_vm() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+# fr_rate_ok OK TRIES: OK is at least 95 % of TRIES (> 0): the bar legitimate clients meet in
+# the hostile stage.
+fr_rate_ok() { [ "$2" -gt 0 ] && [ $(($1 * 100)) -ge $((95 * $2)) ]; }
+# fr_mqttreq_ok NAME N: mqttreq started as NAME (-n N) got ok for >= 95 % of its N requests.
+fr_mqttreq_ok() {
+	local sum ok
+	sum=$(grep SUMMARY "$T/$1.log" | sed 's/^SUMMARY //')
+	fr_log "$1: $sum"
+	ok=$(fr_json "$sum" statuses.ok)
+	fr_rate_ok "${ok:-0}" "$2" || fr_fail "$1: ${ok:-0}/$2 ok: $sum"
+}
+# fr_mem_bounded NAME PID HWM0_KB MAX_KB: the VmHWM of PID grew by less than MAX_KB since it was
+# HWM0_KB (both logged).
+fr_mem_bounded() {
+	local hwm; hwm=$(fr_vm "$2" VmHWM)
+	fr_log "$1 VmHWM: $3 kB before, $hwm kB after; VmRSS now $(fr_vm "$2" VmRSS) kB"
+	[ $((hwm - $3)) -lt "$4" ] || fr_fail "$1 memory grew by $(((hwm - $3) / 1024)) MiB (bound $(($4 / 1024)) MiB)"
+}

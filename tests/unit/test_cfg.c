@@ -147,6 +147,72 @@ START_TEST(test_int_range)
 }
 END_TEST
 
+START_TEST(test_pending)
+{
+	config_t c;
+	int t = 0, p = 0;
+
+	write_file(path, "a = { max_pending = 8; max_pending_per_peer = 2; };\n"
+			 "b = { };\n"
+			 "c = { max_pending = 4;\n max_pending_per_peer = 5; };\n", 0600);
+	ck_assert_int_eq(cfg_load(&c, path), 0);
+	config_setting_t *r = config_root_setting(&c);
+	ck_assert_int_eq(cfg_pending(config_setting_get_member(r, "a"), 32, 4, &t, &p), 0);
+	ck_assert_int_eq(t, 8);
+	ck_assert_int_eq(p, 2);
+	ck_assert_int_eq(cfg_pending(config_setting_get_member(r, "b"), 32, 4, &t, &p), 0);
+	ck_assert_int_eq(t, 32);
+	ck_assert_int_eq(p, 4);
+	capture_start();
+	ck_assert_int_eq(cfg_pending(config_setting_get_member(r, "c"), 32, 4, &t, &p), -1);
+	const char *log = capture_end();
+	assert_logged_at(log, 4, "max_pending_per_peer (5) must not exceed max_pending (4)");
+	config_destroy(&c);
+}
+END_TEST
+
+START_TEST(test_user_group)
+{
+	config_t c;
+	const char *u = "x", *g = "x";
+
+	write_file(path, "user = \"root\";\ngroup = \"root\";\n", 0600);
+	ck_assert_int_eq(cfg_load(&c, path), 0);
+	ck_assert_int_eq(cfg_user_group(config_root_setting(&c), &u, &g), 0);
+	ck_assert_str_eq(u, "root");
+	ck_assert_str_eq(g, "root");
+	config_destroy(&c);
+
+	write_file(path, "x = 1;\n", 0600);
+	ck_assert_int_eq(cfg_load(&c, path), 0);
+	ck_assert_int_eq(cfg_user_group(config_root_setting(&c), &u, &g), 0);
+	ck_assert_ptr_null(u);
+	ck_assert_ptr_null(g);
+	config_destroy(&c);
+
+	write_file(path, "\nuser = \"no-such-user-fr\";\n", 0600);
+	ck_assert_int_eq(cfg_load(&c, path), 0);
+	capture_start();
+	ck_assert_int_eq(cfg_user_group(config_root_setting(&c), &u, &g), -1);
+	assert_logged_at(capture_end(), 2, "no user 'no-such-user-fr' on this system");
+	config_destroy(&c);
+
+	write_file(path, "group = \"root\";\n", 0600);
+	ck_assert_int_eq(cfg_load(&c, path), 0);
+	capture_start();
+	ck_assert_int_eq(cfg_user_group(config_root_setting(&c), &u, &g), -1);
+	assert_logged_at(capture_end(), 1, "'group' needs 'user'");
+	config_destroy(&c);
+
+	write_file(path, "user = \"root\";\ngroup = \"no-such-group-fr\";\n", 0600);
+	ck_assert_int_eq(cfg_load(&c, path), 0);
+	capture_start();
+	ck_assert_int_eq(cfg_user_group(config_root_setting(&c), &u, &g), -1);
+	assert_logged_at(capture_end(), 2, "no group 'no-such-group-fr' on this system");
+	config_destroy(&c);
+}
+END_TEST
+
 START_TEST(test_unknown_key)
 {
 	static const char *const keys[] = { "a", "port", NULL };
@@ -392,6 +458,8 @@ static Suite *cfg_suite(void)
 	tcase_add_test(tc, test_wrong_type);
 	tcase_add_test(tc, test_int_range);
 	tcase_add_test(tc, test_unknown_key);
+	tcase_add_test(tc, test_pending);
+	tcase_add_test(tc, test_user_group);
 	tcase_add_test(tc, test_missing_required);
 	tcase_add_test(tc, test_seconds_ms);
 	tcase_add_test(tc, test_bool_and_strings);

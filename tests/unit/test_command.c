@@ -190,6 +190,31 @@ START_TEST(test_arg_newline_and_length)
 }
 END_TEST
 
+/* Issue 11 item 13: an escaped NUL used to cut "a\u0000b" to "a", which then passed the
+ * pattern. Any string, key or value, with a NUL is rejected; an escaped backslash before
+ * "u0000" is text, not a NUL. */
+START_TEST(test_nul_escape)
+{
+	struct command c;
+
+	assert_rejected("{\"id\":\"n-1\",\"action\":\"lamp\",\"args\":{\"state\":\"a\\u0000b\"}}",
+			"strings must not contain NUL (\\u0000 at byte 46)");
+	assert_rejected("{\"id\":\"n-1\",\"action\":\"lamp\",\"args\":{\"st\\u0000ate\":\"on\"}}",
+			"strings must not contain NUL (\\u0000 at byte 39)");
+	assert_rejected("{\"id\":\"n-1\",\"action\":\"lamp\",\"reply_to\":\"x/\\u0000\"}",
+			"strings must not contain NUL (\\u0000 at byte 42)");
+	ck_assert_int_eq(parse("{\"id\":\"n-2\",\"action\":\"lamp\",\"args\":{\"state\":\"a\\\\u0000b\"}}", &c), 0);
+	ck_assert_str_eq(arg(&c, "state"), "a\\u0000b");
+	command_clear(&c);
+	ck_assert_int_eq(parse("{\"id\":\"n-3\",\"action\":\"lamp\",\"args\":{\"state\":\"\\\"\\u0001\"}}", &c), 0);
+	command_clear(&c);
+	ck_assert_int_eq(command_json_nul("\"\\u0000\"", 8), 1);
+	ck_assert_int_eq(command_json_nul("\"\\\"\\u0000\"", 10), 3);
+	ck_assert_int_eq(command_json_nul("\"\\\\u0000\"", 9), -1);
+	ck_assert_int_eq(command_json_nul("\"\\u000", 7), -1);
+}
+END_TEST
+
 START_TEST(test_too_many_args)
 {
 	char json[2048];
@@ -335,6 +360,7 @@ static Suite *command_suite(void)
 	tcase_add_test(tc, test_missing_and_bad_fields);
 	tcase_add_test(tc, test_args_to_strings);
 	tcase_add_test(tc, test_arg_newline_and_length);
+	tcase_add_test(tc, test_nul_escape);
 	tcase_add_test(tc, test_too_many_args);
 	tcase_add_test(tc, test_reply_to_wildcards);
 	tcase_add_test(tc, test_json_too_long);

@@ -33,6 +33,7 @@ struct ep {
 	enum ep_mode mode;
 	int limit;
 	int ups, downs, msgs;
+	int rxs;                /* on_rx calls */
 	int last_n;
 	int send_rc;
 	enum link_down why;
@@ -138,7 +139,16 @@ static void on_down(struct link *l, enum link_down why, const char *detail, void
 	check_done();
 }
 
-static const struct link_ops ops = { on_up, on_msg, on_down };
+/* The first handshake bytes of an accepted link: once, before on_up. */
+static void on_rx(struct link *l, void *arg)
+{
+	struct ep *e = arg;
+	ck_assert(!link_is_up(l));
+	ck_assert_int_eq(e->ups, 0);
+	e->rxs++;
+}
+
+static const struct link_ops ops = { on_up, on_msg, on_down, on_rx };
 
 static void on_accept(void *arg, int fd, uint32_t events)
 {
@@ -404,6 +414,8 @@ START_TEST(handshake_and_messages)
 	snprintf(want, sizeof want, "127.0.0.1:%u", T.port);
 	ck_assert_str_eq(link_peer_addr(T.cli.l), want);
 	ck_assert(link_is_up(T.cli.l) && link_is_up(T.srv[0].l));
+	ck_assert_int_eq(T.srv[0].rxs, 1);   /* accepted side only, once */
+	ck_assert_int_eq(T.cli.rxs, 0);
 
 	/* Too big for a frame: refused locally, the link stays up. */
 	size_t big = FRAME_MAX_DEFAULT + 1;
@@ -432,6 +444,7 @@ START_TEST(handshake_and_messages)
 	run(srv0_down);
 	ck_assert_int_eq(T.srv[0].why, LINK_DOWN_CLOSED);
 	ck_assert_int_eq(T.cli.downs, 0);
+	ck_assert_int_eq(T.srv[0].rxs, 1);
 }
 END_TEST
 
@@ -529,6 +542,9 @@ static const struct {
 	{ "{\"type\":\"a\"}\0", 13 },
 	{ "{\"type\":\"ping\"}", 15 },
 	{ "{\"type\":\"pong\",\"seq\":\"1\"}", 25 },
+	/* an escaped NUL in a value and in a key (cJSON would cut the string silently) */
+	{ "{\"type\":\"command\",\"a\":\"x\\u0000y\"}", 33 },
+	{ "{\"type\":\"command\",\"a\\u0000\":1}", 30 },
 };
 
 START_TEST(bad_frame)

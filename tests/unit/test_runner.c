@@ -341,6 +341,60 @@ START_TEST(test_timeout)
 }
 END_TEST
 
+/* Waits (bounded) until pid has exited but is not reaped yet: a zombie. */
+static void wait_zombie(pid_t pid)
+{
+	for (int i = 0; i < SAFETY_MS / POLL_MS; i++) {
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		ck_assert_int_eq(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT), 0);
+		if (si.si_pid == pid)
+			return;
+		sleep_ms(POLL_MS);
+	}
+	ck_abort_msg("pid %d did not exit", (int)pid);
+}
+
+/* A loop that was held up (the controller frozen by SIGSTOP, or busy) past an action's
+ * timeout finds both the timer and the exit pending: the action ended by itself, in time as
+ * far as anyone acted on it, so its exit is the verdict, not a timeout nobody enforced. */
+START_TEST(test_exit_before_late_timeout)
+{
+	struct ctx c;
+	ctx_init(&c);
+	struct runner_spec spec = { .argv = ARGV("/bin/sh", "-c", "echo done; exit 0"),
+				    .timeout_ms = 50 };
+	struct runner_job *job = start(&c, &spec);
+	pid_t pid = runner_job_pid(job);
+	wait_zombie(pid);
+	sleep_ms(100);   /* past the timeout, with the loop not running: both events pending */
+	ck_assert_int_eq(loop_run(c.loop), 0);
+	ck_assert_int_eq(c.got.calls, 1);
+	ck_assert_int_eq(c.got.res.status, RUNNER_EXITED);
+	ck_assert_int_eq(c.got.res.exit_code, 0);
+	ck_assert_int_eq(c.got.res.signal, 0);
+	ck_assert_str_eq(c.got.out, "done\n");
+	ctx_done(&c);
+}
+END_TEST
+
+/* The same for a kill request (shutdown) that meets an exit not yet collected. */
+START_TEST(test_exit_before_kill)
+{
+	struct ctx c;
+	ctx_init(&c);
+	struct runner_spec spec = { .argv = ARGV("/bin/sh", "-c", "exit 3") };
+	struct runner_job *job = start(&c, &spec);
+	wait_zombie(runner_job_pid(job));
+	runner_kill(c.r, job);
+	ck_assert_int_eq(loop_run(c.loop), 0);
+	ck_assert_int_eq(c.got.calls, 1);
+	ck_assert_int_eq(c.got.res.status, RUNNER_EXITED);
+	ck_assert_int_eq(c.got.res.exit_code, 3);
+	ctx_done(&c);
+}
+END_TEST
+
 /* The ready file is written after the trap, so if it exists SIGTERM came after the trap; if
  * the machine was too slow for it, try again with a longer timeout. */
 START_TEST(test_timeout_ignores_term)
@@ -791,6 +845,8 @@ static Suite *runner_suite(void)
 	tcase_add_test(tc, test_signaled);
 	tcase_add_test(tc, test_tail);
 	tcase_add_test(tc, test_timeout);
+	tcase_add_test(tc, test_exit_before_late_timeout);
+	tcase_add_test(tc, test_exit_before_kill);
 	tcase_add_test(tc, test_timeout_ignores_term);
 	tcase_add_test(tc, test_kill_ignores_term);
 	tcase_add_test(tc, test_timeout_grandchild);

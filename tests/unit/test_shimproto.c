@@ -201,6 +201,10 @@ START_TEST(bad_fields)
 	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"unsubscribe\",\"sub\":{}}"), SHIM_E_BAD_REQUEST);
 	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"audit\",\"limit\":0}"), SHIM_E_BAD_REQUEST);
 	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"audit\",\"limit\":1001}"), SHIM_E_BAD_REQUEST);
+	/* An escaped NUL would be cut away by cJSON and the rest passed on (issue 11 item 13). */
+	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"request\",\"home\":\"h\",\"ctl\":\"c\",\"action\":\"a\",\"args\":{\"x\":\"a\\u0000b\"}}"), SHIM_E_BAD_REQUEST);
+	ck_assert_str_eq(why, "strings must not contain NUL (\\u0000)");
+	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"publish\",\"topic\":\"t\",\"payload\":\"\\u0000\"}"), SHIM_E_BAD_REQUEST);
 }
 END_TEST
 
