@@ -123,6 +123,8 @@ class Suite:
                 tb = traceback.format_exc().strip().splitlines()
                 line = "FAIL %s: %s  [error: %s: %s at %s]" % (
                     cid, doc, type(e).__name__, short(str(e), 300), tb[-3].strip() if len(tb) > 2 else "")
+            # one line per check, whatever the evidence holds
+            line = line.replace("\r", "").replace("\n", " | ")
             print("%s (%.1fs)" % (line, time.monotonic() - t0), flush=True)
             try:
                 system.heal()
@@ -178,6 +180,7 @@ class Mq:
         self.connected = threading.Event()
         self.connacks = []
         self.subacks = {}
+        self.subs = []
         kw = {"protocol": mqtt.MQTTv5} if v == 5 else {"protocol": mqtt.MQTTv311, "clean_session": clean}
         self.c = mqtt.Client(client_id=self.cid, **kw)
         if user:
@@ -208,6 +211,13 @@ class Mq:
     def _on_connect(self, c, u, flags, rc, props=None):
         self.connacks.append((flags, rc, props))
         if (rc == 0) if isinstance(rc, int) else (rc.value == 0):
+            # paho reconnects by itself; a session the broker lost needs its subscriptions again
+            if len(self.connacks) > 1 and not flags.get("session present"):
+                for topic, qos, rap in self.subs:
+                    if self.v == 5:
+                        c.subscribe(topic, options=SubscribeOptions(qos=qos, retainAsPublished=rap))
+                    else:
+                        c.subscribe(topic, qos)
             self.connected.set()
 
     def _on_subscribe(self, c, u, mid, granted, props=None):
@@ -221,6 +231,7 @@ class Mq:
             self.cv.notify_all()
 
     def sub(self, topic, qos=2, rap=True, timeout=10):
+        self.subs.append((topic, qos, rap))
         if self.v == 5:
             r, mid = self.c.subscribe(topic, options=SubscribeOptions(qos=qos, retainAsPublished=rap))
         else:
