@@ -87,6 +87,12 @@ def wait_until(pred, timeout, what, step=0.05):
         time.sleep(step)
 
 
+def deadline(seconds):
+    """A shared bound for several waits: call the result for the seconds left (at least 0.1)."""
+    end = time.monotonic() + seconds
+    return lambda: max(0.1, end - time.monotonic())
+
+
 class Suite:
     """Runs its checks in order, one output line each; exits 1 if any failed."""
 
@@ -759,6 +765,8 @@ sensors = ( %s );
         if not self.obs.connected.wait(30):
             raise Fail("observer not reconnected")
         self.wait_online(self.base_ctls + list(self.ctls), 60)
+        # frAroundWeb back on the broker too (it reconnects with its own backoff)
+        wait_until(lambda: http_get(PORT["metrics"], "/readyz")[0] == 200, 30, "frAroundWeb's /readyz 200")
 
     def close(self):
         self.obs.close()
@@ -792,3 +800,101 @@ def dup_keys(payload):
         return dict(kv)
     json.loads(payload, object_pairs_hook=hook)
     return found
+
+
+# --------------------------------------------------------------------------------------------
+# Results and scenarios shared by the suites.
+
+def finals(cl, rt, rid, mark=0):
+    return [r for r in replies(cl, rt, rid, mark) if r.get("type") == "result"]
+
+
+def real_final(cl, rt, rid, mark, timeout, want="ok"):
+    """Waits for a final result of rid with status want; at most one that is not a duplicate."""
+    cl.wait(rt, lambda m: (m.json() or {}).get("id") == rid and m.json().get("type") == "result", timeout, mark,
+            what="a final result of %s" % rid)
+    fs = finals(cl, rt, rid, mark)
+    firsts = [f for f in fs if not f.get("duplicate")]
+    expect(fs[0]["status"] == want, "%s: first final is %s (want %s): %s" % (rid, fs[0]["status"], want, short(fs[0], 250)))
+    expect(len(firsts) <= 1, "%s: %d final results not marked duplicate" % (rid, len(firsts)))
+    return fs[0]
+
+
+def broker_restart_in_flight(S, P, na=3, nb=3, ctl="lab"):
+    """#11 item 16 as a fixed sequence: na actions of ctl held running (requested by P, a
+    requester with a persistent session); frMhs stopped (SIGSTOP) while P queues nb commands
+    for it; the broker saves its database (SIGUSR1) and is stopped; frMhs resumes, runs the
+    queued commands and publishes every reply into the stopped broker's socket; the broker is
+    killed and started from its database. Every request must get its real result, each action
+    run once, frMhs must serve a new request and the broker must log no malformed packet."""
+    db = os.path.join(STATE, "db", "mosquitto.db")
+    ta = [uid("g")[:30].lower() for _ in range(na)]
+    tb = [uid("g")[:30].lower() for _ in range(nb)]
+    mk = P.cl.mark()
+    ra = [P.ask(ctl, {"action": "gate", "args": {"tag": x}})[0] for x in ta]
+    for x in ta:
+        gates.started(x)
+    S.kill("frMhs", signal.SIGSTOP)
+    broker = S.pid("mosquitto")
+    try:
+        # commands the broker has for frMhs but frMhs has not acknowledged
+        rb = [P.ask(ctl, {"action": "rec", "args": {"tag": x}})[0] for x in tb]
+        before = os.stat(db).st_mtime_ns if os.path.exists(db) else 0
+        os.kill(broker, signal.SIGUSR1)        # mosquitto writes its persistence file
+        wait_until(lambda: os.path.exists(db) and os.stat(db).st_mtime_ns != before, 15, "the broker's database save")
+        time.sleep(0.3)
+        os.kill(broker, signal.SIGSTOP)
+        S.kill("frMhs", signal.SIGCONT)
+        for x in ta:
+            gates.release(x)
+        for x in ta:
+            gates.done(x)
+        wait_until(lambda: all(gates.runs(x) for x in tb), 20, "frMhs to run the queued commands")
+        # frMhs's replies now sit unacknowledged in the stopped broker's socket buffer
+        wait_until(lambda: recv_q_settled(), 10, "frMhs's replies to reach the broker's socket")
+    finally:
+        S.kill("frMhs", signal.SIGCONT)
+        os.kill(broker, signal.SIGKILL)
+        os.kill(broker, signal.SIGCONT)
+    wait_until(lambda: not S.alive(broker), 10, "the broker to die")
+    log = os.path.join(D, "logs", "mosquitto.log")
+    log_from = os.path.getsize(log)
+    S.start("mosquitto")
+    bad = []
+    left = deadline(40)
+    for rid in ra + rb:
+        try:
+            real_final(P.cl, P.rt, rid, mk, left())
+        except Fail as e:
+            bad.append(str(e))
+    try:
+        fresh, _ = P.run(ctl, {"action": "ping", "progress": False}, timeout=30)
+    except Fail as e:
+        fresh = {"status": "none: %s" % e}
+    with open(log, errors="replace") as f:
+        f.seek(log_from)
+        malformed = [l.strip() for l in f if "malformed" in l.lower()]
+    runs = [gates.runs(x) for x in ta + tb]
+    if fresh.get("status") != "ok":
+        S.restart("frMhs")           # let the checks after this one have a home server
+    expect(not malformed, "broker log: %s" % malformed[:3])
+    expect(fresh.get("status") == "ok", "frMhs serves nothing after the restart: %s" % short(fresh))
+    expect(not bad, "; ".join(bad)[:500])
+    expect(runs == [1] * len(runs), "runs %s" % runs)
+    return "%d real results, each ran once; a new request answered; no malformed packet" % len(runs)
+
+
+_last_q = [None, 0.0]
+
+
+def recv_q_settled():
+    """The broker's receive queue from frMhs is non-empty and has not changed for 0.5 s."""
+    r = run(["ss", "-tnH", "state", "established", "( sport = :%d )" % PORT["broker"]])
+    q = sum(int(l.split()[0]) for l in r.stdout.splitlines() if l.strip())
+    now = time.monotonic()
+    if q != _last_q[0]:
+        _last_q[0], _last_q[1] = q, now
+        return False
+    return q > 0 and now - _last_q[1] >= 0.5
+
+

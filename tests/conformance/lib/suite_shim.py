@@ -11,7 +11,7 @@ import subprocess
 import time
 
 from conf import (D, HOME, PORT, SRC, USER, Fail, Mq, Shim, Suite, System, cmd_topic, expect, gates,
-                  http_get, is_ms, password, run, shim_request, short, uid, wait_until, USERS)
+                  http_get, is_ms, password, run, shim_request, short, uid, wait_until)
 
 s = Suite("02-shim")
 S = System()
@@ -644,7 +644,7 @@ def _():
             x.close()
     expect(served, "connection 1024 not served")
     expect(b'"ok":true' not in d, "connection 1025 served: %r" % d[:100])
-    ok = wait_until(lambda: Shim(auth=False).call({"op": "ping"})[-1].get("ok"), 20, "a new client served again")
+    wait_until(lambda: Shim(auth=False).call({"op": "ping"})[-1].get("ok"), 20, "a new client served again")
     return "1024 served, 1025th closed (%r)" % d[:60]
 
 
@@ -708,6 +708,22 @@ def _():
         S.start("mosquitto")
     wait_until(lambda: http_get(PORT["metrics"], "/readyz")[0] == 200, 30, "readyz 200 again")
     return "503 while down, healthz %s; 200 again" % body
+
+
+@s.check("shim.request.broker-down", "a request sent while frAroundWeb has no broker connection is not lost: it gets its final line (here the real result, the broker is back well within \"wait\")")
+def _():
+    t = uid("bd")[:30].lower()
+    S.stop("mosquitto")
+    try:
+        wait_until(lambda: http_get(PORT["metrics"], "/readyz")[0] == 503, 30, "readyz 503")
+        rid = SH.send({"op": "request", "home": HOME, "ctl": "lab", "action": "rec", "args": {"tag": t}, "wait": 20})
+        time.sleep(0.2)
+    finally:
+        S.start("mosquitto")
+    f = SH.final(rid, 40)
+    expect(f.get("ok") is True and f.get("result", {}).get("status") == "ok" and gates.runs(t) == 1,
+           "%s; ran %d" % (short(f), gates.runs(t)))
+    return short(f, 150)
 
 
 # ---------------------------------------------------------------------------- users, revocations

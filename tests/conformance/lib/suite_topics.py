@@ -9,8 +9,8 @@ import signal
 import subprocess
 import time
 
-from conf import (ACT, D, G, HOME, PORT, SRC, USER, Fail, Mq, Requester, Suite, System, cmd_topic,
-                  dup_keys, expect, final_of, gates, is_ms, now_ms, password, replies, run, short,
+from conf import (D, G, HOME, PORT, SRC, USER, Mq, Requester, Suite, System, cmd_topic,
+                  dup_keys, expect, final_of, gates, is_ms, password, replies, run, short,
                   uid, wait_until)
 
 s = Suite("01-topics")
@@ -497,7 +497,7 @@ def _():
     mk3 = S.obs.mark()
     S.start("attic")
     S.wait_status("attic", "online", mk3, 30)
-    time.sleep(0.5)
+    V5.run("attic", {"action": "ping", "progress": False})
     expect(gates.runs(tag) == 0, "the offline request ran after the controller came back")
     return "info.offline_reason %r; result reason %r" % (i.get("offline_reason"), r["reason"])
 
