@@ -733,6 +733,50 @@ def _():
     return mqttjs("wss://127.0.0.1:%d/mqtt" % PORT["https"], ca=os.path.join(D, "tls", "cert.pem"))
 
 
+# ---------------------------------------------------------------------------- the programs and example configs
+
+@s.check("docs.help", "README: Each program prints a man-page-style `--help` (frMhc, frMhs, frAroundWeb, frcmd, fr-admin)")
+def _():
+    bad = []
+    for argv in ([os.path.join(os.environ["FR_BIN"], b) for b in ("frMhc", "frMhs", "frAroundWeb", "frcmd")] +
+                 [os.path.join(SRC, "broker/fr-admin")]):
+        r = run([argv, "--help"])
+        if r.returncode != 0 or not all(k in r.stdout for k in ("NAME", "SYNOPSIS")):
+            bad.append("%s: rc %d %r" % (os.path.basename(argv), r.returncode, (r.stdout + r.stderr)[:80]))
+    expect(not bad, "; ".join(bad))
+    return "5 programs"
+
+
+@s.check("docs.examples-valid", "README: `--check-config -c FILE` validates a configuration: docs/frmhc.conf.example, frmhs.conf.example, frAroundWeb.conf.example are valid (their files put in place)")
+def _():
+    w = os.path.join(os.environ["CONF_W"], "examples")
+    os.makedirs(os.path.join(w, "state"), exist_ok=True)
+    secret = os.path.join(w, "home.secret")
+    with open(secret, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    os.chmod(secret, 0o600)
+    for name in ("users.conf", "pw"):
+        with open(os.path.join(w, name), "w") as f:
+            f.write('users = ();\n' if name == "users.conf" else "secret\n")
+    subst = {"/etc/fr/home.secret": secret, "/var/lib/frmhc": os.path.join(w, "state"),
+             "/etc/fr/users.conf": os.path.join(w, "users.conf"), "/var/lib/fr/audit.log": os.path.join(w, "audit.log"),
+             "/run/fr/shim.sock": os.path.join(w, "shim.sock"), "/etc/fr/web-mqtt.pw": os.path.join(w, "pw"),
+             "/etc/fr/mqtt.password": os.path.join(w, "pw")}
+    bad, out = [], []
+    for prog, ex in (("frMhc", "frmhc.conf.example"), ("frMhs", "frmhs.conf.example"),
+                     ("frAroundWeb", "frAroundWeb.conf.example")):
+        txt = open(os.path.join(SRC, "docs", ex)).read()
+        for k, v in subst.items():
+            txt = txt.replace(k, v)
+        path = os.path.join(w, ex)
+        with open(path, "w") as f:
+            f.write(txt)
+        r = run([os.path.join(os.environ["FR_BIN"], prog), "--check-config", "-c", path])
+        (out if r.returncode == 0 else bad).append("%s: rc %d %s" % (ex, r.returncode, (r.stdout + r.stderr).strip()[:160]))
+    expect(not bad, "; ".join(bad))
+    return "3 examples valid"
+
+
 # ---------------------------------------------------------------------------- issue 11 item 14, issue 12 item 4
 
 @s.check("i11.14.rr-concurrent", "#11 item 14: the mosquitto_rr example of docs/topics.md, run by two callers at once, gives each caller its own result")
