@@ -59,8 +59,8 @@ try {
                 $out = exc_fields($e) + ['events' => $events];
             }
             break;
-        case 'readme':      // the README's first example, word for word but the home
-            $r = $fr->request($args[0], 'kitchen', 'lamp_on');
+        case 'readme':      // ARGS: the argument list of the README's first request() call
+            $r = eval('return $fr->request(' . $args[0] . ');');
             $out = ['printed' => $r->status . ' ' . $r->stdout];
             break;
         case 'get':         // TOPIC

@@ -932,11 +932,16 @@ def _():
     return "retained, then one live change"
 
 
-@s.check("i11.14.php-readme", "#11 item 14: bridge-php/README.md's first example (request(..., 'kitchen', 'lamp_on') prints \"ok on\\n\") works against the documented example controller")
+@s.check("i11.14.php-readme", "#11 item 14: bridge-php/README.md's first example (`$fr->request(...)` and the output its comment shows) works against the demo, whose controllers have the actions of docs/frmhc.conf.example")
 def _():
-    o = php("readme", HOME)
-    expect(o.get("printed") == "ok on\n", "printed %r (docs/frmhc.conf.example has no action lamp_on)" % o.get("printed", o))
-    return repr(o["printed"])
+    doc = open(os.path.join(SRC, "bridge-php/README.md")).read()
+    m = re.search(r"\$fr->request\((.*?)\);\s*\n\s*echo \$result->status, ' ', \$result->stdout;\s*// \"([^\"]*)\"", doc)
+    expect(m, "no request() example with its output in bridge-php/README.md")
+    call = m.group(1).replace("'home1'", "'%s'" % HOME)
+    want = m.group(2).encode().decode("unicode_escape")
+    o = php("readme", call)
+    expect(o.get("printed") == want, "request(%s) printed %r, the README shows %r" % (call, o.get("printed", o), want))
+    return "request(%s) printed %r" % (call, o["printed"])
 
 
 s.run(S)
