@@ -11,7 +11,7 @@ import time
 from conf import (BIN, D, HOME, PORT, STATE, USER, Requester, Shim, Suite, System, expect, gates,
                   password, run, shim_request, short, uid, wait_until)
 
-EVENTS = 20000
+EVENTS = 50000
 s = Suite("05-load")
 S = System()
 S.add_ctl("lab")
@@ -45,8 +45,17 @@ def payload_lines(path):
     return [l for l in open(path).read().splitlines() if l.startswith("{")]
 
 
-@s.check("i11.11.events-flood", "#11 item 11: `fr/<home>/ctl/<ctl>/event` carries every event the controller pushes (20 000 in a burst); a loss is never silent")
+@s.check("i11.11.events-flood", "#11 item 11: `fr/<home>/ctl/<ctl>/event` carries every event the controller pushes (50 000 in a burst, as #11 measured); a loss is never silent")
 def _():
+    # the suite's own observer (python, QoS 2 on fr/<home>/#) sits this one out: it is no witness here
+    S.obs.c.unsubscribe("fr/%s/#" % HOME)
+    try:
+        return events_flood()
+    finally:
+        S.obs.sub("fr/%s/#" % HOME)
+
+
+def events_flood():
     # the broker and a subscriber carry a burst of this size: a QoS 0 baseline on the display topic
     base_sub, base_out = count_sub(T + "/display", EVENTS, 60)
     lines = "".join("b%d\n" % i for i in range(EVENTS))
