@@ -133,9 +133,16 @@ class Suite:
             line = line.replace("\r", "").replace("\n", " | ")
             print("%s (%.1fs)" % (line, time.monotonic() - t0), flush=True)
             try:
-                system.heal()
+                crashed = system.heal()
             except Exception as e:
                 print("# heal after %s: %s" % (cid, e), flush=True)
+                continue
+            if crashed:
+                # a daemon the check did not stop has exited by itself: a crash (ASan aborts too)
+                self.failed.append("crash")
+                print("FAIL crash.%s: no process exits by itself (exited during %s)  [%s]" % (
+                    "+".join(crashed), cid, " | ".join(
+                        "%s: %s" % (n, system.log_tail(n)) for n in crashed)[:700]), flush=True)
         n = len([c for c in self.checks if not only or re.search(only, c[0])])
         print("# %s: %d checks, %d failed, %.0fs%s" % (
             self.name, n, len(self.failed), time.monotonic() - t_all,
@@ -587,6 +594,7 @@ class System:
         self.obs.sub("fr/%s/#" % HOME)
         self.base_ctls = ["kitchen", "hall", "garage"]
         self.mounted = []
+        self.stopped = set()      # processes a check stopped on purpose (not restarted yet)
 
     # ---- the demo's processes
     def demo_pid(self, name):
@@ -629,6 +637,7 @@ class System:
                 pass
 
     def stop(self, name, sig=signal.SIGTERM, timeout=15):
+        self.stopped.add(name)
         pid = self.pid(name)
         if not self.alive(pid):
             return
@@ -647,6 +656,7 @@ class System:
         wait_until(lambda: not self.alive(pid), timeout, "%s (pid %d) to exit" % (name, pid))
 
     def start(self, name):
+        self.stopped.discard(name)
         if name in self.ctls:
             return self.start_ctl(name)
         r = run(["bash", os.path.join(SRC, "tests/demo/demo.sh"), "restart", name], 60)
@@ -744,7 +754,16 @@ sensors = ( %s );
         USERS[name] = pw
         return r
 
-    # ---- between checks: whatever a check stopped or froze runs again
+    def log_tail(self, name, n=240):
+        path = os.path.join(LOGS if name in self.ctls else os.path.join(D, "logs"), name + ".log")
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()[-n:].replace("\n", " | ")
+        except OSError:
+            return "(no log)"
+
+    # ---- between checks: whatever a check stopped or froze runs again; returns the processes
+    # that exited although no check stopped them
     def heal(self):
         names = []
         for n in ["mosquitto", "frAroundWeb", "frMhs"] + self.base_ctls:
@@ -759,6 +778,7 @@ sensors = ( %s );
                 os.kill(pid, signal.SIGCONT)
             else:
                 names.append(n)
+        crashed = [n for n in names if n not in self.stopped]
         for n in names:
             print("# heal: starting %s again" % n, flush=True)
             self.start(n)
@@ -767,6 +787,7 @@ sensors = ( %s );
         self.wait_online(self.base_ctls + list(self.ctls), 60)
         # frAroundWeb back on the broker too (it reconnects with its own backoff)
         wait_until(lambda: http_get(PORT["metrics"], "/readyz")[0] == 200, 30, "frAroundWeb's /readyz 200")
+        return crashed
 
     def close(self):
         self.obs.close()
@@ -854,6 +875,7 @@ def broker_restart_in_flight(S, P, na=3, nb=3, ctl="lab"):
         wait_until(lambda: recv_q_settled(), 10, "frMhs's replies to reach the broker's socket")
     finally:
         S.kill("frMhs", signal.SIGCONT)
+        S.stopped.add("mosquitto")
         try:
             os.kill(broker, signal.SIGKILL)      # a stopped process dies of SIGKILL too
         except ProcessLookupError:
