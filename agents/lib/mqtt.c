@@ -73,7 +73,6 @@ struct mqtt_track {
 	int qos;
 	mqtt_done_fn done;
 	void *arg;
-	bool finished;            /* QoS 0: completed once handed over */
 	int err;
 };
 
@@ -124,7 +123,7 @@ struct mqtt {
 	struct mqtt_out *buf_head, **buf_tail;
 	int nbuf;
 	struct mqtt_track *track[MQTT_TRACK_BUCKETS];
-	struct mqtt_track *finished;   /* QoS 0 completions waiting for the flush timer */
+	struct mqtt_track *finished, **finished_tail;   /* completions waiting for the flush timer */
 	uint64_t next_ticket;
 };
 
@@ -322,6 +321,8 @@ static void mqtt_on_flush(void *arg)
 
 	while ((t = m->finished)) {
 		m->finished = t->next;
+		if (!m->finished)
+			m->finished_tail = &m->finished;
 		if (t->done && m->state != MQTT_STOPPED)
 			t->done(t->arg, t->ticket, t->err);
 		free(t);
@@ -332,8 +333,9 @@ static void mqtt_on_flush(void *arg)
 static void mqtt_track_finish(struct mqtt *m, struct mqtt_track *t, int err)
 {
 	t->err = err;
-	t->next = m->finished;
-	m->finished = t;
+	t->next = NULL;
+	*m->finished_tail = t;
+	m->finished_tail = &t->next;
 	if (!loop_timer_armed(&m->flush))
 		loop_timer_start(m->loop, &m->flush, 0);
 }
@@ -951,6 +953,7 @@ struct mqtt *mqtt_new(struct loop *loop, const struct mqtt_opts *o, const struct
 	m->arg = arg;
 	m->fd = -1;
 	m->buf_tail = &m->buf_head;
+	m->finished_tail = &m->finished;
 	m->state = MQTT_IDLE;
 	loop_timer_init(&m->retry, mqtt_on_retry, m);
 	loop_timer_init(&m->misc, mqtt_on_misc, m);
