@@ -29,6 +29,17 @@
 #define SHIM_SNDBUF (256 * 1024)
 /* How long a client being closed after an error may take to read it before we drop it. */
 #define SHIM_LINGER_MS 2000
+/* How long a publish waits for the broker's acknowledgment before it is answered timeout. */
+#define SHIM_PUBLISH_WAIT_MS 10000
+
+/* A publish waiting for the broker's acknowledgment (docs/shim.md: ok = the broker has it). */
+struct pubwait {
+	struct client *c;
+	cJSON *id;             /* the request's id; owned */
+	uint64_t ticket;
+	struct loop_timer timer;
+	struct pubwait *next;  /* the client's list */
+};
 
 struct sub {
 	struct client *c;
@@ -55,8 +66,9 @@ struct client {
 	const struct user *user;     /* borrowed from the current users table */
 	uint8_t token_hash[32];
 	int auth_failures;
-	int inflight;          /* relay requests + subscriptions */
+	int inflight;          /* relay requests + subscriptions + publishes */
 	struct sub *subs;
+	struct pubwait *pubs;
 	struct loop_timer linger;
 	struct client *prev, *next;
 };
@@ -347,6 +359,14 @@ static void client_kill(struct client *c, enum metrics_disc why, const char *fmt
 		log_warnx("shim client %s%s%s: %s: disconnected", c->peer, c->user ? " user " : "",
 			  c->user ? c->user->name : "", reason);
 	c->dead = true;
+	while (c->pubs) {
+		struct pubwait *w = c->pubs;
+		c->pubs = w->next;
+		mqtt_publish_forget(s->d.mqtt, w->ticket);
+		loop_timer_stop(s->d.loop, &w->timer);
+		cJSON_Delete(w->id);
+		free(w);
+	}
 	s->d.metrics->disconnects[why]++;
 	s->d.metrics->clients--;
 	relay_detach(s->d.relay, c);
@@ -432,6 +452,44 @@ static void op_ping(struct client *c, const struct shim_req *r)
 	cJSON_Delete(o);
 }
 
+static void pubwait_end(struct pubwait *w)
+{
+	struct client *c = w->c;
+	struct pubwait **p;
+
+	for (p = &c->pubs; *p; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	loop_timer_stop(c->s->d.loop, &w->timer);
+	c->inflight--;
+	cJSON_Delete(w->id);
+	free(w);
+}
+
+static void pubwait_done(void *arg, uint64_t ticket, int err)
+{
+	struct pubwait *w = arg;
+	(void)ticket;
+	if (err == 0)
+		send_ok(w->c, w->id);
+	else if (err == -EACCES)
+		send_error(w->c, w->id, SHIM_E_FORBIDDEN, "the broker refused the message");
+	else
+		send_error(w->c, w->id, SHIM_E_INTERNAL, "the broker refused the message");
+	pubwait_end(w);
+}
+
+static void pubwait_expired(void *arg)
+{
+	struct pubwait *w = arg;
+	mqtt_publish_forget(w->c->s->d.mqtt, w->ticket);
+	send_error(w->c, w->id, SHIM_E_TIMEOUT,
+		   "no acknowledgment from the broker yet (it may still deliver the message)");
+	pubwait_end(w);
+}
+
 static void op_publish(struct client *c, const struct shim_req *r)
 {
 	struct shim *s = c->s;
@@ -442,18 +500,34 @@ static void op_publish(struct client *c, const struct shim_req *r)
 		send_error(c, r->id, SHIM_E_FORBIDDEN, "topic not allowed");
 		return;
 	}
+	if (c->inflight >= s->d.conf->max_inflight) {
+		send_error(c, r->id, SHIM_E_TOO_MANY, "too many requests in flight");
+		return;
+	}
 	char *p = cJSON_IsString(r->payload) ? strdup(r->payload->valuestring)
 					     : cJSON_PrintUnformatted(r->payload);
-	if (!p) {
+	struct pubwait *w = calloc(1, sizeof *w);
+	if (!p || !w || !(w->id = cJSON_Duplicate(r->id, true))) {
+		free(p);
+		free(w);
 		send_error(c, r->id, SHIM_E_INTERNAL, "out of memory");
 		return;
 	}
-	int rc = mqtt_publish(s->d.mqtt, r->topic, p, strlen(p), r->qos, r->retain, NULL, NULL, 0);
+	w->c = c;
+	int rc = mqtt_publish_tracked(s->d.mqtt, r->topic, p, strlen(p), r->qos, r->retain, NULL,
+				      NULL, 0, pubwait_done, w, &w->ticket);
 	free(p);
-	if (rc < 0)
+	if (rc < 0) {
+		cJSON_Delete(w->id);
+		free(w);
 		send_error(c, r->id, SHIM_E_INTERNAL, "broker unreachable");
-	else
-		send_ok(c, r->id);
+		return;
+	}
+	w->next = c->pubs;
+	c->pubs = w;
+	c->inflight++;
+	loop_timer_init(&w->timer, pubwait_expired, w);
+	loop_timer_start(s->d.loop, &w->timer, SHIM_PUBLISH_WAIT_MS);
 }
 
 static void op_get(struct client *c, const struct shim_req *r)
