@@ -1,5 +1,5 @@
 /* mqttreq: an MQTT request client for the tests and benches, built on fr's own mqtt module
- * (paho underneath). One request: publish a command and print every reply until the final
+ * (libmosquitto underneath). One request: publish a command and print every reply until the final
  * result. A stream: N commands with QoS 1 from a persistent session, surviving broker
  * restarts, then a summary that says whether every id got exactly one final outcome. */
 #include "keys.h"

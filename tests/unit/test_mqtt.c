@@ -1,6 +1,8 @@
-/* test_mqtt: the mqtt module against a real mosquitto on a free loopback port: pub/sub,
- * MQTT 5 response topic + correlation data, 3.1.1, buffering before the first connect,
- * resubscribe after a broker restart, the last will, and the TCP_NODELAY round trip. */
+/* test_mqtt: the mqtt module against a real mosquitto on a free loopback port: pub/sub over
+ * mqtt://, ws://, mqtts:// and wss://, MQTT 5 response topic + correlation data, 3.1.1 and the
+ * fall back to it, buffering before the first connect, resubscribe after a broker restart, the
+ * last will, a publish whose write fails mid-flight (#11.16), publish completion, failover over
+ * several brokers, TCP_NODELAY on every connection, and the mqttconf config group. */
 #include <check.h>
 #include <netinet/tcp.h>
 #include <poll.h>
