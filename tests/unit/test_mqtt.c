@@ -375,6 +375,45 @@ static void client_new(struct client *c, int version, const struct mqtt_opts *ex
 	ck_assert_int_eq(mqtt_subscribe(c->m, sync, 1), 0);
 }
 
+/* --- the connection of one client, found from the outside --- */
+
+/* The descriptors of this process connected to 127.0.0.1:port, in out (up to max). */
+static int fds_to_port(uint16_t port, int *out, int max)
+{
+	int fd, n = 0;
+
+	for (fd = 3; fd < 4096 && n < max; fd++) {
+		struct sockaddr_in sa;
+		socklen_t l = sizeof sa;
+		if (getpeername(fd, (struct sockaddr *)&sa, &l) == 0 && sa.sin_family == AF_INET &&
+		    ntohs(sa.sin_port) == port)
+			out[n++] = fd;
+	}
+	return n;
+}
+
+static bool fd_nodelay(int fd)
+{
+	int v = 0;
+	socklen_t l = sizeof v;
+	ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &l), 0);
+	return v != 0;
+}
+
+static bool log_contains(const struct broker *b, const char *what)
+{
+	char line[1024];
+	bool found = false;
+	FILE *f = fopen(b->log, "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof line, f))
+		found = strstr(line, what) != NULL;
+	fclose(f);
+	return found;
+}
+
 /* --- basic publish / subscribe / retained --- */
 
 static void pubsub_next(struct client *c, const struct mqtt_msg *msg)
@@ -478,6 +517,10 @@ START_TEST(test_pubsub_wss)
 	ck_assert_int_eq(loop_run(tc.loop), 0);
 	ck_assert_int_eq(tc.step, 3);
 	ck_assert_int_eq(mqtt_version(tc.a.m), 5);
+	/* The tunnel's own connection to the broker has no Nagle either. */
+	int fds[4];
+	ck_assert_int_eq(fds_to_port(tc.broker.ws_port, fds, 4), 1);
+	ck_assert(fd_nodelay(fds[0]));
 	tc_free(&tc);
 }
 END_TEST
@@ -953,45 +996,6 @@ START_TEST(test_nodelay_round_trip)
 	tc_free(&tc);
 }
 END_TEST
-
-/* --- the connection of one client, found from the outside --- */
-
-/* The descriptors of this process connected to 127.0.0.1:port, in out (up to max). */
-static int fds_to_port(uint16_t port, int *out, int max)
-{
-	int fd, n = 0;
-
-	for (fd = 3; fd < 4096 && n < max; fd++) {
-		struct sockaddr_in sa;
-		socklen_t l = sizeof sa;
-		if (getpeername(fd, (struct sockaddr *)&sa, &l) == 0 && sa.sin_family == AF_INET &&
-		    ntohs(sa.sin_port) == port)
-			out[n++] = fd;
-	}
-	return n;
-}
-
-static bool fd_nodelay(int fd)
-{
-	int v = 0;
-	socklen_t l = sizeof v;
-	ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &l), 0);
-	return v != 0;
-}
-
-static bool log_contains(const struct broker *b, const char *what)
-{
-	char line[1024];
-	bool found = false;
-	FILE *f = fopen(b->log, "r");
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof line, f))
-		found = strstr(line, what) != NULL;
-	fclose(f);
-	return found;
-}
 
 /* --- #11.16: a QoS 1 publish whose write fails, then a reconnect with the session present --- */
 
