@@ -515,11 +515,12 @@ static void mqtt_cb_subscribe(struct mosquitto *mosq, void *obj, int mid, int n,
 				  mosquitto_reason_string(granted[i]));
 }
 
+/* libmosquitto's own notes; its per-packet trace (MOSQ_LOG_DEBUG) would drown the agents'. */
 static void mqtt_cb_log(struct mosquitto *mosq, void *obj, int level, const char *str)
 {
 	(void)mosq;
-	(void)level;
-	log_debug("mqtt %s: libmosquitto: %s", mqtt_cur_uri(obj), str);
+	if (level != MOSQ_LOG_DEBUG)
+		log_debug("mqtt %s: libmosquitto: %s", mqtt_cur_uri(obj), str);
 }
 
 /* --- connection attempts --- */
