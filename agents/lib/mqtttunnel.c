@@ -828,3 +828,49 @@ void mqtttunnel_free(struct mqtttunnel *t)
 	free(t->path);
 	free(t);
 }
+
+size_t mqtttunnel_parse_broker(const uint8_t *p, size_t n, size_t chunk, uint8_t *out,
+			       size_t cap, bool *closed)
+{
+	/* One scratch tunnel, kept: a fresh 140 KiB allocation per call is most of a fuzz run. */
+	static struct mqtttunnel *t;
+	size_t total = 0, off = 0;
+	static char host[] = "fuzz";
+
+	*closed = true;
+	if (!t && !(t = malloc(sizeof *t)))
+		return 0;
+	memset(t, 0, sizeof *t);
+	t->lfd = t->cfd = t->rfd = -1;
+	t->ws = true;
+	t->host = host;
+	t->st = TUN_UPGRADE;
+	snprintf(t->key, sizeof t->key, "dGhlIHNhbXBsZSBub25jZQ==");
+	if (!chunk)
+		chunk = 1;
+	for (;;) {
+		size_t k = n - off < chunk ? n - off : chunk;
+		bool moved = false;
+		if (k > sizeof t->in - t->in_len)
+			k = sizeof t->in - t->in_len;
+		memcpy(t->in + t->in_len, p + off, k);
+		t->in_len += k;
+		off += k;
+		if (t->st == TUN_UPGRADE)
+			tun_upgrade_response(t);
+		if (t->st == TUN_OPEN)
+			moved = tun_deframe(t);
+		if (t->down_len) {
+			size_t c = total < cap ? cap - total : 0;
+			memcpy(out + total, t->down, t->down_len < c ? t->down_len : c);
+			total += t->down_len;
+			t->down_len = 0;
+			moved = true;
+		}
+		t->up_len = 0;   /* pongs and close answers would go to the broker */
+		if (t->st == TUN_CLOSED || (!k && !moved))
+			break;
+	}
+	*closed = t->st == TUN_CLOSED;
+	return total;
+}

@@ -13,6 +13,7 @@
 #define FR_MQTTTUNNEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct loop;
@@ -43,5 +44,14 @@ const char *mqtttunnel_error(const struct mqtttunnel *t);
 void mqtttunnel_drain(struct mqtttunnel *t, uint64_t timeout_ms);
 /* NULL is fine. Closes both sides. */
 void mqtttunnel_free(struct mqtttunnel *t);
+
+/* The parsers of what a broker sends over WebSocket, without sockets (for the fuzz target and
+ * tests): p is fed in chunks of at most chunk bytes to a ws tunnel that sent an upgrade with the
+ * key "dGhlIHNhbXBsZSBub25jZQ==" (RFC 6455's example), through the 101 response and the frames.
+ * The MQTT bytes that would reach libmosquitto go to out (at most cap, the rest is counted).
+ * Returns how many there were; *closed says whether the tunnel ended (bad input, close frame).
+ * Not thread-safe (one scratch tunnel, kept for the process's life). */
+size_t mqtttunnel_parse_broker(const uint8_t *p, size_t n, size_t chunk, uint8_t *out,
+			       size_t cap, bool *closed);
 
 #endif

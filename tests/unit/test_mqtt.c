@@ -27,6 +27,7 @@
 #include "loop.h"
 #include "mqtt.h"
 #include "mqttconf.h"
+#include "mqtttunnel.h"
 
 #define SAFETY_MS 15000
 #define RTT_ROUNDS 20
@@ -1586,6 +1587,68 @@ START_TEST(test_no_fallback_when_configured)
 }
 END_TEST
 
+/* --- the tunnel's parsers of what the broker sends over WebSocket --- */
+
+static size_t ws_frame(uint8_t *b, int op, bool fin, bool masked, const void *p, size_t n)
+{
+	size_t h = 2;
+	b[0] = (uint8_t)((fin ? 0x80 : 0) | op);
+	b[1] = (uint8_t)((masked ? 0x80 : 0) | n);   /* n < 126 here */
+	if (masked) {
+		memset(b + 2, 0, 4);
+		h += 4;
+	}
+	memcpy(b + h, p, n);
+	return h + n;
+}
+
+START_TEST(test_tunnel_parse)
+{
+	static const char head[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+		"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+		"Sec-WebSocket-Protocol: mqtt\r\n\r\n";
+	static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
+	uint8_t in[1024], out[1024];
+	size_t n, k, chunk;
+	bool closed;
+
+	log_init("test_mqtt", true, 0);
+	for (chunk = 1; chunk <= sizeof in; chunk += sizeof in - 1) {
+		/* A CONNACK split over two frames with a ping between them: it comes out whole. */
+		n = strlen(head);
+		memcpy(in, head, n);
+		n += ws_frame(in + n, 2, false, false, connack, 2);
+		n += ws_frame(in + n, 9, true, false, "hi", 2);
+		n += ws_frame(in + n, 0, true, false, connack + 2, 3);
+		k = mqtttunnel_parse_broker(in, n, chunk, out, sizeof out, &closed);
+		ck_assert_uint_eq(k, sizeof connack);
+		ck_assert_mem_eq(out, connack, sizeof connack);
+		ck_assert(!closed);
+		/* A close frame ends it. */
+		n += ws_frame(in + n, 8, true, false, "\x03\xe8", 2);
+		mqtttunnel_parse_broker(in, n, chunk, out, sizeof out, &closed);
+		ck_assert(closed);
+		/* A masked frame from the server is a protocol violation (RFC 6455 5.1). */
+		n = strlen(head);
+		memcpy(in, head, n);
+		n += ws_frame(in + n, 2, true, true, connack, sizeof connack);
+		ck_assert_uint_eq(mqtttunnel_parse_broker(in, n, chunk, out, sizeof out, &closed), 0);
+		ck_assert(closed);
+		/* A refused upgrade, and a wrong accept key: nothing reaches the MQTT client. */
+		n = (size_t)snprintf((char *)in, sizeof in, "HTTP/1.1 403 Forbidden\r\n\r\n");
+		n += ws_frame(in + n, 2, true, false, connack, sizeof connack);
+		ck_assert_uint_eq(mqtttunnel_parse_broker(in, n, chunk, out, sizeof out, &closed), 0);
+		ck_assert(closed);
+		n = strlen(head);
+		memcpy(in, head, n);
+		memcpy(strstr((char *)in, "s3pP"), "AAAA", 4);
+		n += ws_frame(in + n, 2, true, false, connack, sizeof connack);
+		ck_assert_uint_eq(mqtttunnel_parse_broker(in, n, chunk, out, sizeof out, &closed), 0);
+		ck_assert(closed);
+	}
+}
+END_TEST
+
 /* --- mqttconf: the config group --- */
 
 /* Loads text as a config file and mqttconf_load's its group "mqtt"; returns its result and
@@ -1722,6 +1785,7 @@ static Suite *mqtt_suite(void)
 
 	ADD(s, test_bad_options);
 	ADD(s, test_mqttconf);
+	ADD(s, test_tunnel_parse);
 	ADD(s, test_pubsub_v5);
 	ADD(s, test_pubsub_v311);
 	ADD(s, test_pubsub_websockets);
