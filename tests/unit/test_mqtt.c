@@ -1578,7 +1578,7 @@ START_TEST(test_no_fallback_when_configured)
 	loop_timer_start(tc.loop, &t, 1000);
 	ck_assert_int_eq(loop_run(tc.loop), 0);
 	ck_assert_int_eq(tc.a.connected, 0);
-	ck_assert_int_ge(g_v311.v5_seen, 2);
+	ck_assert_int_ge(g_v311.v5_seen, 1);
 	ck_assert_int_eq(g_v311.relayed, 0);
 	mqtt_free(tc.a.m);
 	tc.a.m = NULL;
