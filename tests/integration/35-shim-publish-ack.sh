@@ -3,7 +3,8 @@
 # the broker frozen (SIGSTOP) no ok comes while the shim answers a ping; when it runs again every
 # publish is answered ok and a subscriber gets each one. 2000 pipelined publishes: one answer per
 # id, all ok, and the subscriber gets all 2000. A broker that stays frozen: the publish is
-# answered timeout (and delivered later), and waiting publishes count toward max_inflight.
+# answered timeout (and delivered later), and waiting publishes count toward max_inflight. A
+# client that leaves while its publishes wait: they are delivered, the shim goes on.
 . "$(dirname "$0")/lib.sh"
 
 BPORT=$(fr_free_port)
@@ -108,6 +109,29 @@ if codes != {"timeout"}: fail(f"codes {codes}")
 os.kill(bpid, signal.SIGCONT)
 wait_delivered("t", 256)
 ok("a frozen broker: timeout for each, delivered once it ran again")
+
+# 4. A client that leaves while its publishes wait: their acknowledgments come later to a
+# client that is gone; the messages are still delivered and the shim serves the others.
+os.kill(bpid, signal.SIGSTOP)
+g = socket.create_connection(("127.0.0.1", sport)); g.settimeout(60)
+g.sendall(b'{"id":"a","op":"auth","token":"alice-token"}\n')
+if b'"ok":true' not in g.recv(65536): fail("second client auth")
+for i in range(5):
+    g.sendall(('{"id":"g%d","op":"publish","topic":"fr/home1/display","payload":"g%d"}\n' % (i, i)).encode())
+# Its ping is answered after the publishes before it were taken (one connection is in order).
+g.sendall(b'{"id":"gp","op":"ping"}\n')
+gbuf = b""
+while b'"gp"' not in gbuf:
+    d = g.recv(65536)
+    if not d: fail("second client closed")
+    gbuf += d
+if b'"g0"' in gbuf: fail(f"a publish answered while the broker was frozen: {gbuf}")
+g.close()
+os.kill(bpid, signal.SIGCONT)
+wait_delivered("g", 5)
+send({"id": "ping3", "op": "ping"})
+if not recv().get("ok"): fail("ping after the gone client's acknowledgments")
+ok("a client gone while its publishes waited: delivered, the shim still answers")
 PY
 python3 "$T/pub.py" "$SPORT" "$(fr_pid broker)" "$T/sub.log" || fr_fail "shim publish acknowledgment"
 fr_ok "shim publish: ok means the broker has it"
