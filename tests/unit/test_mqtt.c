@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "broker.h"
 #include "cfg.h"
 #include "log.h"
 #include "logcapture.h"
@@ -35,148 +36,7 @@
 #define SAFETY_MS 15000
 #define RTT_ROUNDS 20
 
-/* --- a real mosquitto --- */
-
-struct broker {
-	pid_t pid;
-	uint16_t port;
-	uint16_t ws_port;   /* also a websockets listener when set */
-	uint16_t tls_port;  /* also a TLS listener with dir/srv.crt when set */
-	bool ws_tls;        /* the websockets listener uses TLS too (wss://) */
-	const char *extra;  /* more config lines */
-	char dir[64];
-	char conf[128];
-	char log[128];
-};
-
-static uint16_t free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t l = sizeof sa;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &l), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
-static bool port_accepts(uint16_t port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	ck_assert_int_ge(fd, 0);
-	ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-	close(fd);
-	return ok;
-}
-
-static void broker_dump_log(const struct broker *b)
-{
-	char buf[4096];
-	FILE *f = fopen(b->log, "r");
-	size_t n;
-
-	if (!f)
-		return;
-	fprintf(stderr, "--- mosquitto log (%s) ---\n", b->log);
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		fwrite(buf, 1, n, stderr);
-	fclose(f);
-}
-
-/* Starts mosquitto on b->port (a fresh free port if 0) and waits until it accepts. */
-static void broker_start(struct broker *b)
-{
-	FILE *f;
-	int i, st;
-
-	if (!b->dir[0]) {
-		strcpy(b->dir, "/tmp/fr-test-mqtt-XXXXXX");
-		ck_assert_ptr_nonnull(mkdtemp(b->dir));
-		snprintf(b->conf, sizeof b->conf, "%s/mosquitto.conf", b->dir);
-		snprintf(b->log, sizeof b->log, "%s/mosquitto.log", b->dir);
-	}
-	if (!b->port)
-		b->port = free_port();
-	f = fopen(b->conf, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "listener %u 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-		   "persistence false\n", b->port);
-	if (b->ws_port)
-		fprintf(f, "listener %u 127.0.0.1\nprotocol websockets\n", b->ws_port);
-	if (b->ws_port && b->ws_tls)
-		fprintf(f, "cafile %s/ca.crt\ncertfile %s/srv.crt\nkeyfile %s/srv.key\n", b->dir,
-			b->dir, b->dir);
-	if (b->tls_port)
-		fprintf(f, "listener %u 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/srv.crt\n"
-			   "keyfile %s/srv.key\n", b->tls_port, b->dir, b->dir, b->dir);
-	/* As root mosquitto would switch to its own user, which clears PR_SET_PDEATHSIG. */
-	if (geteuid() == 0)
-		fprintf(f, "user root\n");
-	if (b->extra)
-		fputs(b->extra, f);
-	fclose(f);
-
-	b->pid = fork();
-	ck_assert_int_ge(b->pid, 0);
-	if (b->pid == 0) {
-		int fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		/* Dies with the test process even when an assertion ends it early. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		setpgid(0, 0);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execlp("mosquitto", "mosquitto", "-c", b->conf, (char *)NULL);
-		_exit(127);
-	}
-	/* Bounded by attempts, not by speed: 1000 x 10 ms is far beyond any real start-up. */
-	for (i = 0; i < 1000; i++) {
-		if (port_accepts(b->port) && (!b->ws_port || port_accepts(b->ws_port)) &&
-		    (!b->tls_port || port_accepts(b->tls_port)))
-			return;
-		if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
-			broker_dump_log(b);
-			ck_abort_msg("mosquitto exited during start-up (status %d)", st);
-		}
-		usleep(10000);
-	}
-	broker_dump_log(b);
-	ck_abort_msg("mosquitto never accepted on port %u", b->port);
-}
-
-static void broker_kill(struct broker *b)
-{
-	if (b->pid <= 0)
-		return;
-	kill(b->pid, SIGKILL);
-	waitpid(b->pid, NULL, 0);
-	b->pid = 0;
-}
-
-static void broker_cleanup(struct broker *b)
-{
-	static const char *const files[] = { "mosquitto.conf", "mosquitto.log", "ca.key",
-		"ca.crt", "ca.srl", "srv.key", "srv.csr", "srv.crt", "srv.ext", "acl" };
-	char path[192];
-	size_t i;
-
-	broker_kill(b);
-	if (!b->dir[0])
-		return;
-	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-		snprintf(path, sizeof path, "%s/%s", b->dir, files[i]);
-		unlink(path);
-	}
-	rmdir(b->dir);
-	b->dir[0] = '\0';
-}
+/* --- a real mosquitto (broker.h), with certificates --- */
 
 /* Runs argv in dir (no shell); aborts the test unless it exits 0. */
 static void run_in(const char *dir, char *const argv[])
@@ -201,7 +61,7 @@ static void run_in(const char *dir, char *const argv[])
 }
 
 /* A throw-away CA and a server certificate for san (e.g. "IP:127.0.0.1") in b->dir. */
-static void make_certs(struct broker *b, const char *san)
+static void make_certs(struct test_broker *b, const char *san)
 {
 	char ext[192];
 	FILE *f;
@@ -215,10 +75,7 @@ static void make_certs(struct broker *b, const char *san)
 		"ca.key", "-CAcreateserial", "-out", "srv.crt", "-days", "2", "-extfile", "srv.ext",
 		NULL };
 
-	strcpy(b->dir, "/tmp/fr-test-mqtt-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(b->dir));
-	snprintf(b->conf, sizeof b->conf, "%s/mosquitto.conf", b->dir);
-	snprintf(b->log, sizeof b->log, "%s/mosquitto.log", b->dir);
+	test_broker_dir(b);
 	snprintf(ext, sizeof ext, "%s/srv.ext", b->dir);
 	f = fopen(ext, "w");
 	ck_assert_ptr_nonnull(f);
@@ -229,7 +86,7 @@ static void make_certs(struct broker *b, const char *san)
 	run_in(b->dir, sign);
 }
 
-static void broker_uri(const struct broker *b, char *buf, size_t n)
+static void broker_uri(const struct test_broker *b, char *buf, size_t n)
 {
 	if (b->ws_port)
 		snprintf(buf, n, "%s://127.0.0.1:%u/mqtt", b->ws_tls ? "wss" : "ws", b->ws_port);
@@ -261,7 +118,7 @@ struct client {
 
 struct tc {
 	struct loop *loop;
-	struct broker broker;
+	struct test_broker broker;
 	struct loop_timer safety, safety_tick;
 	struct client a, b;
 	int step;
@@ -274,7 +131,7 @@ struct tc {
 static void on_safety(void *arg)
 {
 	struct tc *tc = arg;
-	broker_dump_log(&tc->broker);
+	test_broker_dump(&tc->broker);
 	ck_abort_msg("test did not finish in time (step %d)", tc->step);
 }
 
@@ -298,7 +155,7 @@ static void tc_free(struct tc *tc)
 	mqtt_free(tc->b.m);
 	loop_timer_stop(tc->loop, &tc->safety);
 	loop_free(tc->loop);
-	broker_cleanup(&tc->broker);
+	test_broker_stop(&tc->broker);
 }
 
 static void cl_connected(void *arg, bool sp)
@@ -430,7 +287,7 @@ static bool fd_nodelay(int fd)
 	return v != 0;
 }
 
-static bool log_contains(const struct broker *b, const char *what)
+static bool log_contains(const struct test_broker *b, const char *what)
 {
 	char line[1024];
 	bool found = false;
@@ -482,8 +339,8 @@ static void run_pubsub(int version, bool ws)
 
 	tc_init(&tc);
 	if (ws)
-		tc.broker.ws_port = free_port();
-	broker_start(&tc.broker);
+		tc.broker.ws_port = test_free_port();
+	test_broker_start(&tc.broker);
 	client_new(&tc.a, version, NULL);
 	tc.a.next = pubsub_next;
 	ck_assert_int_eq(mqtt_subscribe(tc.a.m, "fr/test/#", 1), 0);
@@ -535,9 +392,9 @@ START_TEST(test_pubsub_wss)
 
 	tc_init(&tc);
 	make_certs(&tc.broker, "IP:127.0.0.1");
-	tc.broker.ws_port = free_port();
+	tc.broker.ws_port = test_free_port();
 	tc.broker.ws_tls = true;
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	snprintf(ca, sizeof ca, "%s/ca.crt", tc.broker.dir);
 	o.ca_file = ca;
 	client_new(&tc.a, 0, &o);
@@ -568,7 +425,7 @@ START_TEST(test_free_while_connecting)
 	int i;
 
 	tc_init(&tc);
-	tc.broker.port = free_port();   /* nobody listens there */
+	tc.broker.port = test_free_port();   /* nobody listens there */
 	for (i = 0; i < 2; i++) {
 		client_new(&tc.a, i ? 4 : 5, NULL);
 		ck_assert_int_eq(mqtt_start(tc.a.m), 0);
@@ -636,8 +493,8 @@ START_TEST(test_tls_verified)
 
 	tc_init(&tc);
 	make_certs(&tc.broker, "IP:127.0.0.1");
-	tc.broker.tls_port = free_port();
-	broker_start(&tc.broker);
+	tc.broker.tls_port = test_free_port();
+	test_broker_start(&tc.broker);
 	ck_assert(tls_try(&tc, false, 0));
 	tc_free(&tc);
 }
@@ -649,8 +506,8 @@ START_TEST(test_tls_hostname_mismatch)
 
 	tc_init(&tc);
 	make_certs(&tc.broker, "DNS:elsewhere.invalid");
-	tc.broker.tls_port = free_port();
-	broker_start(&tc.broker);
+	tc.broker.tls_port = test_free_port();
+	test_broker_start(&tc.broker);
 	/* A negative check: it must keep failing; 1 s is several attempts. */
 	ck_assert(!tls_try(&tc, false, 1000));
 	ck_assert_int_eq(tc.a.connected, 0);
@@ -691,7 +548,7 @@ START_TEST(test_v5_response_props)
 	struct tc tc;
 
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	client_new(&tc.a, 5, NULL);
 	tc.a.next = props_next;
 	ck_assert_int_eq(mqtt_subscribe(tc.a.m, "fr/req/+", 2), 0);
@@ -730,7 +587,7 @@ START_TEST(test_buffered_before_connect)
 	struct tc tc;
 
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	client_new(&tc.b, 5, NULL);
 	tc.b.next = buffered_b_next;
 	ck_assert_int_eq(mqtt_subscribe(tc.b.m, "fr/buf", 1), 0);
@@ -750,7 +607,7 @@ static void restart_next(struct client *c, const struct mqtt_msg *msg)
 	if (!msg && tc->step == 0 && c->synced && c->connected == 1) {
 		tc->step = 1;
 		c->synced = false;
-		broker_kill(&tc->broker);
+		test_broker_kill(&tc->broker);
 	} else if (!msg && tc->step == 1 && c->disconnected == 1) {
 		tc->step = 2;
 		ck_assert(!mqtt_is_connected(c->m));
@@ -758,7 +615,7 @@ static void restart_next(struct client *c, const struct mqtt_msg *msg)
 		ck_assert_int_eq(mqtt_publish(c->m, "fr/rs/offline", "x", 1, 1, false, NULL, NULL, 0),
 				 0);
 		/* Same port, no persistence: the new broker knows nothing of us. */
-		broker_start(&tc->broker);
+		test_broker_start(&tc->broker);
 	} else if (!msg && tc->step == 2 && c->synced) {
 		ck_assert_int_eq(c->connected, 2);
 		ck_assert(!c->session_present);
@@ -779,7 +636,7 @@ START_TEST(test_resubscribe_after_restart)
 	struct mqtt_opts o = { .backoff_min_ms = 10, .backoff_max_ms = 100 };
 
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	client_new(&tc.a, 5, &o);
 	tc.a.next = restart_next;
 	ck_assert_int_eq(mqtt_subscribe(tc.a.m, "fr/rs/#", 1), 0);
@@ -805,7 +662,7 @@ static void late_next(struct client *c, const struct mqtt_msg *msg)
 static void late_start(void *arg)
 {
 	struct tc *tc = arg;
-	broker_start(&tc->broker);
+	test_broker_start(&tc->broker);
 }
 
 START_TEST(test_connect_retries_until_broker_up)
@@ -814,7 +671,7 @@ START_TEST(test_connect_retries_until_broker_up)
 	struct loop_timer t;
 
 	tc_init(&tc);
-	tc.broker.port = free_port();
+	tc.broker.port = test_free_port();
 	client_new(&tc.a, 5, NULL);
 	tc.a.next = late_next;
 	ck_assert_int_eq(mqtt_start(tc.a.m), 0);
@@ -840,7 +697,7 @@ static void will_child_connected(void *arg, bool sp)
 	_exit(0);
 }
 
-static void will_child(const struct broker *b, int go_fd)
+static void will_child(const struct test_broker *b, int go_fd)
 {
 	static const struct mqtt_ops ops = { .on_connected = will_child_connected };
 	struct mqtt_opts o = { 0 };
@@ -912,7 +769,7 @@ START_TEST(test_last_will)
 	pid_t child;
 
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 	child = fork();
 	ck_assert_int_ge(child, 0);
@@ -1005,7 +862,7 @@ START_TEST(test_nodelay_round_trip)
 	double median;
 
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	client_new(&tc.a, 5, NULL);
 	client_new(&tc.b, 5, NULL);
 	tc.a.next = rtt_requester;
@@ -1052,7 +909,7 @@ static void subopts_advance(struct client *c)
 	if (tc->step == 1) {
 		tc->step = 2;
 		c->synced = false;
-		broker_kill(&tc->broker);
+		test_broker_kill(&tc->broker);
 	} else {
 		tc->step = 5;
 		loop_stop(tc->loop);
@@ -1087,7 +944,7 @@ static void subopts_next(struct client *c, const struct mqtt_msg *msg)
 			subopts_publish(c, "live");
 		} else if (tc->step == 2 && c->disconnected == 1) {
 			tc->step = 3;
-			broker_start(&tc->broker);
+			test_broker_start(&tc->broker);
 		} else if (tc->step == 3 && c->synced && c->connected == 2) {
 			tc->step = 4;
 			subopts_publish(c, "again");
@@ -1128,7 +985,7 @@ static void run_subopts(int version)
 	memset(&g_so, 0, sizeof g_so);
 	g_so.version = version;
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	client_new(&tc.a, version, &o);
 	tc.a.next = subopts_next;
 	ck_assert_int_eq(mqtt_subscribe_opts(tc.a.m, "fr/so/#", 1, &rap), 0);
@@ -1251,7 +1108,7 @@ static void run_clean_first(int version)
 
 	memset(&g_cf, 0, sizeof g_cf);
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	/* The previous process: subscribed, then gone with its session kept by the broker. */
 	tc.a.persistent = true;
 	client_new(&tc.a, version, &o);
@@ -1373,7 +1230,7 @@ static void run_inflight(int version)
 
 	memset(&g_inflight, 0, sizeof g_inflight);
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	tc.a.persistent = true;
 	tc.a.qos = version;   /* only carries the version to inflight_b_next */
 	client_new(&tc.b, 5, NULL);
@@ -1515,7 +1372,7 @@ START_TEST(test_publish_completion)
 	fclose(f);
 	snprintf(extra, sizeof extra, "acl_file %s\n", acl);
 	tc.broker.extra = extra;
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	client_new(&tc.b, 5, NULL);
 	tc.b.next = done_b_next;
 	ck_assert_int_eq(mqtt_subscribe(tc.b.m, "fr/done/#", 1), 0);
@@ -1554,7 +1411,7 @@ static void offline_next(struct client *c, const struct mqtt_msg *msg)
 	(void)msg;
 	if (tc->step == 0 && c->synced) {
 		tc->step = 1;
-		broker_kill(&tc->broker);
+		test_broker_kill(&tc->broker);
 	} else if (tc->step == 1 && c->disconnected == 1) {
 		for (i = 0; i < 3; i++)
 			ck_assert_int_eq(mqtt_publish_tracked(c->m, "fr/off/x", "o", 1, i % 2 + 1,
@@ -1566,7 +1423,7 @@ static void offline_next(struct client *c, const struct mqtt_msg *msg)
 				 -ENOBUFS);
 		ck_assert_int_eq(g_done.ok, 0);
 		tc->step = 2;
-		broker_start(&tc->broker);
+		test_broker_start(&tc->broker);
 	}
 }
 
@@ -1577,7 +1434,7 @@ START_TEST(test_completion_after_reconnect)
 
 	memset(&g_done, 0, sizeof g_done);
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	client_new(&tc.a, 5, &o);
 	tc.a.next = offline_next;
 	ck_assert_int_eq(mqtt_start(tc.a.m), 0);
@@ -1590,7 +1447,7 @@ END_TEST
 /* --- several brokers: failover --- */
 
 struct failover {
-	struct broker b2;
+	struct test_broker b2;
 	char uris[3][64];
 	const char *list[3];
 };
@@ -1609,7 +1466,7 @@ static void failover_next(struct client *c, const struct mqtt_msg *msg)
 		ck_assert(fd_nodelay(fds[0]));
 		tc->step = 1;
 		c->synced = false;
-		broker_kill(&tc->broker);
+		test_broker_kill(&tc->broker);
 	} else if (tc->step == 1 && c->synced && c->connected == 2) {
 		/* After the loss, the next broker of the list. */
 		ck_assert_str_eq(mqtt_uri(c->m), g_fo.list[2]);
@@ -1627,9 +1484,9 @@ START_TEST(test_failover)
 
 	tc_init(&tc);
 	memset(&g_fo, 0, sizeof g_fo);
-	broker_start(&tc.broker);
-	broker_start(&g_fo.b2);
-	snprintf(g_fo.uris[0], sizeof g_fo.uris[0], "mqtt://127.0.0.1:%u", free_port());
+	test_broker_start(&tc.broker);
+	test_broker_start(&g_fo.b2);
+	snprintf(g_fo.uris[0], sizeof g_fo.uris[0], "mqtt://127.0.0.1:%u", test_free_port());
 	snprintf(g_fo.uris[1], sizeof g_fo.uris[1], "mqtt://127.0.0.1:%u", tc.broker.port);
 	snprintf(g_fo.uris[2], sizeof g_fo.uris[2], "mqtt://localhost:%u", g_fo.b2.port);
 	for (int i = 0; i < 3; i++)
@@ -1640,7 +1497,7 @@ START_TEST(test_failover)
 	ck_assert_int_eq(loop_run(tc.loop), 0);
 	ck_assert_int_eq(tc.step, 2);
 	ck_assert_int_eq(tc.a.disconnected, 1);
-	broker_cleanup(&g_fo.b2);
+	test_broker_stop(&g_fo.b2);
 	tc_free(&tc);
 }
 END_TEST
@@ -1810,7 +1667,7 @@ static void run_fallback(bool connack)
 	char uri[64];
 
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	v311_start(&g_v311, tc.broker.port, connack);
 	snprintf(uri, sizeof uri, "mqtt://127.0.0.1:%u", g_v311.port);
 	o.uri = uri;
@@ -1851,7 +1708,7 @@ START_TEST(test_no_fallback_when_configured)
 	char uri[64];
 
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	v311_start(&g_v311, tc.broker.port, true);
 	snprintf(uri, sizeof uri, "mqtt://127.0.0.1:%u", g_v311.port);
 	o.uri = uri;
