@@ -1,4 +1,4 @@
-/* bench_mqtt: the MQTT side of fr's benchmarks, on fr's own mqtt module (paho underneath), so
+/* bench_mqtt: the MQTT side of fr's benchmarks, on fr's own mqtt module (libmosquitto underneath), so
  * that a measured path and its baseline use the same client code. Modes:
  *   echo    responder: republishes every request to its MQTT 5 response topic (+ correlation)
  *   rtt     sequential request/response round trips (to frMhs or to the echo responder)

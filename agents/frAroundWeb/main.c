@@ -50,14 +50,15 @@ static void web_on_connected(void *arg, bool session_present)
 {
 	struct web *w = arg;
 	w->metrics.mqtt_connected = true;
-	log_info("broker %s: connected (session %s)", w->conf.mqtt.uri, session_present ? "resumed" : "new");
+	log_info("broker %s: connected (session %s)", mqtt_uri(w->mqtt),
+		 session_present ? "resumed" : "new");
 }
 
 static void web_on_disconnected(void *arg, const char *reason)
 {
 	struct web *w = arg;
 	w->metrics.mqtt_connected = false;
-	log_warnx("broker %s: connection lost: %s", w->conf.mqtt.uri, reason);
+	log_warnx("broker %s: connection lost: %s", mqtt_uri(w->mqtt), reason);
 }
 
 static void web_on_message(void *arg, const struct mqtt_msg *m)

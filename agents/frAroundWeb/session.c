@@ -19,6 +19,8 @@
 #include <string.h>
 
 #define SESSION_AUTH_TRIES 5
+/* How long a publish waits for the broker's acknowledgment before it is answered timeout. */
+#define SESSION_PUBLISH_WAIT_MS 10000
 
 /* One "subscribe" of the client. */
 struct csub {
@@ -29,15 +31,25 @@ struct csub {
 	struct csub *next;
 };
 
+/* A publish waiting for the broker's acknowledgment (docs/shim.md: ok = the broker has it). */
+struct pubwait {
+	struct session *s;
+	cJSON *id;                        /* the publish request's id; owned */
+	uint64_t ticket;
+	struct loop_timer timer;
+	struct pubwait *next;
+};
+
 struct session {
 	struct client *c;
 	const struct shim_deps *d;
 	const struct user *user;          /* borrowed from the current users table */
 	uint8_t token_hash[32];
 	int auth_failures;
-	int inflight;                     /* relay requests + subscriptions */
+	int inflight;                     /* relay requests + subscriptions + publishes */
 	bool detached;
 	struct csub *subs;
+	struct pubwait *pubs;
 };
 
 struct session *session_new(struct client *c, const struct shim_deps *d)
@@ -57,10 +69,25 @@ static void csub_free(struct session *s, struct csub *u)
 	free(u);
 }
 
+static void pubwait_free(struct session *s, struct pubwait *w)
+{
+	loop_timer_stop(s->d->loop, &w->timer);
+	cJSON_Delete(w->id);
+	free(w);
+}
+
 void session_detach(struct session *s)
 {
 	s->detached = true;
 	relay_detach(s->d->relay, s);
+	/* Nobody is left to answer: the messages stay with the broker connection, their
+	 * acknowledgments are not waited for. */
+	while (s->pubs) {
+		struct pubwait *w = s->pubs;
+		s->pubs = w->next;
+		mqtt_publish_forget(s->d->mqtt, w->ticket);
+		pubwait_free(s, w);
+	}
 }
 
 void session_free(struct session *s)
@@ -138,6 +165,40 @@ static void op_ping(struct session *s, const struct shim_req *r)
 	send_line(s, o);
 }
 
+/* Answers a waiting publish and drops it. */
+static void pubwait_end(struct pubwait *w, enum shim_err code, const char *msg)
+{
+	struct session *s = w->s;
+	struct pubwait **p;
+
+	for (p = &s->pubs; *p; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	if (code == SHIM_OK)
+		send_line(s, shimproto_ok(w->id));
+	else
+		send_error(s, w->id, code, msg);
+	s->inflight--;
+	pubwait_free(s, w);
+}
+
+static void pubwait_done(void *arg, uint64_t ticket, int err)
+{
+	(void)ticket;
+	pubwait_end(arg, err == 0 ? SHIM_OK : err == -EACCES ? SHIM_E_FORBIDDEN : SHIM_E_INTERNAL,
+		    "the broker refused the message");
+}
+
+static void pubwait_expired(void *arg)
+{
+	struct pubwait *w = arg;
+	mqtt_publish_forget(w->s->d->mqtt, w->ticket);
+	pubwait_end(w, SHIM_E_TIMEOUT,
+		    "no acknowledgment from the broker yet (it may still deliver the message)");
+}
+
 static void op_publish(struct session *s, const struct shim_req *r)
 {
 	const char *prefix = s->d->conf->prefix;
@@ -147,18 +208,35 @@ static void op_publish(struct session *s, const struct shim_req *r)
 		send_error(s, r->id, SHIM_E_FORBIDDEN, "topic not allowed");
 		return;
 	}
+	if (s->inflight >= s->d->conf->max_inflight) {
+		send_error(s, r->id, SHIM_E_TOO_MANY, "too many requests in flight");
+		return;
+	}
 	char *p = cJSON_IsString(r->payload) ? strdup(r->payload->valuestring)
 					     : cJSON_PrintUnformatted(r->payload);
-	if (!p) {
+	struct pubwait *w = calloc(1, sizeof *w);
+	if (!p || !w || !(w->id = cJSON_Duplicate(r->id, true))) {
+		free(p);
+		free(w);
 		send_error(s, r->id, SHIM_E_INTERNAL, "out of memory");
 		return;
 	}
-	int rc = mqtt_publish(s->d->mqtt, r->topic, p, strlen(p), r->qos, r->retain, NULL, NULL, 0);
+	w->s = s;
+	/* ok only once the broker has it (docs/shim.md), as mosquitto_pub -q 1 reports. */
+	int rc = mqtt_publish_tracked(s->d->mqtt, r->topic, p, strlen(p), r->qos, r->retain, NULL,
+				      NULL, 0, pubwait_done, w, &w->ticket);
 	free(p);
-	if (rc < 0)
+	if (rc < 0) {
+		cJSON_Delete(w->id);
+		free(w);
 		send_error(s, r->id, SHIM_E_INTERNAL, "broker unreachable");
-	else
-		send_line(s, shimproto_ok(r->id));
+		return;
+	}
+	w->next = s->pubs;
+	s->pubs = w;
+	s->inflight++;
+	loop_timer_init(&w->timer, pubwait_expired, w);
+	loop_timer_start(s->d->loop, &w->timer, SESSION_PUBLISH_WAIT_MS);
 }
 
 static void op_get(struct session *s, const struct shim_req *r)

@@ -142,7 +142,8 @@ static void mhs_usage(FILE *f)
 "    dedup_max = 10000;                      # request ids remembered for redeliveries\n"
 "    mqtt = { uri = \"mqtts://broker.example.org:8883\"; username = \"home-home1\";\n"
 "             password_file = \"/etc/fr/mqtt.pw\"; ca_file = \"/etc/ssl/certs/ca.pem\";\n"
-"             version = 5; keepalive = 30; backoff_min = 0.5; backoff_max = 30; };\n"
+"             version = \"auto\"; keepalive = 30; backoff_min = 0.5; backoff_max = 30; };\n"
+"             # uri may be a list (failover); version \"auto\" = MQTT 5, else 3.1.1\n"
 "    m5stack = { port = \"/dev/ttyUSB0\"; baud = 115200; };   # optional display\n"
 "    lcd = { device = \"/dev/i2c-1\"; address = 0x27; width = 16; };  # optional display\n"
 "\n"
@@ -219,7 +220,9 @@ static int mhs_setup(struct mhs *h)
 		return -1;
 	if (bridge_start(h->bridge) < 0)
 		return -1;
-	log_info("home %s: broker %s (MQTT %s)", c->home, c->mqtt.uri, c->mqtt.version == 5 ? "5" : "3.1.1");
+	log_info("home %s: broker %s%s (MQTT %s)", c->home, c->mqtt.uri,
+		 c->mqtt.nuris > 1 ? " (+ more)" : "",
+		 c->mqtt.version == 5 ? "5" : c->mqtt.version == 4 ? "3.1.1" : "5, else 3.1.1");
 	return 0;
 }
 

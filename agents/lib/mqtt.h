@@ -1,7 +1,9 @@
-/* mqtt: the agents' one MQTT client, paho MQTTAsync driven from the agent's event loop. paho's
- * threads only queue what they got and wake the loop; every callback below runs on the loop
- * thread. Reconnects (exponential backoff, full jitter), resubscribes and TCP_NODELAY are
- * handled here.
+/* mqtt: the agents' one MQTT client, libmosquitto driven from the agent's event loop with no
+ * threads of its own: its socket is in our epoll and every callback below runs on the loop
+ * thread. Reconnects (exponential backoff, full jitter), failover over several broker URIs,
+ * MQTT 5 with a fall back to 3.1.1, resubscribes, buffering while disconnected and
+ * TCP_NODELAY are handled here. mqtts://, ws:// and wss:// go through mqtttunnel (TLS and
+ * WebSocket done by us, so libmosquitto only speaks MQTT); names are resolved off the loop.
  *
  * Ownership: struct mqtt is owned by the caller (mqtt_free). Strings in mqtt_opts are copied
  * by mqtt_new. Everything in struct mqtt_msg and the reason string of on_disconnected are
@@ -19,11 +21,16 @@ struct mqtt;
 /* Zero means "default" for every numeric field. */
 struct mqtt_opts {
 	/* mqtt://host:port (tcp), mqtts:// (TLS), ws://host:port/path, wss://; tcp:// and ssl://
-	 * are accepted as paho's aliases. */
+	 * are accepted as aliases. With uris/nuris set, uri is ignored: the client tries them
+	 * in order, moving on after a failed attempt and after a lost connection. */
 	const char *uri, *client_id, *username, *password;
+	const char *const *uris;
+	size_t nuris;
 	const char *ca_file, *cert_file, *key_file;  /* TLS; NULL = none (ca_file NULL: system CAs) */
 	bool insecure;            /* skip hostname verification (tests only) */
-	int version;              /* 5 (default) or 4 (3.1.1) */
+	/* 0 (default) = auto: MQTT 5, and 3.1.1 when the broker refuses 5 (CONNACK "unsupported
+	 * protocol version", or the connection closed before any CONNACK); 5 or 4 = only that. */
+	int version;
 	bool clean;               /* false = persistent session */
 	/* With !clean: the first connect of this process starts a clean session anyway (what a
 	 * previous process subscribed is dropped); reconnects resume it. */
@@ -40,13 +47,18 @@ struct mqtt_opts {
 /* retained: with MQTT 5 a subscription is made with Retain As Published (unless its
  * mqtt_subopts say otherwise), so it says whether the message was published with retain set;
  * with 3.1.1 (and without Retain As Published) it is only set for messages the broker sends
- * from its retained store when a subscription is made. */
+ * from its retained store when a subscription is made. dup is always false (libmosquitto does
+ * not report the DUP flag; repeated deliveries are the application's to recognise, e.g. by an
+ * id). */
 struct mqtt_msg {
 	const char *topic; const void *payload; size_t len; int qos; bool retained; bool dup;
-	const char *response_topic;  /* NULL if absent */
+	const char *response_topic;  /* NULL if absent (always with 3.1.1) */
 	const void *correlation; size_t correlation_len;  /* NULL/0 if absent */
 	/* MQTT 5: the Subscription Identifiers of the subscriptions this copy was sent for (a
-	 * broker sends one copy per matching subscription, or one copy with all their ids). */
+	 * broker sends one copy per matching subscription, or one copy with all their ids);
+	 * none with 3.1.1. Mosquitto sends one copy per subscription. libmosquitto (2.0.11 to
+	 * 2.0.20) takes a PUBLISH with several identifiers for a duplicate property and drops
+	 * the connection, so a broker that combines copies cannot be used with identifiers. */
 	const uint32_t *sub_ids; size_t nsub_ids;
 };   /* all borrowed for the duration of on_message */
 
@@ -68,9 +80,9 @@ struct mqtt_ops {
 	void (*on_message)(void *arg, const struct mqtt_msg *m);
 };
 
-/* Error codes beyond -errno: -ENOTCONN (not connected and nothing buffered), -ENOBUFS (the
- * disconnected buffer is full), -EINVAL (bad topic/qos/UTF-8), -EIO (anything else from paho).
- * Functions below log their failures themselves (with paho's reason), once. */
+/* Error codes beyond -errno: -ENOTCONN (stopped), -ENOBUFS (the disconnected buffer is full),
+ * -EINVAL (bad topic/qos/UTF-8), -EIO (anything else from libmosquitto). Functions below log
+ * their failures themselves, once. */
 
 /* Strings in opts are copied. Returns NULL (logged) on bad options or no memory. */
 struct mqtt *mqtt_new(struct loop *loop, const struct mqtt_opts *o, const struct mqtt_ops *ops,
@@ -84,15 +96,40 @@ int mqtt_subscribe(struct mqtt *m, const char *filter, int qos);
 int mqtt_subscribe_opts(struct mqtt *m, const char *filter, int qos,
 			const struct mqtt_subopts *opts);
 int mqtt_unsubscribe(struct mqtt *m, const char *filter);
-/* qos 0..2. response_topic/corr are MQTT 5 properties (ignored with 3.1.1); NULL/0 = none.
- * While disconnected the message is buffered (up to max_buffered) and sent on reconnect. */
+/* qos 0..2. response_topic/corr are MQTT 5 properties (dropped on a 3.1.1 connection); NULL/0
+ * = none. While disconnected the message is buffered (up to max_buffered) and sent on
+ * reconnect; a QoS 1/2 message the broker has not acknowledged when a connection is lost is
+ * sent again on the next one (at least once). */
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len, int qos,
 		 bool retain, const char *response_topic, const void *corr, size_t corr_len);
+
+/* Completion of one publish: err 0 = QoS 1/2: the broker acknowledged it (PUBACK/PUBCOMP with
+ * a success reason; "no matching subscribers" is a success); QoS 0: it was written to the
+ * connection (MQTT has no acknowledgment for QoS 0). err < 0: the broker refused it
+ * (-EACCES not authorized, -EMSGSIZE too large, -EDQUOT quota exceeded, -EIO any other
+ * reason code >= 0x80). Called once, on the loop thread, unless forgotten first. */
+typedef void (*mqtt_done_fn)(void *arg, uint64_t ticket, int err);
+/* mqtt_publish, and done(arg, *ticket, err) once the outcome is known. A message waiting in
+ * the disconnected buffer or for its acknowledgment stays pending across reconnects (it is
+ * sent again); callers that cannot wait keep their own deadline and call mqtt_publish_forget.
+ * On failure nothing is pending and done is never called. mqtt_stop/mqtt_free drop pending
+ * completions without calling them. */
+int mqtt_publish_tracked(struct mqtt *m, const char *topic, const void *payload, size_t len,
+			 int qos, bool retain, const char *response_topic, const void *corr,
+			 size_t corr_len, mqtt_done_fn done, void *arg, uint64_t *ticket);
+/* No call for this ticket any more (unknown or finished tickets are fine). */
+void mqtt_publish_forget(struct mqtt *m, uint64_t ticket);
+
 bool mqtt_is_connected(const struct mqtt *m);
+/* The protocol spoken on the current connection (or the last one): 5, 4 (3.1.1), 0 before
+ * the first connection. */
+int mqtt_version(const struct mqtt *m);
+/* The broker URI of the current (or last) connection attempt; borrowed. */
+const char *mqtt_uri(const struct mqtt *m);
 /* Publishes nothing; disconnects cleanly (MQTT DISCONNECT; with MQTT5 reason 0 the will is NOT
  * sent, so callers publish their own "offline" first if they want one), waiting at most
- * timeout_ms (blocking the loop thread). No callback is called after it; it cannot be
- * restarted. */
+ * timeout_ms (running only this client's I/O on the loop thread) for what is queued to be
+ * written. No callback is called after it; it cannot be restarted. */
 void mqtt_stop(struct mqtt *m, uint64_t timeout_ms);
 /* Stops (1 s at most) if still running, then frees. NULL is fine. */
 void mqtt_free(struct mqtt *m);

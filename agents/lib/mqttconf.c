@@ -6,6 +6,95 @@
 #include <stdio.h>
 #include <string.h>
 
+static int mqttconf_uri_ok(const config_setting_t *s, const char *uri)
+{
+	if (strncmp(uri, "mqtt://", 7) && strncmp(uri, "mqtts://", 8) && strncmp(uri, "ws://", 5) &&
+	    strncmp(uri, "wss://", 6)) {
+		cfg_error(s, "uri '%s' must start with mqtt://, mqtts://, ws:// or wss://", uri);
+		return -1;
+	}
+	return 0;
+}
+
+/* uri = "mqtt://..."; or uri = ["mqtts://a...", "mqtts://b..."]; */
+static int mqttconf_uris(const config_setting_t *g, struct mqttconf *mc)
+{
+	config_setting_t *s = config_setting_get_member(g, "uri");
+	int t, n, i;
+
+	if (!s) {
+		cfg_error(g, "missing required setting 'uri'");
+		return -1;
+	}
+	t = config_setting_type(s);
+	if (t == CONFIG_TYPE_STRING) {
+		mc->uris[0] = config_setting_get_string(s);
+		mc->nuris = 1;
+	} else if (t == CONFIG_TYPE_ARRAY || t == CONFIG_TYPE_LIST) {
+		n = config_setting_length(s);
+		if (n < 1 || n > MQTTCONF_MAX_URIS) {
+			cfg_error(s, "'uri' must list 1 to %d brokers", MQTTCONF_MAX_URIS);
+			return -1;
+		}
+		for (i = 0; i < n; i++) {
+			config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+			if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+				cfg_error(e, "'uri'[%d] must be a string", i);
+				return -1;
+			}
+			mc->uris[i] = config_setting_get_string(e);
+		}
+		mc->nuris = (size_t)n;
+	} else {
+		cfg_error(s, "'uri' must be a string or a list of strings like [\"mqtts://a:8883\", "
+			     "\"mqtts://b:8883\"]");
+		return -1;
+	}
+	for (i = 0; i < (int)mc->nuris; i++)
+		if (mqttconf_uri_ok(s, mc->uris[i]) < 0)
+			return -1;
+	mc->uri = mc->uris[0];
+	return 0;
+}
+
+/* version = "auto" | 5 | "5" | 4 | "3.1.1" (integers 0, 4, 5 as well). */
+static int mqttconf_version(const config_setting_t *g, int min_version, struct mqttconf *mc)
+{
+	config_setting_t *s = config_setting_get_member(g, "version");
+	const char *v;
+
+	mc->version = min_version >= 5 ? 5 : 0;
+	if (!s)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_INT) {
+		int i = config_setting_get_int(s);
+		if (i == 0 || i == 4 || i == 5)
+			mc->version = i;
+		else
+			goto bad;
+	} else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		v = config_setting_get_string(s);
+		if (strcmp(v, "auto") == 0)
+			mc->version = 0;
+		else if (strcmp(v, "5") == 0 || strcmp(v, "5.0") == 0)
+			mc->version = 5;
+		else if (strcmp(v, "3.1.1") == 0 || strcmp(v, "4") == 0)
+			mc->version = 4;
+		else
+			goto bad;
+	} else {
+		goto bad;
+	}
+	if (min_version >= 5 && mc->version != 5) {
+		cfg_error(s, "'version' must be 5 here: this agent needs MQTT 5");
+		return -1;
+	}
+	return 0;
+bad:
+	cfg_error(s, "'version' must be \"auto\" (MQTT 5, else 3.1.1), 5 or \"3.1.1\" (also 4)");
+	return -1;
+}
+
 int mqttconf_load(const config_setting_t *parent, const char *name, int min_version,
 		  struct mqttconf *mc)
 {
@@ -13,7 +102,7 @@ int mqttconf_load(const config_setting_t *parent, const char *name, int min_vers
 					    "password_file", "ca_file", "cert_file", "key_file",
 					    "version", "insecure", "keepalive", "backoff_min",
 					    "backoff_max", NULL };
-	long long v, ka;
+	long long ka;
 	const char *pwfile = NULL;
 	memset(mc, 0, sizeof *mc);
 	config_setting_t *g = config_setting_get_member(parent, name);
@@ -25,7 +114,7 @@ int mqttconf_load(const config_setting_t *parent, const char *name, int min_vers
 		cfg_error(g, "'%s' must be a group { ... }", name);
 		return -1;
 	}
-	if (cfg_known_keys(g, keys) || cfg_string_req(g, "uri", &mc->uri) ||
+	if (cfg_known_keys(g, keys) || mqttconf_uris(g, mc) || mqttconf_version(g, min_version, mc) ||
 	    cfg_string(g, "client_id", NULL, &mc->client_id) ||
 	    cfg_string(g, "username", NULL, &mc->username) ||
 	    cfg_string(g, "password", NULL, &mc->password) ||
@@ -33,18 +122,11 @@ int mqttconf_load(const config_setting_t *parent, const char *name, int min_vers
 	    cfg_string(g, "ca_file", NULL, &mc->ca_file) ||
 	    cfg_string(g, "cert_file", NULL, &mc->cert_file) ||
 	    cfg_string(g, "key_file", NULL, &mc->key_file) ||
-	    cfg_int(g, "version", 5, min_version, 5, &v) ||
 	    cfg_bool(g, "insecure", false, &mc->insecure) ||
 	    cfg_int(g, "keepalive", 30, 5, 3600, &ka) ||
 	    cfg_seconds_ms(g, "backoff_min", 500, 10, 600000, &mc->backoff_min_ms) ||
 	    cfg_seconds_ms(g, "backoff_max", 30000, 10, 3600000, &mc->backoff_max_ms))
 		return -1;
-	if (strncmp(mc->uri, "mqtt://", 7) && strncmp(mc->uri, "mqtts://", 8) &&
-	    strncmp(mc->uri, "ws://", 5) && strncmp(mc->uri, "wss://", 6)) {
-		cfg_error(config_setting_get_member(g, "uri"),
-			  "uri must start with mqtt://, mqtts://, ws:// or wss://");
-		return -1;
-	}
 	if (pwfile) {
 		/* Kept out of the config so the config itself can be world-readable. */
 		FILE *f = fopen(pwfile, "re");
@@ -59,7 +141,6 @@ int mqttconf_load(const config_setting_t *parent, const char *name, int min_vers
 		mc->password_buf[strcspn(mc->password_buf, "\r\n")] = '\0';
 		mc->password = mc->password_buf;
 	}
-	mc->version = (int)v;
 	mc->keepalive = (int)ka;
 	return 0;
 }
@@ -67,6 +148,8 @@ int mqttconf_load(const config_setting_t *parent, const char *name, int min_vers
 void mqttconf_opts(const struct mqttconf *mc, const char *client_id, struct mqtt_opts *o)
 {
 	o->uri = mc->uri;
+	o->uris = mc->uris;
+	o->nuris = mc->nuris;
 	o->client_id = mc->client_id ? mc->client_id : client_id;
 	o->username = mc->username;
 	o->password = mc->password;

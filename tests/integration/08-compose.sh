@@ -151,7 +151,7 @@ check(os.access("docker/deploy-cert", os.X_OK), "the deploy hook is executable")
 dfile = open("agents/frAroundWeb/Dockerfile").read()
 check(re.search(r"^FROM debian:bookworm\b", dfile, re.M), "the Dockerfile builds on debian:bookworm")
 for dep in ("build-essential", "cmake", "pkg-config", "libssl-dev", "libcjson-dev", "libconfig-dev",
-            "libpaho-mqtt-dev", "libserialport-dev"):
+            "libmosquitto-dev", "libserialport-dev"):
     check(re.search(rf"apt-get install[^\n]*(\\\n[^\n]*)*\b{re.escape(dep)}\b", dfile), f"the Dockerfile installs {dep}")
 check("cmake --build" in dfile, "the Dockerfile builds with cmake")
 for line in re.findall(r"^COPY (?!--from)(.+)$", dfile, re.M):

@@ -1,5 +1,5 @@
 /* mqttreq: an MQTT request client for the tests and benches, built on fr's own mqtt module
- * (paho underneath). One request: publish a command and print every reply until the final
+ * (libmosquitto underneath). One request: publish a command and print every reply until the final
  * result. A stream: N commands with QoS 1 from a persistent session, surviving broker
  * restarts, then a summary that says whether every id got exactly one final outcome. */
 #include "keys.h"
@@ -208,7 +208,7 @@ int main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "u:V:c:Pt:m:r:C:s:w:n:p:a:A:R:q:vT:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'u': uri = optarg; break;
-		case 'V': version = atoi(optarg) == 5 ? 5 : 4; break;
+		case 'V': version = strcmp(optarg, "auto") == 0 ? 0 : atoi(optarg) == 5 ? 5 : 4; break;
 		case 'c': client = optarg; break;
 		case 'P': persistent = true; break;
 		case 't': s.topic = optarg; break;
@@ -226,7 +226,7 @@ int main(int argc, char **argv)
 		case 'v': verbose++; break;
 		case 'T': s.retry = atof(optarg); break;
 		default:
-			fprintf(stderr, "usage: mqttreq -u URI -t TOPIC (-m JSON | -n N -a ACTION [-A ARGS] [-p PREFIX] [-R RATE]) [-s SUB] [-r RESPONSE_TOPIC [-C CORR]] [-V 4|5] [-P] [-c ID] [-w SECS]\n");
+			fprintf(stderr, "usage: mqttreq -u URI -t TOPIC (-m JSON | -n N -a ACTION [-A ARGS] [-p PREFIX] [-R RATE]) [-s SUB] [-r RESPONSE_TOPIC [-C CORR]] [-V 4|5|auto] [-P] [-c ID] [-w SECS]\n");
 			return 2;
 		}
 	}

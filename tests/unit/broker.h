@@ -1,15 +1,19 @@
-/* broker.h: a real mosquitto for unit suites that need one: on a free loopback port, in its own
- * temp dir, killed with the test process (PR_SET_PDEATHSIG); and running an agent loop until a
- * condition is observed, with a bound. Header-only (static functions), included by one suite
- * each. */
+/* broker.h: a real mosquitto for unit suites that need one: on a free loopback port (kept for a
+ * restart), in its own temp dir, optionally with websockets and TLS listeners, killed with the
+ * test process (PR_SET_PDEATHSIG); and running an agent loop until a condition is observed,
+ * with a bound. Header-only (static inline: each suite uses what it needs), included by one
+ * suite each. */
 #ifndef FR_TEST_BROKER_H
 #define FR_TEST_BROKER_H
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +26,28 @@
 
 struct test_broker {
 	pid_t pid;
-	uint16_t port;
+	uint16_t port;      /* 0: a free port, chosen by the first start */
+	uint16_t ws_port;   /* also a websockets listener when set */
+	uint16_t tls_port;  /* also a TLS listener with dir/srv.crt when set */
+	bool ws_tls;        /* the websockets listener uses TLS too (wss://) */
+	const char *extra;  /* more config lines */
 	char dir[64], conf[128], log[128];
 };
 
-static int test_broker_connect(uint16_t port)
+/* A loopback port nobody listens on now. */
+static inline uint16_t test_free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static inline int test_broker_connect(uint16_t port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -37,7 +58,7 @@ static int test_broker_connect(uint16_t port)
 	return rc;
 }
 
-static void test_broker_dump(const struct test_broker *b)
+static inline void test_broker_dump(const struct test_broker *b)
 {
 	char buf[4096];
 	size_t n;
@@ -50,29 +71,49 @@ static void test_broker_dump(const struct test_broker *b)
 	fclose(f);
 }
 
-static void test_broker_start(struct test_broker *b)
+/* The broker's temp dir (made once), e.g. for certificates before the first start. */
+static inline void test_broker_dir(struct test_broker *b)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof sa;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), st;
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-	close(fd);
-	b->port = ntohs(sa.sin_port);
+	if (b->dir[0])
+		return;
 	strcpy(b->dir, "/tmp/fr-test-broker-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(b->dir));
 	snprintf(b->conf, sizeof b->conf, "%s/mosquitto.conf", b->dir);
 	snprintf(b->log, sizeof b->log, "%s/mosquitto.log", b->dir);
+}
+
+/* Starts mosquitto, again on the same port after test_broker_kill, and waits until every
+ * listener accepts. */
+static inline void test_broker_start(struct test_broker *b)
+{
+	int st;
+
+	test_broker_dir(b);
+	if (!b->port)
+		b->port = test_free_port();
 	FILE *f = fopen(b->conf, "w");
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "listener %u 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-		   "persistence false\n%s", b->port, geteuid() == 0 ? "user root\n" : "");
+		   "persistence false\n", b->port);
+	if (b->ws_port)
+		fprintf(f, "listener %u 127.0.0.1\nprotocol websockets\n", b->ws_port);
+	if (b->ws_port && b->ws_tls)
+		fprintf(f, "cafile %s/ca.crt\ncertfile %s/srv.crt\nkeyfile %s/srv.key\n", b->dir,
+			b->dir, b->dir);
+	if (b->tls_port)
+		fprintf(f, "listener %u 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/srv.crt\n"
+			   "keyfile %s/srv.key\n", b->tls_port, b->dir, b->dir, b->dir);
+	/* As root mosquitto would switch to its own user, which clears PR_SET_PDEATHSIG. */
+	if (geteuid() == 0)
+		fprintf(f, "user root\n");
+	if (b->extra)
+		fputs(b->extra, f);
 	fclose(f);
 	b->pid = fork();
 	ck_assert_int_ge(b->pid, 0);
 	if (b->pid == 0) {
 		int lfd = open(b->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		/* Dies with the test process even when an assertion ends it early. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		setpgid(0, 0);
 		if (lfd >= 0) {
@@ -84,7 +125,9 @@ static void test_broker_start(struct test_broker *b)
 	}
 	/* Bounded by attempts, not by speed: 1000 x 10 ms is far beyond any real start-up. */
 	for (int i = 0; i < 1000; i++) {
-		if (test_broker_connect(b->port) == 0)
+		if (test_broker_connect(b->port) == 0 &&
+		    (!b->ws_port || test_broker_connect(b->ws_port) == 0) &&
+		    (!b->tls_port || test_broker_connect(b->tls_port) == 0))
 			return;
 		if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
 			test_broker_dump(b);
@@ -96,16 +139,34 @@ static void test_broker_start(struct test_broker *b)
 	ck_abort_msg("mosquitto never accepted on port %u", b->port);
 }
 
-static void test_broker_stop(struct test_broker *b)
+/* Kills it (the port, dir and files stay for a restart). */
+static inline void test_broker_kill(struct test_broker *b)
 {
-	if (b->pid > 0) {
-		kill(b->pid, SIGKILL);
-		waitpid(b->pid, NULL, 0);
-		b->pid = 0;
+	if (b->pid <= 0)
+		return;
+	kill(b->pid, SIGKILL);
+	waitpid(b->pid, NULL, 0);
+	b->pid = 0;
+}
+
+/* Kills it and removes its dir; b is as new (zero) afterwards. */
+static inline void test_broker_stop(struct test_broker *b)
+{
+	test_broker_kill(b);
+	if (b->dir[0]) {
+		DIR *d = opendir(b->dir);
+		struct dirent *e;
+		char path[sizeof b->dir + 256 + 2];
+		while (d && (e = readdir(d)))
+			if (e->d_name[0] != '.') {
+				snprintf(path, sizeof path, "%s/%s", b->dir, e->d_name);
+				unlink(path);
+			}
+		if (d)
+			closedir(d);
+		rmdir(b->dir);
 	}
-	unlink(b->conf);
-	unlink(b->log);
-	rmdir(b->dir);
+	memset(b, 0, sizeof *b);
 }
 
 /* --- running the loop until something is observed --- */
@@ -118,7 +179,7 @@ struct test_wait {
 	bool timed_out;
 };
 
-static void test_wait_poll(void *arg)
+static inline void test_wait_poll(void *arg)
 {
 	struct test_wait *w = arg;
 	if (w->done(w->arg)) {
@@ -128,7 +189,7 @@ static void test_wait_poll(void *arg)
 	loop_timer_start(w->loop, &w->poll, 5);
 }
 
-static void test_wait_give_up(void *arg)
+static inline void test_wait_give_up(void *arg)
 {
 	struct test_wait *w = arg;
 	w->timed_out = true;
@@ -136,7 +197,7 @@ static void test_wait_give_up(void *arg)
 }
 
 /* Runs loop until done(arg) holds (checked every 5 ms), failing the test after ms. */
-static void test_run_until(struct loop *loop, const struct test_broker *b, uint64_t ms,
+static inline void test_run_until(struct loop *loop, const struct test_broker *b, uint64_t ms,
 			   bool (*done)(void *arg), void *arg, const char *what)
 {
 	struct test_wait w = { .loop = loop, .done = done, .arg = arg };

@@ -1,7 +1,15 @@
-/* test_mqtt: the mqtt module against a real mosquitto on a free loopback port: pub/sub,
- * MQTT 5 response topic + correlation data, 3.1.1, buffering before the first connect,
- * resubscribe after a broker restart, the last will, and the TCP_NODELAY round trip. */
+/* test_mqtt: the mqtt module against a real mosquitto on a free loopback port: pub/sub over
+ * mqtt://, ws://, mqtts:// and wss://, MQTT 5 response topic + correlation data, 3.1.1 and the
+ * fall back to it, buffering before the first connect, resubscribe after a broker restart, the
+ * last will, a publish whose write fails mid-flight (#11.16), publish completion, failover over
+ * several brokers, TCP_NODELAY on every connection, the mqttconf config group, MQTT 5
+ * subscription options (Subscription Identifiers, Retain As Published per filter) kept across
+ * a broker restart, and clean_first (a previous process's session dropped, reconnects
+ * resuming this one's). */
 #include <check.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -16,148 +24,19 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "broker.h"
+#include "cfg.h"
 #include "log.h"
+#include "logcapture.h"
 #include "loop.h"
 #include "mqtt.h"
+#include "mqttconf.h"
+#include "mqtttunnel.h"
 
 #define SAFETY_MS 15000
 #define RTT_ROUNDS 20
 
-/* --- a real mosquitto --- */
-
-struct broker {
-	pid_t pid;
-	uint16_t port;
-	uint16_t ws_port;   /* also a websockets listener when set */
-	uint16_t tls_port;  /* also a TLS listener with dir/srv.crt when set */
-	char dir[64];
-	char conf[128];
-	char log[128];
-};
-
-static uint16_t free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t l = sizeof sa;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &l), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
-static bool port_accepts(uint16_t port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	ck_assert_int_ge(fd, 0);
-	ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-	close(fd);
-	return ok;
-}
-
-static void broker_dump_log(const struct broker *b)
-{
-	char buf[4096];
-	FILE *f = fopen(b->log, "r");
-	size_t n;
-
-	if (!f)
-		return;
-	fprintf(stderr, "--- mosquitto log (%s) ---\n", b->log);
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		fwrite(buf, 1, n, stderr);
-	fclose(f);
-}
-
-/* Starts mosquitto on b->port (a fresh free port if 0) and waits until it accepts. */
-static void broker_start(struct broker *b)
-{
-	FILE *f;
-	int i, st;
-
-	if (!b->dir[0]) {
-		strcpy(b->dir, "/tmp/fr-test-mqtt-XXXXXX");
-		ck_assert_ptr_nonnull(mkdtemp(b->dir));
-		snprintf(b->conf, sizeof b->conf, "%s/mosquitto.conf", b->dir);
-		snprintf(b->log, sizeof b->log, "%s/mosquitto.log", b->dir);
-	}
-	if (!b->port)
-		b->port = free_port();
-	f = fopen(b->conf, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "listener %u 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-		   "persistence false\n", b->port);
-	if (b->ws_port)
-		fprintf(f, "listener %u 127.0.0.1\nprotocol websockets\n", b->ws_port);
-	if (b->tls_port)
-		fprintf(f, "listener %u 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/srv.crt\n"
-			   "keyfile %s/srv.key\n", b->tls_port, b->dir, b->dir, b->dir);
-	/* As root mosquitto would switch to its own user, which clears PR_SET_PDEATHSIG. */
-	if (geteuid() == 0)
-		fprintf(f, "user root\n");
-	fclose(f);
-
-	b->pid = fork();
-	ck_assert_int_ge(b->pid, 0);
-	if (b->pid == 0) {
-		int fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		/* Dies with the test process even when an assertion ends it early. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		setpgid(0, 0);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execlp("mosquitto", "mosquitto", "-c", b->conf, (char *)NULL);
-		_exit(127);
-	}
-	/* Bounded by attempts, not by speed: 1000 x 10 ms is far beyond any real start-up. */
-	for (i = 0; i < 1000; i++) {
-		if (port_accepts(b->port) && (!b->ws_port || port_accepts(b->ws_port)) &&
-		    (!b->tls_port || port_accepts(b->tls_port)))
-			return;
-		if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
-			broker_dump_log(b);
-			ck_abort_msg("mosquitto exited during start-up (status %d)", st);
-		}
-		usleep(10000);
-	}
-	broker_dump_log(b);
-	ck_abort_msg("mosquitto never accepted on port %u", b->port);
-}
-
-static void broker_kill(struct broker *b)
-{
-	if (b->pid <= 0)
-		return;
-	kill(b->pid, SIGKILL);
-	waitpid(b->pid, NULL, 0);
-	b->pid = 0;
-}
-
-static void broker_cleanup(struct broker *b)
-{
-	static const char *const files[] = { "mosquitto.conf", "mosquitto.log", "ca.key",
-		"ca.crt", "ca.srl", "srv.key", "srv.csr", "srv.crt", "srv.ext" };
-	char path[192];
-	size_t i;
-
-	broker_kill(b);
-	if (!b->dir[0])
-		return;
-	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-		snprintf(path, sizeof path, "%s/%s", b->dir, files[i]);
-		unlink(path);
-	}
-	rmdir(b->dir);
-	b->dir[0] = '\0';
-}
+/* --- a real mosquitto (broker.h), with certificates --- */
 
 /* Runs argv in dir (no shell); aborts the test unless it exits 0. */
 static void run_in(const char *dir, char *const argv[])
@@ -182,7 +61,7 @@ static void run_in(const char *dir, char *const argv[])
 }
 
 /* A throw-away CA and a server certificate for san (e.g. "IP:127.0.0.1") in b->dir. */
-static void make_certs(struct broker *b, const char *san)
+static void make_certs(struct test_broker *b, const char *san)
 {
 	char ext[192];
 	FILE *f;
@@ -196,10 +75,7 @@ static void make_certs(struct broker *b, const char *san)
 		"ca.key", "-CAcreateserial", "-out", "srv.crt", "-days", "2", "-extfile", "srv.ext",
 		NULL };
 
-	strcpy(b->dir, "/tmp/fr-test-mqtt-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(b->dir));
-	snprintf(b->conf, sizeof b->conf, "%s/mosquitto.conf", b->dir);
-	snprintf(b->log, sizeof b->log, "%s/mosquitto.log", b->dir);
+	test_broker_dir(b);
 	snprintf(ext, sizeof ext, "%s/srv.ext", b->dir);
 	f = fopen(ext, "w");
 	ck_assert_ptr_nonnull(f);
@@ -210,10 +86,10 @@ static void make_certs(struct broker *b, const char *san)
 	run_in(b->dir, sign);
 }
 
-static void broker_uri(const struct broker *b, char *buf, size_t n)
+static void broker_uri(const struct test_broker *b, char *buf, size_t n)
 {
 	if (b->ws_port)
-		snprintf(buf, n, "ws://127.0.0.1:%u/mqtt", b->ws_port);
+		snprintf(buf, n, "%s://127.0.0.1:%u/mqtt", b->ws_tls ? "wss" : "ws", b->ws_port);
 	else
 		snprintf(buf, n, "mqtt://127.0.0.1:%u", b->port);
 }
@@ -224,6 +100,7 @@ struct client {
 	struct tc *tc;
 	struct mqtt *m;
 	const char *name;
+	bool persistent;             /* clean = false */
 	int connected, disconnected, messages;
 	bool session_present;
 	bool synced;                 /* received its own sync message: subscriptions are live */
@@ -234,13 +111,15 @@ struct client {
 	bool has_rtopic;
 	unsigned char corr[64];
 	size_t corr_len;
+	uint32_t sub_ids[4];
+	size_t nsub_ids;
 	void (*next)(struct client *c, const struct mqtt_msg *msg);  /* test-specific step */
 };
 
 struct tc {
 	struct loop *loop;
-	struct broker broker;
-	struct loop_timer safety;
+	struct test_broker broker;
+	struct loop_timer safety, safety_tick;
 	struct client a, b;
 	int step;
 	uint64_t sent_at;
@@ -252,7 +131,7 @@ struct tc {
 static void on_safety(void *arg)
 {
 	struct tc *tc = arg;
-	broker_dump_log(&tc->broker);
+	test_broker_dump(&tc->broker);
 	ck_abort_msg("test did not finish in time (step %d)", tc->step);
 }
 
@@ -276,7 +155,7 @@ static void tc_free(struct tc *tc)
 	mqtt_free(tc->b.m);
 	loop_timer_stop(tc->loop, &tc->safety);
 	loop_free(tc->loop);
-	broker_cleanup(&tc->broker);
+	test_broker_stop(&tc->broker);
 }
 
 static void cl_connected(void *arg, bool sp)
@@ -322,6 +201,11 @@ static void cl_message(void *arg, const struct mqtt_msg *msg)
 	ck_assert(msg->correlation_len == 0 || msg->correlation);
 	ck_assert_uint_le(msg->correlation_len, sizeof c->corr);
 	c->corr_len = msg->correlation_len;
+	ck_assert(msg->nsub_ids == 0 || msg->sub_ids);
+	ck_assert_uint_le(msg->nsub_ids, 4);
+	c->nsub_ids = msg->nsub_ids;
+	if (msg->nsub_ids)
+		memcpy(c->sub_ids, msg->sub_ids, msg->nsub_ids * sizeof *msg->sub_ids);
 	if (msg->correlation_len)
 		memcpy(c->corr, msg->correlation, msg->correlation_len);
 	if (c->next)
@@ -344,10 +228,11 @@ static void client_new(struct client *c, int version, const struct mqtt_opts *ex
 		o = *extra;
 	broker_uri(&tc->broker, uri, sizeof uri);
 	snprintf(id, sizeof id, "test-%s-%d", c->name, (int)getpid());
-	o.uri = uri;
+	if (!o.uri && !o.nuris)
+		o.uri = uri;
 	o.client_id = id;
 	o.version = version;
-	o.clean = true;
+	o.clean = !c->persistent;
 	if (!o.backoff_min_ms) {
 		o.backoff_min_ms = 20;
 		o.backoff_max_ms = 200;
@@ -356,6 +241,64 @@ static void client_new(struct client *c, int version, const struct mqtt_opts *ex
 	ck_assert_ptr_nonnull(c->m);
 	snprintf(sync, sizeof sync, "fr/sync/%s", c->name);
 	ck_assert_int_eq(mqtt_subscribe(c->m, sync, 1), 0);
+}
+
+/* --- the connection of one client, found from the outside --- */
+
+/* The descriptors of this process connected to 127.0.0.1:port, in out (up to max). */
+static int fds_to_port(uint16_t port, int *out, int max)
+{
+	int fd, n = 0;
+
+	for (fd = 3; fd < 4096 && n < max; fd++) {
+		struct sockaddr_in sa;
+		socklen_t l = sizeof sa;
+		if (getpeername(fd, (struct sockaddr *)&sa, &l) == 0 && sa.sin_family == AF_INET &&
+		    ntohs(sa.sin_port) == port)
+			out[n++] = fd;
+	}
+	return n;
+}
+
+/* The one descriptor connected to 127.0.0.1:port that is not among before (a client started
+ * after before was taken). */
+static int fd_new_to_port(uint16_t port, const int *before, int nbefore)
+{
+	int fds[8], n = fds_to_port(port, fds, 8), i, j, mine = -1;
+
+	for (i = 0; i < n; i++) {
+		bool old = false;
+		for (j = 0; j < nbefore; j++)
+			old = old || before[j] == fds[i];
+		if (!old) {
+			ck_assert_int_eq(mine, -1);
+			mine = fds[i];
+		}
+	}
+	ck_assert_int_ge(mine, 0);
+	return mine;
+}
+
+static bool fd_nodelay(int fd)
+{
+	int v = 0;
+	socklen_t l = sizeof v;
+	ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &l), 0);
+	return v != 0;
+}
+
+static bool log_contains(const struct test_broker *b, const char *what)
+{
+	char line[1024];
+	bool found = false;
+	FILE *f = fopen(b->log, "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof line, f))
+		found = strstr(line, what) != NULL;
+	fclose(f);
+	return found;
 }
 
 /* --- basic publish / subscribe / retained --- */
@@ -396,8 +339,8 @@ static void run_pubsub(int version, bool ws)
 
 	tc_init(&tc);
 	if (ws)
-		tc.broker.ws_port = free_port();
-	broker_start(&tc.broker);
+		tc.broker.ws_port = test_free_port();
+	test_broker_start(&tc.broker);
 	client_new(&tc.a, version, NULL);
 	tc.a.next = pubsub_next;
 	ck_assert_int_eq(mqtt_subscribe(tc.a.m, "fr/test/#", 1), 0);
@@ -408,6 +351,7 @@ static void run_pubsub(int version, bool ws)
 	ck_assert(mqtt_is_connected(tc.a.m));
 	ck_assert_int_eq(tc.a.connected, 1);
 	ck_assert(!tc.a.session_present);
+	ck_assert_int_eq(mqtt_version(tc.a.m), version ? version : 5);
 	if (version == 4)
 		ck_assert(!tc.a.has_rtopic);   /* 3.1.1 has no properties: dropped, not an error */
 	mqtt_stop(tc.a.m, 2000);
@@ -433,6 +377,41 @@ START_TEST(test_pubsub_websockets)
 }
 END_TEST
 
+START_TEST(test_pubsub_auto)
+{
+	run_pubsub(0, false);
+}
+END_TEST
+
+/* wss:// through the tunnel: TLS checked against the test CA, then the WebSocket upgrade. */
+START_TEST(test_pubsub_wss)
+{
+	struct tc tc;
+	struct mqtt_opts o = { 0 };
+	char ca[128];
+
+	tc_init(&tc);
+	make_certs(&tc.broker, "IP:127.0.0.1");
+	tc.broker.ws_port = test_free_port();
+	tc.broker.ws_tls = true;
+	test_broker_start(&tc.broker);
+	snprintf(ca, sizeof ca, "%s/ca.crt", tc.broker.dir);
+	o.ca_file = ca;
+	client_new(&tc.a, 0, &o);
+	tc.a.next = pubsub_next;
+	ck_assert_int_eq(mqtt_subscribe(tc.a.m, "fr/test/#", 1), 0);
+	ck_assert_int_eq(mqtt_start(tc.a.m), 0);
+	ck_assert_int_eq(loop_run(tc.loop), 0);
+	ck_assert_int_eq(tc.step, 3);
+	ck_assert_int_eq(mqtt_version(tc.a.m), 5);
+	/* The tunnel's own connection to the broker has no Nagle either. */
+	int fds[4];
+	ck_assert_int_eq(fds_to_port(tc.broker.ws_port, fds, 4), 1);
+	ck_assert(fd_nodelay(fds[0]));
+	tc_free(&tc);
+}
+END_TEST
+
 /* Freeing a client whose connect is still in flight (nothing listens) or backing off. */
 static void stop_loop(void *arg)
 {
@@ -446,7 +425,7 @@ START_TEST(test_free_while_connecting)
 	int i;
 
 	tc_init(&tc);
-	tc.broker.port = free_port();   /* nobody listens there */
+	tc.broker.port = test_free_port();   /* nobody listens there */
 	for (i = 0; i < 2; i++) {
 		client_new(&tc.a, i ? 4 : 5, NULL);
 		ck_assert_int_eq(mqtt_start(tc.a.m), 0);
@@ -514,8 +493,8 @@ START_TEST(test_tls_verified)
 
 	tc_init(&tc);
 	make_certs(&tc.broker, "IP:127.0.0.1");
-	tc.broker.tls_port = free_port();
-	broker_start(&tc.broker);
+	tc.broker.tls_port = test_free_port();
+	test_broker_start(&tc.broker);
 	ck_assert(tls_try(&tc, false, 0));
 	tc_free(&tc);
 }
@@ -527,8 +506,8 @@ START_TEST(test_tls_hostname_mismatch)
 
 	tc_init(&tc);
 	make_certs(&tc.broker, "DNS:elsewhere.invalid");
-	tc.broker.tls_port = free_port();
-	broker_start(&tc.broker);
+	tc.broker.tls_port = test_free_port();
+	test_broker_start(&tc.broker);
 	/* A negative check: it must keep failing; 1 s is several attempts. */
 	ck_assert(!tls_try(&tc, false, 1000));
 	ck_assert_int_eq(tc.a.connected, 0);
@@ -569,7 +548,7 @@ START_TEST(test_v5_response_props)
 	struct tc tc;
 
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	client_new(&tc.a, 5, NULL);
 	tc.a.next = props_next;
 	ck_assert_int_eq(mqtt_subscribe(tc.a.m, "fr/req/+", 2), 0);
@@ -608,7 +587,7 @@ START_TEST(test_buffered_before_connect)
 	struct tc tc;
 
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	client_new(&tc.b, 5, NULL);
 	tc.b.next = buffered_b_next;
 	ck_assert_int_eq(mqtt_subscribe(tc.b.m, "fr/buf", 1), 0);
@@ -628,7 +607,7 @@ static void restart_next(struct client *c, const struct mqtt_msg *msg)
 	if (!msg && tc->step == 0 && c->synced && c->connected == 1) {
 		tc->step = 1;
 		c->synced = false;
-		broker_kill(&tc->broker);
+		test_broker_kill(&tc->broker);
 	} else if (!msg && tc->step == 1 && c->disconnected == 1) {
 		tc->step = 2;
 		ck_assert(!mqtt_is_connected(c->m));
@@ -636,7 +615,7 @@ static void restart_next(struct client *c, const struct mqtt_msg *msg)
 		ck_assert_int_eq(mqtt_publish(c->m, "fr/rs/offline", "x", 1, 1, false, NULL, NULL, 0),
 				 0);
 		/* Same port, no persistence: the new broker knows nothing of us. */
-		broker_start(&tc->broker);
+		test_broker_start(&tc->broker);
 	} else if (!msg && tc->step == 2 && c->synced) {
 		ck_assert_int_eq(c->connected, 2);
 		ck_assert(!c->session_present);
@@ -657,7 +636,7 @@ START_TEST(test_resubscribe_after_restart)
 	struct mqtt_opts o = { .backoff_min_ms = 10, .backoff_max_ms = 100 };
 
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	client_new(&tc.a, 5, &o);
 	tc.a.next = restart_next;
 	ck_assert_int_eq(mqtt_subscribe(tc.a.m, "fr/rs/#", 1), 0);
@@ -683,7 +662,7 @@ static void late_next(struct client *c, const struct mqtt_msg *msg)
 static void late_start(void *arg)
 {
 	struct tc *tc = arg;
-	broker_start(&tc->broker);
+	test_broker_start(&tc->broker);
 }
 
 START_TEST(test_connect_retries_until_broker_up)
@@ -692,7 +671,7 @@ START_TEST(test_connect_retries_until_broker_up)
 	struct loop_timer t;
 
 	tc_init(&tc);
-	tc.broker.port = free_port();
+	tc.broker.port = test_free_port();
 	client_new(&tc.a, 5, NULL);
 	tc.a.next = late_next;
 	ck_assert_int_eq(mqtt_start(tc.a.m), 0);
@@ -718,7 +697,7 @@ static void will_child_connected(void *arg, bool sp)
 	_exit(0);
 }
 
-static void will_child(const struct broker *b, int go_fd)
+static void will_child(const struct test_broker *b, int go_fd)
 {
 	static const struct mqtt_ops ops = { .on_connected = will_child_connected };
 	struct mqtt_opts o = { 0 };
@@ -790,7 +769,7 @@ START_TEST(test_last_will)
 	pid_t child;
 
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 	child = fork();
 	ck_assert_int_ge(child, 0);
@@ -883,7 +862,7 @@ START_TEST(test_nodelay_round_trip)
 	double median;
 
 	tc_init(&tc);
-	broker_start(&tc.broker);
+	test_broker_start(&tc.broker);
 	client_new(&tc.a, 5, NULL);
 	client_new(&tc.b, 5, NULL);
 	tc.a.next = rtt_requester;
@@ -902,6 +881,998 @@ START_TEST(test_nodelay_round_trip)
 	 * ~0.2 ms, so 20 ms separates the two with a 100x margin. */
 	ck_assert_msg(median < 20.0, "median round trip %.3f ms: TCP_NODELAY missing?", median);
 	tc_free(&tc);
+}
+END_TEST
+
+/* --- subscription options: identifiers and Retain As Published per filter --- */
+
+/* Two overlapping filters: "fr/so/#" (id 7, Retain As Published) and "fr/so/+/x" (id 9,
+ * without). Mosquitto sends an MQTT 5 client one copy per subscription, each with its own
+ * identifier; a live retained publish reads retained only on the copy of the filter with
+ * Retain As Published. With 3.1.1 the options are not sent: one copy (mosquitto 2.0 does not
+ * repeat a message to a 3.1.1 client), no identifiers, not retained. After a broker restart (it
+ * forgets everything) the options come back with the resubscription. */
+struct subopts_state {
+	int version, copies;
+	bool seen7, seen9, acked;
+};
+static struct subopts_state g_so;
+
+/* Both copies are in and the broker acknowledged the publish (not acknowledged, it would be
+ * sent again after the restart, rightly): on to the next step. */
+static void subopts_advance(struct client *c)
+{
+	struct tc *tc = c->tc;
+
+	if (!g_so.acked || g_so.copies < (g_so.version == 5 ? 2 : 1))
+		return;
+	if (tc->step == 1) {
+		tc->step = 2;
+		c->synced = false;
+		test_broker_kill(&tc->broker);
+	} else {
+		tc->step = 5;
+		loop_stop(tc->loop);
+	}
+}
+
+static void subopts_done(void *arg, uint64_t ticket, int err)
+{
+	(void)ticket;
+	ck_assert_int_eq(err, 0);
+	g_so.acked = true;
+	subopts_advance(arg);
+}
+
+static void subopts_publish(struct client *c, const char *payload)
+{
+	uint64_t ticket;
+
+	g_so.copies = 0;
+	g_so.seen7 = g_so.seen9 = g_so.acked = false;
+	ck_assert_int_eq(mqtt_publish_tracked(c->m, "fr/so/k/x", payload, strlen(payload), 1, true,
+					      NULL, NULL, 0, subopts_done, c, &ticket), 0);
+}
+
+static void subopts_next(struct client *c, const struct mqtt_msg *msg)
+{
+	struct tc *tc = c->tc;
+
+	if (!msg) {
+		if (tc->step == 0 && c->synced && c->connected == 1) {
+			tc->step = 1;
+			subopts_publish(c, "live");
+		} else if (tc->step == 2 && c->disconnected == 1) {
+			tc->step = 3;
+			test_broker_start(&tc->broker);
+		} else if (tc->step == 3 && c->synced && c->connected == 2) {
+			tc->step = 4;
+			subopts_publish(c, "again");
+		}
+		return;
+	}
+	ck_assert(tc->step == 1 || tc->step == 4);
+	ck_assert_str_eq(c->topic, "fr/so/k/x");
+	ck_assert_str_eq(c->payload, tc->step == 1 ? "live" : "again");
+	if (g_so.version == 5) {
+		ck_assert_uint_eq(c->nsub_ids, 1);
+		ck_assert(c->sub_ids[0] == 7 || c->sub_ids[0] == 9);
+		if (c->sub_ids[0] == 7) {
+			ck_assert(!g_so.seen7);
+			ck_assert(c->retained);
+			g_so.seen7 = true;
+		} else {
+			ck_assert(!g_so.seen9);
+			ck_assert(!c->retained);
+			g_so.seen9 = true;
+		}
+	} else {
+		ck_assert_uint_eq(c->nsub_ids, 0);
+		ck_assert(!c->retained);
+	}
+	ck_assert_int_lt(g_so.copies, g_so.version == 5 ? 2 : 1);
+	g_so.copies++;
+	subopts_advance(c);
+}
+
+static void run_subopts(int version)
+{
+	struct tc tc;
+	struct mqtt_opts o = { .backoff_min_ms = 10, .backoff_max_ms = 100 };
+	const struct mqtt_subopts rap = { .id = 7 }, norap = { .id = 9,
+							     .no_retain_as_published = true };
+
+	memset(&g_so, 0, sizeof g_so);
+	g_so.version = version;
+	tc_init(&tc);
+	test_broker_start(&tc.broker);
+	client_new(&tc.a, version, &o);
+	tc.a.next = subopts_next;
+	ck_assert_int_eq(mqtt_subscribe_opts(tc.a.m, "fr/so/#", 1, &rap), 0);
+	ck_assert_int_eq(mqtt_subscribe_opts(tc.a.m, "fr/so/+/x", 1, &norap), 0);
+	ck_assert_int_eq(mqtt_start(tc.a.m), 0);
+	ck_assert_int_eq(loop_run(tc.loop), 0);
+	ck_assert_int_eq(tc.step, 5);
+	ck_assert_int_eq(tc.a.connected, 2);
+	ck_assert_int_eq(tc.a.disconnected, 1);
+	if (version == 5)
+		ck_assert(g_so.seen7 && g_so.seen9);
+	tc_free(&tc);
+}
+
+START_TEST(test_subscription_options_v5)
+{
+	run_subopts(5);
+}
+END_TEST
+
+START_TEST(test_subscription_options_v311)
+{
+	run_subopts(4);
+}
+END_TEST
+
+START_TEST(test_subscription_options_bad)
+{
+	struct loop *loop = loop_new();
+	struct mqtt_opts o = { .uri = "mqtt://127.0.0.1:1883", .client_id = "x" };
+	struct mqtt_subopts big = { .id = MQTT_SUB_ID_MAX + 1 }, max = { .id = MQTT_SUB_ID_MAX };
+	struct mqtt *m;
+
+	log_init("test_mqtt", true, 0);
+	ck_assert_ptr_nonnull(loop);
+	m = mqtt_new(loop, &o, NULL, NULL);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(mqtt_subscribe_opts(m, "a/#", 1, &big), -EINVAL);
+	ck_assert_int_eq(mqtt_subscribe_opts(m, "a/#", 1, &max), 0);
+	ck_assert_int_eq(mqtt_subscribe_opts(m, "b/#", 1, NULL), 0);
+	mqtt_free(m);
+	loop_free(loop);
+}
+END_TEST
+
+/* --- clean_first: a new process does not inherit the previous one's session --- */
+
+/* The previous process (same client id, persistent session) subscribed to fr/cf/old/# and
+ * went away. The new one, with clean_first, starts without that session (session not present,
+ * nothing published to fr/cf/old/ reaches it), and after losing its connection resumes its
+ * own (session present). b publishes; old/ goes first, so a copy of it would come before the
+ * new/ one the test waits for. */
+struct clean_first_state {
+	int fd_before[8], nbefore;
+};
+static struct clean_first_state g_cf;
+
+static void cf_b_publish(struct tc *tc, const char *leaf)
+{
+	char t[64];
+
+	snprintf(t, sizeof t, "fr/cf/old/%s", leaf);
+	ck_assert_int_eq(mqtt_publish(tc->b.m, t, "o", 1, 1, false, NULL, NULL, 0), 0);
+	snprintf(t, sizeof t, "fr/cf/new/%s", leaf);
+	ck_assert_int_eq(mqtt_publish(tc->b.m, t, "n", 1, 1, false, NULL, NULL, 0), 0);
+}
+
+static void cf_a_next(struct client *c, const struct mqtt_msg *msg)
+{
+	struct tc *tc = c->tc;
+
+	if (!msg) {
+		if (tc->step == 1 && c->synced && c->connected == 1) {
+			ck_assert(!c->session_present);
+			tc->step = 2;
+			cf_b_publish(tc, "x");
+		} else if (tc->step == 3 && c->synced && c->connected == 2) {
+			ck_assert(c->session_present);
+			tc->step = 4;
+			cf_b_publish(tc, "y");
+		}
+		return;
+	}
+	ck_assert_msg(strncmp(c->topic, "fr/cf/old/", 10) != 0,
+		      "%s reached the new process: the previous session leaked", c->topic);
+	if (tc->step == 2 && strcmp(c->topic, "fr/cf/new/x") == 0) {
+		tc->step = 3;
+		c->synced = false;
+		int fd = fd_new_to_port(tc->broker.port, g_cf.fd_before, g_cf.nbefore);
+		ck_assert_int_eq(shutdown(fd, SHUT_RDWR), 0);
+	} else if (tc->step == 4 && strcmp(c->topic, "fr/cf/new/y") == 0) {
+		tc->step = 5;
+		loop_stop(tc->loop);
+	}
+}
+
+static void cf_b_next(struct client *c, const struct mqtt_msg *msg)
+{
+	struct tc *tc = c->tc;
+
+	if (msg || tc->step != 0 || !c->synced)
+		return;
+	tc->step = 1;
+	g_cf.nbefore = fds_to_port(tc->broker.port, g_cf.fd_before, 8);
+	ck_assert_int_eq(mqtt_start(tc->a.m), 0);
+}
+
+static void cf_old_next(struct client *c, const struct mqtt_msg *msg)
+{
+	(void)msg;
+	if (c->synced)
+		loop_stop(c->tc->loop);
+}
+
+static void run_clean_first(int version)
+{
+	struct tc tc;
+	struct mqtt_opts o = { .session_expiry = 300, .backoff_min_ms = 10,
+			       .backoff_max_ms = 100 };
+
+	memset(&g_cf, 0, sizeof g_cf);
+	tc_init(&tc);
+	test_broker_start(&tc.broker);
+	/* The previous process: subscribed, then gone with its session kept by the broker. */
+	tc.a.persistent = true;
+	client_new(&tc.a, version, &o);
+	tc.a.next = cf_old_next;
+	ck_assert_int_eq(mqtt_subscribe(tc.a.m, "fr/cf/old/#", 1), 0);
+	ck_assert_int_eq(mqtt_start(tc.a.m), 0);
+	ck_assert_int_eq(loop_run(tc.loop), 0);
+	ck_assert(tc.a.synced);
+	mqtt_free(tc.a.m);
+	tc.a = (struct client){ .tc = &tc, .name = "a", .persistent = true };
+
+	o.clean_first = true;
+	client_new(&tc.a, version, &o);
+	tc.a.next = cf_a_next;
+	ck_assert_int_eq(mqtt_subscribe(tc.a.m, "fr/cf/new/#", 1), 0);
+	client_new(&tc.b, 5, NULL);
+	tc.b.next = cf_b_next;
+	ck_assert_int_eq(mqtt_start(tc.b.m), 0);
+	ck_assert_int_eq(loop_run(tc.loop), 0);
+	ck_assert_int_eq(tc.step, 5);
+	ck_assert_int_eq(tc.a.connected, 2);
+	ck_assert_int_eq(tc.a.disconnected, 1);
+	ck_assert_int_eq(mqtt_version(tc.a.m), version);
+	tc_free(&tc);
+}
+
+START_TEST(test_clean_first_v5)
+{
+	run_clean_first(5);
+}
+END_TEST
+
+START_TEST(test_clean_first_v311)
+{
+	run_clean_first(4);
+}
+END_TEST
+
+/* --- #11.16: a QoS 1 publish whose write fails, then a reconnect with the session present --- */
+
+/* The broker is stopped (SIGSTOP) so it cannot notice anything; the client's socket is shut
+ * for writing, so the publish's own write fails (EPIPE) while the client still believes it is
+ * connected: the exact moment paho 1.3.12 freed the message's topic and payload and later
+ * resent garbage forever. Then the broker runs again, sees the old connection end, and the
+ * client reconnects with its session. The same sequence every run. */
+static const unsigned char inflight_corr[] = { 'c', 0, 'r', 0xff };
+static char inflight_payload[64];
+
+struct inflight {
+	int fd_before[8], nbefore;
+	int done_calls, done_err;
+	uint64_t ticket;
+};
+static struct inflight g_inflight;
+
+static void inflight_done(void *arg, uint64_t ticket, int err)
+{
+	struct tc *tc = arg;
+	g_inflight.done_calls++;
+	g_inflight.done_err = err;
+	ck_assert_uint_eq(ticket, g_inflight.ticket);
+	if (tc->b.messages == 1)
+		loop_stop(tc->loop);
+}
+
+static void inflight_a_next(struct client *c, const struct mqtt_msg *msg)
+{
+	struct tc *tc = c->tc;
+	int mine;
+
+	(void)msg;
+	if (!c->synced || tc->step != 1)
+		return;
+	/* a's socket is the broker connection that b did not have. */
+	mine = fd_new_to_port(tc->broker.port, g_inflight.fd_before, g_inflight.nbefore);
+	tc->step = 2;
+	ck_assert_int_eq(kill(tc->broker.pid, SIGSTOP), 0);
+	ck_assert_int_eq(shutdown(mine, SHUT_WR), 0);
+	memset(inflight_payload, 'P', sizeof inflight_payload);
+	ck_assert_int_eq(mqtt_publish_tracked(c->m, "fr/inflight/x", inflight_payload,
+					      sizeof inflight_payload, 1, false, "fr/inflight/resp",
+					      inflight_corr, sizeof inflight_corr, inflight_done, tc,
+					      &g_inflight.ticket), 0);
+	ck_assert_uint_gt(g_inflight.ticket, 0);
+	ck_assert_int_eq(g_inflight.done_calls, 0);   /* nothing is acknowledged yet */
+	ck_assert_int_eq(kill(tc->broker.pid, SIGCONT), 0);
+}
+
+static void inflight_b_next(struct client *c, const struct mqtt_msg *msg)
+{
+	struct tc *tc = c->tc;
+
+	if (!msg) {
+		if (!c->synced || tc->step != 0)
+			return;
+		tc->step = 1;
+		g_inflight.nbefore = fds_to_port(tc->broker.port, g_inflight.fd_before, 8);
+		client_new(&tc->a, tc->a.qos ? tc->a.qos : 5, NULL);
+		tc->a.next = inflight_a_next;
+		ck_assert_int_eq(mqtt_start(tc->a.m), 0);
+		return;
+	}
+	/* Exactly what was published: topic, payload and (MQTT 5) its properties. */
+	ck_assert_str_eq(c->topic, "fr/inflight/x");
+	ck_assert_mem_eq(c->payload, inflight_payload, sizeof inflight_payload);
+	if (mqtt_version(tc->a.m) == 5) {
+		ck_assert(c->has_rtopic);
+		ck_assert_str_eq(c->rtopic, "fr/inflight/resp");
+		ck_assert_uint_eq(c->corr_len, sizeof inflight_corr);
+		ck_assert_mem_eq(c->corr, inflight_corr, sizeof inflight_corr);
+	}
+	if (g_inflight.done_calls == 1)
+		loop_stop(tc->loop);
+}
+
+static void run_inflight(int version)
+{
+	struct tc tc;
+
+	memset(&g_inflight, 0, sizeof g_inflight);
+	tc_init(&tc);
+	test_broker_start(&tc.broker);
+	tc.a.persistent = true;
+	tc.a.qos = version;   /* only carries the version to inflight_b_next */
+	client_new(&tc.b, 5, NULL);
+	tc.b.next = inflight_b_next;
+	ck_assert_int_eq(mqtt_subscribe(tc.b.m, "fr/inflight/#", 1), 0);
+	ck_assert_int_eq(mqtt_start(tc.b.m), 0);
+	ck_assert_int_eq(loop_run(tc.loop), 0);
+	ck_assert_int_eq(tc.b.messages, 1);
+	ck_assert_int_eq(g_inflight.done_calls, 1);
+	ck_assert_int_eq(g_inflight.done_err, 0);
+	/* One loss (the shut socket), one reconnect with the session, and no second loss. */
+	ck_assert_int_eq(tc.a.disconnected, 1);
+	ck_assert_int_eq(tc.a.connected, 2);
+	ck_assert(tc.a.session_present);
+	ck_assert_int_eq(mqtt_version(tc.a.m), version);
+	ck_assert(mqtt_is_connected(tc.a.m));
+	ck_assert(!log_contains(&tc.broker, "malformed"));
+	ck_assert(!log_contains(&tc.broker, "protocol error"));
+	tc_free(&tc);
+}
+
+START_TEST(test_inflight_write_fails_v5)
+{
+	run_inflight(5);
+}
+END_TEST
+
+START_TEST(test_inflight_write_fails_v311)
+{
+	run_inflight(4);
+}
+END_TEST
+
+/* --- publish completion --- */
+
+#define DONE_N 300
+
+struct donestate {
+	int ok, failed, forgotten_calls, last_err, received;
+	bool order_ok;
+	uint64_t expect;
+};
+static struct donestate g_done;
+
+static void done_cb(void *arg, uint64_t ticket, int err)
+{
+	struct tc *tc = arg;
+	(void)tc;
+	/* QoS 1 acknowledgments come in publish order on one connection. */
+	if (ticket != g_done.expect + 1)
+		g_done.order_ok = false;
+	g_done.expect = ticket;
+	if (err == 0)
+		g_done.ok++;
+	else {
+		g_done.failed++;
+		g_done.last_err = err;
+	}
+}
+
+static void forgotten_cb(void *arg, uint64_t ticket, int err)
+{
+	(void)arg;
+	(void)ticket;
+	(void)err;
+	g_done.forgotten_calls++;
+}
+
+static void denied_cb(void *arg, uint64_t ticket, int err)
+{
+	struct tc *tc = arg;
+	(void)ticket;
+	g_done.last_err = err;
+	tc->step = 4;
+	loop_stop(tc->loop);
+}
+
+static void done_b_next(struct client *c, const struct mqtt_msg *msg)
+{
+	struct tc *tc = c->tc;
+	uint64_t t;
+	int i;
+
+	if (!msg) {
+		if (!c->synced || tc->step != 0)
+			return;
+		tc->step = 1;
+		/* A forgotten ticket is never called, not even for a message that arrives. */
+		ck_assert_int_eq(mqtt_publish_tracked(c->m, "fr/done/forgotten", "f", 1, 1, false,
+						      NULL, NULL, 0, forgotten_cb, tc, &t), 0);
+		mqtt_publish_forget(c->m, t);
+		for (i = 0; i < DONE_N; i++) {
+			char p[16];
+			snprintf(p, sizeof p, "%d", i);
+			ck_assert_int_eq(mqtt_publish_tracked(c->m, "fr/done/x", p, strlen(p), 1,
+							      false, NULL, NULL, 0, done_cb, tc, &t),
+					 0);
+		}
+		return;
+	}
+	if (strcmp(c->topic, "fr/done/x") != 0 || ++g_done.received < DONE_N)
+		return;
+	/* Every message arrived; now: every completion came, each after its PUBACK. */
+	tc->step = 2;
+}
+
+static void done_tick(void *arg)
+{
+	struct tc *tc = arg;
+
+	if (tc->step == 2 && g_done.ok + g_done.failed == DONE_N) {
+		tc->step = 3;
+		/* The broker refuses this one (acl): the completion says so. */
+		ck_assert_int_eq(mqtt_publish_tracked(tc->b.m, "fr/denied/x", "d", 1, 1, false, NULL,
+						      NULL, 0, denied_cb, tc, NULL), 0);
+		return;
+	}
+	loop_timer_start(tc->loop, &tc->safety_tick, 20);
+}
+
+START_TEST(test_publish_completion)
+{
+	struct tc tc;
+	char acl[192], extra[256];
+	FILE *f;
+
+	memset(&g_done, 0, sizeof g_done);
+	g_done.order_ok = true;
+	g_done.expect = 1;   /* ticket 1 is the forgotten one */
+	tc_init(&tc);
+	strcpy(tc.broker.dir, "/tmp/fr-test-mqtt-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tc.broker.dir));
+	snprintf(tc.broker.conf, sizeof tc.broker.conf, "%s/mosquitto.conf", tc.broker.dir);
+	snprintf(tc.broker.log, sizeof tc.broker.log, "%s/mosquitto.log", tc.broker.dir);
+	snprintf(acl, sizeof acl, "%s/acl", tc.broker.dir);
+	f = fopen(acl, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("topic readwrite fr/sync/#\ntopic readwrite fr/done/#\n", f);
+	fclose(f);
+	snprintf(extra, sizeof extra, "acl_file %s\n", acl);
+	tc.broker.extra = extra;
+	test_broker_start(&tc.broker);
+	client_new(&tc.b, 5, NULL);
+	tc.b.next = done_b_next;
+	ck_assert_int_eq(mqtt_subscribe(tc.b.m, "fr/done/#", 1), 0);
+	ck_assert_int_eq(mqtt_start(tc.b.m), 0);
+	loop_timer_init(&tc.safety_tick, done_tick, &tc);
+	loop_timer_start(tc.loop, &tc.safety_tick, 20);
+	ck_assert_int_eq(loop_run(tc.loop), 0);
+	loop_timer_stop(tc.loop, &tc.safety_tick);
+	ck_assert_int_eq(tc.step, 4);
+	ck_assert_int_eq(g_done.ok, DONE_N);
+	ck_assert_int_eq(g_done.failed, 0);
+	ck_assert(g_done.order_ok);
+	ck_assert_int_eq(g_done.forgotten_calls, 0);
+	ck_assert_int_eq(g_done.last_err, -EACCES);
+	tc_free(&tc);
+}
+END_TEST
+
+/* Messages published while the broker is unreachable complete only once it took them. */
+static void offline_done(void *arg, uint64_t ticket, int err)
+{
+	struct tc *tc = arg;
+	(void)ticket;
+	ck_assert_int_eq(err, 0);
+	/* The broker had to be up again for this. */
+	ck_assert_int_ge(tc->step, 2);
+	if (++g_done.ok == 3)
+		loop_stop(tc->loop);
+}
+
+static void offline_next(struct client *c, const struct mqtt_msg *msg)
+{
+	struct tc *tc = c->tc;
+	int i;
+
+	(void)msg;
+	if (tc->step == 0 && c->synced) {
+		tc->step = 1;
+		test_broker_kill(&tc->broker);
+	} else if (tc->step == 1 && c->disconnected == 1) {
+		for (i = 0; i < 3; i++)
+			ck_assert_int_eq(mqtt_publish_tracked(c->m, "fr/off/x", "o", 1, i % 2 + 1,
+							      false, NULL, NULL, 0, offline_done,
+							      tc, NULL), 0);
+		/* The buffer is bounded: max_buffered is 4, the sync message took one more. */
+		ck_assert_int_eq(mqtt_publish(c->m, "fr/off/y", "o", 1, 1, false, NULL, NULL, 0), 0);
+		ck_assert_int_eq(mqtt_publish(c->m, "fr/off/y", "o", 1, 1, false, NULL, NULL, 0),
+				 -ENOBUFS);
+		ck_assert_int_eq(g_done.ok, 0);
+		tc->step = 2;
+		test_broker_start(&tc->broker);
+	}
+}
+
+START_TEST(test_completion_after_reconnect)
+{
+	struct tc tc;
+	struct mqtt_opts o = { .max_buffered = 4 };
+
+	memset(&g_done, 0, sizeof g_done);
+	tc_init(&tc);
+	test_broker_start(&tc.broker);
+	client_new(&tc.a, 5, &o);
+	tc.a.next = offline_next;
+	ck_assert_int_eq(mqtt_start(tc.a.m), 0);
+	ck_assert_int_eq(loop_run(tc.loop), 0);
+	ck_assert_int_eq(g_done.ok, 3);
+	tc_free(&tc);
+}
+END_TEST
+
+/* --- several brokers: failover --- */
+
+struct failover {
+	struct test_broker b2;
+	char uris[3][64];
+	const char *list[3];
+};
+static struct failover g_fo;
+
+static void failover_next(struct client *c, const struct mqtt_msg *msg)
+{
+	struct tc *tc = c->tc;
+	int fds[4];
+
+	(void)msg;
+	if (tc->step == 0 && c->synced && c->connected == 1) {
+		/* The first URI has nobody listening: the second one took us. */
+		ck_assert_str_eq(mqtt_uri(c->m), g_fo.list[1]);
+		ck_assert_int_eq(fds_to_port(tc->broker.port, fds, 4), 1);
+		ck_assert(fd_nodelay(fds[0]));
+		tc->step = 1;
+		c->synced = false;
+		test_broker_kill(&tc->broker);
+	} else if (tc->step == 1 && c->synced && c->connected == 2) {
+		/* After the loss, the next broker of the list. */
+		ck_assert_str_eq(mqtt_uri(c->m), g_fo.list[2]);
+		ck_assert_int_eq(fds_to_port(g_fo.b2.port, fds, 4), 1);
+		ck_assert(fd_nodelay(fds[0]));   /* TCP_NODELAY on every connection */
+		tc->step = 2;
+		loop_stop(tc->loop);
+	}
+}
+
+START_TEST(test_failover)
+{
+	struct tc tc;
+	struct mqtt_opts o = { .uris = g_fo.list, .nuris = 3 };
+
+	tc_init(&tc);
+	memset(&g_fo, 0, sizeof g_fo);
+	test_broker_start(&tc.broker);
+	test_broker_start(&g_fo.b2);
+	snprintf(g_fo.uris[0], sizeof g_fo.uris[0], "mqtt://127.0.0.1:%u", test_free_port());
+	snprintf(g_fo.uris[1], sizeof g_fo.uris[1], "mqtt://127.0.0.1:%u", tc.broker.port);
+	snprintf(g_fo.uris[2], sizeof g_fo.uris[2], "mqtt://localhost:%u", g_fo.b2.port);
+	for (int i = 0; i < 3; i++)
+		g_fo.list[i] = g_fo.uris[i];
+	client_new(&tc.a, 0, &o);
+	tc.a.next = failover_next;
+	ck_assert_int_eq(mqtt_start(tc.a.m), 0);
+	ck_assert_int_eq(loop_run(tc.loop), 0);
+	ck_assert_int_eq(tc.step, 2);
+	ck_assert_int_eq(tc.a.disconnected, 1);
+	test_broker_stop(&g_fo.b2);
+	tc_free(&tc);
+}
+END_TEST
+
+/* --- MQTT 5 refused: the fall back to 3.1.1 --- */
+
+/* Stands in front of mosquitto as a broker that knows MQTT 3.1.1 only: an MQTT 5 CONNECT gets
+ * the 3.1.1 answer for an unknown protocol level (CONNACK return code 1, MQTT 3.1.1 3.1.2.2)
+ * or, like some brokers, just a closed connection; anything else is relayed to mosquitto. */
+struct v311 {
+	int lfd;
+	uint16_t port, broker_port;
+	bool connack;
+	int v5_seen, relayed;
+	int client;                 /* the relayed client connection, for the test to cut */
+	volatile bool stop;
+	pthread_t th;
+	pthread_mutex_t lock;
+};
+
+static void v311_relay(struct v311 *v, int c, const unsigned char *first, size_t n)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(v->broker_port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	unsigned char buf[8192];
+	int b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (b < 0 || connect(b, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    send(b, first, n, MSG_NOSIGNAL) != (ssize_t)n)
+		goto out;
+	pthread_mutex_lock(&v->lock);
+	v->client = c;
+	v->relayed++;
+	pthread_mutex_unlock(&v->lock);
+	while (!v->stop) {
+		struct pollfd p[2] = { { .fd = c, .events = POLLIN }, { .fd = b, .events = POLLIN } };
+		if (poll(p, 2, 100) < 0)
+			break;
+		if (p[0].revents) {
+			ssize_t k = recv(c, buf, sizeof buf, 0);
+			if (k <= 0 || send(b, buf, (size_t)k, MSG_NOSIGNAL) != k)
+				break;
+		}
+		if (p[1].revents) {
+			ssize_t k = recv(b, buf, sizeof buf, 0);
+			if (k <= 0 || send(c, buf, (size_t)k, MSG_NOSIGNAL) != k)
+				break;
+		}
+	}
+out:
+	pthread_mutex_lock(&v->lock);
+	v->client = -1;
+	pthread_mutex_unlock(&v->lock);
+	if (b >= 0)
+		close(b);
+}
+
+static void *v311_thread(void *arg)
+{
+	struct v311 *v = arg;
+
+	while (!v->stop) {
+		struct pollfd p = { .fd = v->lfd, .events = POLLIN };
+		unsigned char buf[4096];
+		size_t n = 0, i;
+		int c;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		c = accept4(v->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;
+		/* The fixed header, the remaining length, "\0\4MQTT", then the level. */
+		while (n < sizeof buf) {
+			ssize_t k = recv(c, buf + n, sizeof buf - n, 0);
+			if (k <= 0)
+				break;
+			n += (size_t)k;
+			for (i = 1; i < n && i < 5 && (buf[i] & 0x80); i++)
+				;
+			if (i < n && n > i + 7)
+				break;
+		}
+		for (i = 1; i < n && i < 5 && (buf[i] & 0x80); i++)
+			;
+		if (n <= i + 7 || buf[0] != 0x10) {
+			close(c);
+			continue;
+		}
+		if (buf[i + 7] == 5) {
+			pthread_mutex_lock(&v->lock);
+			v->v5_seen++;
+			pthread_mutex_unlock(&v->lock);
+			if (v->connack)
+				(void)!send(c, "\x20\x02\x00\x01", 4, MSG_NOSIGNAL);
+			close(c);
+			continue;
+		}
+		v311_relay(v, c, buf, n);
+		close(c);
+	}
+	return NULL;
+}
+
+static void v311_start(struct v311 *v, uint16_t broker_port, bool connack)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t l = sizeof sa;
+
+	memset(v, 0, sizeof *v);
+	v->broker_port = broker_port;
+	v->connack = connack;
+	v->client = -1;
+	pthread_mutex_init(&v->lock, NULL);
+	v->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(v->lfd, 0);
+	ck_assert_int_eq(bind(v->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(v->lfd, 8), 0);
+	ck_assert_int_eq(getsockname(v->lfd, (struct sockaddr *)&sa, &l), 0);
+	v->port = ntohs(sa.sin_port);
+	ck_assert_int_eq(pthread_create(&v->th, NULL, v311_thread, v), 0);
+}
+
+static void v311_stop(struct v311 *v)
+{
+	v->stop = true;
+	pthread_join(v->th, NULL);
+	close(v->lfd);
+	pthread_mutex_destroy(&v->lock);
+}
+
+static struct v311 g_v311;
+
+static void fallback_next(struct client *c, const struct mqtt_msg *msg)
+{
+	struct tc *tc = c->tc;
+
+	if (msg) {
+		/* 3.1.1: no properties, the retain flag only from the retained store. */
+		ck_assert_str_eq(c->topic, "fr/fb/x");
+		ck_assert(!c->has_rtopic);
+		tc->step = 3;
+		loop_stop(tc->loop);
+		return;
+	}
+	if (tc->step == 0 && c->synced && c->connected == 1) {
+		ck_assert_int_eq(mqtt_version(c->m), 4);
+		tc->step = 1;
+		c->synced = false;
+		/* A lost connection: the next attempt shows whether MQTT 5 is tried again. */
+		pthread_mutex_lock(&g_v311.lock);
+		ck_assert_int_ge(g_v311.client, 0);
+		shutdown(g_v311.client, SHUT_RDWR);
+		pthread_mutex_unlock(&g_v311.lock);
+	} else if (tc->step == 1 && c->synced && c->connected == 2) {
+		ck_assert_int_eq(mqtt_version(c->m), 4);
+		tc->step = 2;
+		ck_assert_int_eq(mqtt_publish(c->m, "fr/fb/x", "3", 1, 1, false, "fr/fb/r", "c", 1),
+				 0);
+	}
+}
+
+static void run_fallback(bool connack)
+{
+	struct tc tc;
+	struct mqtt_opts o = { 0 };
+	char uri[64];
+
+	tc_init(&tc);
+	test_broker_start(&tc.broker);
+	v311_start(&g_v311, tc.broker.port, connack);
+	snprintf(uri, sizeof uri, "mqtt://127.0.0.1:%u", g_v311.port);
+	o.uri = uri;
+	client_new(&tc.a, 0, &o);
+	tc.a.next = fallback_next;
+	ck_assert_int_eq(mqtt_subscribe(tc.a.m, "fr/fb/#", 1), 0);
+	ck_assert_int_eq(mqtt_start(tc.a.m), 0);
+	ck_assert_int_eq(loop_run(tc.loop), 0);
+	ck_assert_int_eq(tc.step, 3);
+	ck_assert_int_eq(g_v311.relayed, 2);
+	/* A CONNACK refusal is remembered for this broker; a closed connection may have been a
+	 * passing failure, so MQTT 5 was tried again on the reconnect. */
+	ck_assert_int_eq(g_v311.v5_seen, connack ? 1 : 2);
+	mqtt_free(tc.a.m);
+	tc.a.m = NULL;
+	v311_stop(&g_v311);
+	tc_free(&tc);
+}
+
+START_TEST(test_fallback_connack)
+{
+	run_fallback(true);
+}
+END_TEST
+
+START_TEST(test_fallback_closed)
+{
+	run_fallback(false);
+}
+END_TEST
+
+/* With version 5 configured there is no fall back: it keeps failing. */
+START_TEST(test_no_fallback_when_configured)
+{
+	struct tc tc;
+	struct mqtt_opts o = { 0 };
+	struct loop_timer t;
+	char uri[64];
+
+	tc_init(&tc);
+	test_broker_start(&tc.broker);
+	v311_start(&g_v311, tc.broker.port, true);
+	snprintf(uri, sizeof uri, "mqtt://127.0.0.1:%u", g_v311.port);
+	o.uri = uri;
+	client_new(&tc.a, 5, &o);
+	ck_assert_int_eq(mqtt_start(tc.a.m), 0);
+	/* A negative check: several attempts (backoff 20..200 ms) in 1 s, none may connect. */
+	loop_timer_init(&t, stop_loop, tc.loop);
+	loop_timer_start(tc.loop, &t, 1000);
+	ck_assert_int_eq(loop_run(tc.loop), 0);
+	ck_assert_int_eq(tc.a.connected, 0);
+	ck_assert_int_ge(g_v311.v5_seen, 1);
+	ck_assert_int_eq(g_v311.relayed, 0);
+	mqtt_free(tc.a.m);
+	tc.a.m = NULL;
+	v311_stop(&g_v311);
+	tc_free(&tc);
+}
+END_TEST
+
+/* --- the tunnel's parsers of what the broker sends over WebSocket --- */
+
+static size_t ws_frame(uint8_t *b, int op, bool fin, bool masked, const void *p, size_t n)
+{
+	size_t h = 2;
+	b[0] = (uint8_t)((fin ? 0x80 : 0) | op);
+	b[1] = (uint8_t)((masked ? 0x80 : 0) | n);   /* n < 126 here */
+	if (masked) {
+		memset(b + 2, 0, 4);
+		h += 4;
+	}
+	memcpy(b + h, p, n);
+	return h + n;
+}
+
+START_TEST(test_tunnel_parse)
+{
+	static const char head[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+		"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+		"Sec-WebSocket-Protocol: mqtt\r\n\r\n";
+	static const uint8_t connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
+	uint8_t in[1024], out[1024];
+	size_t n, k, chunk;
+	bool closed;
+
+	log_init("test_mqtt", true, 0);
+	for (chunk = 1; chunk <= sizeof in; chunk += sizeof in - 1) {
+		/* A CONNACK split over two frames with a ping between them: it comes out whole. */
+		n = strlen(head);
+		memcpy(in, head, n);
+		n += ws_frame(in + n, 2, false, false, connack, 2);
+		n += ws_frame(in + n, 9, true, false, "hi", 2);
+		n += ws_frame(in + n, 0, true, false, connack + 2, 3);
+		k = mqtttunnel_parse_broker(in, n, chunk, out, sizeof out, &closed);
+		ck_assert_uint_eq(k, sizeof connack);
+		ck_assert_mem_eq(out, connack, sizeof connack);
+		ck_assert(!closed);
+		/* A close frame ends it. */
+		n += ws_frame(in + n, 8, true, false, "\x03\xe8", 2);
+		mqtttunnel_parse_broker(in, n, chunk, out, sizeof out, &closed);
+		ck_assert(closed);
+		/* A masked frame from the server is a protocol violation (RFC 6455 5.1). */
+		n = strlen(head);
+		memcpy(in, head, n);
+		n += ws_frame(in + n, 2, true, true, connack, sizeof connack);
+		ck_assert_uint_eq(mqtttunnel_parse_broker(in, n, chunk, out, sizeof out, &closed), 0);
+		ck_assert(closed);
+		/* A refused upgrade, and a wrong accept key: nothing reaches the MQTT client. */
+		n = (size_t)snprintf((char *)in, sizeof in, "HTTP/1.1 403 Forbidden\r\n\r\n");
+		n += ws_frame(in + n, 2, true, false, connack, sizeof connack);
+		ck_assert_uint_eq(mqtttunnel_parse_broker(in, n, chunk, out, sizeof out, &closed), 0);
+		ck_assert(closed);
+		n = strlen(head);
+		memcpy(in, head, n);
+		memcpy(strstr((char *)in, "s3pP"), "AAAA", 4);
+		n += ws_frame(in + n, 2, true, false, connack, sizeof connack);
+		ck_assert_uint_eq(mqtttunnel_parse_broker(in, n, chunk, out, sizeof out, &closed), 0);
+		ck_assert(closed);
+	}
+}
+END_TEST
+
+/* --- mqttconf: the config group --- */
+
+/* Loads text as a config file and mqttconf_load's its group "mqtt"; returns its result and
+ * what it logged in log (a copy). */
+static int conf_try(const char *text, int min_version, struct mqttconf *mc, config_t *c,
+		    char *log, size_t logn)
+{
+	char path[] = "/tmp/fr-test-mqttconf-XXXXXX";
+	int fd = mkstemp(path), rc;
+	FILE *f;
+
+	ck_assert_int_ge(fd, 0);
+	f = fdopen(fd, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(cfg_load(c, path), 0);
+	capture_start();
+	rc = mqttconf_load(config_root_setting(c), "mqtt", min_version, mc);
+	snprintf(log, logn, "%s", capture_end());
+	unlink(path);
+	return rc;
+}
+
+START_TEST(test_mqttconf)
+{
+	struct mqttconf mc;
+	struct mqtt_opts o = { 0 };
+	config_t c;
+	char log[sizeof logbuf];
+
+	log_init("test_mqtt", true, 0);
+	/* One uri, version defaults to auto where 3.1.1 is allowed. */
+	ck_assert_int_eq(conf_try("mqtt = { uri = \"mqtt://127.0.0.1:1883\"; };\n", 4, &mc, &c,
+				  log, sizeof log), 0);
+	ck_assert_int_eq(mc.version, 0);
+	ck_assert_uint_eq(mc.nuris, 1);
+	mqttconf_opts(&mc, "id", &o);
+	ck_assert_str_eq(o.uri, "mqtt://127.0.0.1:1883");
+	ck_assert_uint_eq(o.nuris, 1);
+	config_destroy(&c);
+	/* ...and to 5 where the agent needs MQTT 5. */
+	ck_assert_int_eq(conf_try("mqtt = { uri = \"mqtt://127.0.0.1:1883\"; };\n", 5, &mc, &c,
+				  log, sizeof log), 0);
+	ck_assert_int_eq(mc.version, 5);
+	config_destroy(&c);
+	/* A list of brokers, and each spelling of the version. */
+	ck_assert_int_eq(conf_try("mqtt = {\n uri = [\"mqtts://a:8883\", \"wss://b/mqtt\"];\n"
+				  " version = \"3.1.1\";\n};\n", 4, &mc, &c, log, sizeof log), 0);
+	ck_assert_uint_eq(mc.nuris, 2);
+	ck_assert_str_eq(mc.uris[1], "wss://b/mqtt");
+	ck_assert_int_eq(mc.version, 4);
+	mqttconf_opts(&mc, "id", &o);
+	ck_assert_uint_eq(o.nuris, 2);
+	ck_assert_str_eq(o.uris[0], "mqtts://a:8883");
+	config_destroy(&c);
+	ck_assert_int_eq(conf_try("mqtt = { uri = \"ws://h\"; version = \"auto\"; };\n", 4, &mc, &c,
+				  log, sizeof log), 0);
+	ck_assert_int_eq(mc.version, 0);
+	config_destroy(&c);
+	ck_assert_int_eq(conf_try("mqtt = { uri = \"ws://h\"; version = 5; };\n", 4, &mc, &c,
+				  log, sizeof log), 0);
+	ck_assert_int_eq(mc.version, 5);
+	config_destroy(&c);
+	/* Errors name the file and line. */
+	ck_assert_int_eq(conf_try("mqtt = {\n uri = \"mqtt://h\";\n version = 3;\n};\n", 4, &mc, &c,
+				  log, sizeof log), -1);
+	ck_assert_ptr_nonnull(strstr(log, ":3: 'version' must be"));
+	config_destroy(&c);
+	ck_assert_int_eq(conf_try("mqtt = {\n uri = \"mqtt://h\";\n version = \"auto\";\n};\n", 5,
+				  &mc, &c, log, sizeof log), -1);
+	ck_assert_ptr_nonnull(strstr(log, ":3: 'version' must be 5 here"));
+	config_destroy(&c);
+	ck_assert_int_eq(conf_try("mqtt = {\n uri = [\"mqtt://a\", \"http://b\"];\n};\n", 4, &mc,
+				  &c, log, sizeof log), -1);
+	ck_assert_ptr_nonnull(strstr(log, ":2: uri 'http://b' must start with"));
+	config_destroy(&c);
+	ck_assert_int_eq(conf_try("mqtt = {\n uri = [];\n};\n", 4, &mc, &c, log, sizeof log), -1);
+	ck_assert_ptr_nonnull(strstr(log, ":2: 'uri' must list 1 to 8 brokers"));
+	config_destroy(&c);
+	ck_assert_int_eq(conf_try("mqtt = {\n uri = 5;\n};\n", 4, &mc, &c, log, sizeof log), -1);
+	ck_assert_ptr_nonnull(strstr(log, ":2: 'uri' must be a string or a list"));
+	config_destroy(&c);
 }
 END_TEST
 
@@ -954,9 +1925,21 @@ static Suite *mqtt_suite(void)
 	Suite *s = suite_create("mqtt");
 
 	ADD(s, test_bad_options);
+	ADD(s, test_mqttconf);
+	ADD(s, test_tunnel_parse);
 	ADD(s, test_pubsub_v5);
 	ADD(s, test_pubsub_v311);
 	ADD(s, test_pubsub_websockets);
+	ADD(s, test_pubsub_auto);
+	ADD(s, test_pubsub_wss);
+	ADD(s, test_inflight_write_fails_v5);
+	ADD(s, test_inflight_write_fails_v311);
+	ADD(s, test_publish_completion);
+	ADD(s, test_completion_after_reconnect);
+	ADD(s, test_failover);
+	ADD(s, test_fallback_connack);
+	ADD(s, test_fallback_closed);
+	ADD(s, test_no_fallback_when_configured);
 	ADD(s, test_free_while_connecting);
 	ADD(s, test_tls_verified);
 	ADD(s, test_tls_hostname_mismatch);
@@ -966,6 +1949,11 @@ static Suite *mqtt_suite(void)
 	ADD(s, test_connect_retries_until_broker_up);
 	ADD(s, test_last_will);
 	ADD(s, test_nodelay_round_trip);
+	ADD(s, test_subscription_options_v5);
+	ADD(s, test_subscription_options_v311);
+	ADD(s, test_subscription_options_bad);
+	ADD(s, test_clean_first_v5);
+	ADD(s, test_clean_first_v311);
 	return s;
 }
 
