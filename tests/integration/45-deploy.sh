@@ -159,7 +159,10 @@ step "README: first start (build, up)"
 run_block first-start "$T"
 [ -f "$D/.env" ] && ! git -C "$FR_SRC" check-ignore -q .env 2>/dev/null && fr_fail ".env is not ignored by git"
 fr_log "image build: $(grep -c '^Step' "$T/first-start.log") Dockerfile steps, $(grep -c 'Using cache' "$T/first-start.log") from the cache"
+grep -q -i 'pulling' "$T/first-start.log" && fr_fail "up pulled an image: $(grep -i -m3 pulling "$T/first-start.log")"
 wait_healthy "after up"
+srv=$(curl -s -o /dev/null -D - "http://127.0.0.1:$P_HTTP/" | tr -d '\r' | grep -i '^server:')
+[[ $srv == *[0-9]* ]] && fr_fail "port $P_HTTP tells nginx's version: $srv"
 for s in mosquitto frAroundWeb php nginx certbot; do
 	id=$(cd "$D" && compose ps -q "$s")
 	cfg=$(/usr/bin/docker inspect -f '{{.Config.User}}|{{.HostConfig.ReadonlyRootfs}}|{{.HostConfig.CapDrop}}|{{.HostConfig.SecurityOpt}}|{{.HostConfig.Memory}}|{{.HostConfig.RestartPolicy.Name}}|{{.HostConfig.LogConfig.Config}}' "$id")
@@ -279,17 +282,19 @@ fr_wait 60 "home1/kitchen online after the broker restart" online
 fr_ok "after docker compose restart mosquitto: retained and queued messages kept, frMhs back"
 
 step "broker SIGKILL: what the documented bound keeps"
-BOUND=$(sed -n 's/^autosave_interval //p' "$FR_SRC/broker/mosquitto.conf.in")
+# Mosquitto saves once more than autosave_interval whole seconds have passed, looking every
+# 100 ms: docs/broker.md states the bound as interval + 2 s.
+BOUND=$(( $(sed -n 's/^autosave_interval //p' "$FR_SRC/broker/mosquitto.conf.in") + 2 ))
 grep -q "^autosave_on_changes true" "$FR_SRC/broker/mosquitto.conf.in" && fr_fail "this test assumes time-based autosave"
-grep -q "at most the last $BOUND s" "$FR_SRC/docs/broker.md" || fr_fail "docs/broker.md does not state the bound of $BOUND s"
+tr '\n' ' ' <"$FR_SRC/docs/broker.md" | grep -q "at most the last $BOUND s" || fr_fail "docs/broker.md does not state the bound of $BOUND s"
 DB=$(/usr/bin/docker volume inspect -f '{{.Mountpoint}}' fr_fr-broker-db)/mosquitto.db
 queue_session
-t0=$(date +%s)
+t0=$(date +%s.%N)
 hpub -r -t fr/home1/test/persist -m kept-2 || fr_fail "retained publish"
 hpub -t fr/home1/test/queue -m queued-2 || fr_fail "queued publish"
-saved() { [ -f "$DB" ] && [ "$(stat -c %Y "$DB")" -gt "$t0" ]; }
-fr_wait $((BOUND + 5)) "the broker's database saved within the documented $BOUND s" saved
-fr_log "database saved $(( $(stat -c %Y "$DB") - t0 )) s after the publish (bound $BOUND s)"
+saved() { [ -f "$DB" ] && awk -v m="$(stat -c %.9Y "$DB")" -v t="$t0" 'BEGIN { exit !(m > t) }'; }
+fr_wait $((BOUND + 1)) "the broker's database saved within the documented $BOUND s" saved
+fr_log "database saved $(awk -v m="$(stat -c %.9Y "$DB")" -v t="$t0" 'BEGIN { printf "%.1f", m - t }') s after the publish (bound $BOUND s)"
 hpub -r -t fr/home1/test/persist2 -m maybe-lost 2>/dev/null || true
 bid=$(cd "$D" && compose ps -q mosquitto)
 restarts=$(/usr/bin/docker inspect -f '{{.RestartCount}}' "$bid")
