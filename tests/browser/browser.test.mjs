@@ -184,7 +184,7 @@ step('sign in: three controllers online with sensor values, first paint from the
 
 // Watches the request on the broker (the demo user may read its home): MQTT 5 properties too.
 function watchCommand(topic) {
-	const sub = spawn('stdbuf', ['-oL', 'mosquitto_sub', '-V', '5', '-d', '-p', String(brokerPort), '-u', 'demo', '-P', password,
+	const sub = spawn('stdbuf', ['-oL', 'mosquitto_sub', '-V', '5', '-d', '-p', String(brokerPort), '-u', 'demo', '-I', 'demo:', '-P', password,
 		'-t', topic, '-C', '1', '-W', '40', '-F', 'MSG %R|%D|%p'], { stdio: ['ignore', 'pipe', 'pipe'] });
 	let out = '';
 	sub.stdout.on('data', (d) => { out += d; });

@@ -8,11 +8,15 @@
 #   demo.sh stop            stop a demo started elsewhere (./fr stop)
 #   demo.sh restart NAME    restart one process (mosquitto, frMhs, kitchen, ...) of a running demo
 #
+# Started as root, every daemon runs as the unprivileged system user fr-demo (created when
+# missing; FR_DEMO_USER names another), which owns the demo dir; root only prepares it.
+#
 # Knobs (environment): FR_DEMO_DIR (state, logs, pid file; default .demo/ of the checkout),
 # FR_DEMO_BIN (default build/bin), FR_DEMO_HTTPS_PORT (8443), FR_DEMO_HTTP_PORT (8080),
 # FR_DEMO_BROKER_PORT (plain MQTT on loopback, 1883), FR_DEMO_MQTTS_PORT (8883),
 # FR_DEMO_WS_PORT (9001), FR_DEMO_ANNOUNCE_PORT (7400), FR_DEMO_LINK_PORT (7410),
-# FR_DEMO_SHIM_PORT (7420), FR_DEMO_METRICS_PORT (7421), FR_DEMO_READY_TIMEOUT (60 s).
+# FR_DEMO_SHIM_PORT (7420), FR_DEMO_METRICS_PORT (7421), FR_DEMO_READY_TIMEOUT (60 s),
+# FR_DEMO_USER (fr-demo; used only when started as root).
 set -euo pipefail
 FR_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 D=$(realpath -m "${FR_DEMO_DIR:-$FR_ROOT/.demo}")
@@ -29,6 +33,7 @@ LINK_PORT=${FR_DEMO_LINK_PORT:-7410}
 SHIM_PORT=${FR_DEMO_SHIM_PORT:-7420}
 METRICS_PORT=${FR_DEMO_METRICS_PORT:-7421}
 READY_TIMEOUT=${FR_DEMO_READY_TIMEOUT:-60}
+RUN_USER=${FR_DEMO_USER:-fr-demo}
 S=$D/broker                     # fr-admin's state: accounts, passwd, acl, persistence
 CTLS=(kitchen hall garage)
 HOME_ID=demo
@@ -40,38 +45,56 @@ pid_of() { [ -f "$D/pids" ] && awk -v n="$1" '$1 == n { print $2 }' "$D/pids"; }
 
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 
-# wait_gone PID SECONDS: 0 once PID is gone (or a zombie), 1 if it is still there.
+# group_alive PGID: some process of the group still exists (not a zombie). Every process is
+# started as the leader of its own group (setsid), and daemons' workers stay in it even when
+# their master is killed (nginx, php-fpm): the group, not the leader, is what holds the ports.
+group_alive() {
+	local p
+	for p in $(pgrep -g "$1" 2>/dev/null); do
+		grep -q '^[^ ]* ([^)]*) Z' "/proc/$p/stat" 2>/dev/null || return 0
+	done
+	return 1
+}
+
+# wait_gone PGID SECONDS: 0 once the group PGID is empty, 1 if something of it is still there.
 wait_gone() {
 	local i
 	for ((i = 0; i < $2 * 10; i++)); do
-		alive "$1" || return 0
-		grep -q '^[^ ]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null && return 0
+		group_alive "$1" || return 0
 		sleep 0.1
 	done
 	return 1
 }
 
-# start NAME CMD...: runs CMD in its own process group (so a stop reaches its children), output
-# appended to logs/NAME.log; remembers its pid and argv for stop and restart.
+# start NAME CMD...: runs CMD (as $RUN_USER when we are root) in its own process group (so a stop
+# reaches its children), output appended to logs/NAME.log; remembers its pid and argv for stop and
+# restart.
 start() {
 	local name=$1
 	shift
 	printf '%s\0' "$@" >"$D/cmd/$name"
-	setsid "$@" >>"$D/logs/$name.log" 2>&1 </dev/null &
+	setsid "${AS_USER[@]}" "$@" >>"$D/logs/$name.log" 2>&1 </dev/null &
 	local pid=$!
 	{ grep -v "^$name " "$D/pids" 2>/dev/null || true; echo "$name $pid"; } >"$D/pids.tmp"
 	mv -f "$D/pids.tmp" "$D/pids"
 	if [ "$name" = frAroundWeb ]; then echo "$pid" >"$S/web/frAroundWeb.pid"; fi
 }
 
-# stop_one NAME: SIGTERM, then SIGKILL after 5 s.
+# stop_group PGID: SIGTERM to the whole group, SIGKILL to what is left after 5 s, then wait until
+# the group is empty (its ports and sockets are free then).
+stop_group() {
+	group_alive "$1" || return 0
+	kill -TERM -- "-$1" 2>/dev/null || true
+	wait_gone "$1" 5 && return 0
+	kill -KILL -- "-$1" 2>/dev/null || true
+	wait_gone "$1" 5 || echo "demo.sh: process group $1 survived SIGKILL" >&2
+}
+
+# stop_one NAME: stop NAME's process group.
 stop_one() {
 	local pid
 	pid=$(pid_of "$1")
-	alive "$pid" || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
-	wait_gone "$pid" 2 || true
+	[ -z "$pid" ] || stop_group "$pid"
 }
 
 # demo_stop: `demo.sh stop` from another terminal. The foreground demo.sh stops everything
@@ -81,7 +104,8 @@ demo_stop() {
 	fg=$(cat "$D/demo.pid" 2>/dev/null || true)
 	if [ -n "$fg" ] && alive "$fg" && grep -q demo.sh "/proc/$fg/cmdline" 2>/dev/null; then
 		kill -TERM "$fg" 2>/dev/null || true
-		wait_gone "$fg" 20 || true
+		local i
+		for ((i = 0; i < 200; i++)); do alive "$fg" || break; sleep 0.1; done
 	fi
 	rm -f "$D/demo.pid"
 	if [ -n "$fg" ] && [ ! -f "$D/pids" ]; then
@@ -91,21 +115,42 @@ demo_stop() {
 	demo_cleanup
 }
 
-# demo_cleanup: stop every process in $D/pids, newest first.
+# demo_cleanup: stop every process group in $D/pids (orphaned workers included), newest first.
 demo_cleanup() {
 	[ -f "$D/pids" ] || { echo "no demo running (no $D/pids)"; return 0; }
 	echo "stopping the demo"
 	local name pid
 	# Reverse start order: the page's servers first, the broker last.
 	tac "$D/pids" | while read -r name pid; do
-		if alive "$pid"; then
-			kill -TERM "$pid" 2>/dev/null && echo "  $name ($pid)"
+		if group_alive "$pid"; then
+			kill -TERM -- "-$pid" 2>/dev/null && echo "  $name ($pid)"
 		fi
 	done
 	while read -r name pid; do
-		wait_gone "$pid" 5 || { kill -KILL "$pid" 2>/dev/null || true; }
+		stop_group "$pid"
 	done <"$D/pids"
 	rm -f "$D/pids" "$S/web/frAroundWeb.pid"
+}
+
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# wait_for SECONDS WHAT CMD...: poll CMD every 0.2 s until it succeeds.
+wait_for() {
+	local secs=$1 what=$2 i
+	shift 2
+	for ((i = 0; i < secs * 5; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	echo "demo.sh: timed out after ${secs}s waiting for $what (logs in $D/logs/)" >&2
+	return 1
+}
+# run_as_init: AS_USER, the prefix that runs a daemon as $RUN_USER when we are root: its own uid
+# and gid and supplementary groups, no capabilities at all, no way to gain any (no_new_privs).
+run_as_init() {
+	AS_USER=()
+	[ "$(id -u)" -eq 0 ] || return 0
+	AS_USER=(setpriv "--reuid=$RUN_USER" "--regid=$RUN_USER" --init-groups --inh-caps=-all
+		--bounding-set=-all --no-new-privs --)
 }
 
 demo_restart() {
@@ -114,7 +159,19 @@ demo_restart() {
 	local -a argv
 	mapfile -d '' -t argv <"$D/cmd/$name"
 	stop_one "$name"
+	run_as_init
+	# The old pid files and socket must not pass for the new process's.
+	case $name in
+	php-fpm) rm -f "$D/php/php-fpm.pid" "$D/php/fpm.sock" ;;
+	nginx) rm -f "$D/nginx/nginx.pid" ;;
+	esac
 	start "$name" "${argv[@]}"
+	case $name in
+	mosquitto) wait_for "$READY_TIMEOUT" "the broker on port $BROKER_PORT" tcp_open "$BROKER_PORT" ;;
+	frAroundWeb) wait_for "$READY_TIMEOUT" "the shim on port $SHIM_PORT" tcp_open "$SHIM_PORT" ;;
+	php-fpm) wait_for "$READY_TIMEOUT" "php-fpm's socket" test -S "$D/php/fpm.sock" ;;
+	nginx) wait_for "$READY_TIMEOUT" "nginx on port $HTTPS_PORT" tcp_open "$HTTPS_PORT" ;;
+	esac
 	echo "restarted $name ($(pid_of "$name"))"
 }
 
@@ -149,6 +206,19 @@ mkdir -p "$D/logs" "$D/cmd" "$D/tls" "$D/php/sessions" "$D/nginx/tmp"
 chmod 700 "$D"
 ROOT=0
 [ "$(id -u)" -ne 0 ] || ROOT=1
+if [ "$ROOT" -eq 1 ]; then
+	# Nothing of the demo runs as root: a system user owns the demo dir and runs every daemon.
+	getent passwd "$RUN_USER" >/dev/null ||
+		useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$RUN_USER" ||
+		{ echo "demo.sh: cannot create the user $RUN_USER" >&2; exit 1; }
+	chown -R "$RUN_USER:" "$D"
+fi
+run_as_init
+for f in "$FR_ROOT/web/public/index.php" "$BIN/frMhs" "$EX/lamp"; do
+	"${AS_USER[@]}" test -r "$f" || { echo "demo.sh: $f is not readable by $RUN_USER (the checkout must be)" >&2; exit 1; }
+done
+"${AS_USER[@]}" test -w "$D" ||
+	{ echo "demo.sh: $RUN_USER cannot reach $D (every directory above it must be searchable by others)" >&2; exit 1; }
 
 # --- certificate: self-signed for localhost (nginx and the broker's TLS listener) -------------
 if [ ! -f "$D/tls/cert.pem" ]; then
@@ -159,7 +229,7 @@ fi
 
 # --- accounts: fr-admin's state, the home, the demo user -------------------------------------
 # fr-admin signals the broker through $S/broker.pid: it must not signal another demo's broker.
-admin() { "$ADMIN" --state "$S" "$@"; }
+admin() { "${AS_USER[@]}" "$ADMIN" --state "$S" "$@"; }
 admin init --broker-uri "mqtt://127.0.0.1:$BROKER_PORT" 2>>"$D/logs/fr-admin.log"
 [ -d "$S/homes/$HOME_ID" ] || admin add-home "$HOME_ID" --install-dir "$S/homes/$HOME_ID" 2>>"$D/logs/fr-admin.log"
 if [ ! -f "$D/demo.password" ] || [ ! -d "$S/users/$DEMO_USER" ]; then
@@ -171,11 +241,13 @@ fi
 DEMO_PW=$(cat "$D/demo.password")
 
 # --- broker: the production template, loopback ports, our TLS files ---------------------------
-BUSER=root
-[ "$ROOT" -eq 1 ] || BUSER=$(id -un)
+# Started as $RUN_USER (or the calling user), so the config's user setting is not used.
+BUSER=$(id -un)
+[ "$ROOT" -eq 0 ] || BUSER=$RUN_USER
 admin broker-conf STATE="$S" TLS_LISTENER="$MQTTS_PORT 127.0.0.1" CAFILE="$D/tls/cert.pem" \
 	CERTFILE="$D/tls/cert.pem" KEYFILE="$D/tls/key.pem" WS_PORT="$WS_PORT" \
-	LOCAL_PORT="$BROKER_PORT" USER="$BUSER" LOG_DEST=stderr >"$D/mosquitto.conf"
+	LOCAL_PORT="$BROKER_PORT" USER="$BUSER" LOG_DEST=stderr \
+	CLIENTID_PLUGIN="$(dirname "$BIN")/lib/fr_clientid.so" >"$D/mosquitto.conf"
 
 # --- frAroundWeb -----------------------------------------------------------------------------
 cat >"$D/frAroundWeb.conf" <<CONF
@@ -224,12 +296,6 @@ CONF
 done
 
 # --- php-fpm: our own pool on a unix socket in $D (not the system service) -------------------
-FPM_USER_LINES=
-FPM_FLAGS=()
-if [ "$ROOT" -eq 1 ]; then
-	FPM_USER_LINES=$'user = root\ngroup = root'
-	FPM_FLAGS=(-R)
-fi
 cat >"$D/php/php-fpm.conf" <<CONF
 ; Demo php-fpm: one pool for the fr page, socket and sessions in the demo dir.
 [global]
@@ -238,7 +304,6 @@ error_log = $D/logs/php-fpm-error.log
 daemonize = no
 
 [fr]
-$FPM_USER_LINES
 listen = $D/php/fpm.sock
 listen.mode = 0600
 pm = static
@@ -269,7 +334,6 @@ render_site() {
 mkdir -p "$D/acme"
 render_site >"$D/nginx/fr-site.conf"
 {
-	[ "$ROOT" -eq 0 ] || echo "user root;"
 	cat <<CONF
 # Demo nginx: generated by tests/demo/demo.sh; the site itself is web/nginx/fr-site.conf.template.
 daemon off;
@@ -290,27 +354,17 @@ http {
 }
 CONF
 } >"$D/nginx/nginx.conf"
-"$NGINX" -t -q -p "$D/nginx/" -e "$D/logs/nginx-error.log" -c "$D/nginx/nginx.conf"
+# Files written above by root belong to the user that runs the daemons.
+[ "$ROOT" -eq 0 ] || chown -R "$RUN_USER:" "$D"
+"${AS_USER[@]}" "$NGINX" -t -q -p "$D/nginx/" -e "$D/logs/nginx-error.log" -c "$D/nginx/nginx.conf"
 
 # --- start everything --------------------------------------------------------------------------
 echo $$ >"$D/demo.pid"
 trap 'demo_cleanup; rm -f "$D/demo.pid"; exit 0' INT TERM
 trap 'rc=$?; [ $rc -eq 0 ] || { demo_cleanup; rm -f "$D/demo.pid"; }; exit $rc' EXIT
 
-tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# wait_for SECONDS WHAT CMD...: poll CMD every 0.2 s until it succeeds.
-wait_for() {
-	local secs=$1 what=$2 i
-	shift 2
-	for ((i = 0; i < secs * 5; i++)); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	echo "demo.sh: timed out after ${secs}s waiting for $what (logs in $D/logs/)" >&2
-	return 1
-}
 retained() {
-	mosquitto_sub -p "$BROKER_PORT" -u "$DEMO_USER" -P "$DEMO_PW" -t "$1" -C 1 -W 2 \
+	mosquitto_sub -p "$BROKER_PORT" -u "$DEMO_USER" -I "$DEMO_USER:" -P "$DEMO_PW" -t "$1" -C 1 -W 2 \
 		--retained-only 2>/dev/null
 }
 all_online() {
@@ -326,7 +380,7 @@ start frAroundWeb "$BIN/frAroundWeb" -f -c "$D/frAroundWeb.conf"
 start m5stack "$FR_ROOT/tests/integration/bin/ptydev" "$D/m5stack.tty" "$D/m5stack"
 start frMhs "$BIN/frMhs" -f -c "$D/frmhs.conf"
 for c in "${CTLS[@]}"; do start "$c" "$BIN/frMhc" -f -c "$D/$c.conf"; done
-start php-fpm "$PHP_FPM" "${FPM_FLAGS[@]}" --nodaemonize --fpm-config "$D/php/php-fpm.conf"
+start php-fpm "$PHP_FPM" --nodaemonize --fpm-config "$D/php/php-fpm.conf"
 start nginx "$NGINX" -p "$D/nginx/" -e "$D/logs/nginx-error.log" -c "$D/nginx/nginx.conf"
 wait_for "$READY_TIMEOUT" "the shim on port $SHIM_PORT" tcp_open "$SHIM_PORT"
 wait_for "$READY_TIMEOUT" "php-fpm's socket" test -S "$D/php/fpm.sock"
@@ -342,9 +396,11 @@ while read -r name pid; do
 done <"$D/pids"
 
 URL="https://localhost:$HTTPS_PORT/"
+RUNS_AS="as $(id -un)"
+[ "$ROOT" -eq 0 ] || RUNS_AS="as the unprivileged user $RUN_USER"
 cat <<MSG
 
-fr demo is running (logs in $D/logs/; Ctrl-C or ./fr stop ends it).
+fr demo is running $RUNS_AS (logs in $D/logs/; Ctrl-C or ./fr stop ends it).
 
   web page       $URL   (self-signed certificate: accept it once)
   sign in        user: $DEMO_USER   password: $DEMO_PW
@@ -355,9 +411,9 @@ fr demo is running (logs in $D/logs/; Ctrl-C or ./fr stop ends it).
   M5Stack        a pseudo-terminal; what frMhs shows on it: tail -f $D/m5stack/dev.1
 
 Watch everything:
-  mosquitto_sub -p $BROKER_PORT -u $DEMO_USER -P $DEMO_PW -t 'fr/#' -v
+  mosquitto_sub -p $BROKER_PORT -u $DEMO_USER -I $DEMO_USER: -P $DEMO_PW -t 'fr/#' -v
 Switch the kitchen lamp and wait for the result:
-  mosquitto_rr -p $BROKER_PORT -u $DEMO_USER -P $DEMO_PW -t fr/$HOME_ID/ctl/kitchen/cmd \\
+  mosquitto_rr -p $BROKER_PORT -u $DEMO_USER -i $DEMO_USER:cli -P $DEMO_PW -t fr/$HOME_ID/ctl/kitchen/cmd \\
       -e fr/$HOME_ID/reply/$DEMO_USER/cli \\
       -m '{"id":"'\$(cat /proc/sys/kernel/random/uuid)'","action":"lamp","args":{"state":"on"},"progress":false}'
 Talk to a controller directly over the LAN protocol:

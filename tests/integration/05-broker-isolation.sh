@@ -66,12 +66,12 @@ tls >>"$T/openssl.log" 2>&1 || fr_fail "openssl: test certificates"
 # --- the broker ------------------------------------------------------------------------------
 "$ADMIN" --state "$S" broker-conf "TLS_LISTENER=$TPORT 127.0.0.1" "WS_PORT=$WPORT" "LOCAL_PORT=$LPORT" \
 	"CAFILE=$T/ca.pem" "CERTFILE=$T/server.pem" "KEYFILE=$T/server.key" \
-	USER=root LOG_DEST=stderr >"$T/broker.conf" || fr_fail "broker-conf"
+	USER=root LOG_DEST=stderr "CLIENTID_PLUGIN=$FR_BIN/../lib/fr_clientid.so" >"$T/broker.conf" || fr_fail "broker-conf"
 fr_start broker mosquitto -c "$T/broker.conf" -v
 for p in "$LPORT" "$TPORT" "$WPORT"; do
 	fr_wait 10 "broker listening on $p" bash -c "exec 3<>/dev/tcp/127.0.0.1/$p"
 done
-fr_wait 5 "broker pid file" test -s "$S/broker.pid"
+fr_wait 5 "broker pid file" test -s "$S/run/broker.pid"
 # Mosquitto before 2.0.12 ignores the address of a websockets listener (upstream issue #2085) and
 # listens on every address: docs/broker.md has the firewall rule that closes it. Newer ones must
 # honour it.
@@ -85,13 +85,13 @@ fi
 pub() {  # USER PASSWORD TOPIC MESSAGE [mosquitto_pub options]: errors are the caller's business
 	local u=$1 p=$2 t=$3 m=$4
 	shift 4
-	mosquitto_pub -h 127.0.0.1 -p "$LPORT" -u "$u" -P "$p" -q 1 -t "$t" -m "$m" "$@"
+	mosquitto_pub -h 127.0.0.1 -p "$LPORT" -u "$u" -I "$u": -P "$p" -q 1 -t "$t" -m "$m" "$@"
 }
 sub() {  # NAME USER PASSWORD TOPIC...: a long-running subscriber logging "topic payload" lines
 	local name=$1 u=$2 p=$3 a=()
 	shift 3
 	for t in "$@"; do a+=(-t "$t"); done
-	fr_start "$name" mosquitto_sub -h 127.0.0.1 -p "$LPORT" -u "$u" -P "$p" -q 1 -v "${a[@]}"
+	fr_start "$name" mosquitto_sub -h 127.0.0.1 -p "$LPORT" -u "$u" -I "$u": -P "$p" -q 1 -v "${a[@]}"
 }
 got() { grep -qxF -- "$2" "$T/$1.log"; }
 # ready NAME USER PASSWORD TOPIC: publish TOPIC until subscriber NAME has it (so it is subscribed)
@@ -115,7 +115,7 @@ grep -q '^fr/home2/' "$T/h1.log" && fr_fail "home1 read home2: $(grep '^fr/home2
 grep -q 'from-home1' "$T/h2.log" && fr_fail "home1 wrote into home2: $(grep from-home1 "$T/h2.log")"
 got h2 "fr/home2/ctl/x/state/t {\"value\":2}" || fr_fail "home2 does not see its own state"
 # Retained messages come in the order of the subscriptions: home2's first, then home1's own.
-first=$(mosquitto_sub -h 127.0.0.1 -p "$LPORT" -u home-home1 -P "$H1PW" -v -C 1 -W 10 \
+first=$(mosquitto_sub -h 127.0.0.1 -p "$LPORT" -u home-home1 -I home-home1: -P "$H1PW" -v -C 1 -W 10 \
 	-t fr/home2/status -t fr/home1/status 2>/dev/null)
 [ "$first" = "fr/home1/status online" ] || fr_fail "home1 subscribing to home2's retained status got: $first"
 fr_ok "a home's account reads and writes only fr/<its home>/#"
@@ -127,7 +127,7 @@ pub home-home2 "$H2PW" fr/home2/ctl/x/state/t '{"value":"secret"}' || fr_fail "h
 pub home-home1 "$H1PW" fr/home1/ctl/x/state/t '{"value":21.5}' || fr_fail "home1 state"
 fr_wait 10 "alice receives home1's state" got alice 'fr/home1/ctl/x/state/t {"value":21.5}'
 grep -q '^fr/home2/' "$T/alice.log" && fr_fail "alice read home2: $(grep '^fr/home2/' "$T/alice.log")"
-[ "$(mosquitto_sub -h 127.0.0.1 -p "$LPORT" -u alice -P "$APW" -t fr/home1/status -C 1 -W 5 --retained-only 2>/dev/null)" = online ] ||
+[ "$(mosquitto_sub -h 127.0.0.1 -p "$LPORT" -u alice -I alice: -P "$APW" -t fr/home1/status -C 1 -W 5 --retained-only 2>/dev/null)" = online ] ||
 	fr_fail "alice cannot read home1's retained status"
 for t in fr/home1/status fr/home1/ctl/x/info fr/home1/ctl/x/state/t fr/home1/ctl/x/result \
 	fr/home1/reply/alice/1 fr/home2/ctl/x/cmd fr/home2/display fr/other; do
@@ -164,14 +164,14 @@ is_refused() {  # mosquitto_sub ARGS...: fails with the broker's refusal (messag
 }
 refused() { is_refused "$@" || fr_fail "not refused ($*): $(cat "$T/refused")"; }
 refused -p "$LPORT"
-refused -p "$LPORT" -u alice -P wrong
-refused -p "$LPORT" -u alice
-refused -p "$LPORT" -u home-home1 -P "$H2PW"
-refused -p "$LPORT" -u nobody -P "$APW"
+refused -p "$LPORT" -u alice -I alice: -P wrong
+refused -p "$LPORT" -u alice -I alice:
+refused -p "$LPORT" -u home-home1 -I home-home1: -P "$H2PW"
+refused -p "$LPORT" -u nobody -I nobody: -P "$APW"
 fr_ok "anonymous, wrong and missing passwords and unknown users are refused"
 
 # --- TLS -------------------------------------------------------------------------------------------
-tls_pub() { mosquitto_pub -h 127.0.0.1 -p "$TPORT" -u alice -P "$APW" -q 1 -t fr/home1/display "$@"; }
+tls_pub() { mosquitto_pub -h 127.0.0.1 -p "$TPORT" -u alice -I alice: -P "$APW" -q 1 -t fr/home1/display "$@"; }
 tls_pub --cafile "$T/ca.pem" -m 'over tls' 2>"$T/err" || fr_fail "TLS with the test CA: $(cat "$T/err")"
 fr_wait 10 "home1 receives the TLS message" got h1 'fr/home1/display over tls'
 tls_pub --cafile "$T/other.pem" -m 'other ca' 2>/dev/null && fr_fail "TLS accepted a certificate from an untrusted CA"
@@ -185,7 +185,7 @@ s_client() {
 }
 s_client -tls1_2 || fr_fail "TLS 1.2 refused"
 s_client -tls1_1 && fr_fail "TLS 1.1 accepted"
-refused -p "$TPORT" --cafile "$T/ca.pem" -u alice -P wrong
+refused -p "$TPORT" --cafile "$T/ca.pem" -u alice -I alice: -P wrong
 fr_ok "TLS: the test CA is trusted; another CA, no TLS and TLS 1.1 fail; TLS 1.2 works; passwords still checked"
 
 # --- WebSocket (behind nginx in production): a raw MQTT 3.1.1 CONNECT over ws ------------------
@@ -205,7 +205,7 @@ while b"\r\n\r\n" not in buf:
 head, buf = buf.split(b"\r\n\r\n", 1)
 if b" 101 " not in head.split(b"\r\n")[0]: sys.exit("handshake: %r" % head)
 def lp(b): return struct.pack("!H", len(b)) + b
-body = lp(b"MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 30) + lp(b"ws-test") + lp(user) + lp(pw)
+body = lp(b"MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 30) + lp(user + b":ws") + lp(user) + lp(pw)
 pkt = bytes([0x10, len(body)]) + body
 mask = os.urandom(4)
 s.sendall(bytes([0x82, 0x80 | len(pkt)]) + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(pkt)))
@@ -235,7 +235,7 @@ grep -q 'topic read fr/home1/#' <(sed -n '/^user alice$/,/^$/p' "$S/acl") && fr_
 # (second) shows that the subscription was served.
 alice_lost_home1() {
 	local first
-	first=$(mosquitto_sub -h 127.0.0.1 -p "$LPORT" -u alice -P "$APW" -v -C 1 -W 5 \
+	first=$(mosquitto_sub -h 127.0.0.1 -p "$LPORT" -u alice -I alice: -P "$APW" -v -C 1 -W 5 \
 		-t fr/home1/status -t fr/home3/status 2>/dev/null)
 	[ "$first" = "fr/home3/status online" ]
 }

@@ -10,6 +10,26 @@ use Fr\Bridge\FrException;
 use function Fr\Web\{client, csrf_ok, h, render_home, session_begin, sign_in, sign_out};
 
 header('Cache-Control: no-store');
+
+// nginx asks here before it lets a browser's WebSocket through to the broker (auth_request on
+// /mqtt, web/nginx/fr-site.conf.template): only a signed-in session passes, so an anonymous peer
+// never sends the broker a byte on that path (Mosquitto 2.0.11 allocates whatever length a
+// websocket CONNECT declares: docs/security.md). No session is created or changed here.
+if (($_SERVER['FR_AUTH_REQUEST'] ?? '') === 'mqtt') {
+    $sid = $_COOKIE['__Host-fr'] ?? null;
+    $ok = false;
+    if (is_string($sid) && preg_match('/^[A-Za-z0-9,-]{48}$/', $sid)) {
+        ini_set('session.use_strict_mode', '1');
+        ini_set('session.use_cookies', '0');
+        session_name('__Host-fr');
+        session_id($sid);
+        session_start(['read_and_close' => true]);
+        $ok = is_string($_SESSION['user'] ?? null);
+    }
+    http_response_code($ok ? 204 : 403);
+    exit;
+}
+
 header('Content-Type: text/html; charset=utf-8');
 session_begin();
 
