@@ -203,6 +203,7 @@ static void ctl_from_info(struct ctl *c, const cJSON *info)
 	    port->valueint < 65536 &&
 	    net_addr_parse(addr->valuestring, (uint16_t)port->valueint, &c->addr, NULL) == 0)
 		c->have_addr = true;
+	c->restored = true;
 	log_info("controller %s: known from a previous run (%s)", c->id,
 		 cJSON_IsTrue(online) ? "was online" : "offline");
 	/* Heard from within the window, or offline: a restart never leaves a stale "online". */
@@ -213,10 +214,25 @@ static void ctl_from_info(struct ctl *c, const cJSON *info)
 
 void registry_add_known(struct registry *r, const char *id, const cJSON *info)
 {
-	struct ctl *c;
-	if (!command_valid_name(id, COMMAND_NAME_MAX) || registry_find(r, id) || !(c = ctl_new(r, id)))
+	struct ctl *c = registry_find(r, id);
+	if (!command_valid_name(id, COMMAND_NAME_MAX))
 		return;
-	ctl_from_info(c, info);
+	if (c) {
+		/* Linked in this run before its retained info arrived: to everyone who saw it
+		 * online before, it has been online since then, not since this link. */
+		const cJSON *since = cJSON_GetObjectItemCaseSensitive(info, "since");
+		if (!c->restored && ctl_live_online(&c->live) &&
+		    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "online")) &&
+		    cJSON_IsNumber(since) && since->valuedouble > 0 &&
+		    (int64_t)since->valuedouble < c->live.since) {
+			c->live.since = (int64_t)since->valuedouble;
+			c->restored = true;
+			ctl_changed(c);
+		}
+		return;
+	}
+	if ((c = ctl_new(r, id)))
+		ctl_from_info(c, info);
 }
 
 void registry_restore(struct registry *r, const cJSON *doc)

@@ -59,7 +59,7 @@ void registry_announce(struct registry *r, const struct announce *a,
 void registry_accept(struct registry *r, int fd, const struct sockaddr_storage *peer);
 /* A controller that does not announce: dialled at addr:port, kept forever. */
 void registry_add_static(struct registry *r, const char *id, const char *addr, uint16_t port);
-/* A controller known from a previous run's retained info (unknown ids only): offline unless
+/* A controller known from a previous run's retained info: offline unless
  * heard from within offline_after periods. */
 void registry_add_known(struct registry *r, const char *id, const cJSON *info);
 /* The state dir's snapshot (store.h: registry.json): what a previous run knew. */

@@ -24,6 +24,7 @@ struct ctl {
 	char id[64], name[128], version[32], boot[33];
 	struct sockaddr_storage addr;   /* verified, configured or remembered; see registry.h */
 	bool have_addr, is_static;
+	bool restored;                  /* known from a previous run (state dir or retained info) */
 	cJSON *actions, *sensors;       /* owned */
 	struct ctl_live live;
 	struct attempt *up;             /* the link that said hello; owned */
