@@ -20,13 +20,19 @@
 /* Events handed to the MQTT client while the broker is away (sent on reconnect); beyond,
  * they are dropped, so they can never crowd the replies out of the client's queue. */
 #define BRIDGE_OFFLINE_EVENTS 1000
-/* Sensor states kept while the broker is away (one per controller and sensor). */
-#define BRIDGE_HELD_MAX 4096
+/* A sensor's retained state is published at most this often (the latest value always): a
+ * controller that changes a value a thousand times a second must not queue a thousand QoS 1
+ * messages ahead of the replies (a broker with a small receive maximum takes ~20 a second). */
+#define BRIDGE_STATE_MS 100
+/* Sensors whose state is remembered for that (one per controller and sensor). */
+#define BRIDGE_STATES_MAX 4096
 
-/* A retained sensor state that could not be published yet. */
-struct held {
-	char *topic, *payload;   /* owned */
-	struct held *next;
+/* The retained state topic of one sensor. */
+struct sstate {
+	char *topic;       /* owned */
+	char *pending;     /* owned: a value not published yet (throttled or broker away) */
+	uint64_t last;     /* monotonic ms of the last publish */
+	struct sstate *next;
 };
 
 struct bridge {
@@ -39,8 +45,9 @@ struct bridge {
 	char reply_base[180];    /* "fr/<home>/reply/" */
 	bool learning;
 	struct loop_timer learn_timer;
-	struct held *held;
-	size_t nheld;
+	struct sstate *states;
+	size_t nstates;
+	struct loop_timer state_timer;   /* publishes throttled states */
 	unsigned offline_events;   /* events queued since the broker went away */
 	struct bridge_counters n;
 	struct bridge_status st;
@@ -175,47 +182,77 @@ void bridge_note_answer(struct bridge *b, const char *ctl, const char *action, c
 void bridge_publish_ctl(struct bridge *b, const char *ctl, const cJSON *info, bool online)
 {
 	char topic[512];
+	/* Every controller is published on (re)connect: a copy queued now would reach the broker
+	 * before frMhs has read the retained info of its previous run. */
+	if (!mqtt_is_connected(b->mqtt))
+		return;
 	bridge_topic(b, topic, sizeof topic, ctl, "info");
 	bridge_publish_json(b, topic, info, 1, true, NULL, 0);
 	bridge_topic(b, topic, sizeof topic, ctl, "status");
 	bridge_publish(b, topic, online ? "online" : "offline", 1, true, NULL, 0);
 }
 
-/* The latest state of one sensor while the broker is away; false if none could be kept. */
-static bool bridge_hold(struct bridge *b, const char *topic, const char *payload)
+static void bridge_publish_state(struct bridge *b, struct sstate *st)
 {
-	struct held *h = b->held;
-	while (h && strcmp(h->topic, topic) != 0)
-		h = h->next;
-	if (!h) {
-		if (b->nheld >= BRIDGE_HELD_MAX || !(h = calloc(1, sizeof *h)) ||
-		    !(h->topic = strdup(topic))) {
-			free(h);
-			return false;
-		}
-		h->next = b->held;
-		b->held = h;
-		b->nheld++;
-	}
-	char *p = strdup(payload);
-	if (!p)
-		return false;
-	free(h->payload);
-	h->payload = p;
-	return true;
+	bridge_publish(b, st->topic, st->pending, 1, true, NULL, 0);
+	free(st->pending);
+	st->pending = NULL;
+	st->last = loop_now(b->loop);
 }
 
-static void bridge_flush_held(struct bridge *b)
+/* Publishes what waited: on the throttle's timer and on (re)connect. */
+static void bridge_flush_states(void *arg)
 {
-	while (b->held) {
-		struct held *h = b->held;
-		b->held = h->next;
-		bridge_publish(b, h->topic, h->payload, 1, true, NULL, 0);
-		free(h->topic);
-		free(h->payload);
-		free(h);
+	struct bridge *b = arg;
+	bool left = false;
+	if (!mqtt_is_connected(b->mqtt))
+		return;   /* again on connect */
+	uint64_t now = loop_now(b->loop);
+	for (struct sstate *st = b->states; st; st = st->next) {
+		if (!st->pending)
+			continue;
+		if (now - st->last >= BRIDGE_STATE_MS)
+			bridge_publish_state(b, st);
+		else
+			left = true;
 	}
-	b->nheld = 0;
+	if (left)
+		loop_timer_start(b->loop, &b->state_timer, BRIDGE_STATE_MS);
+}
+
+/* A sensor's new state: published now, or as soon as the throttle and the broker allow. */
+static void bridge_state(struct bridge *b, const char *topic, const char *payload)
+{
+	struct sstate *st = b->states;
+	while (st && strcmp(st->topic, topic) != 0)
+		st = st->next;
+	if (!st && b->nstates < BRIDGE_STATES_MAX && (st = calloc(1, sizeof *st))) {
+		if (!(st->topic = strdup(topic))) {
+			free(st);
+			st = NULL;
+		} else {
+			st->next = b->states;
+			b->states = st;
+			b->nstates++;
+		}
+	}
+	if (!st) {   /* beyond the bound: unthrottled */
+		bridge_publish(b, topic, payload, 1, true, NULL, 0);
+		return;
+	}
+	char *p = strdup(payload);
+	if (!p) {
+		b->n.publish_failed++;
+		return;
+	}
+	free(st->pending);
+	st->pending = p;
+	if (!mqtt_is_connected(b->mqtt))
+		return;
+	if (!st->last || loop_now(b->loop) - st->last >= BRIDGE_STATE_MS)
+		bridge_publish_state(b, st);
+	else if (!loop_timer_armed(&b->state_timer))
+		loop_timer_start(b->loop, &b->state_timer, BRIDGE_STATE_MS);
 }
 
 void bridge_ctl_event(struct bridge *b, const char *ctl, const cJSON *msg)
@@ -236,10 +273,8 @@ void bridge_ctl_event(struct bridge *b, const char *ctl, const cJSON *msg)
 		snprintf(leaf, sizeof leaf, "state/%s", sensor->valuestring);
 		bridge_topic(b, topic, sizeof topic, ctl, leaf);
 		char *s = cJSON_PrintUnformatted(st);
-		if (s && up)
-			bridge_publish(b, topic, s, 1, true, NULL, 0);
-		else if (s && !bridge_hold(b, topic, s))
-			b->n.publish_failed++;
+		if (s)
+			bridge_state(b, topic, s);
 		free(s);
 		cJSON_Delete(st);
 	}
@@ -319,7 +354,9 @@ static void bridge_on_connected(void *arg, bool session_present)
 	bridge_publish(b, topic, "online", 1, true, NULL, 0);
 	/* The broker may have lost retained state (no persistence): make it true again. */
 	b->ops->on_connected(b->arg);
-	bridge_flush_held(b);
+	for (struct sstate *st = b->states; st; st = st->next)
+		st->last = 0;   /* a fresh connection: everything that waited goes now */
+	bridge_flush_states(b);
 	b->offline_events = 0;
 	if (!b->st.broker_up) {
 		b->st.broker_up = true;
@@ -353,6 +390,7 @@ struct bridge *bridge_new(struct loop *loop, const struct conf *conf, const stru
 	snprintf(b->base, sizeof b->base, "%s/%s", conf->prefix, conf->home);
 	snprintf(b->reply_base, sizeof b->reply_base, "%s/reply/", b->base);
 	loop_timer_init(&b->learn_timer, bridge_learn_done, b);
+	loop_timer_init(&b->state_timer, bridge_flush_states, b);
 	char will[512], client[200];
 	snprintf(will, sizeof will, "%s/status", b->base);
 	snprintf(client, sizeof client, "frMhs-%s", conf->home);
@@ -408,12 +446,13 @@ void bridge_free(struct bridge *b)
 		return;
 	loop_timer_stop(b->loop, &b->learn_timer);
 	mqtt_free(b->mqtt);
-	while (b->held) {
-		struct held *h = b->held;
-		b->held = h->next;
-		free(h->topic);
-		free(h->payload);
-		free(h);
+	loop_timer_stop(b->loop, &b->state_timer);
+	while (b->states) {
+		struct sstate *st = b->states;
+		b->states = st->next;
+		free(st->topic);
+		free(st->pending);
+		free(st);
 	}
 	free(b);
 }

@@ -5,10 +5,10 @@
  * rejected, and a reply topic outside fr/<home>/reply/ is refused (docs/topics.md,
  * "Replies"). It knows nothing of controllers or requests beyond that: main wires it.
  *
- * Events (QoS 0) are published only while the broker is connected; each one is counted as
- * published or dropped. Sensor state (retained) that changes while the broker is away is kept
- * (latest per sensor, bounded) and published on reconnect, so neither crowds the replies out
- * of the MQTT client's bounded offline buffer. */
+ * Events (QoS 0) are published while the broker is connected (and a small allowance while it
+ * is away); each one is counted as published or dropped. A sensor's retained state is
+ * published at most every 100 ms, always its latest value, and what changed while the broker
+ * was away goes out on reconnect: neither crowds the replies out of the MQTT client's queue. */
 #ifndef MHS_BRIDGE_H
 #define MHS_BRIDGE_H
 
