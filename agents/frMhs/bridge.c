@@ -140,7 +140,8 @@ static void bridge_on_cmd(struct bridge *b, const char *ctl, const struct mqtt_m
 		log_warnx("cmd for %s (id %s): reply topic '%.80s' refused: not under %s", ctl,
 			  id ? id : "?", topic, b->reply_base);
 		snprintf(why, sizeof why, "reply topic must be under %s (MQTT 5 response topic or "
-			 "reply_to); not run", b->reply_base);
+			 "reply_to; at most %d bytes, no + or #); not run", b->reply_base,
+			 COMMAND_TOPIC_MAX);
 		bridge_refuse(b, deftopic, m->correlation, m->correlation_len, ctl, id, why);
 		goto out;
 	}
