@@ -129,7 +129,7 @@ static void req_fan_out(struct req *r, const cJSON *msg, bool progress, char **f
 
 /* --- transitions --- */
 
-static void req_persist_state(struct req *r) { req_write(r->q, req_record(r, "state")); }
+static void req_persist_state(struct req *r) { req_write_step(r->q, r, "state"); }
 
 /* Every final answer goes through here: to every requester, then remembered. */
 static void req_finish(struct req *r, const cJSON *result)
@@ -145,7 +145,7 @@ static void req_finish(struct req *r, const cJSON *result)
 	if (q->ops->answered)
 		q->ops->answered(q->arg, r->ctl, r->action, status);
 	loop_timer_stop(q->loop, &r->timer);
-	req_write(q, req_record(r, "close"));
+	req_write_step(q, r, "close");
 	req_unlink(q, r);
 	req_routes_free(r);
 	cJSON_Delete(r->frame);

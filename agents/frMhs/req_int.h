@@ -86,6 +86,8 @@ cJSON *req_record(const struct req *r, const char *op);
 cJSON *req_route_json(const struct route *rt);
 /* Appends rec (taken) unless restoring; rewrites the log when it grew too long. */
 void req_write(struct reqs *q, cJSON *rec);
+/* The same for r's "state" or "close" record. */
+void req_write_step(struct reqs *q, const struct req *r, const char *op);
 
 /* req.c */
 void req_timer(void *arg);

@@ -60,15 +60,42 @@ static void req_compact(struct reqs *q)
 	cJSON_Delete(all);
 }
 
+/* Bounded: rewritten once it holds far more records than there are open requests. */
+static void req_maybe_compact(struct reqs *q)
+{
+	if (store_log_lines(q->store) > 1024 + 4 * q->nopen)
+		req_compact(q);
+}
+
 void req_write(struct reqs *q, cJSON *rec)
 {
 	if (q->store && !q->restoring) {
 		store_log_append(q->store, rec);
-		/* Bounded: rewritten once it holds far more records than there are open requests. */
-		if (store_log_lines(q->store) > 1024 + 4 * q->nopen)
-			req_compact(q);
+		req_maybe_compact(q);
 	}
 	cJSON_Delete(rec);
+}
+
+/* "state" and "close" come with every step of every request: printed directly (ctl and id are
+ * names and ids of characters JSON never escapes), which keeps the state dir off the round
+ * trip's path (bench/: rtt). */
+void req_write_step(struct reqs *q, const struct req *r, const char *op)
+{
+	if (!q->store || q->restoring)
+		return;
+	char line[64 + sizeof r->ctl + sizeof r->id + 64];
+	int n;
+	if (strcmp(op, "close") == 0)
+		n = snprintf(line, sizeof line, "{\"op\":\"close\",\"ctl\":\"%s\",\"id\":\"%s\"}",
+			     r->ctl, r->id);
+	else
+		n = snprintf(line, sizeof line, "{\"op\":\"state\",\"ctl\":\"%s\",\"id\":\"%s\","
+			     "\"state\":\"%s\",\"until\":%lld,\"sends\":%d}", r->ctl, r->id,
+			     req_state_name(r->state), (long long)r->until, r->sends);
+	if (n <= 0 || (size_t)n >= sizeof line - 1)
+		return;
+	store_log_append_text(q->store, line, (size_t)n);
+	req_maybe_compact(q);
 }
 
 static void req_restore_route(struct req *r, const cJSON *o)

@@ -307,10 +307,17 @@ int store_log_append(struct store *s, const cJSON *rec)
 		store_write_failed(s, "requests.log", ENOMEM);
 		return -ENOMEM;
 	}
-	size_t n = strlen(text);
-	text[n] = '\n';   /* replaces the NUL; written as n + 1 bytes */
-	int rc = store_write_all(s->logfd, text, n + 1);
+	int rc = store_log_append_text(s, text, strlen(text));
 	free(text);
+	return rc;
+}
+
+int store_log_append_text(struct store *s, char *line, size_t n)
+{
+	char saved = line[n];
+	line[n] = '\n';   /* written as n + 1 bytes, then put back */
+	int rc = store_write_all(s->logfd, line, n + 1);
+	line[n] = saved;
 	if (rc < 0) {
 		/* Cut a partial record off, or the next one would be glued to it and both lost. */
 		if (ftruncate(s->logfd, s->logsize) < 0)

@@ -49,6 +49,9 @@ int store_registry_save(struct store *s, const cJSON *doc);
 void store_log_load(struct store *s, void (*cb)(void *arg, const cJSON *rec), void *arg);
 /* Appends one record (borrowed). 0 or -errno (counted, logged at most once a minute). */
 int store_log_append(struct store *s, const cJSON *rec);
+/* The same for a record already serialised: line[0..n) is one JSON object and line[n] must be
+ * writable (the newline goes there for the write; it is put back). */
+int store_log_append_text(struct store *s, char *line, size_t n);
 /* Replaces requests.log with the records of the array recs (borrowed). 0 or -errno. */
 int store_log_rewrite(struct store *s, const cJSON *recs);
 /* Records in requests.log now. */
