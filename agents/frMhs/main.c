@@ -296,7 +296,7 @@ static void mhs_usage(FILE *f)
 "    and one final result, each request id run at most once. A controller is declared offline\n"
 "    only when its link is down and it missed 'offline_after' announce periods. Replies go\n"
 "    only under fr/<home>/reply/; counters are published in fr/<home>/stats. Its controllers\n"
-"    and open requests are kept in state_dir, so a restart still answers every request.\n"
+"    and open requests are kept in state_dir: after a restart it answers the requests it had.\n"
 "\n"
 "OPTIONS\n"
 "    -c, --config FILE   configuration file (required)\n"

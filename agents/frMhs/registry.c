@@ -7,6 +7,7 @@
 #include "log.h"
 #include "loop.h"
 #include "net.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -194,11 +195,11 @@ static void ctl_from_info(struct ctl *c, const cJSON *info)
 	const cJSON *seen = cJSON_GetObjectItemCaseSensitive(info, "last_seen");
 	const cJSON *addr = cJSON_GetObjectItemCaseSensitive(info, "address");
 	const cJSON *port = cJSON_GetObjectItemCaseSensitive(info, "port");
-	c->last_seen = cJSON_IsNumber(seen) ? (int64_t)seen->valuedouble : 0;
+	c->last_seen = store_json_int(seen, 1, 0, INT64_MAX / 2, 0);
 	c->info_published = c->last_seen;
 	ctl_live_restore(&c->live, cJSON_IsTrue(online),
 			 cJSON_IsString(reason) ? reason->valuestring : NULL,
-			 cJSON_IsNumber(since) ? (int64_t)since->valuedouble : 0);
+			 store_json_int(since, 1, 0, INT64_MAX / 2, 0));
 	if (!c->is_static && cJSON_IsString(addr) && cJSON_IsNumber(port) && port->valueint > 0 &&
 	    port->valueint < 65536 &&
 	    net_addr_parse(addr->valuestring, (uint16_t)port->valueint, &c->addr, NULL) == 0)
@@ -221,11 +222,11 @@ void registry_add_known(struct registry *r, const char *id, const cJSON *info)
 		/* Linked in this run before its retained info arrived: to everyone who saw it
 		 * online before, it has been online since then, not since this link. */
 		const cJSON *since = cJSON_GetObjectItemCaseSensitive(info, "since");
+		int64_t was = store_json_int(since, 1, 0, INT64_MAX / 2, 0);
 		if (!c->restored && ctl_live_online(&c->live) &&
-		    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "online")) &&
-		    cJSON_IsNumber(since) && since->valuedouble > 0 &&
-		    (int64_t)since->valuedouble < c->live.since) {
-			c->live.since = (int64_t)since->valuedouble;
+		    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "online")) && was > 0 &&
+		    was < c->live.since) {
+			c->live.since = was;
 			c->restored = true;
 			ctl_changed(c);
 		}
@@ -252,8 +253,8 @@ void registry_restore(struct registry *r, const cJSON *doc)
 		const cJSON *ts = cJSON_GetObjectItemCaseSensitive(ann, "ts");
 		if (ctl_take_str(c->ann_boot, sizeof c->ann_boot, ann, "boot") && cJSON_IsNumber(seq) &&
 		    cJSON_IsNumber(ts)) {
-			c->ann_seq = (uint64_t)seq->valuedouble;
-			c->ann_ts = (int64_t)ts->valuedouble;
+			c->ann_seq = (uint64_t)store_json_int(seq, 1, 0, ANNOUNCE_INT_MAX, 0);
+			c->ann_ts = store_json_int(ts, 1, -ANNOUNCE_INT_MAX, ANNOUNCE_INT_MAX, 0);
 		}
 		ctl_from_info(c, e);
 	}
@@ -371,7 +372,7 @@ uint64_t ctl_action_timeout(const struct ctl *c, const char *action)
 		const cJSON *n = cJSON_GetObjectItemCaseSensitive(a, "name");
 		const cJSON *t = cJSON_GetObjectItemCaseSensitive(a, "timeout");
 		if (cJSON_IsString(n) && strcmp(n->valuestring, action) == 0 && cJSON_IsNumber(t))
-			return (uint64_t)(t->valuedouble * 1000.0);
+			return (uint64_t)store_json_int(t, 1000.0, 0, 86400000, 0);
 	}
 	return 0;
 }

@@ -4,6 +4,7 @@
 #include "command.h"
 #include "log.h"
 #include "loop.h"
+#include "store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,9 +75,12 @@ static int64_t req_guard_until(const struct req *r)
 {
 	struct reqs *q = r->q;
 	uint64_t t = q->ops->action_timeout(q->arg, r->ctl, r->action);
-	const cJSON *rt = cJSON_GetObjectItemCaseSensitive(r->frame, "timeout");
-	if (cJSON_IsNumber(rt) && (!t || rt->valuedouble * 1000.0 < (double)t))
-		t = (uint64_t)(rt->valuedouble * 1000.0);
+	/* The request's own timeout can only shorten it (checked by command.c; from the state dir
+	 * it is read back bounded). */
+	uint64_t own = (uint64_t)store_json_int(cJSON_GetObjectItemCaseSensitive(r->frame, "timeout"),
+						 1000.0, 0, 86400000, 0);
+	if (own && (!t || own < t))
+		t = own;
 	if (!t)
 		t = 300000;
 	return (int64_t)(loop_wall_ms() + t + q->o.result_grace_ms);

@@ -159,8 +159,8 @@ static void req_restore_one(void *arg, const cJSON *rec)
 		return;
 	}
 	r->state = st;
-	r->until = cJSON_IsNumber(until) ? (int64_t)until->valuedouble : 0;
-	r->sends = cJSON_IsNumber(sends) ? sends->valueint : 0;
+	r->until = store_json_int(until, 1, 0, INT64_MAX / 2, 0);
+	r->sends = (int)store_json_int(sends, 1, 0, 1000000, 0);
 }
 
 static void req_arm_each(struct req *r, void *arg)

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -386,5 +387,17 @@ int store_log_rewrite(struct store *s, const cJSON *recs)
 }
 
 size_t store_log_lines(const struct store *s) { return s->lines; }
+
+int64_t store_json_int(const cJSON *v, double scale, int64_t min, int64_t max, int64_t def)
+{
+	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+		return def;
+	double x = v->valuedouble * scale;
+	if (!(x > (double)min))
+		return min;
+	if (x >= (double)max)
+		return max;
+	return (int64_t)x;
+}
 unsigned long long store_errors(const struct store *s) { return s->errors; }
 const char *store_dir(const struct store *s) { return s->dir; }

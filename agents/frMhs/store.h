@@ -28,6 +28,7 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define STORE_SYNC_MS 1000
 
@@ -56,6 +57,9 @@ int store_log_append_text(struct store *s, char *line, size_t n);
 int store_log_rewrite(struct store *s, const cJSON *recs);
 /* Records in requests.log now. */
 size_t store_log_lines(const struct store *s);
+/* A JSON number read back (from a file or a peer) as an integer in [min, max]: def when v is not
+ * a finite number; clamped otherwise (a double beyond the range must never be cast). */
+int64_t store_json_int(const cJSON *v, double scale, int64_t min, int64_t max, int64_t def);
 /* Failed writes since start. */
 unsigned long long store_errors(const struct store *s);
 const char *store_dir(const struct store *s);

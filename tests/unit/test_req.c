@@ -263,15 +263,19 @@ struct expect {
 #define R REQ_STARTED
 #define D REQ_DONE
 #define G REQ_GAVEUP
+#define E(n, k, r) { n, k, r, false }
+#define SKIP(n) { n, 0, "", true }
 static const struct expect table[REQ_NSTATES][REQ_NEVENTS] = {
 	/*     LINKED        ACCEPTED                 STARTED                RESULT                   TIMER                          OFFLINE                  REPEAT */
-	[W] = { { S, 1, "" }, { A, 0, "t1:accepted" }, { R, 0, "t1:started" }, { D, 0, "t1:result ok" }, { G, 0, "t1:result offline" }, { W, 0, "" },          { W, 0, "" } },
-	[S] = { { S, 1, "" }, { A, 0, "t1:accepted" }, { R, 0, "t1:started" }, { D, 0, "t1:result ok" }, { G, 0, "t1:result lost" },    { G, 0, "t1:result lost" }, { S, 0, "" } },
-	[A] = { { A, 1, "" }, { A, 0, "" },            { R, 0, "t1:started" }, { D, 0, "t1:result ok" }, { G, 0, "t1:result lost" },    { G, 0, "t1:result lost" }, { A, 0, "t2:accepted dup" } },
-	[R] = { { R, 1, "" }, { R, 0, "" },            { R, 0, "" },           { D, 0, "t1:result ok" }, { G, 0, "t1:result lost" },    { G, 0, "t1:result lost" }, { R, 0, "t2:started dup" } },
-	[D] = { { D, 0, "" }, { D, 0, "" },            { D, 0, "" },           { D, 0, "" },             { D, 0, "", true },            { D, 0, "" },          { D, 0, "t2:result ok dup" } },
-	[G] = { { G, 0, "" }, { G, 0, "" },            { G, 0, "" },           { D, 0, "" },             { G, 0, "", true },            { G, 0, "" },          { S, 1, "" } },
+	[W] = { E(S, 1, ""), E(A, 0, "t1:accepted"), E(R, 0, "t1:started"), E(D, 0, "t1:result ok"), E(G, 0, "t1:result offline"), E(W, 0, ""),          E(W, 0, "") },
+	[S] = { E(S, 1, ""), E(A, 0, "t1:accepted"), E(R, 0, "t1:started"), E(D, 0, "t1:result ok"), E(G, 0, "t1:result lost"),    E(G, 0, "t1:result lost"), E(S, 0, "") },
+	[A] = { E(A, 1, ""), E(A, 0, ""),            E(R, 0, "t1:started"), E(D, 0, "t1:result ok"), E(G, 0, "t1:result lost"),    E(G, 0, "t1:result lost"), E(A, 0, "t2:accepted dup") },
+	[R] = { E(R, 1, ""), E(R, 0, ""),            E(R, 0, ""),           E(D, 0, "t1:result ok"), E(G, 0, "t1:result lost"),    E(G, 0, "t1:result lost"), E(R, 0, "t2:started dup") },
+	[D] = { E(D, 0, ""), E(D, 0, ""),            E(D, 0, ""),           E(D, 0, ""),             SKIP(D),            E(D, 0, ""),          E(D, 0, "t2:result ok dup") },
+	[G] = { E(G, 0, ""), E(G, 0, ""),            E(G, 0, ""),           E(D, 0, ""),             SKIP(G),            E(G, 0, ""),          E(S, 1, "") },
 };
+#undef E
+#undef SKIP
 #undef W
 #undef S
 #undef A
