@@ -1,150 +1,73 @@
-/* bridge: MQTT topics <-> controllers; see bridge.h and docs/topics.md. */
+/* bridge: MQTT topics of the home server; see bridge.h and docs/topics.md. */
 #include "bridge.h"
 
 #include "command.h"
 #include "log.h"
 #include "loop.h"
 #include "mqtt.h"
-#include "registry.h"
+#include "req.h"
 #include "topic.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define BRIDGE_INFLIGHT_MAX 10000
 #define BRIDGE_LEARN_MS 3000
+/* Messages the MQTT client keeps while the broker is away (replies and states; events have
+ * their own smaller bound in the bridge). Beyond it they are dropped and counted in
+ * fr/<home>/stats. docs/topics.md, "Events". */
+#define BRIDGE_MQTT_QUEUE 65536
+/* Events handed to the MQTT client while the broker is away (sent on reconnect); beyond,
+ * they are dropped, so they can never crowd the replies out of the client's queue. */
+#define BRIDGE_OFFLINE_EVENTS 1000
+/* A sensor's retained state is published at most this often (the latest value always): a
+ * controller that changes a value a thousand times a second must not queue a thousand QoS 1
+ * messages ahead of the replies (a broker with a small receive maximum takes ~20 a second). */
+#define BRIDGE_STATE_MS 100
+/* Sensors whose state is remembered for that (one per controller and sensor). */
+#define BRIDGE_STATES_MAX 4096
 
-enum req_state { REQ_QUEUED, REQ_SENT, REQ_ACCEPTED, REQ_STARTED, REQ_DONE };
-
-struct req {
-	struct bridge *b;
-	char key[COMMAND_NAME_MAX + COMMAND_ID_MAX + 2];   /* "<ctl>/<id>" */
-	char ctl[COMMAND_NAME_MAX + 1];
-	char id[COMMAND_ID_MAX + 1];
-	char action[COMMAND_NAME_MAX + 1];
-	char *topic;          /* where replies go; owned */
-	void *corr;           /* MQTT 5 correlation data; owned */
-	size_t corr_len;
-	bool final_only;      /* the requester wants the final result only */
-	cJSON *cmd;           /* the link frame; owned; NULL once done */
-	cJSON *final;         /* the final reply; owned */
-	enum req_state state;
-	int sends;            /* times the command went over a link */
-	uint64_t received;    /* monotonic ms */
-	struct loop_timer guard;
-	struct req *hnext;    /* hash chain */
-	struct req *prev, *next;  /* age list, oldest first */
+/* The retained state topic of one sensor. */
+struct sstate {
+	char *topic;       /* owned */
+	char *pending;     /* owned: a value not published yet (throttled or broker away) */
+	uint64_t last;     /* monotonic ms of the last publish */
+	struct sstate *next;
 };
 
 struct bridge {
 	struct loop *loop;
 	const struct conf *conf;
-	struct registry *reg;
+	const struct bridge_ops *ops;
+	void *arg;
 	struct mqtt *mqtt;
-	char base[160];       /* "fr/<home>" */
-	struct req **buckets;
-	size_t nbuckets;
-	struct req *oldest, *newest;
-	size_t nreqs, ndone, ninflight;
+	char base[160];          /* "fr/<home>" */
+	char reply_base[180];    /* "fr/<home>/reply/" */
 	bool learning;
 	struct loop_timer learn_timer;
+	struct sstate *states;
+	size_t nstates;
+	struct loop_timer state_timer;   /* publishes throttled states */
+	unsigned offline_events;   /* events queued since the broker went away */
+	struct bridge_counters n;
 	struct bridge_status st;
-	void (*status_cb)(void *);
-	void *status_arg;
 };
 
 static void bridge_status_changed(struct bridge *b)
 {
-	if (b->status_cb)
-		b->status_cb(b->status_arg);
+	if (b->ops->on_status)
+		b->ops->on_status(b->arg);
 }
 
-/* --- request table --- */
-
-static size_t bridge_hash(const char *s)
+static int bridge_publish(struct bridge *b, const char *topic, const char *payload, int qos,
+			  bool retain, const void *corr, size_t corr_len)
 {
-	size_t h = 1469598103934665603ull;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h;
+	int rc = mqtt_publish(b->mqtt, topic, payload, strlen(payload), qos, retain, NULL, corr,
+			      corr_len);
+	if (rc < 0)
+		b->n.publish_failed++;
+	return rc;
 }
-
-static struct req *bridge_req_find(struct bridge *b, const char *key)
-{
-	for (struct req *r = b->buckets[bridge_hash(key) & (b->nbuckets - 1)]; r; r = r->hnext)
-		if (strcmp(r->key, key) == 0)
-			return r;
-	return NULL;
-}
-
-static void bridge_req_free(struct bridge *b, struct req *r)
-{
-	struct req **pp = &b->buckets[bridge_hash(r->key) & (b->nbuckets - 1)];
-	while (*pp != r)
-		pp = &(*pp)->hnext;
-	*pp = r->hnext;
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		b->oldest = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	else
-		b->newest = r->prev;
-	loop_timer_stop(b->loop, &r->guard);
-	if (r->state == REQ_DONE)
-		b->ndone--;
-	else
-		b->ninflight--;
-	b->nreqs--;
-	free(r->topic);
-	free(r->corr);
-	cJSON_Delete(r->cmd);
-	cJSON_Delete(r->final);
-	free(r);
-}
-
-/* Finished requests are forgotten oldest first beyond dedup_max; in-flight ones never are. */
-static void bridge_req_evict(struct bridge *b)
-{
-	struct req *r = b->oldest;
-	while (r && b->ndone > (size_t)b->conf->dedup_max) {
-		struct req *next = r->next;
-		if (r->state == REQ_DONE)
-			bridge_req_free(b, r);
-		r = next;
-	}
-}
-
-static void bridge_req_guard(void *arg);
-
-static struct req *bridge_req_new(struct bridge *b, const char *ctl, const char *id)
-{
-	struct req *r = calloc(1, sizeof *r);
-	if (!r)
-		return NULL;
-	r->b = b;
-	snprintf(r->ctl, sizeof r->ctl, "%s", ctl);
-	snprintf(r->id, sizeof r->id, "%s", id);
-	snprintf(r->key, sizeof r->key, "%s/%s", ctl, id);
-	r->received = loop_now(b->loop);
-	loop_timer_init(&r->guard, bridge_req_guard, r);
-	size_t h = bridge_hash(r->key) & (b->nbuckets - 1);
-	r->hnext = b->buckets[h];
-	b->buckets[h] = r;
-	r->prev = b->newest;
-	if (b->newest)
-		b->newest->next = r;
-	else
-		b->oldest = r;
-	b->newest = r;
-	b->nreqs++;
-	b->ninflight++;
-	return r;
-}
-
-/* --- publishing --- */
 
 static int bridge_publish_json(struct bridge *b, const char *topic, const cJSON *o, int qos,
 			       bool retain, const void *corr, size_t corr_len)
@@ -152,7 +75,7 @@ static int bridge_publish_json(struct bridge *b, const char *topic, const cJSON 
 	char *s = cJSON_PrintUnformatted(o);
 	if (!s)
 		return -1;
-	int rc = mqtt_publish(b->mqtt, topic, s, strlen(s), qos, retain, NULL, corr, corr_len);
+	int rc = bridge_publish(b, topic, s, qos, retain, corr, corr_len);
 	free(s);
 	return rc;
 }
@@ -162,174 +85,228 @@ static void bridge_topic(struct bridge *b, char *buf, size_t n, const char *ctl,
 	snprintf(buf, n, "%s/ctl/%s/%s", b->base, ctl, leaf);
 }
 
-/* A reply (accepted/started/result) to wherever the request asked. */
-static void bridge_reply(struct bridge *b, struct req *r, cJSON *msg)
+/* --- requests --- */
+
+/* Replies are published with the home's own account, which may write anywhere in the home:
+ * only fr/<home>/reply/... is let through, so a requester can never make the home server
+ * overwrite a status, an info or another controller's topics. */
+static bool bridge_reply_topic_ok(const struct bridge *b, const char *topic)
 {
-	cJSON_DeleteItemFromObjectCaseSensitive(msg, "ctl");
-	cJSON_AddStringToObject(msg, "ctl", r->ctl);
-	cJSON_DeleteItemFromObjectCaseSensitive(msg, "id");
-	cJSON_AddStringToObject(msg, "id", r->id);
-	if (!cJSON_GetObjectItemCaseSensitive(msg, "ts"))
-		cJSON_AddNumberToObject(msg, "ts", (double)loop_wall_ms());
-	bridge_publish_json(b, r->topic, msg, 1, false, r->corr, r->corr_len);
+	size_t n = strlen(b->reply_base);
+	return strncmp(topic, b->reply_base, n) == 0 && topic[n] != '\0' &&
+	       strlen(topic) <= COMMAND_TOPIC_MAX && strpbrk(topic, "+#") == NULL;
 }
 
-/* Replies to a request that never got a req entry (unparseable, retained, table full). */
-static void bridge_reply_direct(struct bridge *b, const char *topic, const void *corr,
-				size_t corr_len, const char *ctl, const char *id,
-				const char *status, const char *reason)
+/* A result the bridge gives itself: the request never reaches the request table. */
+static void bridge_refuse(struct bridge *b, const char *topic, const void *corr, size_t corr_len,
+			  const char *ctl, const char *id, const char *reason)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "type", "result");
-	if (id)
-		cJSON_AddStringToObject(o, "id", id);
-	else
-		cJSON_AddNullToObject(o, "id");
-	cJSON_AddStringToObject(o, "ctl", ctl);
-	cJSON_AddStringToObject(o, "status", status);
-	cJSON_AddStringToObject(o, "reason", reason);
-	cJSON_AddNumberToObject(o, "ts", (double)loop_wall_ms());
+	b->n.refused++;
+	cJSON *o = req_result_json(ctl, id, NULL, "rejected", reason, false);
 	bridge_publish_json(b, topic, o, 1, false, corr, corr_len);
 	cJSON_Delete(o);
 }
 
-static void bridge_req_finish(struct bridge *b, struct req *r, cJSON *final)
-{
-	bridge_reply(b, r, final);
-	const cJSON *st = cJSON_GetObjectItemCaseSensitive(final, "status");
-	snprintf(b->st.last_cmd, sizeof b->st.last_cmd, "%s/%s %s", r->ctl, r->action,
-		 cJSON_IsString(st) ? st->valuestring : "?");
-	log_info("request %s (%s): %s", r->key, r->action, cJSON_IsString(st) ? st->valuestring : "?");
-	r->final = final;
-	r->state = REQ_DONE;
-	cJSON_Delete(r->cmd);
-	r->cmd = NULL;
-	loop_timer_stop(b->loop, &r->guard);
-	b->ninflight--;
-	b->ndone++;
-	bridge_status_changed(b);
-	bridge_req_evict(b);
-}
-
-static void bridge_req_fail(struct bridge *b, struct req *r, const char *status, const char *reason)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "type", "result");
-	cJSON_AddStringToObject(o, "action", r->action);
-	cJSON_AddStringToObject(o, "status", status);
-	cJSON_AddStringToObject(o, "reason", reason);
-	bridge_req_finish(b, r, o);
-}
-
-static void bridge_req_guard(void *arg)
-{
-	struct req *r = arg;
-	bridge_req_fail(r->b, r, "lost", "no result from the controller within the action's timeout");
-}
-
-static void bridge_req_send(struct bridge *b, struct req *r, struct ctl *c)
-{
-	if (ctl_send(c, r->cmd) < 0)
-		return;  /* stays queued; sent again on the next link up */
-	r->sends++;
-	if (r->state == REQ_QUEUED)
-		r->state = REQ_SENT;
-	/* The controller enforces the timeout; this guard only catches a result that never comes. */
-	uint64_t t = ctl_action_timeout(c, r->action);
-	const cJSON *rt = cJSON_GetObjectItemCaseSensitive(r->cmd, "timeout");
-	if (cJSON_IsNumber(rt) && (!t || rt->valuedouble * 1000.0 < (double)t))
-		t = (uint64_t)(rt->valuedouble * 1000.0);
-	if (!t)
-		t = 300000;
-	loop_timer_start(b->loop, &r->guard, t + b->conf->result_grace_ms);
-}
-
-/* --- incoming requests --- */
-
 static void bridge_on_cmd(struct bridge *b, const char *ctl, const struct mqtt_msg *m)
 {
-	char deftopic[512];
+	char deftopic[512], why[400];
+	if (m->len == 0)
+		return;   /* the deletion of a retained message (ours, see below), not a request */
+	b->n.requests++;
 	bridge_topic(b, deftopic, sizeof deftopic, ctl, "result");
 	struct command cmd;
-	char why[256];
 	int prc = command_parse(m->payload, m->len, &cmd, why, sizeof why);
-	/* Where to answer: MQTT 5 response topic, else reply_to, else the default. */
+	const char *id = prc == 0 ? cmd.id : NULL;
+	/* Where to answer: MQTT 5 response topic, else reply_to, else the default; a route out of
+	 * the reply space is refused, and that answer goes to the default topic. */
 	const char *topic = m->response_topic ? m->response_topic
 			    : (prc == 0 && cmd.reply_to[0]) ? cmd.reply_to : deftopic;
+	bool route_ok = topic == deftopic || bridge_reply_topic_ok(b, topic);
 	if (m->retained) {
-		log_warnx("cmd for %s: retained message not run (retained commands would replay on every reconnect)",
-			  ctl);
-		bridge_reply_direct(b, topic, m->correlation, m->correlation_len, ctl,
-				    prc == 0 ? cmd.id : NULL, "rejected",
-				    "retained commands are never run; publish with retain=false");
+		/* It would run again on every reconnect of every subscriber: taken off the broker
+		 * (an empty retained message deletes it) and never run. */
+		mqtt_publish(b->mqtt, m->topic, "", 0, 1, true, NULL, NULL, 0);
+		if (id && b->ops->known(b->arg, ctl, id)) {
+			log_info("cmd for %s (id %s): retained copy of a known request removed", ctl, id);
+			goto out;
+		}
+		log_warnx("cmd for %s: retained message not run (retained commands would replay on "
+			  "every reconnect); removed from the broker", ctl);
+		bridge_refuse(b, route_ok ? topic : deftopic, m->correlation, m->correlation_len, ctl,
+			      id, "retained commands are never run; publish with retain=false");
+		goto out;
+	}
+	if (!route_ok) {
+		log_warnx("cmd for %s (id %s): reply topic '%.80s' refused: not under %s", ctl,
+			  id ? id : "?", topic, b->reply_base);
+		snprintf(why, sizeof why, "reply topic must be under %s (MQTT 5 response topic or "
+			 "reply_to; at most %d bytes, no + or #); not run", b->reply_base,
+			 COMMAND_TOPIC_MAX);
+		bridge_refuse(b, deftopic, m->correlation, m->correlation_len, ctl, id, why);
 		goto out;
 	}
 	if (prc < 0) {
 		log_warnx("cmd for %s rejected: %s", ctl, why);
-		bridge_reply_direct(b, topic, m->correlation, m->correlation_len, ctl, NULL,
-				    "rejected", why);
+		bridge_refuse(b, topic, m->correlation, m->correlation_len, ctl, NULL, why);
 		return;
 	}
-	char key[sizeof ((struct req *)0)->key];
-	snprintf(key, sizeof key, "%s/%s", ctl, cmd.id);
-	struct req *r = bridge_req_find(b, key);
-	if (r) {
-		/* A redelivery (QoS 1 dup, a client retry): answer, never run again. */
-		log_info("request %s: repeated; answered, not run again", key);
-		cJSON *o;
-		if (r->state == REQ_DONE) {
-			o = cJSON_Duplicate(r->final, 1);
-		} else if (r->final_only) {
-			goto out;  /* the final result will follow */
-		} else {
-			o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "type", r->state == REQ_STARTED ? "started" : "accepted");
-		}
-		cJSON_DeleteItemFromObjectCaseSensitive(o, "duplicate");
-		cJSON_AddBoolToObject(o, "duplicate", 1);
-		cJSON_DeleteItemFromObjectCaseSensitive(o, "ts");
-		/* Answer where this copy asked, which may differ from the first. */
-		cJSON_AddStringToObject(o, "ctl", ctl);
-		cJSON_AddStringToObject(o, "id", cmd.id);
-		cJSON_AddNumberToObject(o, "ts", (double)loop_wall_ms());
-		bridge_publish_json(b, topic, o, 1, false, m->correlation, m->correlation_len);
-		cJSON_Delete(o);
-		goto out;
-	}
-	if (b->ninflight >= BRIDGE_INFLIGHT_MAX) {
-		bridge_reply_direct(b, topic, m->correlation, m->correlation_len, ctl, cmd.id, "busy",
-				    "the home server has too many requests in flight");
-		goto out;
-	}
-	r = bridge_req_new(b, ctl, cmd.id);
-	if (!r)
-		goto out;
-	snprintf(r->action, sizeof r->action, "%s", cmd.action);
-	r->topic = strdup(topic);
-	r->final_only = cmd.final_only;
-	if (m->correlation_len && (r->corr = malloc(m->correlation_len))) {
-		memcpy(r->corr, m->correlation, m->correlation_len);
-		r->corr_len = m->correlation_len;
-	}
-	r->cmd = command_to_json(&cmd);
-	cJSON_DeleteItemFromObjectCaseSensitive(r->cmd, "reply_to");
-	cJSON_DeleteItemFromObjectCaseSensitive(r->cmd, "progress");
-	cJSON_AddStringToObject(r->cmd, "type", "command");
-	struct ctl *c = b->reg ? registry_find(b->reg, ctl) : NULL;
-	if (!c) {
-		bridge_req_fail(b, r, "offline", "no such controller in this home");
-	} else if (!ctl_online(c)) {
-		snprintf(why, sizeof why, "controller is offline: %s", ctl_offline_reason(c));
-		bridge_req_fail(b, r, "offline", why);
-	} else if (ctl_link_up(c)) {
-		bridge_req_send(b, r, c);
-	} else {
-		/* Online but relinking: the request waits for the link, or for the offline verdict. */
-		log_info("request %s: queued until the link to %s is back", key, ctl);
-	}
+	struct req_route rt = { topic, m->correlation, m->correlation_len, cmd.final_only };
+	b->ops->on_request(b->arg, ctl, &cmd, &rt);
 out:
-	command_clear(&cmd);
+	if (prc == 0)
+		command_clear(&cmd);
 }
+
+void bridge_reply(struct bridge *b, const struct req_route *rt, const cJSON *msg)
+{
+	bridge_publish_json(b, rt->topic, msg, 1, false, rt->corr, rt->corr_len);
+}
+
+void bridge_unclaimed_result(struct bridge *b, const char *ctl, const cJSON *msg)
+{
+	char topic[512];
+	bridge_topic(b, topic, sizeof topic, ctl, "result");
+	cJSON *o = cJSON_Duplicate(msg, 1);
+	req_json_set(o, "ctl", ctl);
+	bridge_publish_json(b, topic, o, 1, false, NULL, 0);
+	cJSON_Delete(o);
+}
+
+void bridge_note_answer(struct bridge *b, const char *ctl, const char *action, const char *status)
+{
+	snprintf(b->st.last_cmd, sizeof b->st.last_cmd, "%s/%s %s", ctl, action, status);
+	bridge_status_changed(b);
+}
+
+/* --- controllers --- */
+
+void bridge_publish_ctl(struct bridge *b, const char *ctl, const cJSON *info, bool online)
+{
+	char topic[512];
+	/* Every controller is published on (re)connect: a copy queued now would reach the broker
+	 * before frMhs has read the retained info of its previous run. */
+	if (!mqtt_is_connected(b->mqtt))
+		return;
+	bridge_topic(b, topic, sizeof topic, ctl, "info");
+	bridge_publish_json(b, topic, info, 1, true, NULL, 0);
+	bridge_topic(b, topic, sizeof topic, ctl, "status");
+	bridge_publish(b, topic, online ? "online" : "offline", 1, true, NULL, 0);
+}
+
+static void bridge_publish_state(struct bridge *b, struct sstate *st)
+{
+	bridge_publish(b, st->topic, st->pending, 1, true, NULL, 0);
+	free(st->pending);
+	st->pending = NULL;
+	st->last = loop_now(b->loop);
+}
+
+/* Publishes what waited: on the throttle's timer and on (re)connect. */
+static void bridge_flush_states(void *arg)
+{
+	struct bridge *b = arg;
+	bool left = false;
+	if (!mqtt_is_connected(b->mqtt))
+		return;   /* again on connect */
+	uint64_t now = loop_now(b->loop);
+	for (struct sstate *st = b->states; st; st = st->next) {
+		if (!st->pending)
+			continue;
+		if (now - st->last >= BRIDGE_STATE_MS)
+			bridge_publish_state(b, st);
+		else
+			left = true;
+	}
+	if (left)
+		loop_timer_start(b->loop, &b->state_timer, BRIDGE_STATE_MS);
+}
+
+/* A sensor's new state: published now, or as soon as the throttle and the broker allow. */
+static void bridge_state(struct bridge *b, const char *topic, const char *payload)
+{
+	struct sstate *st = b->states;
+	while (st && strcmp(st->topic, topic) != 0)
+		st = st->next;
+	if (!st && b->nstates < BRIDGE_STATES_MAX && (st = calloc(1, sizeof *st))) {
+		if (!(st->topic = strdup(topic))) {
+			free(st);
+			st = NULL;
+		} else {
+			st->next = b->states;
+			b->states = st;
+			b->nstates++;
+		}
+	}
+	if (!st) {   /* beyond the bound: unthrottled */
+		bridge_publish(b, topic, payload, 1, true, NULL, 0);
+		return;
+	}
+	char *p = strdup(payload);
+	if (!p) {
+		b->n.publish_failed++;
+		return;
+	}
+	free(st->pending);
+	st->pending = p;
+	if (!mqtt_is_connected(b->mqtt))
+		return;
+	if (!st->last || loop_now(b->loop) - st->last >= BRIDGE_STATE_MS)
+		bridge_publish_state(b, st);
+	else if (!loop_timer_armed(&b->state_timer))
+		loop_timer_start(b->loop, &b->state_timer, BRIDGE_STATE_MS);
+}
+
+void bridge_ctl_event(struct bridge *b, const char *ctl, const cJSON *msg)
+{
+	char topic[512];
+	bool up = mqtt_is_connected(b->mqtt);
+	b->n.events_in++;
+	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(msg, "kind");
+	const cJSON *sensor = cJSON_GetObjectItemCaseSensitive(msg, "sensor");
+	if (cJSON_IsString(kind) && strcmp(kind->valuestring, "state") == 0 &&
+	    cJSON_IsString(sensor) && command_valid_name(sensor->valuestring, COMMAND_NAME_MAX)) {
+		cJSON *st = cJSON_CreateObject();
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg, "value");
+		const cJSON *ts = cJSON_GetObjectItemCaseSensitive(msg, "ts");
+		cJSON_AddItemToObject(st, "value", v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+		cJSON_AddNumberToObject(st, "ts", cJSON_IsNumber(ts) ? ts->valuedouble : (double)loop_wall_ms());
+		char leaf[128];
+		snprintf(leaf, sizeof leaf, "state/%s", sensor->valuestring);
+		bridge_topic(b, topic, sizeof topic, ctl, leaf);
+		char *s = cJSON_PrintUnformatted(st);
+		if (s)
+			bridge_state(b, topic, s);
+		free(s);
+		cJSON_Delete(st);
+	}
+	/* QoS 0 by contract: beyond a small allowance while the broker is away, an event it
+	 * cannot take now is counted, not queued. */
+	if (!up && b->offline_events >= BRIDGE_OFFLINE_EVENTS) {
+		b->n.events_dropped++;
+		return;
+	}
+	if (!up)
+		b->offline_events++;
+	cJSON *e = cJSON_Duplicate(msg, 1);
+	cJSON_DeleteItemFromObjectCaseSensitive(e, "type");
+	bridge_topic(b, topic, sizeof topic, ctl, "event");
+	char *s = cJSON_PrintUnformatted(e);
+	if (s && mqtt_publish(b->mqtt, topic, s, strlen(s), 0, false, NULL, NULL, 0) == 0)
+		b->n.events_out++;
+	else
+		b->n.events_dropped++;
+	free(s);
+	cJSON_Delete(e);
+}
+
+void bridge_publish_retained(struct bridge *b, const char *leaf, const cJSON *doc)
+{
+	char topic[512];
+	snprintf(topic, sizeof topic, "%s/%s", b->base, leaf);
+	bridge_publish_json(b, topic, doc, 1, true, NULL, 0);
+}
+
+/* --- MQTT --- */
 
 static void bridge_on_display(struct bridge *b, const struct mqtt_msg *m)
 {
@@ -352,24 +329,12 @@ static void bridge_on_message(void *arg, const struct mqtt_msg *m)
 	} else if (t.kind == TOPIC_CTL && strcmp(t.leaf, "cmd") == 0) {
 		bridge_on_cmd(b, t.ctl, m);
 	} else if (t.kind == TOPIC_CTL && strcmp(t.leaf, "info") == 0 && b->learning &&
-		   m->retained && b->reg) {
+		   m->retained) {
 		cJSON *info = cJSON_ParseWithLength(m->payload, m->len);
 		if (cJSON_IsObject(info))
-			registry_add_known(b->reg, t.ctl, info);
+			b->ops->on_known_ctl(b->arg, t.ctl, info);
 		cJSON_Delete(info);
 	}
-}
-
-static void bridge_publish_ctl(struct bridge *b, struct ctl *c)
-{
-	char topic[512];
-	bridge_topic(b, topic, sizeof topic, ctl_id(c), "info");
-	cJSON *info = ctl_info_json(c);
-	bridge_publish_json(b, topic, info, 1, true, NULL, 0);
-	cJSON_Delete(info);
-	bridge_topic(b, topic, sizeof topic, ctl_id(c), "status");
-	const char *s = ctl_online(c) ? "online" : "offline";
-	mqtt_publish(b->mqtt, topic, s, strlen(s), 1, true, NULL, NULL, 0);
 }
 
 static void bridge_learn_done(void *arg)
@@ -387,11 +352,13 @@ static void bridge_on_connected(void *arg, bool session_present)
 	char topic[512];
 	log_info("broker connected (session %s)", session_present ? "resumed" : "new");
 	snprintf(topic, sizeof topic, "%s/status", b->base);
-	mqtt_publish(b->mqtt, topic, "online", 6, 1, true, NULL, NULL, 0);
+	bridge_publish(b, topic, "online", 1, true, NULL, 0);
 	/* The broker may have lost retained state (no persistence): make it true again. */
-	if (b->reg)
-		for (struct ctl *c = registry_first(b->reg); c; c = registry_next(c))
-			bridge_publish_ctl(b, c);
+	b->ops->on_connected(b->arg);
+	for (struct sstate *st = b->states; st; st = st->next)
+		st->last = 0;   /* a fresh connection: everything that waited goes now */
+	bridge_flush_states(b);
+	b->offline_events = 0;
 	if (!b->st.broker_up) {
 		b->st.broker_up = true;
 		bridge_status_changed(b);
@@ -409,136 +376,37 @@ static void bridge_on_disconnected(void *arg, const char *reason)
 static const struct mqtt_ops bridge_mqtt_ops = { bridge_on_connected, bridge_on_disconnected,
 						 bridge_on_message };
 
-/* --- registry events --- */
-
-void bridge_ctl_changed(struct bridge *b, struct ctl *c)
-{
-	bridge_publish_ctl(b, c);
-	bridge_status_changed(b);
-}
-
-void bridge_ctl_link_up(struct bridge *b, struct ctl *c)
-{
-	/* (Re)send everything not finished for this controller: the controller's journal turns a
-	 * repeat into an answer, so a link that dropped mid-run still yields the result. */
-	for (struct req *r = b->oldest; r; r = r->next)
-		if (r->state != REQ_DONE && strcmp(r->ctl, ctl_id(c)) == 0)
-			bridge_req_send(b, r, c);
-}
-
-void bridge_ctl_offline(struct bridge *b, struct ctl *c)
-{
-	char why[256];
-	snprintf(why, sizeof why, "controller went offline: %s", ctl_offline_reason(c));
-	for (struct req *r = b->oldest, *next; r; r = next) {
-		next = r->next;
-		if (r->state == REQ_DONE || strcmp(r->ctl, ctl_id(c)) != 0)
-			continue;
-		/* Queued requests never reached it; sent ones may or may not have run. */
-		bridge_req_fail(b, r, r->state == REQ_QUEUED ? "offline" : "lost", why);
-	}
-}
-
-void bridge_ctl_msg(struct bridge *b, struct ctl *c, const cJSON *msg)
-{
-	const char *type = cJSON_GetObjectItemCaseSensitive(msg, "type")->valuestring;
-	char topic[512];
-	if (strcmp(type, "event") == 0) {
-		const cJSON *kind = cJSON_GetObjectItemCaseSensitive(msg, "kind");
-		const cJSON *sensor = cJSON_GetObjectItemCaseSensitive(msg, "sensor");
-		if (cJSON_IsString(kind) && strcmp(kind->valuestring, "state") == 0 &&
-		    cJSON_IsString(sensor) && command_valid_name(sensor->valuestring, COMMAND_NAME_MAX)) {
-			cJSON *st = cJSON_CreateObject();
-			const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg, "value");
-			const cJSON *ts = cJSON_GetObjectItemCaseSensitive(msg, "ts");
-			cJSON_AddItemToObject(st, "value", v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
-			cJSON_AddNumberToObject(st, "ts", cJSON_IsNumber(ts) ? ts->valuedouble : (double)loop_wall_ms());
-			char leaf[128];
-			snprintf(leaf, sizeof leaf, "state/%s", sensor->valuestring);
-			bridge_topic(b, topic, sizeof topic, ctl_id(c), leaf);
-			bridge_publish_json(b, topic, st, 1, true, NULL, 0);
-			cJSON_Delete(st);
-		}
-		cJSON *e = cJSON_Duplicate(msg, 1);
-		cJSON_DeleteItemFromObjectCaseSensitive(e, "type");
-		bridge_topic(b, topic, sizeof topic, ctl_id(c), "event");
-		bridge_publish_json(b, topic, e, 0, false, NULL, 0);
-		cJSON_Delete(e);
-		return;
-	}
-	if (strcmp(type, "accepted") && strcmp(type, "started") && strcmp(type, "result"))
-		return;
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
-	if (!cJSON_IsString(id))
-		return;
-	char key[sizeof ((struct req *)0)->key];
-	snprintf(key, sizeof key, "%s/%s", ctl_id(c), id->valuestring);
-	struct req *r = bridge_req_find(b, key);
-	if (!r) {
-		/* A result for a request this process does not know (sent before a restart of
-		 * frMhs, or by frcmd): the default result topic is the best place for it. */
-		if (strcmp(type, "result") == 0) {
-			bridge_topic(b, topic, sizeof topic, ctl_id(c), "result");
-			cJSON *o = cJSON_Duplicate(msg, 1);
-			cJSON_AddStringToObject(o, "ctl", ctl_id(c));
-			bridge_publish_json(b, topic, o, 1, false, NULL, 0);
-			cJSON_Delete(o);
-		}
-		return;
-	}
-	if (r->state == REQ_DONE)
-		return;
-	cJSON *o = cJSON_Duplicate(msg, 1);
-	/* After our own resend (a relink mid-run) the controller's duplicate flag is an artefact:
-	 * the requester sent once. On a first send it is real: the id ran before (e.g. before
-	 * this frMhs restarted) and the requester must know this is not a new run. */
-	if (r->sends > 1)
-		cJSON_DeleteItemFromObjectCaseSensitive(o, "duplicate");
-	if (strcmp(type, "result") == 0) {
-		bridge_req_finish(b, r, o);
-		return;
-	}
-	enum req_state ns = strcmp(type, "accepted") == 0 ? REQ_ACCEPTED : REQ_STARTED;
-	if (ns > r->state) {
-		r->state = ns;
-		if (!r->final_only)
-			bridge_reply(b, r, o);
-	}
-	cJSON_Delete(o);
-}
-
 /* --- lifecycle --- */
 
-struct bridge *bridge_new(struct loop *loop, const struct conf *conf)
+struct bridge *bridge_new(struct loop *loop, const struct conf *conf, const struct bridge_ops *ops,
+			  void *arg)
 {
 	struct bridge *b = calloc(1, sizeof *b);
 	if (!b)
 		return NULL;
 	b->loop = loop;
 	b->conf = conf;
+	b->ops = ops;
+	b->arg = arg;
 	snprintf(b->base, sizeof b->base, "%s/%s", conf->prefix, conf->home);
-	b->nbuckets = 1;
-	while (b->nbuckets < (size_t)conf->dedup_max * 2)
-		b->nbuckets <<= 1;
-	b->buckets = calloc(b->nbuckets, sizeof *b->buckets);
+	snprintf(b->reply_base, sizeof b->reply_base, "%s/reply/", b->base);
 	loop_timer_init(&b->learn_timer, bridge_learn_done, b);
+	loop_timer_init(&b->state_timer, bridge_flush_states, b);
 	char will[512], client[200];
 	snprintf(will, sizeof will, "%s/status", b->base);
 	snprintf(client, sizeof client, "frMhs-%s", conf->home);
 	struct mqtt_opts o = {
 		.clean = false, .will_topic = will, .will_payload = "offline", .will_qos = 1,
-		.will_retain = true,
+		.will_retain = true, .max_buffered = BRIDGE_MQTT_QUEUE,
 	};
 	mqttconf_opts(&conf->mqtt, client, &o);
-	b->mqtt = b->buckets ? mqtt_new(loop, &o, &bridge_mqtt_ops, b) : NULL;
+	b->mqtt = mqtt_new(loop, &o, &bridge_mqtt_ops, b);
 	if (!b->mqtt) {
 		bridge_free(b);
 		return NULL;
 	}
 	return b;
 }
-
-void bridge_set_registry(struct bridge *b, struct registry *reg) { b->reg = reg; }
 
 int bridge_start(struct bridge *b)
 {
@@ -549,7 +417,8 @@ int bridge_start(struct bridge *b)
 	snprintf(filter, sizeof filter, "%s/display", b->base);
 	if (mqtt_subscribe(b->mqtt, filter, 1) < 0)
 		return -1;
-	/* Controllers known from the previous run: their retained info says where they were. */
+	/* Controllers known from the previous run: their retained info says where they were (the
+	 * state dir says it first; this is for a home server without one). */
 	snprintf(filter, sizeof filter, "%s/ctl/+/info", b->base);
 	b->learning = true;
 	if (mqtt_subscribe(b->mqtt, filter, 1) < 0)
@@ -576,18 +445,19 @@ void bridge_free(struct bridge *b)
 {
 	if (!b)
 		return;
-	while (b->oldest)
-		bridge_req_free(b, b->oldest);
 	loop_timer_stop(b->loop, &b->learn_timer);
 	mqtt_free(b->mqtt);
-	free(b->buckets);
+	loop_timer_stop(b->loop, &b->state_timer);
+	while (b->states) {
+		struct sstate *st = b->states;
+		b->states = st->next;
+		free(st->topic);
+		free(st->pending);
+		free(st);
+	}
 	free(b);
 }
 
 const struct bridge_status *bridge_status(const struct bridge *b) { return &b->st; }
-
-void bridge_on_status(struct bridge *b, void (*cb)(void *arg), void *arg)
-{
-	b->status_cb = cb;
-	b->status_arg = arg;
-}
+const struct bridge_counters *bridge_counters(const struct bridge *b) { return &b->n; }
+bool bridge_connected(const struct bridge *b) { return mqtt_is_connected(b->mqtt); }

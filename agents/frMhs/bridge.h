@@ -1,32 +1,71 @@
-/* bridge: the MQTT side of the home server and the topic contract of docs/topics.md. It keeps
- * the retained home/controller status, info and sensor state topics true, turns requests on
- * fr/<home>/ctl/<ctl>/cmd into link commands, and routes accepted/started/result back to the
- * requester (MQTT 5 response topic + correlation data, else reply_to, else .../result). Each
- * request id is remembered (bounded) so a redelivered request is answered, never run twice. */
+/* bridge: the MQTT side of the home server and the topic contract of docs/topics.md. It
+ * keeps the home's will/birth status, publishes what it is handed (controller status, info,
+ * sensor state and events, replies, stats), and turns messages on fr/<home>/ctl/<ctl>/cmd
+ * into requests for the request table: retained ones are refused, malformed ones answered
+ * rejected, and a reply topic outside fr/<home>/reply/ is refused (docs/topics.md,
+ * "Replies"). It knows nothing of controllers or requests beyond that: main wires it.
+ *
+ * Events (QoS 0) are published while the broker is connected (and a small allowance while it
+ * is away); each one is counted as published or dropped. A sensor's retained state is
+ * published at most every 100 ms, always its latest value, and what changed while the broker
+ * was away goes out on reconnect: neither crowds the replies out of the MQTT client's queue. */
 #ifndef MHS_BRIDGE_H
 #define MHS_BRIDGE_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 
 #include "conf.h"
 
 struct loop;
-struct registry;
-struct ctl;
 struct bridge;
+struct command;
+struct req_route;
 
-struct bridge *bridge_new(struct loop *loop, const struct conf *conf);
-void bridge_set_registry(struct bridge *b, struct registry *reg);
+struct bridge_ops {
+	/* After every (re)connect: republish what is retained (controllers' status and info). */
+	void (*on_connected)(void *arg);
+	/* A well-formed, non-retained request whose reply route is allowed (all borrowed). */
+	void (*on_request)(void *arg, const char *ctl, const struct command *cmd,
+			   const struct req_route *rt);
+	/* Whether this home server knows ctl/id (a retained copy of a request it already ran). */
+	bool (*known)(void *arg, const char *ctl, const char *id);
+	/* Retained info of a previous run, heard in the first seconds after start (borrowed). */
+	void (*on_known_ctl)(void *arg, const char *ctl, const cJSON *info);
+	/* bridge_status changed (displays); may be NULL. */
+	void (*on_status)(void *arg);
+};
+
+struct bridge_counters {
+	unsigned long long requests;          /* messages on .../cmd */
+	unsigned long long refused;           /* answered rejected by the bridge itself */
+	unsigned long long events_in;         /* events from controllers */
+	unsigned long long events_out;        /* ... published */
+	unsigned long long events_dropped;    /* ... not published (broker away or refused) */
+	unsigned long long publish_failed;    /* other publishes the MQTT client refused */
+};
+
+struct bridge *bridge_new(struct loop *loop, const struct conf *conf, const struct bridge_ops *ops,
+			  void *arg);
 int bridge_start(struct bridge *b);
 /* Publishes offline for the home and disconnects (bounded wait). */
 void bridge_stop(struct bridge *b);
 void bridge_free(struct bridge *b);
 
-/* Registry events (wired by main). */
-void bridge_ctl_changed(struct bridge *b, struct ctl *c);
-void bridge_ctl_link_up(struct bridge *b, struct ctl *c);
-void bridge_ctl_offline(struct bridge *b, struct ctl *c);
-void bridge_ctl_msg(struct bridge *b, struct ctl *c, const cJSON *msg);
+/* Retained status and info of a controller (info borrowed). */
+void bridge_publish_ctl(struct bridge *b, const char *ctl, const cJSON *info, bool online);
+/* A reply (borrowed) to one requester. */
+void bridge_reply(struct bridge *b, const struct req_route *rt, const cJSON *msg);
+/* An event from a controller (borrowed): .../event, and .../state/<sensor> for a state event. */
+void bridge_ctl_event(struct bridge *b, const char *ctl, const cJSON *msg);
+/* A result no request of this home server waits for: on .../ctl/<ctl>/result. */
+void bridge_unclaimed_result(struct bridge *b, const char *ctl, const cJSON *msg);
+/* Retained fr/<home>/<leaf> (borrowed). */
+void bridge_publish_retained(struct bridge *b, const char *leaf, const cJSON *doc);
+/* A request ended (the displays show the last one). */
+void bridge_note_answer(struct bridge *b, const char *ctl, const char *action, const char *status);
+const struct bridge_counters *bridge_counters(const struct bridge *b);
+bool bridge_connected(const struct bridge *b);
 
 /* What the displays show. */
 struct bridge_status {
@@ -36,7 +75,5 @@ struct bridge_status {
 	unsigned long long display_seq;
 };
 const struct bridge_status *bridge_status(const struct bridge *b);
-/* Called when bridge_status changes (for the displays); optional. */
-void bridge_on_status(struct bridge *b, void (*cb)(void *arg), void *arg);
 
 #endif

@@ -114,7 +114,7 @@ int conf_load(struct conf *c, const char *path)
 					    "link_listen", "controllers", "ping_interval",
 					    "ping_timeout", "mqtt", "result_grace", "dedup_max",
 					    "m5stack", "lcd", "handshake_timeout", "user", "group",
-					    NULL };
+					    "state_dir", "request_wait", NULL };
 	memset(c, 0, sizeof *c);
 	if (cfg_load(&c->cfg, path) < 0)
 		return -1;
@@ -135,8 +135,15 @@ int conf_load(struct conf *c, const char *path)
 	    cfg_user_group(root, &c->user, &c->group) ||
 	    mqttconf_load(root, "mqtt", 4, &c->mqtt) ||
 	    cfg_seconds_ms(root, "result_grace", 30000, 100, 3600000, &c->result_grace_ms) ||
-	    cfg_int(root, "dedup_max", 10000, 16, 10000000, &c->dedup_max) || conf_displays(c, root))
+	    cfg_int(root, "dedup_max", 10000, 16, 10000000, &c->dedup_max) ||
+	    cfg_seconds_ms(root, "request_wait", 10000, 0, 86400000, &c->request_wait_ms) ||
+	    cfg_string(root, "state_dir", CONF_STATE_DIR, &c->state_dir) || conf_displays(c, root))
 		return -1;
+	if (c->state_dir[0] != '/') {
+		cfg_error(config_setting_get_member(root, "state_dir"),
+			  "state_dir must be an absolute path");
+		return -1;
+	}
 	if (!command_valid_name(c->prefix, COMMAND_NAME_MAX)) {
 		cfg_error(config_setting_get_member(root, "topic_prefix"),
 			  "topic_prefix must be one topic level of A-Z a-z 0-9 _ -");

@@ -9,6 +9,8 @@
 
 #include "mqttconf.h"
 
+#define CONF_STATE_DIR "/var/lib/fr/frmhs"
+
 struct conf_static {
 	const char *id;        /* a controller that does not announce: dialled at this address */
 	const char *address;
@@ -34,6 +36,8 @@ struct conf {
 	/* requests */
 	uint64_t result_grace_ms;    /* beyond an action's timeout before a request is "lost" */
 	long long dedup_max;         /* request ids remembered for redeliveries */
+	uint64_t request_wait_ms;    /* a request without deadline waits this long for its ctl */
+	const char *state_dir;       /* registry snapshot and open requests (store.h) */
 	/* displays (issue: displays) */
 	const char *serial_port;     /* NULL = none */
 	int serial_baud;

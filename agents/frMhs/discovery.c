@@ -8,6 +8,7 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -115,6 +116,14 @@ void discovery_free(struct discovery *d)
 	}
 	announce_replay_free(d->replay);
 	free(d);
+}
+
+void discovery_seed(struct discovery *d, const char *id, const char *boot, uint64_t seq, int64_t ts)
+{
+	struct announce a = { .seq = seq, .ts = ts };
+	snprintf(a.id, sizeof a.id, "%s", id);
+	snprintf(a.boot, sizeof a.boot, "%s", boot);
+	announce_replay_check(d->replay, &a);
 }
 
 uint64_t discovery_accepted(const struct discovery *d) { return d->accepted; }

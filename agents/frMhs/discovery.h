@@ -13,6 +13,9 @@ struct discovery;
 struct discovery *discovery_new(struct loop *loop, struct registry *reg, const char *addr,
 				uint16_t port, const uint8_t announce_key[32], int window_s);
 void discovery_free(struct discovery *d);
+/* What a previous run accepted last from controller id (the state dir's registry), so an
+ * announce recorded before a restart of frMhs is still a replay after it. */
+void discovery_seed(struct discovery *d, const char *id, const char *boot, uint64_t seq, int64_t ts);
 /* Counters for metrics and tests. */
 uint64_t discovery_accepted(const struct discovery *d);
 uint64_t discovery_dropped(const struct discovery *d);

@@ -4,6 +4,7 @@
 #include "bridge.h"
 #include "agent.h"
 #include "cfg.h"
+#include "command.h"
 #include "conf.h"
 #include "discovery.h"
 #include "display.h"
@@ -16,6 +17,8 @@
 #include "net.h"
 #include "peerlimit.h"
 #include "registry.h"
+#include "req.h"
+#include "store.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -25,19 +28,28 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The registry is saved this long after a change (changes come in bursts). */
+#define MHS_SAVE_MS 1000
+/* fr/<home>/stats is republished at most this often, when a counter changed. */
+#define MHS_STATS_MS 10000
+
 struct mhs {
 	struct loop *loop;
 	struct conf conf;
 	uint8_t secret[32], announce_key[32];
 	struct link_ctx *lctx;
+	struct store *store;
 	struct registry *reg;
+	struct reqs *reqs;
 	struct discovery *disc;
 	struct bridge *bridge;
 	struct display *disp;   /* NULL without m5stack/lcd in the config */
 	int lfd;
 	struct listener *listener;
 	struct peerlimit *pending;  /* controllers dialling in, before their handshake */
-	struct loop_timer stop_timer;
+	struct loop_timer stop_timer, save_timer, stats_timer;
+	int64_t started;        /* unix ms */
+	char *stats_last;       /* the counters last published; owned */
 	bool stopping;
 };
 
@@ -55,17 +67,190 @@ static void mhs_on_status(void *arg)
 	display_update(h->disp, &st);
 }
 
+/* --- the state dir: the registry snapshot --- */
+
+static void mhs_save(void *arg)
+{
+	struct mhs *h = arg;
+	cJSON *doc = registry_snapshot(h->reg);
+	cJSON_AddNumberToObject(doc, "format", 1);
+	cJSON_AddStringToObject(doc, "home", h->conf.home);
+	cJSON_AddNumberToObject(doc, "saved", (double)loop_wall_ms());
+	store_registry_save(h->store, doc);
+	cJSON_Delete(doc);
+}
+
+static void mhs_save_soon(struct mhs *h)
+{
+	if (!loop_timer_armed(&h->save_timer))
+		loop_timer_start(h->loop, &h->save_timer, MHS_SAVE_MS);
+}
+
+/* --- stats: fr/<home>/stats --- */
+
+static cJSON *mhs_counters(struct mhs *h)
+{
+	const struct bridge_counters *n = bridge_counters(h->bridge);
+	cJSON *o = cJSON_CreateObject();
+	cJSON *rq = cJSON_AddObjectToObject(o, "requests");
+	cJSON_AddNumberToObject(rq, "received", (double)n->requests);
+	cJSON_AddNumberToObject(rq, "refused", (double)n->refused);
+	cJSON_AddNumberToObject(rq, "open", (double)reqs_open_count(h->reqs));
+	cJSON *ev = cJSON_AddObjectToObject(o, "events");
+	cJSON_AddNumberToObject(ev, "received", (double)n->events_in);
+	cJSON_AddNumberToObject(ev, "published", (double)n->events_out);
+	cJSON_AddNumberToObject(ev, "dropped", (double)n->events_dropped);
+	cJSON_AddNumberToObject(o, "publish_failed", (double)n->publish_failed);
+	cJSON_AddNumberToObject(o, "state_write_errors", (double)store_errors(h->store));
+	cJSON *c = cJSON_AddObjectToObject(o, "controllers");
+	cJSON_AddNumberToObject(c, "known", registry_count(h->reg));
+	cJSON_AddNumberToObject(c, "online", registry_online_count(h->reg));
+	return o;
+}
+
+static void mhs_stats(struct mhs *h, bool always)
+{
+	cJSON *o = mhs_counters(h);
+	char *text = cJSON_PrintUnformatted(o);
+	if (text && bridge_connected(h->bridge) &&
+	    (always || !h->stats_last || strcmp(text, h->stats_last) != 0)) {
+		cJSON_AddNumberToObject(o, "since", (double)h->started);
+		cJSON_AddNumberToObject(o, "ts", (double)loop_wall_ms());
+		bridge_publish_retained(h->bridge, "stats", o);
+		free(h->stats_last);
+		h->stats_last = text;
+		text = NULL;
+	}
+	free(text);
+	cJSON_Delete(o);
+}
+
+static void mhs_stats_tick(void *arg)
+{
+	struct mhs *h = arg;
+	mhs_stats(h, false);
+	loop_timer_start(h->loop, &h->stats_timer, MHS_STATS_MS);
+}
+
+/* --- registry -> bridge, requests --- */
+
+static void mhs_publish_ctl(struct mhs *h, struct ctl *c)
+{
+	cJSON *info = ctl_info_json(c);
+	bridge_publish_ctl(h->bridge, ctl_id(c), info, ctl_online(c));
+	cJSON_Delete(info);
+}
+
 static void mhs_on_changed(void *arg, struct ctl *c)
 {
-	bridge_ctl_changed(((struct mhs *)arg)->bridge, c);
-	mhs_on_status(arg);
+	struct mhs *h = arg;
+	mhs_publish_ctl(h, c);
+	mhs_save_soon(h);
+	mhs_on_status(h);
 }
-static void mhs_on_link_up(void *arg, struct ctl *c) { bridge_ctl_link_up(((struct mhs *)arg)->bridge, c); }
-static void mhs_on_offline(void *arg, struct ctl *c) { bridge_ctl_offline(((struct mhs *)arg)->bridge, c); }
-static void mhs_on_msg(void *arg, struct ctl *c, const cJSON *m) { bridge_ctl_msg(((struct mhs *)arg)->bridge, c, m); }
+
+static void mhs_on_link_up(void *arg, struct ctl *c) { reqs_ctl_linked(((struct mhs *)arg)->reqs, ctl_id(c)); }
+
+static void mhs_on_offline(void *arg, struct ctl *c)
+{
+	reqs_ctl_offline(((struct mhs *)arg)->reqs, ctl_id(c), ctl_offline_reason(c));
+}
+
+static void mhs_on_msg(void *arg, struct ctl *c, const cJSON *m)
+{
+	struct mhs *h = arg;
+	const char *type = cJSON_GetObjectItemCaseSensitive(m, "type")->valuestring;
+	if (strcmp(type, "event") == 0)
+		bridge_ctl_event(h->bridge, ctl_id(c), m);
+	else if (!reqs_ctl_msg(h->reqs, ctl_id(c), m) && strcmp(type, "result") == 0)
+		/* A result for a request this home server does not know (sent by frcmd, or before
+		 * a restart that lost the state dir): the default result topic is the best place. */
+		bridge_unclaimed_result(h->bridge, ctl_id(c), m);
+}
 
 static const struct registry_ops mhs_registry_ops = { mhs_on_changed, mhs_on_link_up,
 						      mhs_on_offline, mhs_on_msg };
+
+/* --- bridge -> registry, requests --- */
+
+static void mhs_on_connected(void *arg)
+{
+	struct mhs *h = arg;
+	for (struct ctl *c = registry_first(h->reg); c; c = registry_next(c))
+		mhs_publish_ctl(h, c);
+	mhs_stats(h, true);
+}
+
+static void mhs_on_request(void *arg, const char *ctl, const struct command *cmd,
+			   const struct req_route *rt)
+{
+	struct mhs *h = arg;
+	/* How long it may wait for its controller: until its deadline, else request_wait. */
+	int64_t until = cmd->deadline_ms ? cmd->deadline_ms
+					 : (int64_t)(loop_wall_ms() + h->conf.request_wait_ms);
+	reqs_request(h->reqs, ctl, cmd, rt, until);
+}
+
+static bool mhs_known(void *arg, const char *ctl, const char *id)
+{
+	return reqs_state(((struct mhs *)arg)->reqs, ctl, id) != REQ_NSTATES;
+}
+
+static void mhs_on_known_ctl(void *arg, const char *ctl, const cJSON *info)
+{
+	struct mhs *h = arg;
+	registry_add_known(h->reg, ctl, info);
+	mhs_save_soon(h);
+}
+
+static const struct bridge_ops mhs_bridge_ops = { mhs_on_connected, mhs_on_request, mhs_known,
+						  mhs_on_known_ctl, mhs_on_status };
+
+/* --- requests -> registry, bridge --- */
+
+static int mhs_send(void *arg, const char *ctl, const cJSON *frame)
+{
+	struct ctl *c = registry_find(((struct mhs *)arg)->reg, ctl);
+	return c ? ctl_send(c, frame) : -ENOENT;
+}
+
+static bool mhs_linked(void *arg, const char *ctl)
+{
+	struct ctl *c = registry_find(((struct mhs *)arg)->reg, ctl);
+	return c && ctl_link_up(c);
+}
+
+static uint64_t mhs_action_timeout(void *arg, const char *ctl, const char *action)
+{
+	struct ctl *c = registry_find(((struct mhs *)arg)->reg, ctl);
+	return c ? ctl_action_timeout(c, action) : 0;
+}
+
+static void mhs_why_not(void *arg, const char *ctl, char *buf, size_t n)
+{
+	struct ctl *c = registry_find(((struct mhs *)arg)->reg, ctl);
+	if (!c)
+		snprintf(buf, n, "is not known in this home");
+	else if (!ctl_online(c))
+		snprintf(buf, n, "is offline: %s", ctl_offline_reason(c));
+	else
+		snprintf(buf, n, "has no link up yet");
+}
+
+static void mhs_reply(void *arg, const struct req_route *rt, const cJSON *msg)
+{
+	bridge_reply(((struct mhs *)arg)->bridge, rt, msg);
+}
+
+static void mhs_answered(void *arg, const char *ctl, const char *action, const char *status)
+{
+	bridge_note_answer(((struct mhs *)arg)->bridge, ctl, action, status);
+}
+
+static const struct reqs_ops mhs_reqs_ops = { mhs_send, mhs_linked, mhs_action_timeout,
+					      mhs_why_not, mhs_reply, mhs_answered };
+
+/* --- process --- */
 
 static void mhs_on_accept(void *arg, int cfd, const struct sockaddr_storage *peer)
 {
@@ -113,7 +298,9 @@ static void mhs_usage(FILE *f)
 "    implements the topic contract of docs/topics.md: retained status, info and sensor state\n"
 "    per controller, and requests on fr/<home>/ctl/<ctl>/cmd answered with accepted, started\n"
 "    and one final result, each request id run at most once. A controller is declared offline\n"
-"    only when its link is down and it missed 'offline_after' announce periods.\n"
+"    only when its link is down and it missed 'offline_after' announce periods. Replies go\n"
+"    only under fr/<home>/reply/; counters are published in fr/<home>/stats. Its controllers\n"
+"    and open requests are kept in state_dir: after a restart it answers the requests it had.\n"
 "\n"
 "OPTIONS\n"
 "    -c, --config FILE   configuration file (required)\n"
@@ -140,12 +327,19 @@ static void mhs_usage(FILE *f)
 "                                            # sockets and devices are open\n"
 "    result_grace = 30;                      # beyond an action's timeout before \"lost\"\n"
 "    dedup_max = 10000;                      # request ids remembered for redeliveries\n"
+"    request_wait = 10;                      # a request without deadline waits this long\n"
+"                                            # for its controller before \"offline\"\n"
+"    state_dir = \"/var/lib/fr/frmhs\";       # controllers and open requests, so a restart\n"
+"                                            # still answers them (created, locked)\n"
 "    mqtt = { uri = \"mqtts://broker.example.org:8883\"; username = \"home-home1\";\n"
 "             password_file = \"/etc/fr/mqtt.pw\"; ca_file = \"/etc/ssl/certs/ca.pem\";\n"
 "             version = \"auto\"; keepalive = 30; backoff_min = 0.5; backoff_max = 30; };\n"
 "             # uri may be a list (failover); version \"auto\" = MQTT 5, else 3.1.1\n"
 "    m5stack = { port = \"/dev/ttyUSB0\"; baud = 115200; };   # optional display\n"
 "    lcd = { device = \"/dev/i2c-1\"; address = 0x27; width = 16; };  # optional display\n"
+"\n"
+"FILES\n"
+"    state_dir/lock, home, registry.json, requests.log   (format: agents/frMhs/store.h)\n"
 "\n"
 "SIGNALS\n"
 "    SIGTERM, SIGINT  stop: controllers are told (bye), the home's status becomes offline.\n"
@@ -164,30 +358,56 @@ static int mhs_setup(struct mhs *h)
 	h->loop = loop_new();
 	if (!h->loop)
 		return -1;
+	h->started = (int64_t)loop_wall_ms();
+	loop_timer_init(&h->stop_timer, mhs_finish, h);
+	loop_timer_init(&h->save_timer, mhs_save, h);
+	loop_timer_init(&h->stats_timer, mhs_stats_tick, h);
+	h->store = store_open(h->loop, c->state_dir, c->home);
+	if (!h->store)
+		return -1;
 	struct link_ctx_opts lo = { .secret = h->secret, .ping_interval_ms = c->ping_interval_ms,
 				    .ping_timeout_ms = c->ping_timeout_ms,
 				    .handshake_timeout_ms = c->handshake_timeout_ms };
 	h->lctx = link_ctx_new(&lo);
-	h->bridge = bridge_new(h->loop, c);
+	h->bridge = bridge_new(h->loop, c, &mhs_bridge_ops, h);
 	struct registry_opts ro = { .announce_interval_ms = c->announce_interval_ms,
 				    .offline_after = c->offline_after };
 	h->reg = registry_new(h->loop, h->lctx, &ro, &mhs_registry_ops, h);
-	if (!h->lctx || !h->bridge || !h->reg)
+	/* The table of requests in flight is bounded; beyond, requests are answered busy. */
+	struct reqs_opts qo = { .dedup_max = (size_t)c->dedup_max, .open_max = 10000,
+				.result_grace_ms = c->result_grace_ms };
+	h->reqs = reqs_new(h->loop, &qo, &mhs_reqs_ops, h, h->store);
+	if (!h->lctx || !h->bridge || !h->reg || !h->reqs)
 		return -1;
-	bridge_set_registry(h->bridge, h->reg);
 	if (c->serial_port || c->lcd_device) {
 		h->disp = display_new(h->loop, c);
 		if (!h->disp)
 			return -1;
-		bridge_on_status(h->bridge, mhs_on_status, h);
 		mhs_on_status(h);
 	}
+	for (int i = 0; i < c->nstatics; i++)
+		registry_add_static(h->reg, c->statics[i].id, c->statics[i].address, c->statics[i].port);
+	/* What the previous run knew: controllers (dialled now at their addresses, online ones
+	 * given the window to show themselves) and the requests it had not answered yet. */
+	cJSON *saved = store_registry_load(h->store);
+	if (saved)
+		registry_restore(h->reg, saved);
+	cJSON_Delete(saved);
 	if (c->discovery_addr) {
 		h->disc = discovery_new(h->loop, h->reg, c->discovery_addr, c->discovery_port,
 					h->announce_key, c->time_window_s);
 		if (!h->disc)
 			return -1;
+		for (struct ctl *ct = registry_first(h->reg); ct; ct = registry_next(ct)) {
+			const char *boot;
+			uint64_t seq;
+			int64_t ts;
+			ctl_announce_state(ct, &boot, &seq, &ts);
+			if (boot[0])
+				discovery_seed(h->disc, ctl_id(ct), boot, seq, ts);
+		}
 	}
+	reqs_restore(h->reqs);
 	if (c->link_addr) {
 		h->lfd = net_tcp_listen(c->link_addr, c->link_port, 128);
 		if (h->lfd < 0) {
@@ -207,9 +427,6 @@ static int mhs_setup(struct mhs *h)
 			return -1;
 		log_info("controllers may dial in on %s:%u", c->link_addr, net_local_port(h->lfd));
 	}
-	for (int i = 0; i < c->nstatics; i++)
-		registry_add_static(h->reg, c->statics[i].id, c->statics[i].address, c->statics[i].port);
-	loop_timer_init(&h->stop_timer, mhs_finish, h);
 	if (loop_signal_add(h->loop, SIGTERM, mhs_on_term, h) < 0 ||
 	    loop_signal_add(h->loop, SIGINT, mhs_on_term, h) < 0)
 		return -1;
@@ -220,9 +437,11 @@ static int mhs_setup(struct mhs *h)
 		return -1;
 	if (bridge_start(h->bridge) < 0)
 		return -1;
-	log_info("home %s: broker %s%s (MQTT %s)", c->home, c->mqtt.uri,
+	loop_timer_start(h->loop, &h->stats_timer, MHS_STATS_MS);
+	log_info("home %s: broker %s%s (MQTT %s), state dir %s", c->home, c->mqtt.uri,
 		 c->mqtt.nuris > 1 ? " (+ more)" : "",
-		 c->mqtt.version == 5 ? "5" : c->mqtt.version == 4 ? "3.1.1" : "5, else 3.1.1");
+		 c->mqtt.version == 5 ? "5" : c->mqtt.version == 4 ? "3.1.1" : "5, else 3.1.1",
+		 c->state_dir);
 	return 0;
 }
 
@@ -230,17 +449,27 @@ static void mhs_teardown(struct mhs *h)
 {
 	if (h->bridge)
 		bridge_stop(h->bridge);
+	if (h->store && h->reg)
+		mhs_save(h);
 	display_free(h->disp);
 	h->disp = NULL;
 	listener_free(h->listener);
 	discovery_free(h->disc);
+	reqs_free(h->reqs);
 	registry_free(h->reg);
 	peerlimit_free(h->pending);
 	bridge_free(h->bridge);
+	store_close(h->store);
 	if (h->lfd >= 0)
 		close(h->lfd);
 	link_ctx_free(h->lctx);
+	if (h->loop) {
+		loop_timer_stop(h->loop, &h->save_timer);
+		loop_timer_stop(h->loop, &h->stats_timer);
+		loop_timer_stop(h->loop, &h->stop_timer);
+	}
 	loop_free(h->loop);
+	free(h->stats_last);
 	conf_free(&h->conf);
 	OPENSSL_cleanse(h->secret, sizeof h->secret);
 }

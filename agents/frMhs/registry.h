@@ -1,10 +1,15 @@
-/* registry: every controller the home server knows, keyed by id, and its liveness. A
- * controller is found by verified announces, by dialling in, from the static list or from the
- * retained info of a previous run. The registry dials controllers it learns about, follows
- * address changes and restarts (new boot id), and decides online/offline: a controller goes
- * offline only when its link is down AND it missed offline_after announce periods, so one lost
- * datagram never flaps it; a clean shutdown (bye) or a failed handshake is final at once.
- * Each offline carries its reason. */
+/* registry: every controller the home server knows, keyed by id, with its links and its
+ * liveness (ctl.h). A controller is found by verified announces, by dialling in, from the
+ * static list, from the state dir or from the retained info of a previous run.
+ *
+ * Addresses: a controller's address is the one where a link last completed the TLS-PSK
+ * handshake and said hello (or the configured / remembered one). An announce naming another
+ * address, or another boot, only makes the registry try that address beside the current link
+ * (at most REGISTRY_TRIES_MAX links per controller at once); the controller moves there only
+ * when that link says hello, and the old link stays until then. So a replayed announce (a
+ * stranger cannot complete the handshake) can neither move a controller nor take it offline.
+ *
+ * Ownership: struct ctl belongs to the registry and lives as long as it. */
 #ifndef MHS_REGISTRY_H
 #define MHS_REGISTRY_H
 
@@ -16,11 +21,16 @@
 
 #include "announce.h"
 
+/* Links per controller at once: its own address plus candidates an announce named. */
+#define REGISTRY_TRIES_MAX 3
+/* A candidate address whose link failed is not tried again for this long (ms). */
+#define REGISTRY_QUARANTINE_MS 30000
+
 struct loop;
 struct link_ctx;
 struct peerlimit;
 struct registry;
-struct ctl;   /* owned by the registry; lives as long as the registry */
+struct ctl;
 
 struct registry_opts {
 	uint64_t announce_interval_ms;
@@ -28,9 +38,9 @@ struct registry_opts {
 };
 
 struct registry_ops {
-	/* status or info changed: republish the retained status/info */
+	/* status or info changed: republish the retained status/info (and save the registry) */
 	void (*on_changed)(void *arg, struct ctl *c);
-	/* the link is up and the controller said hello: queued work may be sent */
+	/* a link said hello: queued work may be sent */
 	void (*on_link_up)(void *arg, struct ctl *c);
 	/* the controller went offline (reason as in ctl_offline_reason) */
 	void (*on_offline)(void *arg, struct ctl *c);
@@ -52,10 +62,14 @@ void registry_accept(struct registry *r, struct peerlimit *pl, int fd,
 		     const struct sockaddr_storage *peer);
 /* A controller that does not announce: dialled at addr:port, kept forever. */
 void registry_add_static(struct registry *r, const char *id, const char *addr, uint16_t port);
-/* A controller known from a previous run's retained info: offline unless heard from within
- * offline_after periods. */
+/* A controller known from a previous run's retained info: offline unless
+ * heard from within offline_after periods. */
 void registry_add_known(struct registry *r, const char *id, const cJSON *info);
-/* Sends bye to every link and closes them (clean shutdown). */
+/* The state dir's snapshot (store.h: registry.json): what a previous run knew. */
+void registry_restore(struct registry *r, const cJSON *doc);
+/* The snapshot to save; caller owns. */
+cJSON *registry_snapshot(struct registry *r);
+/* Sends bye to every link (clean shutdown). */
 void registry_shutdown(struct registry *r);
 
 struct ctl *registry_find(struct registry *r, const char *id);
@@ -75,5 +89,7 @@ uint64_t ctl_action_timeout(const struct ctl *c, const char *action);
 cJSON *ctl_info_json(const struct ctl *c);
 /* 0, or <0 if the link is not up. */
 int ctl_send(struct ctl *c, const cJSON *msg);
+/* The last announce accepted from it (boot "" if none), to seed the replay guard. */
+void ctl_announce_state(const struct ctl *c, const char **boot, uint64_t *seq, int64_t *ts);
 
 #endif

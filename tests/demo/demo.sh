@@ -265,6 +265,7 @@ cat >"$D/frmhs.conf" <<CONF
 home = "$HOME_ID";
 secret_file = "$S/homes/$HOME_ID/home.secret";
 discovery = { address = "127.255.255.255"; port = $ANNOUNCE_PORT; interval = 2; offline_after = 3; };
+state_dir = "$D/state-frMhs";
 mqtt = { uri = "mqtt://127.0.0.1:$BROKER_PORT"; username = "home-$HOME_ID";
          password_file = "$S/homes/$HOME_ID/mqtt.pw"; version = 5; backoff_min = 0.2; backoff_max = 2; };# A pseudo-terminal stands in for the M5Stack (tests/integration/bin/ptydev): what frMhs
 # shows on it is appended to $D/m5stack/dev.N (docs/display-protocol.md).

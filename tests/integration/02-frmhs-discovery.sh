@@ -54,7 +54,7 @@ sed -i 's/127\.0\.0\.4/127.0.0.5/' "$T/c4.conf"
 fr_start c4b "$FR_BIN/frMhc" -f -c "$T/c4.conf"
 fr_wait 10 "c4 online at 127.0.0.5" fr_retained_field "$BPORT" fr/home1/ctl/c4/info address 127.0.0.5
 fr_retained_is "$BPORT" fr/home1/ctl/c4/status online || fr_fail "c4 not online after moving"
-out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c4/cmd -e fr/test/r4 -W 10 \
+out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c4/cmd -e fr/home1/reply/r4 -W 10 \
 	-m '{"id":"moved-1","action":"rec","args":{"tag":"moved"},"progress":false}') || fr_fail "command to moved c4"
 [ "$(fr_json "$out" status)" = ok ] || fr_fail "moved c4 result: $out"
 fr_ok "a controller restarted on another address is followed and driven there"
@@ -104,7 +104,7 @@ for n in 3 4; do
 done
 # c2 died while frMhs was down: its stale "online" must not survive.
 fr_wait 10 "c2 offline after frMhs restart" fr_retained_is "$BPORT" fr/home1/ctl/c2/status offline
-out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c3/cmd -e fr/test/r3 -W 10 \
+out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c3/cmd -e fr/home1/reply/r3 -W 10 \
 	-m '{"id":"after-restart","action":"rec","args":{"tag":"after"},"progress":false}') || fr_fail "command after frMhs restart"
 [ "$(fr_json "$out" status)" = ok ] || fr_fail "after restart: $out"
 fr_ok "frMhs restarted: links and statuses recover, a controller that died meanwhile reads offline"

@@ -45,9 +45,12 @@ fr_ok "bad argument rejected"
 out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c2/cmd -e fr/home1/reply/rr-x -W 10 -m 'not json')
 expect "$out" status rejected; expect "$out" id None
 fr_ok "unparseable request rejected with a reason"
+# A request waits for its controller until its deadline (else request_wait, 10 s): one second here.
+soon() { python3 -c "import time; print(round(time.time() + $1, 3))"; }
 out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/ghost/cmd -e fr/home1/reply/rr-g -W 10 \
-	-m '{"id":"g-1","action":"rec","progress":false}'); expect "$out" status offline
-fr_ok "unknown controller: offline"
+	-m '{"id":"g-1","action":"rec","progress":false,"deadline":'"$(soon 1)"'}'); expect "$out" status offline
+expect "$out" retry True
+fr_ok "unknown controller: offline once its deadline passed, marked retry"
 out=$(rr exp-1 '"action":"rec","args":{"tag":"late"},"deadline":1000000000'); expect "$out" status expired
 fr_ok "expired deadline"
 
@@ -107,7 +110,7 @@ fr_ok "a repeated request id is answered from the first run, also after frMhs re
 # Offline controller: requests get "offline" with the reason.
 fr_stop c3 TERM
 fr_wait 5 "c3 offline" fr_retained_is "$BPORT" fr/home1/ctl/c3/status offline
-out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c3/cmd -e fr/home1/reply/off -W 10 -m '{"id":"off-1","action":"rec","args":{"tag":"x"},"progress":false}')
+out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c3/cmd -e fr/home1/reply/off -W 10 -m '{"id":"off-1","action":"rec","args":{"tag":"x"},"progress":false,"deadline":'"$(soon 1)"'}')
 expect "$out" status offline
 case $(fr_json "$out" reason) in *"shut down cleanly"*) ;; *) fr_fail "offline reason: $out" ;; esac
 fr_ok "offline controller: status offline with its reason"

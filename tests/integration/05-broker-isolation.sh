@@ -265,6 +265,7 @@ fr_ok "add-home, grant, revoke and remove-user apply on reload without a restart
 grep -q '^# discovery = ' "$S/homes/home1/frmhs.conf" || fr_fail "discovery is not left commented out"
 # And it works as is against the TLS listener, given the test CA (production: the system store).
 sed 's|^  # ca_file = .*|  ca_file = "'"$T/ca.pem"'";|' "$S/homes/home1/frmhs.conf" >"$T/frmhs.conf"
+echo "state_dir = \"$T/state-mhs\";" >>"$T/frmhs.conf"   # not the machine's /var/lib/fr/frmhs
 births() { grep -c '^fr/home1/status online$' "$T/h1.log"; }
 n=$(births)
 fr_start mhs "$FR_BIN/frMhs" -f -v -c "$T/frmhs.conf"

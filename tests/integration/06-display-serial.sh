@@ -90,11 +90,11 @@ fr_wait 10 "online=1" dev_is 1 online 1
 dev_is 1 total 1 || fr_fail "total after c2: $(dev_field 1 total)"
 fr_ok "a real controller shows as 1/1 online"
 
-out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c2/cmd -e fr/test/r2 -W 10 \
+out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c2/cmd -e fr/home1/reply/r2 -W 10 \
 	-m '{"id":"disp-1","action":"rec","args":{"tag":"disp"},"progress":false}') || fr_fail "command"
 [ "$(fr_json "$out" status)" = ok ] || fr_fail "command result: $out"
 fr_wait 5 "cmd=c2/rec ok" dev_is 1 cmd "c2/rec ok"
-mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c2/cmd -e fr/test/r2 -W 10 \
+mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c2/cmd -e fr/home1/reply/r2 -W 10 \
 	-m '{"id":"disp-2","action":"fail","progress":false}' >/dev/null || fr_fail "failing command"
 fr_wait 5 "cmd=c2/fail failed" dev_is 1 cmd "c2/fail failed"
 fr_ok "the last command and its result: $(dev_field 1 cmd)"

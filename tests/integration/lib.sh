@@ -159,6 +159,7 @@ secret_file = "$T/home.secret";
 discovery = { address = "127.255.255.255"; port = $2; interval = 0.3; offline_after = 3; };
 ping_interval = 0.5; ping_timeout = 2;
 result_grace = 2;
+state_dir = "$T/state-mhs";
 mqtt = { uri = "mqtt://127.0.0.1:$3"; version = ${4:-5}; backoff_min = 0.1; backoff_max = 1; };
 CONF
 }

@@ -81,9 +81,19 @@ static void mr_on_message(void *arg, const struct mqtt_msg *m)
 			s->final_msgs++;
 			mr_print(s, m);
 			const cJSON *prev = cJSON_GetObjectItemCaseSensitive(s->finals, id->valuestring);
+			/* "lost" and "offline" (marked "retry") are not outcomes: a later answer to
+			 * the same id may tell the real one. Two different outcomes are a conflict. */
+			bool provisional = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "retry")) ||
+					   strcmp(st->valuestring, "lost") == 0 ||
+					   strcmp(st->valuestring, "offline") == 0;
+			bool prev_prov = prev && (strcmp(prev->valuestring, "lost") == 0 ||
+						  strcmp(prev->valuestring, "offline") == 0);
 			if (!prev)
 				cJSON_AddStringToObject(s->finals, id->valuestring, st->valuestring);
-			else if (strcmp(prev->valuestring, st->valuestring) != 0)
+			else if (prev_prov && !provisional)
+				cJSON_ReplaceItemInObjectCaseSensitive(s->finals, id->valuestring,
+								       cJSON_CreateString(st->valuestring));
+			else if (!provisional && strcmp(prev->valuestring, st->valuestring) != 0)
 				s->conflicts++;
 		}
 		if (mr_all_done(s))
