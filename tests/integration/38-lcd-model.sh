@@ -55,7 +55,7 @@ fr_mhc_conf c2 127.0.0.2 "$APORT"
 fr_start c2 "$FR_BIN/frMhc" -f -c "$T/c2.conf"
 lcd_expect 15 "a real controller online" "home1 1/1" ""
 
-out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c2/cmd -e fr/test/r -W 10 \
+out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c2/cmd -e fr/home1/reply/r -W 10 \
 	-m '{"id":"lcd-1","action":"rec","args":{"tag":"lcd"},"progress":false}') || fr_fail "command"
 [ "$(fr_json "$out" status)" = ok ] || fr_fail "command result: $out"
 lcd_expect 5 "the last command" "home1 1/1" "c2/rec ok"
@@ -63,7 +63,7 @@ lcd_expect 5 "the last command" "home1 1/1" "c2/rec ok"
 mosquitto_pub -p "$BPORT" -t fr/home1/display -m '台所の電気'
 lcd_expect 5 "display text with kanji (read by KAKASI) and kana" "home1 1/1" 'ﾀﾞｲﾄﾞｺﾛ ﾉ ﾃﾞﾝｷ'
 
-mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c2/cmd -e fr/test/r -W 10 \
+mosquitto_rr -p "$BPORT" -t fr/home1/ctl/c2/cmd -e fr/home1/reply/r -W 10 \
 	-m '{"id":"lcd-2","action":"fail","progress":false}' >/dev/null || fr_fail "failing command"
 lcd_expect 5 "a newer command replaces the text" "home1 1/1" "c2/fail failed"
 
