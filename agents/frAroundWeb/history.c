@@ -136,7 +136,10 @@ static int history_schema(struct history *h)
 	/* WAL: readers (shim answers) never wait for the writer and a commit is one sequential
 	 * append; synchronous=NORMAL: no fsync per commit (the WAL is synced at checkpoints), so a
 	 * power cut may lose the last second of points but never corrupts the file. */
+	/* Reads through mmap: no copy from the page cache for every page of a year's answer
+	 * (measured: a third of the answer's time went to read() copies). */
 	if (db_exec(h, "PRAGMA journal_mode = WAL") || db_exec(h, "PRAGMA synchronous = NORMAL") ||
+	    db_exec(h, "PRAGMA mmap_size = 268435456") ||
 	    db_exec(h, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) ") ||
 	    db_exec(h, "CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, "
 		       "home TEXT NOT NULL, ctl TEXT NOT NULL, sensor TEXT NOT NULL, "
@@ -533,17 +536,15 @@ void history_stats(const struct history *h, uint64_t *written, size_t *queued, u
 
 /* --- reading --- */
 
-static const char *const cursor_sql[2][2] = {
-	/* [from_raw][grouped] */
-	[0][0] = "SELECT ts, sum / n, min, max FROM agg WHERE series = ?1 AND ts >= ?2 AND ts <= ?3 "
-		 "ORDER BY ts LIMIT ?4",
-	[0][1] = "SELECT ?5 + ((ts - ?5) / ?6) * ?6 AS b, sum(sum) / sum(n), min(min), max(max) "
-		 "FROM agg WHERE series = ?1 AND ts >= ?2 AND ts <= ?3 GROUP BY b ORDER BY b LIMIT ?4",
-	[1][0] = "SELECT ts, value FROM raw WHERE series = ?1 AND ts >= ?2 AND ts <= ?3 "
-		 "ORDER BY ts LIMIT ?4",
-	[1][1] = "SELECT ?5 + ((ts - ?5) / ?6) * ?6 AS b, avg(value), min(value), max(value) "
-		 "FROM raw WHERE series = ?1 AND ts >= ?2 AND ts <= ?3 AND typeof(value) = 'real' "
-		 "GROUP BY b ORDER BY b LIMIT ?4",
+/* Rows in ts order; buckets are summed up here while reading (a GROUP BY on a computed bucket
+ * would sort every row first: measured 1.5x slower for a year of 5-minute buckets). */
+static const char *const cursor_sql[3] = {
+	[0] = "SELECT ts, value FROM raw WHERE series = ?1 AND ts >= ?2 AND ts <= ?3 "
+	      "ORDER BY ts LIMIT ?4",
+	[1] = "SELECT ts, 1, value, value, value FROM raw WHERE series = ?1 AND ts >= ?2 "
+	      "AND ts <= ?3 AND typeof(value) = 'real' ORDER BY ts",
+	[2] = "SELECT ts, n, sum, min, max FROM agg WHERE series = ?1 AND ts >= ?2 AND ts <= ?3 "
+	      "ORDER BY ts",
 };
 
 static int64_t ceil_div(int64_t a, int64_t b)
@@ -645,31 +646,48 @@ void history_cursor_free(struct history_cursor *c)
 static const double p10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
 			      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
 
-/* The digits of m (at least mindigits, zero-padded), with a '.' before the last point digits
- * (point 0: none). */
+static const char digits2[] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
+/* The digits of m with a '.' before the last point of them (point 0: none; zero-padded to at
+ * least point + 1 digits), trailing zeros of the fraction dropped. Returns the length. */
 static size_t put_digits(char *out, uint64_t m, int point)
 {
-	char tmp[32];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + m % 10);
-		m /= 10;
-	} while (m || n <= point);
-	size_t k = 0;
-	for (int i = n - 1; i >= 0; i--) {
-		out[k++] = tmp[i];
-		if (i == point && point > 0)
-			out[k++] = '.';
+	char tmp[24];
+	char *e = tmp + sizeof tmp, *p = e;
+	while (m >= 100) {
+		p -= 2;
+		memcpy(p, digits2 + 2 * (m % 100), 2);
+		m /= 100;
+	}
+	if (m >= 10) {
+		p -= 2;
+		memcpy(p, digits2 + 2 * m, 2);
+	} else {
+		*--p = (char)('0' + m);
+	}
+	while (e - p <= point)
+		*--p = '0';
+	size_t n = (size_t)(e - p);
+	if (point <= 0) {
+		memcpy(out, p, n);
+		return n;
 	}
 	/* "2.50" -> "2.5", "3.0" -> "3" */
-	if (point > 0) {
-		while (out[k - 1] == '0')
-			k--;
-		if (out[k - 1] == '.')
-			k--;
+	int frac = point;
+	while (frac > 0 && e[-1] == '0') {
+		e--;
+		frac--;
 	}
-	out[k] = '\0';
-	return k;
+	size_t ip = n - (size_t)point;
+	memcpy(out, p, ip);
+	if (!frac)
+		return ip;
+	out[ip] = '.';
+	memcpy(out + ip + 1, p + ip, (size_t)frac);
+	return ip + 1 + (size_t)frac;
 }
 
 /* v * 10^k, for any k a double's exponent may need (subnormals need more than 10^308). */
@@ -682,7 +700,7 @@ static double scale10(double v, int k)
 	return k >= 0 ? v * p10[k] : v / p10[-k];
 }
 
-size_t history_fmt_num(char *out, double v)
+static size_t fmt_num(char *out, double v)
 {
 	char *p = out;
 	if (!isfinite(v)) {
@@ -698,13 +716,15 @@ size_t history_fmt_num(char *out, double v)
 		v = -v;
 	}
 	/* Exact: v is the double nearest to m / 10^k, which is what reading "m with k decimals"
-	 * gives back. */
+	 * gives back. v * 10^k is then within a few ulps of m: anything farther is not worth the
+	 * division. */
 	if (v < 1e15) {
 		for (int k = 0; k <= 6; k++) {
-			double m = nearbyint(v * p10[k]);
-			if (m >= 9007199254740992.0)
+			double s = v * p10[k];
+			if (s >= 9007199254740991.0)
 				break;
-			if (m / p10[k] == v)
+			double m = (double)(int64_t)(s + 0.5);
+			if (fabs(s - m) <= s * 1e-15 && m / p10[k] == v)
 				return (size_t)(p - out) + put_digits(p, (uint64_t)m, k);
 		}
 	}
@@ -734,12 +754,18 @@ size_t history_fmt_num(char *out, double v)
 		size_t n = put_digits(p, m, 0);
 		while (n > 1 && p[n - 1] == '0')
 			n--;
-		p[n] = '\0';
 		return (size_t)(p - out) + n;
 	}
 	size_t n = put_digits(p, m, 14);
 	p += n;
 	return (size_t)(p - out) + (size_t)sprintf(p, "e%d", e);
+}
+
+size_t history_fmt_num(char *out, double v)
+{
+	size_t n = fmt_num(out, v);
+	out[n] = '\0';
+	return n;
 }
 
 static int buf_reserve(char **buf, size_t *len, size_t *cap, size_t more)
@@ -775,6 +801,113 @@ static int put_text(const char *t, char **buf, size_t *len, size_t *cap)
 	return rc;
 }
 
+/* Room for one more point: "[ts,v]" or "[ts,mean,min,max]" is at most 1 + 20 + 3 * 26 + 2
+ * bytes and a comma; a string is added by put_text. */
+#define POINT_MAX 128
+
+static char *point_start(char **buf, size_t *len, int64_t ts)
+{
+	char *p = *buf + *len;
+	if (*len > 0 && p[-1] == ']')
+		*p++ = ',';
+	*p++ = '[';
+	p += put_digits(p, (uint64_t)ts, 0);
+	*p++ = ',';
+	return p;
+}
+
+static long cursor_raw(struct history_cursor *c, sqlite3_stmt *st, size_t n, char **buf,
+		       size_t *len, size_t *cap)
+{
+	long got = 0;
+	int rc;
+	sqlite3_bind_int64(st, 4, (int64_t)n);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (buf_reserve(buf, len, cap, POINT_MAX) < 0)
+			return -ENOMEM;
+		int64_t ts = sqlite3_column_int64(st, 0);
+		char *p = point_start(buf, len, ts);
+		if (sqlite3_column_type(st, 1) == SQLITE_TEXT) {
+			*len = (size_t)(p - *buf);
+			if (put_text((const char *)sqlite3_column_text(st, 1), buf, len, cap) < 0)
+				return -ENOMEM;
+			p = *buf + *len;
+		} else {
+			p += fmt_num(p, sqlite3_column_double(st, 1));
+		}
+		*p++ = ']';
+		*len = (size_t)(p - *buf);
+		got++;
+		c->next = ts + 1;
+	}
+	if (rc != SQLITE_DONE)
+		return -EIO;
+	if ((size_t)got < n)
+		c->left = got;   /* the range is exhausted: this is the last part */
+	return got;
+}
+
+struct bucket {
+	int64_t start, n;
+	double sum, min, max;
+};
+
+static int bucket_put(const struct bucket *b, char **buf, size_t *len, size_t *cap)
+{
+	if (buf_reserve(buf, len, cap, POINT_MAX) < 0)
+		return -ENOMEM;
+	char *p = point_start(buf, len, b->start);
+	p += fmt_num(p, b->sum / (double)b->n);
+	*p++ = ',';
+	p += fmt_num(p, b->min);
+	*p++ = ',';
+	p += fmt_num(p, b->max);
+	*p++ = ']';
+	*len = (size_t)(p - *buf);
+	return 0;
+}
+
+static long cursor_buckets(struct history_cursor *c, sqlite3_stmt *st, size_t n, char **buf,
+			   size_t *len, size_t *cap)
+{
+	struct bucket b = { .n = 0 };
+	long got = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t ts = sqlite3_column_int64(st, 0);
+		int64_t start = c->base + (ts - c->base) / c->step * c->step;
+		if (b.n && start != b.start) {
+			if (bucket_put(&b, buf, len, cap) < 0)
+				return -ENOMEM;
+			if ((size_t)++got == n) {
+				c->next = start;   /* this row's bucket comes first next time */
+				return got;
+			}
+			b.n = 0;
+		}
+		int64_t rn = sqlite3_column_int64(st, 1);
+		double sum = sqlite3_column_double(st, 2), mn = sqlite3_column_double(st, 3),
+		       mx = sqlite3_column_double(st, 4);
+		if (!b.n) {
+			b = (struct bucket){ start, rn, sum, mn, mx };
+			continue;
+		}
+		b.n += rn;
+		b.sum += sum;
+		b.min = mn < b.min ? mn : b.min;
+		b.max = mx > b.max ? mx : b.max;
+	}
+	if (rc != SQLITE_DONE)
+		return -EIO;
+	if (b.n) {
+		if (bucket_put(&b, buf, len, cap) < 0)
+			return -ENOMEM;
+		got++;
+	}
+	c->left = got;   /* the range is exhausted: this is the last part */
+	return got;
+}
+
 long history_cursor_next(struct history_cursor *c, size_t n, char **buf, size_t *len, size_t *cap)
 {
 	struct history *h = c->h;
@@ -782,64 +915,24 @@ long history_cursor_next(struct history_cursor *c, size_t n, char **buf, size_t 
 		return 0;
 	if (n > c->left)
 		n = c->left;
-	bool grouped = c->res == HISTORY_BUCKETS && (c->from_raw || c->step != (int64_t)h->o.step_ms);
-	bool raw = c->res == HISTORY_RAW;
-	if (!c->st && sqlite3_prepare_v3(h->db, cursor_sql[c->from_raw || raw][grouped], -1,
-					 SQLITE_PREPARE_PERSISTENT, &c->st, NULL) != SQLITE_OK)
+	int which = c->res == HISTORY_RAW ? 0 : c->from_raw ? 1 : 2;
+	if (!c->st && sqlite3_prepare_v3(h->db, cursor_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+					 &c->st, NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_stmt *st = c->st;
 	sqlite3_reset(st);
 	sqlite3_bind_int64(st, 1, c->series);
 	sqlite3_bind_int64(st, 2, c->next);
 	sqlite3_bind_int64(st, 3, c->to);
-	sqlite3_bind_int64(st, 4, (int64_t)n);
-	if (grouped) {
-		sqlite3_bind_int64(st, 5, c->base);
-		sqlite3_bind_int64(st, 6, c->step);
-	}
-	long got = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		/* "[ts,v]" or "[ts,mean,min,max]": at most 1 + 20 + 3 * 26 + 2 bytes, a comma. */
-		if (buf_reserve(buf, len, cap, 128) < 0) {
-			sqlite3_reset(st);
-			return -ENOMEM;
-		}
-		char *p = *buf + *len;
-		int64_t ts = sqlite3_column_int64(st, 0);
-		if (*len > 0 && p[-1] == ']')
-			*p++ = ',';
-		*p++ = '[';
-		p += put_digits(p, (uint64_t)ts, 0);
-		*p++ = ',';
-		*len = (size_t)(p - *buf);
-		if (raw && sqlite3_column_type(st, 1) == SQLITE_TEXT) {
-			if (put_text((const char *)sqlite3_column_text(st, 1), buf, len, cap) < 0) {
-				sqlite3_reset(st);
-				return -ENOMEM;
-			}
-			p = *buf + *len;
-		} else {
-			p += history_fmt_num(p, sqlite3_column_double(st, 1));
-			if (!raw) {
-				*p++ = ',';
-				p += history_fmt_num(p, sqlite3_column_double(st, 2));
-				*p++ = ',';
-				p += history_fmt_num(p, sqlite3_column_double(st, 3));
-			}
-		}
-		*p++ = ']';
-		*len = (size_t)(p - *buf);
-		got++;
-		c->next = ts + (raw ? 1 : c->step);
-	}
+	long got = which == 0 ? cursor_raw(c, st, n, buf, len, cap)
+			      : cursor_buckets(c, st, n, buf, len, cap);
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
+	if (got == -EIO)
 		goto fail;
+	if (got < 0)
+		return got;
 	c->count += (size_t)got;
 	c->left -= (size_t)got;
-	if ((size_t)got < n)
-		c->left = 0;   /* the range is exhausted */
 	return got;
 fail:
 	log_warnx("history %s: read: %s", h->path, sqlite3_errmsg(h->db));
