@@ -743,6 +743,9 @@ static size_t fmt_num(char *out, double v)
 		m /= 10;
 		e++;
 	}
+	/* Rounded up past the largest double, it would read back as infinity. */
+	if (e == 308 && m > 179769313486231ULL)
+		m = 179769313486231ULL;
 	if (e >= -5 && e < 15) {
 		if (e >= 0)
 			return (size_t)(p - out) + put_digits(p, m, 14 - e);
