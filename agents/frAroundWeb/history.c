@@ -819,13 +819,14 @@ static char *point_start(char **buf, size_t *len, int64_t ts)
 	return p;
 }
 
-static long cursor_raw(struct history_cursor *c, sqlite3_stmt *st, size_t n, char **buf,
-		       size_t *len, size_t *cap)
+static long cursor_raw(struct history_cursor *c, sqlite3_stmt *st, size_t n, size_t max_bytes,
+		       char **buf, size_t *len, size_t *cap)
 {
 	long got = 0;
 	int rc;
+	size_t start = *len;
 	sqlite3_bind_int64(st, 4, (int64_t)n);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (*len - start < max_bytes && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (buf_reserve(buf, len, cap, POINT_MAX) < 0)
 			return -ENOMEM;
 		int64_t ts = sqlite3_column_int64(st, 0);
@@ -843,6 +844,8 @@ static long cursor_raw(struct history_cursor *c, sqlite3_stmt *st, size_t n, cha
 		got++;
 		c->next = ts + 1;
 	}
+	if (*len - start >= max_bytes)
+		return got;   /* full: more may follow */
 	if (rc != SQLITE_DONE)
 		return -EIO;
 	if ((size_t)got < n)
@@ -870,19 +873,20 @@ static int bucket_put(const struct bucket *b, char **buf, size_t *len, size_t *c
 	return 0;
 }
 
-static long cursor_buckets(struct history_cursor *c, sqlite3_stmt *st, size_t n, char **buf,
-			   size_t *len, size_t *cap)
+static long cursor_buckets(struct history_cursor *c, sqlite3_stmt *st, size_t n, size_t max_bytes,
+			   char **buf, size_t *len, size_t *cap)
 {
 	struct bucket b = { .n = 0 };
 	long got = 0;
 	int rc;
+	size_t begin = *len;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t ts = sqlite3_column_int64(st, 0);
 		int64_t start = c->base + (ts - c->base) / c->step * c->step;
 		if (b.n && start != b.start) {
 			if (bucket_put(&b, buf, len, cap) < 0)
 				return -ENOMEM;
-			if ((size_t)++got == n) {
+			if ((size_t)++got == n || *len - begin >= max_bytes) {
 				c->next = start;   /* this row's bucket comes first next time */
 				return got;
 			}
@@ -911,7 +915,13 @@ static long cursor_buckets(struct history_cursor *c, sqlite3_stmt *st, size_t n,
 	return got;
 }
 
-long history_cursor_next(struct history_cursor *c, size_t n, char **buf, size_t *len, size_t *cap)
+bool history_cursor_done(const struct history_cursor *c)
+{
+	return c->series == 0 || c->left == 0 || c->next > c->to;
+}
+
+long history_cursor_next(struct history_cursor *c, size_t n, size_t max_bytes, char **buf,
+			 size_t *len, size_t *cap)
 {
 	struct history *h = c->h;
 	if (c->series == 0 || c->left == 0 || c->next > c->to)
@@ -927,8 +937,8 @@ long history_cursor_next(struct history_cursor *c, size_t n, char **buf, size_t 
 	sqlite3_bind_int64(st, 1, c->series);
 	sqlite3_bind_int64(st, 2, c->next);
 	sqlite3_bind_int64(st, 3, c->to);
-	long got = which == 0 ? cursor_raw(c, st, n, buf, len, cap)
-			      : cursor_buckets(c, st, n, buf, len, cap);
+	long got = which == 0 ? cursor_raw(c, st, n, max_bytes, buf, len, cap)
+			      : cursor_buckets(c, st, n, max_bytes, buf, len, cap);
 	sqlite3_reset(st);
 	if (got == -EIO)
 		goto fail;

@@ -104,9 +104,12 @@ enum history_res history_cursor_res(const struct history_cursor *c);
 /* The bucket width in ms (0 for raw). */
 int64_t history_cursor_step(const struct history_cursor *c);
 /* Appends up to n more points as JSON array elements ("[..],[..]", no brackets around the
- * whole) to *buf (malloc'd, grown as needed; *len and *cap updated). Returns how many were
- * appended (0: the end), or -EIO / -ENOMEM. */
-long history_cursor_next(struct history_cursor *c, size_t n, char **buf, size_t *len, size_t *cap);
+ * whole) to *buf (malloc'd, grown as needed; *len and *cap updated), stopping after the point
+ * that makes them max_bytes or more. Returns how many were appended, or -EIO / -ENOMEM. */
+long history_cursor_next(struct history_cursor *c, size_t n, size_t max_bytes, char **buf,
+			 size_t *len, size_t *cap);
+/* True once every point of the answer was handed out. */
+bool history_cursor_done(const struct history_cursor *c);
 /* Points handed out so far. */
 size_t history_cursor_count(const struct history_cursor *c);
 void history_cursor_free(struct history_cursor *c);

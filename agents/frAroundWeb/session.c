@@ -22,8 +22,9 @@
 #define SESSION_AUTH_TRIES 5
 /* How long a publish waits for the broker's acknowledgment before it is answered timeout. */
 #define SESSION_PUBLISH_WAIT_MS 10000
-/* A history answer goes out in lines of at most this many points (about 150 KiB), at most
- * SESSION_HISTORY_BURST of them per turn of the loop: other clients are served in between. */
+/* A history answer goes out in lines of at most this many points (about 150 KiB; fewer when
+ * max_outq is small), at most SESSION_HISTORY_BURST of them per turn of the loop: other
+ * clients are served in between. */
 #define SESSION_HISTORY_CHUNK 4096
 #define SESSION_HISTORY_BURST 8
 
@@ -556,16 +557,19 @@ static bool hist_points(struct hist *q, cJSON *line)
 static void hist_pump(struct hist *q)
 {
 	struct session *s = q->s;
-	size_t room = s->d->conf->max_outq / 2;
+	/* A part is at most a quarter of max_outq (and one point more): with the queue drained
+	 * to half of it before the next, no client is ever cut off for its own answer. */
+	size_t room = s->d->conf->max_outq / 2, part = s->d->conf->max_outq / 4;
 	for (int burst = 0; burst < SESSION_HISTORY_BURST; burst++) {
 		if (shim_client_queued(s->c) > room)
 			break;
-		long n = history_cursor_next(q->cur, SESSION_HISTORY_CHUNK, &q->buf, &q->len, &q->cap);
+		long n = history_cursor_next(q->cur, SESSION_HISTORY_CHUNK, part, &q->buf, &q->len,
+					     &q->cap);
 		if (n < 0) {
 			hist_end(s, q, shimproto_error(q->id, SHIM_E_INTERNAL, "history unreadable"));
 			return;
 		}
-		if (n == SESSION_HISTORY_CHUNK) {
+		if (!history_cursor_done(q->cur)) {
 			/* More may follow: this part goes as an event. */
 			cJSON *ev = shimproto_event(q->id, "points");
 			if (!ev || !hist_points(q, ev)) {

@@ -66,11 +66,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
-	long got;
-	while ((got = history_cursor_next(c, 4, &buf, &len, &cap)) > 0)
-		;
-	if (got < 0)
-		abort();
+	for (int i = 0; !history_cursor_done(c); i++)
+		if (history_cursor_next(c, 4, 64, &buf, &len, &cap) < 0 || i > 100000)
+			abort();
 	char *text = malloc(len + 3);
 	snprintf(text, len + 3, "[%.*s]", (int)len, buf);
 	cJSON *a = cJSON_Parse(text);
