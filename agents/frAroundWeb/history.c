@@ -63,7 +63,7 @@ struct history {
 	struct qpoint *q;
 	size_t qlen, qcap;
 	bool full_logged;
-	uint64_t written, dropped, slowest_us;
+	uint64_t written, dropped, bad, slowest_us;
 	uint64_t bad_logged_at, bad_quiet;
 };
 
@@ -310,6 +310,7 @@ fail:
 
 static void history_bad(struct history *h, const char *topic, const char *why, uint64_t now)
 {
+	h->bad++;
 	if (h->bad_logged_at && now - h->bad_logged_at < HISTORY_LOG_EVERY_MS) {
 		h->bad_quiet++;
 		return;
@@ -525,13 +526,13 @@ int history_purge(struct history *h, uint64_t now)
 	return 0;
 }
 
-void history_stats(const struct history *h, uint64_t *written, size_t *queued, uint64_t *dropped,
-		   uint64_t *slowest_flush_us)
+void history_stats(const struct history *h, struct history_stats *st)
 {
-	*written = h->written;
-	*queued = h->qlen;
-	*dropped = h->dropped;
-	*slowest_flush_us = h->slowest_us;
+	st->written = h->written;
+	st->dropped = h->dropped;
+	st->bad = h->bad;
+	st->slowest_flush_us = h->slowest_us;
+	st->queued = h->qlen;
 }
 
 /* --- reading --- */

@@ -79,9 +79,13 @@ int history_on_message(struct history *h, const char *topic, const void *payload
 int history_flush(struct history *h);
 /* Deletes what is past its retention, as of now_ms. Runs by itself hourly with a loop. */
 int history_purge(struct history *h, uint64_t now_ms);
-/* Points written since open, points queued now, points dropped, slowest flush in us. */
-void history_stats(const struct history *h, uint64_t *written, size_t *queued, uint64_t *dropped,
-		   uint64_t *slowest_flush_us);
+/* Since open: points written, dropped (queue full) and refused (not a state); queued now; the
+ * slowest write transaction. */
+struct history_stats {
+	uint64_t written, dropped, bad, slowest_flush_us;
+	size_t queued;
+};
+void history_stats(const struct history *h, struct history_stats *st);
 
 /* A query: [from, to] in ms (both included), at most max_points points. */
 struct history_query {

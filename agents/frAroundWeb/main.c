@@ -144,6 +144,16 @@ static char *web_http(void *arg, const char *path, int *status, const char **cty
 		w->metrics.cache_topics = cache_count(w->cache);
 		for (int i = 0; i < CACHE_REFUSAL_COUNT; i++)
 			w->metrics.cache_refused[i] = cache_refused(w->cache, (enum cache_refusal)i);
+		if (w->history) {
+			struct history_stats st;
+			history_stats(w->history, &st);
+			w->metrics.history = true;
+			w->metrics.history_written = st.written;
+			w->metrics.history_dropped = st.dropped;
+			w->metrics.history_bad = st.bad;
+			w->metrics.history_queued = st.queued;
+			w->metrics.history_flush_max_us = st.slowest_flush_us;
+		}
 		return metrics_render(&w->metrics);
 	}
 	*status = 404;

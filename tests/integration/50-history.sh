@@ -21,6 +21,7 @@ fr_secret "$T/home.secret"
 BPORT=$(fr_free_port)
 APORT=$(fr_free_port)
 SPORT=$(fr_free_port)
+HPORT=$(fr_free_port)
 fr_mosquitto broker "$BPORT"
 fr_mhs_conf home1 "$APORT" "$BPORT"
 fr_start mhs "$FR_BIN/frMhs" -f -c "$T/mhs.conf"
@@ -39,7 +40,7 @@ cat >"$T/web.conf" <<CONF
 users_file = "$T/users.conf";
 audit_file = "$T/audit.log";
 shim = { address = "127.0.0.1"; port = $SPORT; max_outq = 65536; };
-http = { address = "127.0.0.1"; port = 0; };
+http = { address = "127.0.0.1"; port = $HPORT; };
 history = { file = "$T/history.db"; };
 mqtt = { uri = "mqtt://127.0.0.1:$BPORT"; backoff_min = 0.1; backoff_max = 1; };
 CONF
@@ -220,6 +221,10 @@ hist() { timeout -k 5 240 "$PY" "$T/hist.py" "$SPORT" "$BPORT" "$T" "$1" || fr_f
 hist 1
 fr_grep_log web "fr/home1/ctl/sim/state/wave: not recorded: not JSON" || fr_fail "garbage not logged with its reason"
 fr_ok "a garbage state payload is logged with its reason"
+M=$(curl -sf "http://127.0.0.1:$HPORT/metrics") || fr_fail "/metrics"
+grep -q '^fr_history_refused_total{reason="not_a_state"} 5$' <<<"$M" || fr_fail "metrics: $(grep history <<<"$M")"
+[ "$(awk '/^fr_history_points_total /{print $2}' <<<"$M")" -ge 10001 ] || fr_fail "metrics: $(grep history <<<"$M")"
+fr_ok "/metrics counts the values written and the 5 refused"
 
 # Both restarts re-deliver every retained state (the broker persists them).
 fr_stop broker

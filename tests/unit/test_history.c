@@ -172,6 +172,10 @@ START_TEST(garbage_logged_and_skipped)
 	ck_assert_int_eq(put("temp", "20", NOW - 1000), 1);
 	ck_assert_int_eq(history_flush(h), 0);
 	ck_answer(ask("temp", NOW - DAY_MS, NOW, 100, NULL, NULL), "[[1764061199000,20]]");
+	struct history_stats st;
+	history_stats(h, &st);
+	ck_assert_uint_eq(st.bad, 2);
+	ck_assert_uint_eq(st.written, 1);
 }
 END_TEST
 
@@ -358,15 +362,14 @@ START_TEST(queue_bound)
 	/* Once per fill. */
 	ck_assert_ptr_nonnull(strstr(log, "dropping new ones"));
 	ck_assert_ptr_null(strstr(strstr(log, "dropping new ones") + 1, "dropping new ones"));
-	uint64_t written, dropped, slowest;
-	size_t queued;
-	history_stats(h, &written, &queued, &dropped, &slowest);
-	ck_assert_uint_eq(queued, 3);
-	ck_assert_uint_eq(dropped, 2);
+	struct history_stats st;
+	history_stats(h, &st);
+	ck_assert_uint_eq(st.queued, 3);
+	ck_assert_uint_eq(st.dropped, 2);
 	ck_assert_int_eq(history_flush(h), 0);
-	history_stats(h, &written, &queued, &dropped, &slowest);
-	ck_assert_uint_eq(written, 3);
-	ck_assert_uint_eq(queued, 0);
+	history_stats(h, &st);
+	ck_assert_uint_eq(st.written, 3);
+	ck_assert_uint_eq(st.queued, 0);
 }
 END_TEST
 
@@ -377,10 +380,9 @@ static struct loop_timer poll_t;
 static void poll_written(void *arg)
 {
 	struct loop *loop = arg;
-	uint64_t written, dropped, slowest;
-	size_t queued;
-	history_stats(lh, &written, &queued, &dropped, &slowest);
-	if (written > 0)
+	struct history_stats st;
+	history_stats(lh, &st);
+	if (st.written > 0)
 		loop_stop(loop);
 	else
 		loop_timer_start(loop, &poll_t, 10);
@@ -404,25 +406,24 @@ START_TEST(batching)
 	o.flush_ms = 50;
 	h = lh = history_open(loop, &o);
 	ck_assert_ptr_nonnull(h);
-	uint64_t written, dropped, slowest;
-	size_t queued;
+	struct history_stats st;
 	for (int i = 0; i < 4; i++)
 		ck_assert_int_eq(put_at("temp", "1", (int64_t)loop_wall_ms() - 10000 + i,
 					(int64_t)loop_wall_ms()), 1);
-	history_stats(h, &written, &queued, &dropped, &slowest);
-	ck_assert_uint_eq(written, 0);
-	ck_assert_uint_eq(queued, 4);
+	history_stats(h, &st);
+	ck_assert_uint_eq(st.written, 0);
+	ck_assert_uint_eq(st.queued, 4);
 	/* The fifth fills the batch: written at once, in one transaction. */
 	ck_assert_int_eq(put_at("temp", "1", (int64_t)loop_wall_ms() - 5000,
 				(int64_t)loop_wall_ms()), 1);
-	history_stats(h, &written, &queued, &dropped, &slowest);
-	ck_assert_uint_eq(written, 5);
-	ck_assert_uint_eq(queued, 0);
+	history_stats(h, &st);
+	ck_assert_uint_eq(st.written, 5);
+	ck_assert_uint_eq(st.queued, 0);
 	/* One more waits for the timer. */
 	ck_assert_int_eq(put_at("temp", "2", (int64_t)loop_wall_ms() - 4000,
 				(int64_t)loop_wall_ms()), 1);
-	history_stats(h, &written, &queued, &dropped, &slowest);
-	ck_assert_uint_eq(queued, 1);
+	history_stats(h, &st);
+	ck_assert_uint_eq(st.queued, 1);
 	history_close(h);   /* counts restart from 0 */
 	h = lh = history_open(loop, &o);
 	ck_assert_ptr_nonnull(h);
@@ -436,9 +437,9 @@ START_TEST(batching)
 	ck_assert_int_eq(loop_run(loop), 0);
 	loop_timer_stop(loop, &bound);
 	loop_timer_stop(loop, &poll_t);
-	history_stats(h, &written, &queued, &dropped, &slowest);
-	ck_assert_uint_eq(written, 1);
-	ck_assert_uint_eq(queued, 0);
+	history_stats(h, &st);
+	ck_assert_uint_eq(st.written, 1);
+	ck_assert_uint_eq(st.queued, 0);
 	int64_t now = (int64_t)loop_wall_ms();
 	char *a = ask_now("temp", now - DAY_MS, now, 100, now, NULL, NULL);
 	int n = 0;
