@@ -544,7 +544,8 @@ static bool hist_points(struct hist *q, cJSON *line)
 	if (!text)
 		return false;
 	text[0] = '[';
-	memcpy(text + 1, q->buf, q->len);
+	if (q->len)   /* no point yet: no buffer either */
+		memcpy(text + 1, q->buf, q->len);
 	text[q->len + 1] = ']';
 	text[q->len + 2] = '\0';
 	q->len = 0;
