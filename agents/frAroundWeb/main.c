@@ -76,10 +76,11 @@ static void web_on_state(void *arg, const struct mqtt_msg *m)
 	struct web *w = arg;
 	if (cache_wants(w->cache, m->topic)) {
 		uint64_t now = loop_wall_ms();
-		cache_put(w->cache, m->topic, m->payload, m->len, m->retained, now);
+		int rc = cache_put(w->cache, m->topic, m->payload, m->len, m->retained, now);
 		w->metrics.cache_topics = cache_count(w->cache);
-		/* Like the cache: only what the home published as state is history. */
-		if (w->history && m->retained)
+		/* Only what the home published as state, and within the home's cache budget: a home
+		 * cannot fill the history file with sensors it has no room for. */
+		if (w->history && rc == 0)
 			history_on_message(w->history, m->topic, m->payload, m->len, now);
 	}
 }
