@@ -54,6 +54,7 @@ struct hist {
 	struct history_cursor *cur;       /* owned */
 	char *buf;                        /* points text; owned */
 	size_t len, cap;
+	char home[SHIM_NAME_MAX + 1];
 	struct hist *next;
 };
 
@@ -637,6 +638,7 @@ static void op_history(struct session *s, const struct shim_req *r)
 	else
 		cJSON_AddNumberToObject(o, "resolution", (double)history_cursor_step(q->cur));
 	q->s = s;
+	snprintf(q->home, sizeof q->home, "%s", r->home);
 	q->next = s->hists;
 	s->hists = q;
 	s->inflight++;
@@ -698,6 +700,11 @@ int session_set_users(struct session *s, const struct users *u)
 			 shim_client_peer(s->c), s->user->name, (*pp)->home);
 		s->d->metrics->errors[SHIM_E_FORBIDDEN]++;
 		csub_end(s, pp, shimproto_error((*pp)->id, SHIM_E_FORBIDDEN, "home no longer granted"));
+	}
+	for (struct hist *q = s->hists, *next; q; q = next) {
+		next = q->next;
+		if (!home_ok(s, q->home))
+			hist_end(s, q, shimproto_error(q->id, SHIM_E_FORBIDDEN, "home no longer granted"));
 	}
 	relay_end_ungranted(s->d->relay, s, session_granted);
 	return 0;

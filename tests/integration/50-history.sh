@@ -11,7 +11,7 @@
 #  - garbage state payloads are skipped with a logged reason and the next good one is recorded;
 #  - a broker restart and a frAroundWeb restart (both re-deliver every retained state) add no
 #    duplicate and lose nothing; points still queued at SIGTERM are written before the exit;
-#  - a home not granted is forbidden.
+#  - a home not granted is forbidden, also one revoked while its answer is being sent.
 . "$(dirname "$0")/lib.sh"
 
 # Debian's python3 has python3-paho-mqtt; a python3 earlier on PATH (pyenv) may not.
@@ -214,6 +214,44 @@ elif phase == "3":
     json.dump(late, open(tmp + "/late.json", "w"))
     ok("3 readings received and still queued just before the stop")
 
+elif phase == "5":
+    # A home revoked while its history answer is still being sent (the client does not read, so
+    # the answer waits for room): the answer ends with forbidden.
+    # 40000 readings: an answer (about 1 MB) larger than what the kernel's socket buffers hold.
+    t0 = now - 40000 * 12000 - 60000
+    big = [[t0 + i * 12000, i % 1000 + 0.5] for i in range(40000)]
+    publish([("fr/home1/ctl/sim/state/big", json.dumps({"value": v, "ts": ts})) for ts, v in big])
+    wait_history("big", "big", lambda p: len(p) >= len(big), ctl="sim", **{"from": t0, "max_points": 200000})
+    c2 = Client(slow=True)
+    c2.n = 100
+    c2.s.sendall(b'{"id":1,"op":"auth","token":"alice-token"}\n' + json.dumps(
+        {"id": 2, "op": "history", "home": "home1", "ctl": "sim", "sensor": "big", "from": t0,
+         "max_points": 200000}).encode() + b"\n")
+    time.sleep(0.5)
+    users = open(tmp + "/users.conf").read().replace('homes = ["home1"]', 'homes = ["home2"]')
+    open(tmp + "/users.conf", "w").write(users)
+    import os, signal, urllib.request
+    os.kill(int(open(tmp + "/web.pid").read()), signal.SIGHUP)
+    end = time.time() + 20
+    while json.loads(urllib.request.urlopen("http://127.0.0.1:%s/healthz" % sys.argv[5]).read())["users"]["reloads"] < 1:
+        if time.time() > end: fail("users never reloaded")
+        time.sleep(0.05)
+    got = []
+    while True:
+        while b"\n" not in c2.buf:
+            d = c2.s.recv(65536)
+            if not d: fail("connection closed")
+            c2.buf += d
+        l, c2.buf = c2.buf.split(b"\n", 1)
+        m = json.loads(l)
+        if m.get("id") == 2:
+            got.append(m)
+            if "ok" in m: break
+    if err(got[-1]) != "forbidden" or got[-1]["error"]["message"] != "home no longer granted":
+        fail("revoked answer ended with %r" % {k: v for k, v in got[-1].items() if k != "points"})
+    if sum(len(m.get("points", [])) for m in got) >= len(big): fail("the whole answer came")
+    ok("a history answer of a home revoked meanwhile ends with forbidden after %d parts" % (len(got) - 1))
+
 elif phase == "4":
     late = json.load(open(tmp + "/late.json"))
     f, pts, _ = c.history("late", ctl="sim", **{"from": now - 60000})
@@ -221,7 +259,7 @@ elif phase == "4":
     ok("points queued at SIGTERM were written before the exit")
 PY
 
-hist() { timeout -k 5 240 "$PY" "$T/hist.py" "$SPORT" "$BPORT" "$T" "$1" || fr_fail "phase $1"; }
+hist() { timeout -k 5 240 "$PY" "$T/hist.py" "$SPORT" "$BPORT" "$T" "$1" "$HPORT" || fr_fail "phase $1"; }
 hist 1
 fr_grep_log web "fr/home1/ctl/sim/state/wave: not recorded: not JSON" || fr_fail "garbage not logged with its reason"
 fr_ok "a garbage state payload is logged with its reason"
@@ -252,3 +290,4 @@ mv "$T/web.log" "$T/web-3.log"
 sed -i 's|^history = .*|history = { file = "'"$T"'/history.db"; };|' "$T/web.conf"
 web_up
 hist 4
+hist 5
