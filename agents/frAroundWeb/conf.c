@@ -67,11 +67,51 @@ static int conf_http(struct conf *c, const config_setting_t *root)
 	return 0;
 }
 
+#define DAY_MS (24ULL * 3600 * 1000)
+
+static int conf_history(struct conf *c, const config_setting_t *root)
+{
+	static const char *const keys[] = { "file", "keep_raw_days", "keep_days", "step",
+					    "flush_interval", "flush_points", "max_queue", NULL };
+	config_setting_t *g;
+	long long raw_days, days;
+	c->history_keep_raw_ms = 7 * DAY_MS;
+	c->history_keep_ms = 365 * DAY_MS;
+	c->history_step_ms = 300000;
+	c->history_flush_ms = 1000;
+	c->history_flush_points = 1000;
+	c->history_max_queue = 100000;
+	if (cfg_group(root, "history", false, keys, &g))
+		return -1;
+	if (!g)
+		return 0;
+	if (cfg_string_req(g, "file", &c->history_file) ||
+	    cfg_int(g, "keep_raw_days", 7, 1, 3650, &raw_days) ||
+	    cfg_int(g, "keep_days", 365, 1, 36500, &days) ||
+	    cfg_seconds_ms(g, "step", c->history_step_ms, 10000, 86400000, &c->history_step_ms) ||
+	    cfg_seconds_ms(g, "flush_interval", c->history_flush_ms, 10, 60000, &c->history_flush_ms) ||
+	    cfg_int(g, "flush_points", 1000, 1, 1000000, &c->history_flush_points) ||
+	    cfg_int(g, "max_queue", 100000, 1, 100000000, &c->history_max_queue))
+		return -1;
+	if (c->history_step_ms % 1000 != 0) {
+		cfg_error(config_setting_get_member(g, "step"), "step must be whole seconds");
+		return -1;
+	}
+	if (c->history_max_queue < c->history_flush_points) {
+		cfg_error(config_setting_get_member(g, "max_queue"), "max_queue below flush_points");
+		return -1;
+	}
+	c->history_keep_raw_ms = (uint64_t)raw_days * DAY_MS;
+	c->history_keep_ms = (uint64_t)days * DAY_MS;
+	return 0;
+}
+
 int conf_load(struct conf *c, const char *path)
 {
 	static const char *const keys[] = { "topic_prefix", "instance", "users_file", "audit_file",
 					    "shim", "http", "max_topics", "max_topics_per_home",
-					    "max_bytes_per_home", "mqtt", "user", "group", NULL };
+					    "max_bytes_per_home", "mqtt", "user", "group", "history",
+					    NULL };
 	memset(c, 0, sizeof *c);
 	if (cfg_load(&c->cfg, path) < 0)
 		return -1;
@@ -80,7 +120,7 @@ int conf_load(struct conf *c, const char *path)
 	    cfg_string(root, "instance", NULL, &c->instance) ||
 	    cfg_string(root, "users_file", "/etc/fr/users.conf", &c->users_file) ||
 	    cfg_string(root, "audit_file", "/var/lib/fr/audit.log", &c->audit_file) ||
-	    conf_shim(c, root) || conf_http(c, root) || cfg_user_group(root, &c->user, &c->group) ||
+	    conf_shim(c, root) || conf_http(c, root) || conf_history(c, root) || cfg_user_group(root, &c->user, &c->group) ||
 	    cfg_int(root, "max_topics", 100000, 16, 100000000, &c->max_topics) ||
 	    cfg_int(root, "max_topics_per_home", 4096, 4, 100000000, &c->max_topics_per_home) ||
 	    cfg_int(root, "max_bytes_per_home", 4 << 20, 4096, 1LL << 40, &c->max_bytes_per_home) ||

@@ -1,5 +1,6 @@
 /* conf: frAroundWeb's configuration file (libconfig): the shim listeners and their limits, the
- * users file, the audit file, the health/metrics HTTP listener, the cache and the broker. */
+ * users file, the audit file, the health/metrics HTTP listener, the cache, the sensor history
+ * and the broker. */
 #ifndef WEB_CONF_H
 #define WEB_CONF_H
 
@@ -31,6 +32,10 @@ struct conf {
 	uint64_t http_timeout_ms;
 	const char *user, *group;  /* NULL = keep the user it was started as */
 	long long max_topics, max_topics_per_home, max_bytes_per_home;   /* the cache */
+	/* sensor history (history.h); history_file NULL = not recorded */
+	const char *history_file;
+	uint64_t history_keep_raw_ms, history_keep_ms, history_step_ms, history_flush_ms;
+	long long history_flush_points, history_max_queue;
 	struct mqttconf mqtt;      /* broker */
 };
 

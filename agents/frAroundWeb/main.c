@@ -6,6 +6,7 @@
 #include "audit.h"
 #include "cache.h"
 #include "conf.h"
+#include "history.h"
 #include "http.h"
 #include "keys.h"
 #include "agent.h"
@@ -31,6 +32,7 @@ struct web {
 	struct conf conf;
 	struct users *users;
 	struct cache *cache;
+	struct history *history;   /* NULL: not configured */
 	struct audit *audit;
 	struct metrics metrics;
 	struct mqtt *mqtt;
@@ -73,8 +75,13 @@ static void web_on_state(void *arg, const struct mqtt_msg *m)
 {
 	struct web *w = arg;
 	if (cache_wants(w->cache, m->topic)) {
-		cache_put(w->cache, m->topic, m->payload, m->len, m->retained, loop_wall_ms());
+		uint64_t now = loop_wall_ms();
+		int rc = cache_put(w->cache, m->topic, m->payload, m->len, m->retained, now);
 		w->metrics.cache_topics = cache_count(w->cache);
+		/* Only what the home published as state, and within the home's cache budget: a home
+		 * cannot fill the history file with sensors it has no room for. */
+		if (w->history && rc == 0)
+			history_on_message(w->history, m->topic, m->payload, m->len, now);
 	}
 }
 
@@ -138,6 +145,16 @@ static char *web_http(void *arg, const char *path, int *status, const char **cty
 		w->metrics.cache_topics = cache_count(w->cache);
 		for (int i = 0; i < CACHE_REFUSAL_COUNT; i++)
 			w->metrics.cache_refused[i] = cache_refused(w->cache, (enum cache_refusal)i);
+		if (w->history) {
+			struct history_stats st;
+			history_stats(w->history, &st);
+			w->metrics.history = true;
+			w->metrics.history_written = st.written;
+			w->metrics.history_dropped = st.dropped;
+			w->metrics.history_bad = st.bad;
+			w->metrics.history_queued = st.queued;
+			w->metrics.history_flush_max_us = st.slowest_flush_us;
+		}
 		return metrics_render(&w->metrics);
 	}
 	*status = 404;
@@ -200,7 +217,13 @@ static void web_usage(FILE *f)
 "    response topic and correlation data, streams accepted/started and answers the result,\n"
 "    and appends one JSON line per finished request to the audit file; 'subscribe' streams\n"
 "    matching messages, each once per subscription (every broker subscription carries an MQTT 5\n"
-"    subscription identifier). Every client has bounded buffers; one that breaks a limit is\n"
+"    subscription identifier); 'history' answers a sensor's recorded values. With 'history'\n"
+"    configured, every sensor state change (numbers and strings) is recorded in one SQLite\n"
+"    file (WAL): raw points for keep_raw_days, and step-wide buckets (mean, min, max) of the\n"
+"    numbers for keep_days; a value re-delivered by the broker (same sensor, same ts) is\n"
+"    recorded once. Points are queued in memory and written in one transaction every\n"
+"    flush_interval seconds or flush_points points, whichever comes first.\n"
+"    Every client has bounded buffers; one that breaks a limit is\n"
 "    disconnected with a logged reason and never slows the others.\n"
 "    HTTP (HTTP/1.0, GET): /healthz (200 while the loop runs, with the broker state and the\n"
 "    users file's load: count, ignored entries, generation, reloads, last reload ok|failed),\n"
@@ -233,6 +256,9 @@ static void web_usage(FILE *f)
 "    max_topics = 100000;            # cache: topics in all; new ones beyond are refused\n"
 "    max_topics_per_home = 4096;     # cache: topics of one home (status, info, state)\n"
 "    max_bytes_per_home = 4194304;   # cache: topic + payload bytes of one home\n"
+"    history = { file = \"/var/lib/fr/history.db\";   # optional; without it nothing is recorded\n"
+"                keep_raw_days = 7; keep_days = 365; step = 300;   # buckets of step seconds\n"
+"                flush_interval = 1; flush_points = 1000; max_queue = 100000; };\n"
 "    mqtt = { uri = \"mqtts://broker.example.org:8883\"; username = \"web\";\n"
 "             password_file = \"/etc/fr/web-mqtt.pw\"; ca_file = \"/etc/ssl/certs/ca.pem\";\n"
 "             keepalive = 30; backoff_min = 0.5; backoff_max = 30; };   # MQTT 5 only\n"
@@ -246,6 +272,7 @@ static void web_usage(FILE *f)
 "    /etc/fr/frAroundWeb.conf   configuration\n"
 "    /etc/fr/users.conf         users, token hashes and granted homes\n"
 "    /var/lib/fr/audit.log      audit records, one JSON object per line\n"
+"    /var/lib/fr/history.db     sensor history, if configured (SQLite; -wal and -shm beside)\n"
 "    /run/fr/shim.sock          the shim's unix socket, if configured (mode 0660)\n"
 "\n"
 "SIGNALS\n"
@@ -276,6 +303,24 @@ static int web_setup(struct web *w)
 				    (size_t)c->max_bytes_per_home };
 	w->cache = cache_new(c->prefix, &lim);
 	w->audit = audit_open(c->audit_file);
+	if (c->history_file) {
+		struct history_opts ho;
+		history_defaults(&ho);
+		ho.path = c->history_file;
+		ho.prefix = c->prefix;
+		ho.raw_keep_ms = c->history_keep_raw_ms;
+		ho.agg_keep_ms = c->history_keep_ms;
+		ho.step_ms = c->history_step_ms;
+		ho.flush_ms = c->history_flush_ms;
+		ho.flush_max = (size_t)c->history_flush_points;
+		ho.queue_max = (size_t)c->history_max_queue;
+		if (!(w->history = history_open(w->loop, &ho)))
+			return -1;
+		log_info("history in %s (raw %llu days, %llu s buckets for %llu days)", c->history_file,
+			 (unsigned long long)(c->history_keep_raw_ms / 86400000),
+			 (unsigned long long)(c->history_step_ms / 1000),
+			 (unsigned long long)(c->history_keep_ms / 86400000));
+	}
 	if (!w->users || !w->cache || !w->audit)
 		return -1;
 	struct mqtt_opts mo = {
@@ -295,7 +340,7 @@ static int web_setup(struct web *w)
 	if (!w->subs || !w->relay)
 		return -1;
 	struct shim_deps d = { w->loop, c, w->mqtt, w->cache, w->relay, w->audit, &w->metrics,
-			       w->subs, w->users };
+			       w->subs, w->users, w->history };
 	w->shim = shim_new(&d);
 	if (!w->shim)
 		return -1;
@@ -346,6 +391,7 @@ static void web_teardown(struct web *w)
 	subs_free(w->subs);
 	mqtt_free(w->mqtt);
 	audit_free(w->audit);
+	history_close(w->history);   /* writes what is still queued */
 	cache_free(w->cache);
 	users_free(w->users);
 	loop_free(w->loop);

@@ -107,6 +107,22 @@ char *metrics_render(const struct metrics *m)
 	put(&b, "# HELP fr_mqtt_messages_total MQTT messages received.\n"
 		"# TYPE fr_mqtt_messages_total counter\nfr_mqtt_messages_total %llu\n",
 	    (unsigned long long)m->mqtt_messages);
+	if (m->history) {
+		put(&b, "# HELP fr_history_points_total Sensor values written to the history file.\n"
+			"# TYPE fr_history_points_total counter\nfr_history_points_total %llu\n",
+		    (unsigned long long)m->history_written);
+		put(&b, "# HELP fr_history_refused_total Sensor values not recorded, by reason.\n"
+			"# TYPE fr_history_refused_total counter\n"
+			"fr_history_refused_total{reason=\"not_a_state\"} %llu\n"
+			"fr_history_refused_total{reason=\"queue_full\"} %llu\n",
+		    (unsigned long long)m->history_bad, (unsigned long long)m->history_dropped);
+		put(&b, "# HELP fr_history_queued Sensor values waiting to be written.\n"
+			"# TYPE fr_history_queued gauge\nfr_history_queued %llu\n",
+		    (unsigned long long)m->history_queued);
+		put(&b, "# HELP fr_history_write_seconds_max The slowest write transaction since the start.\n"
+			"# TYPE fr_history_write_seconds_max gauge\nfr_history_write_seconds_max %.6f\n",
+		    (double)m->history_flush_max_us / 1e6);
+	}
 	if (b.oom) {
 		free(b.s);
 		return NULL;

@@ -32,6 +32,9 @@ struct metrics {
 	uint64_t cache_refused[CACHE_REFUSAL_COUNT];   /* copied from the cache when rendered */
 	bool mqtt_connected;
 	uint64_t mqtt_messages;
+	/* sensor history (copied from it when rendered); history false: not configured */
+	bool history;
+	uint64_t history_written, history_dropped, history_bad, history_queued, history_flush_max_us;
 };
 
 void metrics_relay(struct metrics *m, const char *status);

@@ -24,6 +24,8 @@ void session_free(struct session *s);
 void session_detach(struct session *s);
 /* Runs one parsed request (r->op valid). */
 void session_request(struct session *s, const struct shim_req *r);
+/* The client's output queue has room again (shim_client_want_drain): long answers go on. */
+void session_drained(struct session *s);
 /* A reloaded users table: the session follows its token to the user it now belongs to, and
  * ends (error forbidden) its subscriptions and requests in homes that user no longer has.
  * Returns -ENOENT when the token belongs to nobody any more (the caller disconnects), else 0. */

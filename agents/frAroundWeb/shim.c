@@ -38,6 +38,7 @@ struct client {
 	char *out;
 	size_t outoff, outlen, outcap;
 	bool pollout;          /* EPOLLOUT armed */
+	bool want_drain;       /* the session waits for the queue to drain (shim_client_want_drain) */
 	bool closing;          /* an error was sent; flush, then close */
 	enum metrics_disc close_why;
 	char close_reason[96];
@@ -133,6 +134,21 @@ void shim_client_send(struct client *c, const cJSON *o)
 	free(s);
 	if (!c->pollout)
 		client_flush(c);
+}
+
+size_t shim_client_queued(const struct client *c)
+{
+	return c->outlen - c->outoff;
+}
+
+void shim_client_want_drain(struct client *c)
+{
+	c->want_drain = true;
+	/* Nothing queued: nothing will drain, so say so at once on the next writable event. */
+	if (!c->pollout && !c->dead) {
+		c->pollout = true;
+		loop_io_mod(c->s->d.loop, c->fd, EPOLLIN | EPOLLOUT);
+	}
 }
 
 void shim_client_error(struct client *c, const cJSON *id, enum shim_err code, const char *msg)
@@ -299,6 +315,12 @@ static void client_on_io(void *arg, int fd, uint32_t events)
 		client_flush(c);
 		if (c->dead)
 			return;
+		if (c->want_drain && c->outlen - c->outoff <= s->d.conf->max_outq / 4) {
+			c->want_drain = false;
+			session_drained(c->sess);
+			if (c->dead)
+				return;
+		}
 	}
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return;

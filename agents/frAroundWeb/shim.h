@@ -27,6 +27,7 @@ struct metrics;
 struct users;
 struct conf;
 struct subs;
+struct history;
 struct shim;
 struct client;          /* one shim connection (shim.c) */
 
@@ -40,6 +41,7 @@ struct shim_deps {
 	struct metrics *metrics;
 	struct subs *subs;
 	const struct users *users;
+	struct history *history;   /* NULL: no history recorded (op history -> not_found) */
 };
 
 /* Opens the listeners of conf; NULL on error (logged). */
@@ -57,6 +59,11 @@ void shim_free(struct shim *s);
 /* For the session: queues one response line (dropped once the client is cut off; a client over
  * max_outq is cut off here). */
 void shim_client_send(struct client *c, const cJSON *line);
+/* Bytes queued to the client and not yet taken by its socket. */
+size_t shim_client_queued(const struct client *c);
+/* Calls session_drained once the queue is down to a quarter of max_outq: a long answer is
+ * made in parts as the client reads, never more than max_outq at a time. */
+void shim_client_want_drain(struct client *c);
 /* Sends an error line and counts it in the metrics. */
 void shim_client_error(struct client *c, const cJSON *id, enum shim_err code,
 		       const char *msg);

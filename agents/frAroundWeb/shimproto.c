@@ -15,7 +15,8 @@
 #define SHIM_INT_MAX_TEXT "9007199254740992"
 
 static const char *const op_names[SHIM_OP_COUNT] = {
-	"auth", "ping", "publish", "get", "list", "request", "subscribe", "unsubscribe", "audit"
+	"auth", "ping", "publish", "get", "list", "request", "subscribe", "unsubscribe", "audit",
+	"history"
 };
 
 static const char *const err_names[SHIM_E_COUNT] = {
@@ -374,6 +375,23 @@ enum shim_err shimproto_parse(const char *line, size_t len, struct shim_req *r, 
 			return bad(why, whylen, "missing 'sub'");
 		if (!valid_id(r->sub))
 			return bad(why, whylen, "'sub' must be the id of a subscribe request");
+		break;
+	case SHIM_OP_HISTORY:
+		if (get_name(o, "home", true, &r->home, why, whylen) ||
+		    get_name(o, "ctl", true, &r->ctl, why, whylen) ||
+		    get_name(o, "sensor", true, &r->sensor, why, whylen) ||
+		    get_num(o, "from", -1, 0, 9007199254740992.0, true, &d, why, whylen))
+			return SHIM_E_BAD_REQUEST;
+		r->from_ms = (int64_t)d;
+		if (get_num(o, "to", -1, 0, 9007199254740992.0, true, &d, why, whylen))
+			return SHIM_E_BAD_REQUEST;
+		r->to_ms = (int64_t)d;
+		if (get_num(o, "max_points", SHIM_HISTORY_POINTS_DEFAULT, 1, SHIM_HISTORY_POINTS_MAX,
+			    true, &d, why, whylen))
+			return SHIM_E_BAD_REQUEST;
+		r->max_points = (long)d;
+		if (r->from_ms >= 0 && r->to_ms >= 0 && r->from_ms > r->to_ms)
+			return bad(why, whylen, "'from' is after 'to'");
 		break;
 	case SHIM_OP_AUDIT:
 		if (get_num(o, "limit", 50, 1, SHIM_AUDIT_LIMIT_MAX, true, &d, why, whylen))

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SHIM_TOKEN_MAX 1024
 #define SHIM_TOPIC_MAX 1024
@@ -19,10 +20,14 @@
 #define SHIM_NAME_MAX 63
 #define SHIM_AUDIT_LIMIT_MAX 1000
 #define SHIM_WAIT_MAX_S 3600.0
+/* history: points per answer (a year of 5-minute buckets is 105120) and the default. */
+#define SHIM_HISTORY_POINTS_MAX 200000
+#define SHIM_HISTORY_POINTS_DEFAULT 1000
+#define SHIM_HISTORY_RANGE_DEFAULT_MS (24LL * 3600 * 1000)
 
 enum shim_op {
 	SHIM_OP_AUTH, SHIM_OP_PING, SHIM_OP_PUBLISH, SHIM_OP_GET, SHIM_OP_LIST, SHIM_OP_REQUEST,
-	SHIM_OP_SUBSCRIBE, SHIM_OP_UNSUBSCRIBE, SHIM_OP_AUDIT, SHIM_OP_COUNT
+	SHIM_OP_SUBSCRIBE, SHIM_OP_UNSUBSCRIBE, SHIM_OP_AUDIT, SHIM_OP_HISTORY, SHIM_OP_COUNT
 };
 
 enum shim_err {
@@ -40,8 +45,11 @@ struct shim_req {
 	const cJSON *payload;   /* publish: string or any JSON value */
 	int qos;                /* publish, default 1 */
 	bool retain;            /* publish, default false */
-	const char *home;       /* list (NULL = all granted), request */
-	const char *ctl, *action;           /* request */
+	const char *home;       /* list (NULL = all granted), request, history */
+	const char *ctl, *action;           /* request; ctl also history */
+	const char *sensor;     /* history */
+	int64_t from_ms, to_ms; /* history: -1 = not given */
+	long max_points;        /* history, default SHIM_HISTORY_POINTS_DEFAULT */
 	const cJSON *args;      /* request: object or NULL */
 	double timeout_s;       /* request: 0 = not given */
 	double deadline_s;      /* request: 0 = not given */

@@ -221,6 +221,57 @@ final class Client
      *
      * @return list<array>
      */
+    /**
+     * A sensor's recorded values (docs/shim.md "history"): raw points or buckets, at most
+     * $maxPoints, for [$from, $to] in Unix ms (defaults: the last 24 hours). A long answer
+     * comes in parts; they are put together here.
+     *
+     * @throws ForbiddenException the home is not granted
+     * @throws NotFoundException the server records no history
+     */
+    public function history(
+        string $home,
+        string $ctl,
+        string $sensor,
+        ?int $from = null,
+        ?int $to = null,
+        int $maxPoints = 1000,
+        ?float $timeout = null,
+    ): History {
+        $req = ['op' => 'history', 'home' => $home, 'ctl' => $ctl, 'sensor' => $sensor,
+            'max_points' => $maxPoints];
+        if ($from !== null) {
+            $req['from'] = $from;
+        }
+        if ($to !== null) {
+            $req['to'] = $to;
+        }
+        $deadline = Wire::now() + ($timeout ?? $this->timeout);
+        $id = $this->send($req, $deadline);
+        $points = [];
+        try {
+            while (true) {
+                $line = $this->next($id, $deadline, $this->generation);
+                if (!is_array($line['points'] ?? [])) {
+                    throw new ProtocolException('history: points not a list: ' . Wire::excerpt($line));
+                }
+                if (!array_key_exists('ok', $line)) {
+                    if (($line['event'] ?? null) === 'points') {
+                        array_push($points, ...$line['points']);
+                    }
+                    continue;
+                }
+                if ($line['ok'] !== true) {
+                    throw self::error($line, "history $home/$ctl/$sensor");
+                }
+                array_push($points, ...($line['points'] ?? []));
+                return History::fromLines($line, $points);
+            }
+        } finally {
+            unset($this->live[$id], $this->inbox[$id]);
+        }
+    }
+
     public function audit(int $limit = 50): array
     {
         $r = $this->call(['op' => 'audit', 'limit' => $limit]);

@@ -23,6 +23,7 @@ const CHROMIUM = process.env.FR_CHROMIUM || '/usr/bin/chromium';
 const STEP = 45_000; // the longest any single expectation may take
 
 let dir, env, demo, demoOut = '', ctx, page, url, password, brokerPort;
+const cspViolations = [];
 
 // A port free for TCP and UDP on 127.0.0.1 (the announce port is UDP).
 async function freePort() {
@@ -125,6 +126,7 @@ before(async () => {
 		page.setDefaultTimeout(STEP);
 		page.on('console', (m) => { if (m.type() === 'error') console.error(`[page] ${m.text()}`); });
 		page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+		page.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text()); });
 	} catch (e) {
 		failed = true;
 		throw e;
@@ -180,6 +182,99 @@ step('sign in: three controllers online with sensor values, first paint from the
 	assert.equal(await ctl('kitchen').getByLabel('state').evaluate((e) => e.tagName), 'SELECT');
 	assert.equal(await ctl('kitchen').getByLabel('seconds').getAttribute('pattern'), '[1-9]|1[0-9]|20');
 	await shot('02-signed-in');
+});
+
+// Sensor history. The demo's controllers have run for seconds only, so the test writes a day of
+// a controller's past readings first: retained state messages with past ts, published with the
+// home server's own broker account exactly as frMhs publishes a sensor change (docs/topics.md).
+// frAroundWeb records them like any change; the chart must then show each of them, and after
+// them the live readings of the real controller.
+// Waits until a history figure shows range (loaded, not loading).
+async function figIs(fig, range) {
+	await page.waitForFunction(([f, r]) => f.dataset.range === r && !('loading' in f.dataset) && f.dataset.count !== undefined,
+		[await fig.elementHandle(), range]);
+}
+
+const PAST = Array.from({ length: 24 }, (_, i) => ({ ts: Date.now() - (24 - i) * 50 * 60e3,
+	value: Math.round((19 + 3 * Math.sin(i / 3.5)) * 100) / 100 }));
+
+step('sensor history: a chart shows the values a controller produced over time, then live ones', async () => {
+	const homePw = readFileSync(join(dir, 'broker/homes/demo/mqtt.pw'), 'utf8').trim();
+	for (const p of PAST) {
+		const r = spawnSync('mosquitto_pub', ['-p', String(brokerPort), '-u', 'home-demo', '-P', homePw, '-r', '-q', '1',
+			'-t', 'fr/demo/ctl/kitchen/state/temp', '-m', JSON.stringify(p)], { encoding: 'utf8', timeout: 10_000 });
+		assert.equal(r.status, 0, `mosquitto_pub: ${r.stderr}`);
+	}
+	const fig = ctl('kitchen').locator('figure.chart[data-sensor="temp"]');
+	const day = fig.getByRole('button', { name: 'temp: last 24 h' });
+	// Recorded within a second or so (one write per second): reload the 24 h range until every
+	// past reading is in the chart's values table.
+	const deadline = Date.now() + STEP;
+	const have = () => fig.evaluate((f, ts) => ts.every((t) => f.querySelector(`tbody tr[data-ts="${t}"]`)), PAST.map((p) => p.ts));
+	while (!(await have())) {
+		assert.ok(Date.now() < deadline, 'the past readings never showed in the chart');
+		await page.waitForTimeout(300);
+		await day.click();
+		await figIs(fig, '24h');
+	}
+	assert.equal(await fig.getAttribute('data-kind'), 'numeric');
+	assert.equal(await fig.getAttribute('data-resolution'), 'raw');
+	assert.equal(await fig.locator('.plot canvas').count() > 0, true, 'uPlot drew a canvas');
+	for (const p of PAST) {
+		const cells = await fig.locator(`tbody tr[data-ts="${p.ts}"] td`).allTextContents();
+		assert.equal(cells[1], String(p.value), `the reading of ${new Date(p.ts).toISOString()}`);
+	}
+	// The text alternative says the same as the chart (also the canvas's label).
+	const summary = await fig.locator('[data-field="summary"]').textContent();
+	assert.match(summary, /^temp, last 24 h: \d+ readings, lowest [0-9.]+, highest [0-9.]+; latest /);
+	assert.equal(await fig.locator('.plot').getAttribute('aria-label'), summary);
+
+	// Live: the real controller's next readings are added as they come, the newest equal to the
+	// sensor's value on the card.
+	const before = Number(await fig.getAttribute('data-count'));
+	await page.waitForFunction(([f, n]) => Number(f.dataset.count) > n, [await fig.elementHandle(), before]);
+	await page.waitForFunction((f) => {
+		const newest = f.querySelector('tbody tr td:nth-child(2)')?.textContent;
+		const card = f.closest('article.ctl').querySelector('.sensor[data-sensor="temp"] [data-field="value"]').textContent;
+		return newest !== undefined && Number(newest) === Number(card);
+	}, await fig.elementHandle());
+	const newestTs = Number(await fig.locator('tbody tr').first().getAttribute('data-ts'));
+	assert.ok(newestTs > PAST[PAST.length - 1].ts, 'the newest point is a live one');
+
+	// The range selector works from the keyboard: focus, Enter and Space.
+	const week = fig.getByRole('button', { name: 'temp: last 7 d' });
+	await week.focus();
+	await page.keyboard.press('Enter');
+	await figIs(fig, '7d');
+	assert.equal(await week.getAttribute('aria-pressed'), 'true');
+	assert.equal(await day.getAttribute('aria-pressed'), 'false');
+	await page.keyboard.press('Tab');
+	await page.keyboard.press('Space');
+	// A year is more than the raw points' 7 days: averages of stored 5-minute buckets.
+	await figIs(fig, '1y');
+	assert.match(await fig.getAttribute('data-resolution'), /^[0-9]+$/);
+	assert.equal(Number(await fig.getAttribute('data-resolution')) % 300000, 0);
+	assert.deepEqual(await fig.locator('thead th').allTextContents(), ['From', 'Mean', 'Min', 'Max']);
+	assert.match(await fig.locator('[data-field="summary"]').textContent(), /averages of/);
+	await day.click();
+	await figIs(fig, '24h');
+	assert.equal(await fig.getAttribute('data-resolution'), 'raw');
+
+	// A string sensor (the lamp: on/off) shows a timeline of its values instead.
+	const lamp = ctl('kitchen').locator('figure.chart[data-sensor="lamp"]');
+	await page.waitForFunction((f) => f.dataset.kind === 'text' && f.querySelector('.timeline li'), await lamp.elementHandle());
+	const cardLamp = await ctl('kitchen').locator('.sensor[data-sensor="lamp"] [data-field="value"]').textContent();
+	assert.equal(await lamp.locator('.timeline li .tl-value').first().textContent(), cardLamp);
+	assert.deepEqual(cspViolations, [], 'no Content Security Policy violation');
+
+	// The whole card, without the sticky header over it: a viewport tall enough for it.
+	const vp = page.viewportSize();
+	await page.setViewportSize({ width: vp.width, height: 1600 });
+	await page.evaluate(() => window.scrollTo(0, 0));
+	await ctl('kitchen').screenshot({ path: join(ART, '07-history-chart.png') });
+	await page.setViewportSize(vp);
+	if (process.env.FR_README_SCREENSHOT === '1')
+		copyFileSync(join(ART, '07-history-chart.png'), join(ROOT, 'docs/screenshot-history.png'));
 });
 
 // Watches the request on the broker (the demo user may read its home): MQTT 5 properties too.

@@ -198,7 +198,7 @@ PHP_FPM=$(command -v php-fpm8.2 || command -v php-fpm || ls /usr/sbin/php-fpm* 2
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$PHP_FPM" ] || { echo "demo.sh: php-fpm not found (./fr deps)" >&2; exit 1; }
 [ -x "$NGINX" ] || { echo "demo.sh: nginx not found (./fr deps)" >&2; exit 1; }
-[ -f "$FR_ROOT/web/node_modules/mqtt/dist/mqtt.esm.js" ] ||
+[ -f "$FR_ROOT/web/node_modules/mqtt/dist/mqtt.esm.js" ] && [ -f "$FR_ROOT/web/node_modules/uplot/dist/uPlot.iife.min.js" ] ||
 	{ echo "demo.sh: web/node_modules missing (./fr deps runs npm ci in web/)" >&2; exit 1; }
 
 umask 077
@@ -256,6 +256,7 @@ users_file = "$S/web/users.conf";
 audit_file = "$D/audit.log";
 shim = { address = "127.0.0.1"; port = $SHIM_PORT; unix = "$D/shim.sock"; };
 http = { address = "127.0.0.1"; port = $METRICS_PORT; };
+history = { file = "$D/history.db"; };
 mqtt = { uri = "mqtt://127.0.0.1:$BROKER_PORT"; username = "fr-web";
          password_file = "$S/web/password"; backoff_min = 0.2; backoff_max = 2; };
 CONF

@@ -41,6 +41,7 @@ users_file = "$T/users.conf";
 audit_file = "$T/audit.log";
 shim = { address = "127.0.0.1"; port = $SPORT; unix = "$T/shim.sock"; max_line = 65536; };
 http = { address = "127.0.0.1"; port = 0; };
+history = { file = "$T/history.db"; };
 mqtt = { uri = "mqtt://127.0.0.1:$BPORT"; backoff_min = 0.1; backoff_max = 1; };
 CONF
 fr_start web "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"

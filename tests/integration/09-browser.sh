@@ -11,15 +11,18 @@ fail() { echo "FAIL: 09-browser: $*" >&2; exit 1; }
 [ -x /usr/bin/chromium ] || fail "/usr/bin/chromium missing (./fr deps installs chromium)"
 [ -d "$FR_SRC/tests/browser/node_modules/playwright-core" ] || fail "tests/browser/node_modules missing (./fr deps runs npm ci)"
 [ -f "$FR_SRC/web/node_modules/mqtt/dist/mqtt.esm.js" ] || fail "web/node_modules missing (./fr deps runs npm ci)"
+[ -f "$FR_SRC/web/node_modules/uplot/dist/uPlot.iife.min.js" ] || fail "web/node_modules/uplot missing (./fr deps runs npm ci)"
 command -v node >/dev/null || fail "node missing (./fr deps installs nodejs)"
 command -v php >/dev/null || fail "php missing (./fr deps installs php-cli)"
 
 # The page's sources at least parse (a syntax error would otherwise show only as a blank page).
-for f in "$FR_SRC"/web/public/*.php "$FR_SRC"/web/lib/*.php; do
+for f in "$FR_SRC"/web/public/*.php "$FR_SRC"/web/lib/*.php "$FR_SRC"/web/api/*.php; do
 	php -l "$f" >/dev/null || fail "php -l $f"
 done
-node --check "$FR_SRC/web/public/app.js" 2>/dev/null ||
-	node --input-type=module --check <"$FR_SRC/web/public/app.js" || fail "node --check web/public/app.js"
+for f in app.js charts.js; do
+	node --check "$FR_SRC/web/public/$f" 2>/dev/null ||
+		node --input-type=module --check <"$FR_SRC/web/public/$f" || fail "node --check web/public/$f"
+done
 
 STATE=$(mktemp -d /tmp/fr-browser.XXXXXX)
 # However the node process ends (even killed by the timeout), the demo it started is stopped.

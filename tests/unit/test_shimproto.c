@@ -60,6 +60,13 @@ START_TEST(every_op)
 	ck_assert_int_eq(r.limit, 50);
 	ck_assert_int_eq(parse("{\"id\":9,\"op\":\"audit\",\"limit\":3}"), SHIM_OK);
 	ck_assert_int_eq(r.limit, 3);
+	ck_assert_int_eq(parse("{\"id\":10,\"op\":\"history\",\"home\":\"h\",\"ctl\":\"c\",\"sensor\":\"temp\"}"), SHIM_OK);
+	ck_assert_int_eq(r.op, SHIM_OP_HISTORY);
+	ck_assert_str_eq(r.sensor, "temp");
+	ck_assert(r.from_ms == -1 && r.to_ms == -1 && r.max_points == SHIM_HISTORY_POINTS_DEFAULT);
+	ck_assert_int_eq(parse("{\"id\":10,\"op\":\"history\",\"home\":\"h\",\"ctl\":\"c\",\"sensor\":\"t\","
+			       "\"from\":1764061200000,\"to\":1764061200000,\"max_points\":200000}"), SHIM_OK);
+	ck_assert(r.from_ms == 1764061200000LL && r.to_ms == 1764061200000LL && r.max_points == 200000);
 	for (int i = 0; i < SHIM_OP_COUNT; i++)
 		ck_assert_str_ne(shimproto_op_name((enum shim_op)i), "?");
 	ck_assert_str_eq(shimproto_err_name(SHIM_E_TOO_LONG), "too_long");
@@ -201,6 +208,23 @@ START_TEST(bad_fields)
 	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"unsubscribe\",\"sub\":{}}"), SHIM_E_BAD_REQUEST);
 	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"audit\",\"limit\":0}"), SHIM_E_BAD_REQUEST);
 	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"audit\",\"limit\":1001}"), SHIM_E_BAD_REQUEST);
+	static const char *const bad_history[] = {
+		"\"ctl\":\"c\",\"sensor\":\"s\"", "\"home\":\"h\",\"sensor\":\"s\"", "\"home\":\"h\",\"ctl\":\"c\"",
+		"\"home\":\"h\",\"ctl\":\"c\",\"sensor\":\"a/b\"",
+		"\"home\":\"h\",\"ctl\":\"c\",\"sensor\":\"s\",\"from\":-1",
+		"\"home\":\"h\",\"ctl\":\"c\",\"sensor\":\"s\",\"from\":1.5",
+		"\"home\":\"h\",\"ctl\":\"c\",\"sensor\":\"s\",\"to\":\"now\"",
+		"\"home\":\"h\",\"ctl\":\"c\",\"sensor\":\"s\",\"to\":9007199254740994",
+		"\"home\":\"h\",\"ctl\":\"c\",\"sensor\":\"s\",\"from\":5,\"to\":4",
+		"\"home\":\"h\",\"ctl\":\"c\",\"sensor\":\"s\",\"max_points\":0",
+		"\"home\":\"h\",\"ctl\":\"c\",\"sensor\":\"s\",\"max_points\":200001",
+	};
+	for (size_t i = 0; i < sizeof bad_history / sizeof *bad_history; i++) {
+		char line[256];
+		snprintf(line, sizeof line, "{\"id\":1,\"op\":\"history\",%s}", bad_history[i]);
+		ck_assert_msg(parse(line) == SHIM_E_BAD_REQUEST, "accepted %s", line);
+	}
+	ck_assert_str_eq(why, "'max_points' must be an integer in 1..200000");
 	/* An escaped NUL would be cut away by cJSON and the rest passed on (issue 11 item 13). */
 	ck_assert_int_eq(parse("{\"id\":1,\"op\":\"request\",\"home\":\"h\",\"ctl\":\"c\",\"action\":\"a\",\"args\":{\"x\":\"a\\u0000b\"}}"), SHIM_E_BAD_REQUEST);
 	ck_assert_str_eq(why, "strings must not contain NUL (\\u0000)");

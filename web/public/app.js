@@ -1,8 +1,9 @@
 // fr web page, live part: MQTT 5 over wss (mqtt.js, served by us) straight to the broker with the
-// user's own account; keeps statuses, sensors and controllers current and runs actions with
-// progress and results. The server-rendered page (index.php) is the first paint; this only
+// user's own account; keeps statuses, sensors and controllers current (with each sensor's
+// history chart, charts.js) and runs actions with progress and results. The server-rendered page (index.php) is the first paint; this only
 // updates it, and builds cards for controllers that appear later.
 import mqtt from '/vendor/mqtt.esm.js';
+import { chartFor, chartLive } from '/charts.js';
 
 const app = document.getElementById('app');
 const conn = document.getElementById('conn');
@@ -97,10 +98,10 @@ function ctlEl(home, ctl, info) {
 		el('p', { class: 'meta' }, 'Last seen ', el('time', { 'data-field': 'last-seen' }, '—')),
 		el('dl', { class: 'sensors', 'data-field': 'sensors' }),
 		el('div', { class: 'actions' }, ...(info.actions || []).map((a) => actionForm(home, ctl, a))));
-	for (const s of info.sensors || []) sensorEl(c, s.name);
 	// Keep the cards in id order, as the server renders them.
 	const after = [...h.querySelectorAll('article.ctl')].find((x) => x.dataset.ctl > ctl);
 	h.querySelector('.ctls').insertBefore(c, after || null);
+	for (const s of info.sensors || []) sensorEl(c, s.name);
 	return c;
 }
 
@@ -110,6 +111,7 @@ function sensorEl(c, name) {
 		s = el('div', { class: 'sensor', 'data-sensor': name }, el('dt', {}, name),
 			el('dd', { 'data-field': 'value' }, '—'));
 		c.querySelector('[data-field="sensors"]').append(s);
+		chartFor(c, c.closest('section.home').dataset.home, c.dataset.ctl, name);
 	}
 	return s;
 }
@@ -161,7 +163,10 @@ function onMessage(topic, payload, packet) {
 		try { v = JSON.parse(text); } catch { v = { value: text }; }
 		const dd = sensorEl(c, parts[5]).querySelector('[data-field="value"]');
 		dd.textContent = fmtValue(v && typeof v === 'object' && 'value' in v ? v.value : v);
-		if (v && typeof v.ts === 'number') dd.title = `read ${fmtTime(v.ts)}`;
+		if (v && typeof v.ts === 'number') {
+			dd.title = `read ${fmtTime(v.ts)}`;
+			chartLive(c, parts[5], v.value, v.ts);
+		}
 	}
 }
 
@@ -247,6 +252,11 @@ function onSubmit(ev) {
 }
 
 for (const f of document.querySelectorAll('form.action')) f.addEventListener('submit', onSubmit);
+// Each sensor the server rendered gets its history figure.
+for (const s of document.querySelectorAll('article.ctl .sensor[data-sensor]')) {
+	const c = s.closest('article.ctl');
+	chartFor(c, c.closest('section.home').dataset.home, c.dataset.ctl, s.dataset.sensor);
+}
 
 // --- the connection -----------------------------------------------------------------------------
 

@@ -82,9 +82,11 @@ $csrf = $_SESSION['csrf'];
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title><?= $user === null ? 'Sign in — fr' : 'Homes — fr' ?></title>
+<link rel="stylesheet" href="/vendor/uPlot.min.css">
 <link rel="stylesheet" href="/style.css">
 <link rel="icon" href="/favicon.svg" type="image/svg+xml">
 <?php if ($user !== null): ?>
+<script src="/vendor/uPlot.iife.min.js" defer></script>
 <script type="module" src="/app.js"></script>
 <?php endif ?>
 </head>

@@ -8,6 +8,7 @@ use Fr\Bridge\Client;
 use Fr\Bridge\ConnectionException;
 use Fr\Bridge\ForbiddenException;
 use Fr\Bridge\FrException;
+use Fr\Bridge\History;
 use Fr\Bridge\Message;
 use Fr\Bridge\NotFoundException;
 use Fr\Bridge\TimeoutException;
@@ -165,6 +166,70 @@ final class ClientE2ETest extends TestCase
         $this->assertSame('online', $ctls[self::$ctl]['status']);
         $this->assertArrayHasKey('temp', $ctls[self::$ctl]['state']);
         $this->assertSame([self::$home], array_column($this->c->list(), 'home'));
+    }
+
+    /** Polls history($sensor) from $from until $done accepts it (20 s at most). */
+    private function historyUntil(string $sensor, int $from, callable $done, int $maxPoints = 1000): History
+    {
+        $end = microtime(true) + 20;
+        do {
+            $h = $this->c->history(self::$home, self::$ctl, $sensor, $from, null, $maxPoints);
+            if ($done($h)) {
+                return $h;
+            }
+            usleep(200000);
+        } while (microtime(true) < $end);
+        $this->fail("history of $sensor never got there: " . json_encode($h->points));
+    }
+
+    public function testHistoryRecordsWhatTheControllerReported(): void
+    {
+        $t0 = (int) floor(microtime(true) * 1000);
+        // The lamp's state sensor is a string: switch it away and back, two changes the
+        // controller reports by itself, and both must be in its timeline in that order.
+        $was = $this->c->get(sprintf('fr/%s/ctl/%s/state/lamp', self::$home, self::$ctl))['value'];
+        $other = $was === 'on' ? 'off' : 'on';
+        foreach ([$other, $was] as $state) {
+            $this->assertTrue($this->c->request(self::$home, self::$ctl, 'lamp', ['state' => $state])->isOk());
+            $h = $this->historyUntil('lamp', $t0, fn (History $h) => ($h->last()[1] ?? null) === $state);
+        }
+        $this->assertTrue($h->isRaw());
+        $this->assertSame([$other, $was], array_slice(array_column($h->points, 1), -2));
+        $ts = array_column($h->points, 0);
+        $this->assertGreaterThanOrEqual($t0, $ts[0]);
+        $sorted = $ts;
+        sort($sorted);
+        $this->assertSame($sorted, $ts, 'points oldest first');
+        $this->assertSame([self::$home, self::$ctl, 'lamp'], [$h->home, $h->ctl, $h->sensor]);
+
+        // The temperature: numbers, and the latest recorded point is exactly the retained state.
+        $h = $this->historyUntil('temp', $t0, function (History $h): bool {
+            $last = $this->c->get(sprintf('fr/%s/ctl/%s/state/temp', self::$home, self::$ctl));
+            return count($h->points) >= 2 && $h->last() === [$last['ts'], $last['value']];
+        });
+        foreach ($h->points as $p) {
+            $this->assertIsNumeric($p[1]);
+        }
+        // One point for the range: a bucket [start, mean, min, max] of those numbers.
+        $b = $this->c->history(self::$home, self::$ctl, 'temp', $t0, null, 1);
+        $this->assertIsInt($b->resolution);
+        $this->assertFalse($b->isRaw());
+        $this->assertCount(1, $b->points);
+        [$start, $mean, $min, $max] = $b->points[0];
+        $values = array_column($h->points, 1);
+        $this->assertLessThanOrEqual($t0, $start);
+        // The bucket reaches to now: readings after $h may widen it, never narrow it.
+        $this->assertLessThanOrEqual(min($values), $min);
+        $this->assertGreaterThanOrEqual(max($values), $max);
+        $this->assertTrue($min <= $mean && $mean <= $max);
+
+        $other = getenv('FR_OTHER_HOME') ?: 'home2';
+        try {
+            $this->c->history($other, self::$ctl, 'temp');
+            $this->fail('history of a home not granted');
+        } catch (ForbiddenException $e) {
+            $this->assertSame('forbidden', $e->getShimCode());
+        }
     }
 
     public function testGetOfNothingCachedThrowsNotFound(): void
