@@ -501,6 +501,8 @@ void ha_outcome(struct ha *h, const char *ctl, const char *action, const cJSON *
 	cJSON *attr = cJSON_Duplicate(result, 1);
 	cJSON_DeleteItemFromObjectCaseSensitive(attr, "type");
 	req_json_set(attr, "ctl", ctl);
+	if (!cJSON_GetObjectItemCaseSensitive(attr, "ts"))
+		cJSON_AddNumberToObject(attr, "ts", (double)loop_wall_ms());
 	if (cJSON_IsObject(args))
 		cJSON_AddItemToObject(attr, "args", cJSON_Duplicate(args, 1));
 	hamap_action_topic(&h->x, ctl, action, "attributes", t, sizeof t);

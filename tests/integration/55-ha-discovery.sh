@@ -207,3 +207,5 @@ fr_grep_log watch '^fr/home1/ha/kitchen/ping/set PRESS$' || fr_fail "alice's HA 
 grep -E 'evil|from-bob' "$T/watch.log" && fr_fail "a forbidden write reached home1's topics"
 fr_grep_log mhs1 'from-bob' && fr_fail "frMhs got bob's command"
 fr_ok "ACL: users read their homes' configs only, command their homes' entities only; no one else writes a home's configs"
+
+fr_clean_stop mhs1 mhs2 kitchen hall

@@ -236,3 +236,16 @@ fr_shipped_broker() {
 	fr_start "$name" mosquitto -c "$T/$name.conf" -v
 	fr_wait 10 "broker $name on port $port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 }
+
+# fr_clean_stop NAME...: stops each (SIGTERM, bounded) and fails if its log holds a sanitizer
+# report: in the AddressSanitizer build a leak is reported only when the process exits.
+fr_clean_stop() {
+	local n
+	for n in "$@"; do
+		fr_is_child "$(fr_pid "$n")" && fr_stop "$n"
+		if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T/$n.log"; then
+			fr_fail "$n: a sanitizer report in $T/$n.log"
+		fi
+	done
+	return 0
+}
