@@ -455,8 +455,10 @@ const char *hamap_state(const struct hamap_action *a, const char *value, const c
 		return NULL;
 	case HAMAP_SELECT:
 	case HAMAP_NUMBER:
-	case HAMAP_TEXT:
 		return value;
+	case HAMAP_TEXT:
+		/* Another requester's value may be longer than HA's text entity shows. */
+		return strlen(value) <= HAMAP_PAYLOAD_MAX ? value : NULL;
 	default:
 		return NULL;
 	}

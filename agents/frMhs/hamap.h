@@ -75,7 +75,8 @@ int hamap_value(const struct hamap_action *a, const char *payload, size_t len, c
 /* The state to publish after a successful run with argument value (NULL: the default was
  * used and is in value too), given the state published before (NULL if none): "ON"/"OFF"
  * for a switch (a toggle flips prev, and says nothing without it), the value for a select,
- * number or text; NULL when there is nothing to say (a button). */
+ * number or text (not a text longer than HA shows); NULL when there is nothing to say (a
+ * button). */
 const char *hamap_state(const struct hamap_action *a, const char *value, const char *prev);
 
 /* A name as it appears inside an HA object id or unique id: "_" becomes "_-", so the

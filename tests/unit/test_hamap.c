@@ -1,5 +1,5 @@
 /* Unit tests of hamap: which Home Assistant platform each action pattern gets, the payloads HA
- * sends turned into argument values, the states after a run, ids that never collide, the
+ * sends turned into argument values, the states after a run (and the ones HA could not show), ids that never collide, the
  * topics, and the config documents of a controller (docs/topics.md, "Home Assistant"). */
 #include "hamap.h"
 
@@ -232,6 +232,14 @@ START_TEST(test_states)
 	hamap_action_clear(&a);
 	one("[0-9]+", NULL, &a);
 	ck_assert_str_eq(hamap_state(&a, "42", NULL), "42");
+	hamap_action_clear(&a);
+	one("[a-z]+", NULL, &a);
+	char long_text[HAMAP_PAYLOAD_MAX + 2];
+	memset(long_text, 'a', sizeof long_text - 1);
+	long_text[sizeof long_text - 1] = '\0';
+	ck_assert_ptr_null(hamap_state(&a, long_text, NULL));   /* more than HA's text shows */
+	long_text[HAMAP_PAYLOAD_MAX] = '\0';
+	ck_assert_str_eq(hamap_state(&a, long_text, NULL), long_text);
 	hamap_action_clear(&a);
 	from_json("{\"name\":\"ping\"}", &a);
 	ck_assert_ptr_null(hamap_state(&a, "", NULL));
