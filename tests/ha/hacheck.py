@@ -98,8 +98,8 @@ class Client:
         info.wait_for_publish(10)
 
     def close(self):
-        self.c.loop_stop()
         self.c.disconnect()
+        self.c.loop_stop()
 
 
 def render(template, payload):
@@ -279,10 +279,13 @@ def command(a):
     cl.quiet(0.5, 5)   # the retained attributes and state of earlier runs
     n0 = len(cl.msgs)
     cl.publish(base + "set", a.payload.encode())
-    # The attributes change with every answer (a new id, or a refusal's new ts).
-    cl.wait(a.timeout, lambda: any(m[1] == base + "attributes" for m in cl.msgs[n0:]),
-            "new attributes on %sattributes after %r" % (base, a.payload))
-    attr = json.loads(cl.last[base + "attributes"])
+    # The attributes change with every answer (a new id, or a refusal's new ts) and come live,
+    # not from the broker's retained store (a late retained copy of an earlier answer).
+    def fresh():
+        return [m for m in cl.msgs[n0:] if m[1] == base + "attributes" and not m[3]]
+    cl.wait(a.timeout, lambda: fresh(), "new attributes on %sattributes after %r" % (base, a.payload))
+    with cl.lock:
+        attr = json.loads(fresh()[-1][2])
     if a.id_prefix and not str(attr.get("id")).startswith(a.id_prefix):
         fail("attributes of another request: %s" % attr)
     if a.status and attr.get("status") != a.status:
