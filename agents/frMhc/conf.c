@@ -3,6 +3,7 @@
 
 #include "cfg.h"
 #include "command.h"
+#include "frame.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -181,9 +182,39 @@ bad:
 	return 0;
 }
 
+/* A sensor's optional unit and device class, carried in hello and announces for Home
+ * Assistant (docs/lan-protocol.md): a unit is 1..31 bytes of UTF-8 without control
+ * characters, a device class [a-z0-9_]{1,63} (HA checks it against its own list). */
+static int conf_sensor_ha(struct conf_sensor *s, const config_setting_t *g, const char *what)
+{
+	if (cfg_string(g, "unit", NULL, &s->unit) || cfg_string(g, "device_class", NULL, &s->device_class))
+		return -1;
+	if (s->unit) {
+		size_t n = strlen(s->unit);
+		bool ok = n >= 1 && n <= 31 && frame_utf8_valid(s->unit, n);
+		for (const unsigned char *p = (const unsigned char *)s->unit; ok && *p; p++)
+			ok = *p >= 0x20 && *p != 0x7f;
+		if (!ok) {
+			cfg_error(config_setting_get_member(g, "unit"),
+				  "%s: unit must be 1..31 bytes of text (\"°C\", \"%%\")", what);
+			return -1;
+		}
+	}
+	if (s->device_class) {
+		size_t n = strspn(s->device_class, "abcdefghijklmnopqrstuvwxyz0123456789_");
+		if (n == 0 || n > 63 || s->device_class[n]) {
+			cfg_error(config_setting_get_member(g, "device_class"),
+				  "%s: device_class must be 1..63 of a-z 0-9 _ (\"temperature\")", what);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int conf_one_sensor(struct conf_sensor *s, const config_setting_t *g)
 {
-	static const char *const keys[] = { "name", "argv", "interval", "timeout", NULL };
+	static const char *const keys[] = { "name", "argv", "interval", "timeout", "unit",
+					    "device_class", NULL };
 	if (!config_setting_is_group(g)) {
 		cfg_error(g, "each sensor must be a group { name = ...; argv = [...]; interval = N; }");
 		return -1;
@@ -198,7 +229,8 @@ static int conf_one_sensor(struct conf_sensor *s, const config_setting_t *g)
 	snprintf(what, sizeof what, "sensor '%s'", s->name);
 	if (cfg_strings(g, "argv", true, &s->argv) || conf_check_argv(g, s->argv, what) ||
 	    cfg_seconds_ms(g, "interval", 10000, 100, 86400000, &s->interval_ms) ||
-	    cfg_seconds_ms(g, "timeout", 5000, 10, 3600000, &s->timeout_ms))
+	    cfg_seconds_ms(g, "timeout", 5000, 10, 3600000, &s->timeout_ms) ||
+	    conf_sensor_ha(s, g, what))
 		return -1;
 	return 0;
 }
@@ -340,6 +372,10 @@ cJSON *conf_sensors_json(const struct conf *c)
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "name", c->sensors[i].name);
 		cJSON_AddNumberToObject(o, "interval", (double)c->sensors[i].interval_ms / 1000.0);
+		if (c->sensors[i].unit)
+			cJSON_AddStringToObject(o, "unit", c->sensors[i].unit);
+		if (c->sensors[i].device_class)
+			cJSON_AddStringToObject(o, "device_class", c->sensors[i].device_class);
 		cJSON_AddItemToArray(arr, o);
 	}
 	return arr;

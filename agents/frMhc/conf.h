@@ -34,6 +34,8 @@ struct conf_sensor {
 	const char **argv;     /* owned array of borrowed strings */
 	uint64_t interval_ms;
 	uint64_t timeout_ms;
+	const char *unit;          /* NULL = none; "°C", "%": shown by Home Assistant */
+	const char *device_class;  /* NULL = none; one of Home Assistant's sensor device classes */
 };
 
 struct conf {

@@ -59,14 +59,19 @@ static void bridge_status_changed(struct bridge *b)
 		b->ops->on_status(b->arg);
 }
 
-static int bridge_publish(struct bridge *b, const char *topic, const char *payload, int qos,
-			  bool retain, const void *corr, size_t corr_len)
+static int bridge_send(struct bridge *b, const char *topic, const void *payload, size_t len,
+		       int qos, bool retain, const void *corr, size_t corr_len)
 {
-	int rc = mqtt_publish(b->mqtt, topic, payload, strlen(payload), qos, retain, NULL, corr,
-			      corr_len);
+	int rc = mqtt_publish(b->mqtt, topic, payload, len, qos, retain, NULL, corr, corr_len);
 	if (rc < 0)
 		b->n.publish_failed++;
 	return rc;
+}
+
+static int bridge_publish(struct bridge *b, const char *topic, const char *payload, int qos,
+			  bool retain, const void *corr, size_t corr_len)
+{
+	return bridge_send(b, topic, payload, strlen(payload), qos, retain, corr, corr_len);
 }
 
 static int bridge_publish_json(struct bridge *b, const char *topic, const cJSON *o, int qos,
@@ -155,6 +160,17 @@ static void bridge_on_cmd(struct bridge *b, const char *ctl, const struct mqtt_m
 out:
 	if (prc == 0)
 		command_clear(&cmd);
+}
+
+int bridge_subscribe(struct bridge *b, const char *filter, int qos, const struct mqtt_subopts *opts)
+{
+	return mqtt_subscribe_opts(b->mqtt, filter, qos, opts);
+}
+
+int bridge_publish_raw(struct bridge *b, const char *topic, const void *payload, size_t len,
+		       int qos, bool retain)
+{
+	return bridge_send(b, topic, payload, len, qos, retain, NULL, 0);
 }
 
 void bridge_reply(struct bridge *b, const struct req_route *rt, const cJSON *msg)
@@ -322,8 +338,11 @@ static void bridge_on_message(void *arg, const struct mqtt_msg *m)
 	struct bridge *b = arg;
 	struct topic t;
 	if (topic_parse(b->conf->prefix, m->topic, &t) == TOPIC_OTHER ||
-	    strcmp(t.home, b->conf->home) != 0)
+	    strcmp(t.home, b->conf->home) != 0) {
+		if (b->ops->on_other)
+			b->ops->on_other(b->arg, m);
 		return;
+	}
 	if (t.kind == TOPIC_DISPLAY) {
 		bridge_on_display(b, m);
 	} else if (t.kind == TOPIC_CTL && strcmp(t.leaf, "cmd") == 0) {

@@ -21,6 +21,8 @@ struct loop;
 struct bridge;
 struct command;
 struct req_route;
+struct mqtt_msg;
+struct mqtt_subopts;
 
 struct bridge_ops {
 	/* After every (re)connect: republish what is retained (controllers' status and info). */
@@ -34,6 +36,8 @@ struct bridge_ops {
 	void (*on_known_ctl)(void *arg, const char *ctl, const cJSON *info);
 	/* bridge_status changed (displays); may be NULL. */
 	void (*on_status)(void *arg);
+	/* A message on a topic the bridge does not handle itself (bridge_subscribe); may be NULL. */
+	void (*on_other)(void *arg, const struct mqtt_msg *m);
 };
 
 struct bridge_counters {
@@ -62,6 +66,12 @@ void bridge_ctl_event(struct bridge *b, const char *ctl, const cJSON *msg);
 void bridge_unclaimed_result(struct bridge *b, const char *ctl, const cJSON *msg);
 /* Retained fr/<home>/<leaf> (borrowed). */
 void bridge_publish_retained(struct bridge *b, const char *leaf, const cJSON *doc);
+/* For other modules of frMhs (ha.c): a subscription of their own, remembered across
+ * reconnects (opts may be NULL), and a message published as is; a refused publish is counted
+ * in publish_failed. 0 or <0 (mqtt.h). */
+int bridge_subscribe(struct bridge *b, const char *filter, int qos, const struct mqtt_subopts *opts);
+int bridge_publish_raw(struct bridge *b, const char *topic, const void *payload, size_t len,
+		       int qos, bool retain);
 /* A request ended (the displays show the last one). */
 void bridge_note_answer(struct bridge *b, const char *ctl, const char *action, const char *status);
 const struct bridge_counters *bridge_counters(const struct bridge *b);

@@ -4,6 +4,7 @@
 #include "cfg.h"
 #include "command.h"
 #include "log.h"
+#include "topic.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,13 +109,51 @@ static int conf_displays(struct conf *c, const config_setting_t *root)
 	return 0;
 }
 
+/* Topic levels of names separated by "/" ("homeassistant", "ha/discovery"): no wildcard,
+ * no empty level. */
+static bool conf_topic_ok(const char *t)
+{
+	char level[TOPIC_NAME_MAX + 1];
+	if (strlen(t) > 128)
+		return false;
+	while ((t = topic_level(t, level)) && *t)
+		t++;
+	return t != NULL;
+}
+
+static int conf_homeassistant(struct conf *c, const config_setting_t *root)
+{
+	static const char *const keys[] = { "enabled", "prefix", "status_topic", NULL };
+	static const char *const topics[] = { "prefix", "status_topic" };
+	config_setting_t *g;
+	c->ha_prefix = "homeassistant";
+	c->ha_status_topic = "homeassistant/status";
+	if (cfg_group(root, "homeassistant", false, keys, &g) || !g)
+		return g ? -1 : 0;
+	if (cfg_bool(g, "enabled", false, &c->ha_enabled) ||
+	    cfg_string(g, "prefix", "homeassistant", &c->ha_prefix) ||
+	    cfg_string(g, "status_topic", "homeassistant/status", &c->ha_status_topic))
+		return -1;
+	for (size_t i = 0; i < sizeof topics / sizeof *topics; i++) {
+		const char *t = i ? c->ha_status_topic : c->ha_prefix;
+		size_t pl = strlen(c->prefix);
+		if (!conf_topic_ok(t) || (strncmp(t, c->prefix, pl) == 0 && (!t[pl] || t[pl] == '/'))) {
+			const config_setting_t *s = config_setting_get_member(g, topics[i]);
+			cfg_error(s ? s : g, "homeassistant.%s must be topic levels of A-Z a-z 0-9 _ - separated by /, "
+				  "outside topic_prefix '%s'", topics[i], c->prefix);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int conf_load(struct conf *c, const char *path)
 {
 	static const char *const keys[] = { "home", "secret_file", "topic_prefix", "discovery",
 					    "link_listen", "controllers", "ping_interval",
 					    "ping_timeout", "mqtt", "result_grace", "dedup_max",
 					    "m5stack", "lcd", "handshake_timeout", "user", "group",
-					    "state_dir", "request_wait", NULL };
+					    "state_dir", "request_wait", "homeassistant", NULL };
 	memset(c, 0, sizeof *c);
 	if (cfg_load(&c->cfg, path) < 0)
 		return -1;
@@ -149,6 +188,8 @@ int conf_load(struct conf *c, const char *path)
 			  "topic_prefix must be one topic level of A-Z a-z 0-9 _ -");
 		return -1;
 	}
+	if (conf_homeassistant(c, root) < 0)
+		return -1;
 	if (!c->discovery_addr && !c->link_addr && c->nstatics == 0)
 		log_warnx("%s: no 'discovery', 'link_listen' or 'controllers': no controller can be found",
 			  path);

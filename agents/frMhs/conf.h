@@ -43,6 +43,10 @@ struct conf {
 	int serial_baud;
 	const char *lcd_device;      /* NULL = none */
 	int lcd_addr, lcd_width;
+	/* Home Assistant MQTT discovery (ha.h) */
+	bool ha_enabled;
+	const char *ha_prefix;       /* HA's discovery prefix, "homeassistant" */
+	const char *ha_status_topic; /* HA's birth and will, "homeassistant/status" */
 };
 
 int conf_load(struct conf *c, const char *path);

@@ -8,6 +8,7 @@
 #include "conf.h"
 #include "discovery.h"
 #include "display.h"
+#include "ha.h"
 #include "keys.h"
 #include "link.h"
 #include "listener.h"
@@ -43,6 +44,7 @@ struct mhs {
 	struct reqs *reqs;
 	struct discovery *disc;
 	struct bridge *bridge;
+	struct ha *ha;          /* Home Assistant discovery (removes old configs when off) */
 	struct display *disp;   /* NULL without m5stack/lcd in the config */
 	int lfd;
 	struct listener *listener;
@@ -138,6 +140,7 @@ static void mhs_publish_ctl(struct mhs *h, struct ctl *c)
 {
 	cJSON *info = ctl_info_json(c);
 	bridge_publish_ctl(h->bridge, ctl_id(c), info, ctl_online(c));
+	ha_ctl_info(h->ha, ctl_id(c), info);
 	cJSON_Delete(info);
 }
 
@@ -160,9 +163,10 @@ static void mhs_on_msg(void *arg, struct ctl *c, const cJSON *m)
 {
 	struct mhs *h = arg;
 	const char *type = cJSON_GetObjectItemCaseSensitive(m, "type")->valuestring;
-	if (strcmp(type, "event") == 0)
+	if (strcmp(type, "event") == 0) {
 		bridge_ctl_event(h->bridge, ctl_id(c), m);
-	else if (!reqs_ctl_msg(h->reqs, ctl_id(c), m) && strcmp(type, "result") == 0)
+		ha_ctl_event(h->ha, ctl_id(c), m);
+	} else if (!reqs_ctl_msg(h->reqs, ctl_id(c), m) && strcmp(type, "result") == 0)
 		/* A result for a request this home server does not know (sent by frcmd, or before
 		 * a restart that lost the state dir): the default result topic is the best place. */
 		bridge_unclaimed_result(h->bridge, ctl_id(c), m);
@@ -176,6 +180,7 @@ static const struct registry_ops mhs_registry_ops = { mhs_on_changed, mhs_on_lin
 static void mhs_on_connected(void *arg)
 {
 	struct mhs *h = arg;
+	ha_connected(h->ha);
 	for (struct ctl *c = registry_first(h->reg); c; c = registry_next(c))
 		mhs_publish_ctl(h, c);
 	mhs_stats(h, true);
@@ -200,11 +205,23 @@ static void mhs_on_known_ctl(void *arg, const char *ctl, const cJSON *info)
 {
 	struct mhs *h = arg;
 	registry_add_known(h->reg, ctl, info);
+	struct ctl *c = registry_find(h->reg, ctl);
+	if (c) {   /* known now: its Home Assistant configs stay */
+		cJSON *now = ctl_info_json(c);
+		ha_ctl_info(h->ha, ctl, now);
+		cJSON_Delete(now);
+	}
 	mhs_save_soon(h);
 }
 
+static void mhs_on_other(void *arg, const struct mqtt_msg *m) { ha_message(((struct mhs *)arg)->ha, m); }
+
 static const struct bridge_ops mhs_bridge_ops = { mhs_on_connected, mhs_on_request, mhs_known,
-						  mhs_on_known_ctl, mhs_on_status };
+						  mhs_on_known_ctl, mhs_on_status, mhs_on_other };
+
+/* --- Home Assistant -> requests --- */
+
+static const struct ha_ops mhs_ha_ops = { mhs_on_request };
 
 /* --- requests -> registry, bridge --- */
 
@@ -247,8 +264,14 @@ static void mhs_answered(void *arg, const char *ctl, const char *action, const c
 	bridge_note_answer(((struct mhs *)arg)->bridge, ctl, action, status);
 }
 
+static void mhs_outcome(void *arg, const char *ctl, const char *action, const cJSON *args,
+			const cJSON *result)
+{
+	ha_outcome(((struct mhs *)arg)->ha, ctl, action, args, result);
+}
+
 static const struct reqs_ops mhs_reqs_ops = { mhs_send, mhs_linked, mhs_action_timeout,
-					      mhs_why_not, mhs_reply, mhs_answered };
+					      mhs_why_not, mhs_reply, mhs_answered, mhs_outcome };
 
 /* --- process --- */
 
@@ -301,6 +324,10 @@ static void mhs_usage(FILE *f)
 "    only when its link is down and it missed 'offline_after' announce periods. Replies go\n"
 "    only under fr/<home>/reply/; counters are published in fr/<home>/stats. Its controllers\n"
 "    and open requests are kept in state_dir: after a restart it answers the requests it had.\n"
+"    With homeassistant.enabled it publishes Home Assistant MQTT discovery configs: each\n"
+"    controller a device, each sensor a sensor, each action a button, switch, select, number\n"
+"    or text; HA's plain payloads on fr/<home>/ha/<ctl>/<action>/set become requests, and\n"
+"    their results the entity's state and attributes (docs/topics.md, \"Home Assistant\").\n"
 "\n"
 "OPTIONS\n"
 "    -c, --config FILE   configuration file (required)\n"
@@ -337,6 +364,9 @@ static void mhs_usage(FILE *f)
 "             # uri may be a list (failover); version \"auto\" = MQTT 5, else 3.1.1\n"
 "    m5stack = { port = \"/dev/ttyUSB0\"; baud = 115200; };   # optional display\n"
 "    lcd = { device = \"/dev/i2c-1\"; address = 0x27; width = 16; };  # optional display\n"
+"    homeassistant = { enabled = false; prefix = \"homeassistant\";      # HA MQTT discovery;\n"
+"                      status_topic = \"homeassistant/status\"; };       # HA's birth message.\n"
+"                      # Off (the default): configs it published before are removed\n"
 "\n"
 "FILES\n"
 "    state_dir/lock, home, registry.json, requests.log   (format: agents/frMhs/store.h)\n"
@@ -370,6 +400,7 @@ static int mhs_setup(struct mhs *h)
 				    .handshake_timeout_ms = c->handshake_timeout_ms };
 	h->lctx = link_ctx_new(&lo);
 	h->bridge = bridge_new(h->loop, c, &mhs_bridge_ops, h);
+	h->ha = h->bridge ? ha_new(h->loop, c, h->bridge, &mhs_ha_ops, h) : NULL;
 	struct registry_opts ro = { .announce_interval_ms = c->announce_interval_ms,
 				    .offline_after = c->offline_after };
 	h->reg = registry_new(h->loop, h->lctx, &ro, &mhs_registry_ops, h);
@@ -377,7 +408,7 @@ static int mhs_setup(struct mhs *h)
 	struct reqs_opts qo = { .dedup_max = (size_t)c->dedup_max, .open_max = 10000,
 				.result_grace_ms = c->result_grace_ms };
 	h->reqs = reqs_new(h->loop, &qo, &mhs_reqs_ops, h, h->store);
-	if (!h->lctx || !h->bridge || !h->reg || !h->reqs)
+	if (!h->lctx || !h->bridge || !h->ha || !h->reg || !h->reqs)
 		return -1;
 	if (c->serial_port || c->lcd_device) {
 		h->disp = display_new(h->loop, c);
@@ -435,7 +466,7 @@ static int mhs_setup(struct mhs *h)
 	 * root. */
 	if (agent_drop_privileges(c->user, c->group) < 0)
 		return -1;
-	if (bridge_start(h->bridge) < 0)
+	if (ha_start(h->ha) < 0 || bridge_start(h->bridge) < 0)
 		return -1;
 	loop_timer_start(h->loop, &h->stats_timer, MHS_STATS_MS);
 	log_info("home %s: broker %s%s (MQTT %s), state dir %s", c->home, c->mqtt.uri,
@@ -458,6 +489,7 @@ static void mhs_teardown(struct mhs *h)
 	reqs_free(h->reqs);
 	registry_free(h->reg);
 	peerlimit_free(h->pending);
+	ha_free(h->ha);
 	bridge_free(h->bridge);
 	store_close(h->store);
 	if (h->lfd >= 0)

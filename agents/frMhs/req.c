@@ -157,6 +157,9 @@ static void req_finish(struct req *r, const cJSON *result)
 		 "the same id asked again is tried again)");
 	if (q->ops->answered)
 		q->ops->answered(q->arg, r->ctl, r->action, status);
+	if (q->ops->outcome)
+		q->ops->outcome(q->arg, r->ctl, r->action,
+				cJSON_GetObjectItemCaseSensitive(r->frame, "args"), result);
 	loop_timer_stop(q->loop, &r->timer);
 	req_write_step(q, r, "close");
 	req_unlink(q, r);

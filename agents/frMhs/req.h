@@ -61,6 +61,10 @@ struct reqs_ops {
 	void (*reply)(void *arg, const struct req_route *rt, const cJSON *msg);
 	/* A request got its final answer (displays, stats); may be NULL. */
 	void (*answered)(void *arg, const char *ctl, const char *action, const char *status);
+	/* The same with the request's arguments (its "args", NULL if none) and the final result
+	 * (both borrowed), for whoever follows an action's outcomes (ha.h); may be NULL. */
+	void (*outcome)(void *arg, const char *ctl, const char *action, const cJSON *args,
+			const cJSON *result);
 };
 
 struct reqs_opts {

@@ -5,8 +5,7 @@
 
 #include <string.h>
 
-/* Copies the level starting at s into out if it is a valid name; returns the end or NULL. */
-static const char *topic_level(const char *s, char out[TOPIC_NAME_MAX + 1])
+const char *topic_level(const char *s, char out[TOPIC_NAME_MAX + 1])
 {
 	const char *e = strchr(s, '/');
 	size_t n = e ? (size_t)(e - s) : strlen(s);

@@ -27,5 +27,8 @@ struct topic {
  * [A-Za-z0-9_-]{1,63}; a leaf must be non-empty. Returns the kind (TOPIC_OTHER when it does not
  * match); t->leaf borrows from topic. */
 enum topic_kind topic_parse(const char *prefix, const char *topic, struct topic *t);
+/* Copies the topic level that starts at s into out if it is a valid name; returns where the
+ * level ends ('/' or the end of s), or NULL. */
+const char *topic_level(const char *s, char out[TOPIC_NAME_MAX + 1]);
 
 #endif

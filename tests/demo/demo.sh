@@ -268,7 +268,11 @@ secret_file = "$S/homes/$HOME_ID/home.secret";
 discovery = { address = "127.255.255.255"; port = $ANNOUNCE_PORT; interval = 2; offline_after = 3; };
 state_dir = "$D/state-frMhs";
 mqtt = { uri = "mqtt://127.0.0.1:$BROKER_PORT"; username = "home-$HOME_ID";
-         password_file = "$S/homes/$HOME_ID/mqtt.pw"; version = 5; backoff_min = 0.2; backoff_max = 2; };# A pseudo-terminal stands in for the M5Stack (tests/integration/bin/ptydev): what frMhs
+         password_file = "$S/homes/$HOME_ID/mqtt.pw"; version = 5; backoff_min = 0.2; backoff_max = 2; };
+# Home Assistant MQTT discovery (README.md, "Use with Home Assistant"): an HA on the demo's
+# broker with the demo user's account sees the controllers as devices.
+homeassistant = { enabled = true; };
+# A pseudo-terminal stands in for the M5Stack (tests/integration/bin/ptydev): what frMhs
 # shows on it is appended to $D/m5stack/dev.N (docs/display-protocol.md).
 m5stack = { port = "$D/m5stack.tty"; baud = 115200; };
 CONF
@@ -290,7 +294,7 @@ actions = (
     args = ( { name = "seconds"; pattern = "[1-9]|1[0-9]|20"; default = "5"; } ); }
 );
 sensors = (
-  { name = "temp"; argv = ["$EX/temp"]; interval = 5; },
+  { name = "temp"; argv = ["$EX/temp"]; interval = 5; unit = "°C"; device_class = "temperature"; },
   { name = "lamp"; argv = ["$EX/lampstate", "$D/state-$c/lamp"]; interval = 1; }
 );
 CONF

@@ -217,3 +217,35 @@ fr_mem_bounded() {
 	fr_log "$1 VmHWM: $3 kB before, $hwm kB after; VmRSS now $(fr_vm "$2" VmRSS) kB"
 	[ $((hwm - $3)) -lt "$4" ] || fr_fail "$1 memory grew by $(((hwm - $3) / 1024)) MiB (bound $(($4 / 1024)) MiB)"
 }
+
+# fr_shipped_broker NAME STATE PORT: the production broker configuration (broker/mosquitto.conf.in
+# rendered by fr-admin broker-conf: the accounts and ACLs fr-admin keeps in STATE, the client-id
+# plugin) with its plain listener on 127.0.0.1:PORT, and its TLS and websockets listeners on free
+# ports with a throwaway self-signed certificate.
+fr_shipped_broker() {
+	local name=$1 state=$2 port=$3 tport wport
+	tport=$(fr_free_port)
+	wport=$(fr_free_port)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+		-keyout "$T/$name.key" -out "$T/$name.pem" >>"$T/$name.openssl.log" 2>&1 ||
+		fr_fail "openssl: a certificate for $name"
+	"$FR_SRC/broker/fr-admin" --state "$state" broker-conf "TLS_LISTENER=$tport 127.0.0.1" \
+		"WS_PORT=$wport" "LOCAL_PORT=$port" "CAFILE=$T/$name.pem" "CERTFILE=$T/$name.pem" \
+		"KEYFILE=$T/$name.key" USER=root LOG_DEST=stderr \
+		"CLIENTID_PLUGIN=$FR_BIN/../lib/fr_clientid.so" >"$T/$name.conf" || fr_fail "fr-admin broker-conf"
+	fr_start "$name" mosquitto -c "$T/$name.conf" -v
+	fr_wait 10 "broker $name on port $port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+}
+
+# fr_clean_stop NAME...: stops each (SIGTERM, bounded) and fails if its log holds a sanitizer
+# report: in the AddressSanitizer build a leak is reported only when the process exits.
+fr_clean_stop() {
+	local n
+	for n in "$@"; do
+		fr_is_child "$(fr_pid "$n")" && fr_stop "$n"
+		if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T/$n.log"; then
+			fr_fail "$n: a sanitizer report in $T/$n.log"
+		fi
+	done
+	return 0
+}

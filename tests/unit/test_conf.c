@@ -277,6 +277,41 @@ START_TEST(test_other_errors)
 }
 END_TEST
 
+/* A sensor's unit and device class (for Home Assistant) are checked and carried in hello and
+ * announces (docs/lan-protocol.md); without them nothing changes. */
+START_TEST(test_sensor_ha)
+{
+	struct conf c;
+	write_conf(HEAD "sensors = (\n"
+		   "  { name = \"temp\"; argv = [\"/bin/t\"]; unit = \"\xc2\xb0""C\"; device_class = \"temperature\"; },\n"
+		   "  { name = \"hum\"; argv = [\"/bin/h\"]; unit = \"%\"; },\n"
+		   "  { name = \"door\"; argv = [\"/bin/d\"]; }\n"
+		   ");\n");
+	ck_assert_int_eq(conf_load(&c, path), 0);
+	ck_assert_str_eq(c.sensors[0].unit, "\xc2\xb0""C");
+	ck_assert_str_eq(c.sensors[0].device_class, "temperature");
+	ck_assert_ptr_null(c.sensors[1].device_class);
+	ck_assert_ptr_null(c.sensors[2].unit);
+	cJSON *sens = conf_sensors_json(&c);
+	char *s = cJSON_PrintUnformatted(sens);
+	ck_assert_str_eq(s, "[{\"name\":\"temp\",\"interval\":10,\"unit\":\"\xc2\xb0""C\",\"device_class\":\"temperature\"},"
+			 "{\"name\":\"hum\",\"interval\":10,\"unit\":\"%\"},{\"name\":\"door\",\"interval\":10}]");
+	cJSON_free(s);
+	cJSON_Delete(sens);
+	conf_free(&c);
+	assert_load_fails(HEAD "sensors = (\n  { name = \"t\"; argv = [\"/bin/t\"]; unit = \"\"; }\n);\n",
+			  6, "sensor 't': unit must be 1..31 bytes of text");
+	assert_load_fails(HEAD "sensors = (\n  { name = \"t\"; argv = [\"/bin/t\"]; unit = \"a\\tb\"; }\n);\n",
+			  6, "sensor 't': unit must be 1..31 bytes of text");
+	assert_load_fails(HEAD "sensors = (\n  { name = \"t\"; argv = [\"/bin/t\"]; unit = \"0123456789012345678901234567890123\"; }\n);\n",
+			  6, "sensor 't': unit must be 1..31 bytes of text");
+	assert_load_fails(HEAD "sensors = (\n  { name = \"t\"; argv = [\"/bin/t\"]; device_class = \"Temperature\"; }\n);\n",
+			  6, "sensor 't': device_class must be 1..63 of a-z 0-9 _");
+	assert_load_fails(HEAD "sensors = (\n  { name = \"t\"; argv = [\"/bin/t\"]; device_class = 1; }\n);\n",
+			  6, "'device_class' must be a string");
+}
+END_TEST
+
 /* --- conf_action_argv --- */
 
 static cJSON *args_of(const char *json)
@@ -470,6 +505,7 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_default_must_match);
 	tcase_add_test(tc, test_duplicate_action);
 	tcase_add_test(tc, test_other_errors);
+	tcase_add_test(tc, test_sensor_ha);
 	tcase_add_test(tc, test_argv_matching);
 	tcase_add_test(tc, test_argv_default);
 	tcase_add_test(tc, test_argv_rejections);

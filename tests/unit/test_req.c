@@ -31,6 +31,7 @@ struct fx {
 	int sends;
 	cJSON *replies;           /* [{"topic","corr","msg"}] */
 	int answered;
+	cJSON *outcomes;          /* ["<action> <args> <status>"] */
 	struct loop_timer stop;
 };
 
@@ -96,7 +97,21 @@ static void fx_answered(void *arg, const char *ctl, const char *action, const ch
 	F.answered++;
 }
 
-static const struct reqs_ops ops = { fx_send, fx_linked, fx_timeout, fx_why, fx_reply, fx_answered };
+static void fx_outcome(void *arg, const char *ctl, const char *action, const cJSON *args,
+		       const cJSON *result)
+{
+	(void)arg;
+	char line[256];
+	char *a = args ? cJSON_PrintUnformatted(args) : NULL;
+	ck_assert_str_eq(ctl, CTL);
+	snprintf(line, sizeof line, "%s %s %s", action, a ? a : "-",
+		 cJSON_GetObjectItemCaseSensitive(result, "status")->valuestring);
+	free(a);
+	cJSON_AddItemToArray(F.outcomes, cJSON_CreateString(line));
+}
+
+static const struct reqs_ops ops = { fx_send,  fx_linked,   fx_timeout, fx_why,
+				     fx_reply, fx_answered, fx_outcome };
 
 static void fx_stop(void *arg)
 {
@@ -123,6 +138,7 @@ static void setup(void)
 	F.loop = loop_new();
 	loop_timer_init(&F.stop, fx_stop, NULL);
 	F.replies = cJSON_CreateArray();
+	F.outcomes = cJSON_CreateArray();
 	F.timeout_ms = LONG_MS;
 	fx_open(100, 100);
 }
@@ -134,6 +150,7 @@ static void teardown(void)
 	loop_timer_stop(F.loop, &F.stop);
 	loop_free(F.loop);
 	cJSON_Delete(F.replies);
+	cJSON_Delete(F.outcomes);
 	if (dir[0]) {
 		char cmd[128];
 		snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -417,6 +434,24 @@ START_TEST(test_duplicate_flag)
 }
 END_TEST
 
+/* Whoever follows outcomes (Home Assistant's states, ha.h) hears of every final answer once,
+ * with the request's arguments: a real result, frMhs's own offline, not a repeat's answer. */
+START_TEST(test_outcome)
+{
+	F.linked = true;
+	ask("u1", "t1", false, LONG_MS);
+	from_ctl("result", "u1", "ok", "\"exit_code\":0");
+	ask("u1", "t2", false, LONG_MS);   /* answered from the table: no second outcome */
+	F.linked = false;
+	ask("u2", "t1", false, 5);
+	run_ms(60);
+	ck_assert_int_eq(cJSON_GetArraySize(F.outcomes), 2);
+	ck_assert_str_eq(cJSON_GetArrayItem(F.outcomes, 0)->valuestring, "lamp {\"state\":\"on\"} ok");
+	ck_assert_str_eq(cJSON_GetArrayItem(F.outcomes, 1)->valuestring, "lamp {\"state\":\"on\"} offline");
+	ck_assert_int_eq(F.answered, 2);
+}
+END_TEST
+
 START_TEST(test_bounds)
 {
 	F.linked = true;
@@ -523,6 +558,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_offline_then_again);
 	tcase_add_test(tc, test_retry_and_late_outcome);
 	tcase_add_test(tc, test_duplicate_flag);
+	tcase_add_test(tc, test_outcome);
 	tcase_add_test(tc, test_bounds);
 	tcase_add_test(tc, test_restart);
 	suite_add_tcase(s, tc);
