@@ -44,7 +44,9 @@ struct simctx {
 	uint64_t interval_ms;
 	/* events mode */
 	int nevents, pushed;
+	double rate;          /* events per second; 0 = as fast as the link drains */
 	double t_push0, t_push1;
+	uint64_t wall_push0;  /* when the first event was pushed, wall clock ms */
 	struct loop_timer t_push, t_linger;
 	double linger_s;
 	/* counters */
@@ -90,9 +92,18 @@ static void sim_push(void *arg)
 	struct simctx *x = s->x;
 	if (!s->link || !link_is_up(s->link))
 		return;
-	if (x->pushed == 0)
+	if (x->pushed == 0) {
 		x->t_push0 = sim_now_ms();
-	while (x->pushed < x->nevents && link_outq_len(s->link) < SIM_OUTQ_HIGH) {
+		x->wall_push0 = loop_wall_ms();
+	}
+	/* Paced (-R): as many as the schedule says by now, never ahead of it. */
+	int due = x->nevents;
+	if (x->rate > 0) {
+		due = (int)((sim_now_ms() - x->t_push0) * x->rate / 1000.0) + 1;
+		if (due > x->nevents)
+			due = x->nevents;
+	}
+	while (x->pushed < due && link_outq_len(s->link) < SIM_OUTQ_HIGH) {
 		char ev[192];
 		int len = snprintf(ev, sizeof ev,
 				   "{\"type\":\"event\",\"kind\":\"state\",\"sensor\":\"s\",\"value\":%d,\"ts\":%llu}",
@@ -107,7 +118,7 @@ static void sim_push(void *arg)
 	}
 	if (x->pushed < x->nevents || link_outq_len(s->link) > 0) {
 		/* Queue high (or draining): let the loop write, come back in a moment. */
-		loop_timer_start(x->loop, &x->t_push, x->pushed < x->nevents &&
+		loop_timer_start(x->loop, &x->t_push, x->pushed < due &&
 					 link_outq_len(s->link) < SIM_OUTQ_HIGH ? 0 : 1);
 		return;
 	}
@@ -330,10 +341,11 @@ static void sim_on_signal(void *arg, const struct signalfd_siginfo *si)
 
 static void sim_usage(FILE *f)
 {
-	fputs("usage: ctlsim events -s SECRET [-l ADDR] [-p PORT] -n EVENTS [-L LINGER] [-T SECS]\n"
+	fputs("usage: ctlsim events -s SECRET [-l ADDR] [-p PORT] -n EVENTS [-R RATE] [-L LINGER] [-T SECS]\n"
 	      "       ctlsim discovery -s SECRET -a ANNOUNCE_ADDR:PORT -n CONTROLLERS [-I INTERVAL] [-T SECS]\n"
 	      "  events: one controller 'sim-ev' listening on ADDR:PORT (default 127.0.0.1:0,\n"
-	      "          printed as LISTEN <port>) pushes EVENTS sensor events after hello.\n"
+	      "          printed as LISTEN <port>) pushes EVENTS sensor events after hello, RATE\n"
+	      "          per second (default: as fast as the link's output queue drains).\n"
 	      "  discovery: controllers sim-0000.. on 127.0.1.1.. announce every INTERVAL seconds\n"
 	      "          (default 5) and accept frMhs's links. -T: time bound (default 60).\n", f);
 }
@@ -350,7 +362,7 @@ int main(int argc, char **argv)
 	double bound = 60, interval = 5;
 	struct simctx x = { .exit_code = 1, .ufd = -1, .linger_s = 2 };
 	optind = 2;
-	while ((ch = getopt(argc, argv, "s:l:p:n:a:I:L:T:v")) != -1) {
+	while ((ch = getopt(argc, argv, "s:l:p:n:a:I:L:R:T:v")) != -1) {
 		switch (ch) {
 		case 's': secret_file = optarg; break;
 		case 'l': listen_host = optarg; break;
@@ -359,12 +371,14 @@ int main(int argc, char **argv)
 		case 'a': ann = optarg; break;
 		case 'I': interval = atof(optarg); break;
 		case 'L': x.linger_s = atof(optarg); break;
+		case 'R': x.rate = atof(optarg); break;
 		case 'T': bound = atof(optarg); break;
 		case 'v': verbose++; break;
 		default: sim_usage(stderr); return 2;
 		}
 	}
 	if (!secret_file || n < 1 || bound <= 0 || interval < 0.1 || port < 0 || port > 65535 ||
+	    x.rate < 0 ||
 	    (!events && (!ann || n > 250 * 200))) {
 		sim_usage(stderr);
 		return 2;
@@ -439,6 +453,8 @@ int main(int argc, char **argv)
 	if (events) {
 		cJSON_AddNumberToObject(o, "pushed", x.pushed);
 		cJSON_AddNumberToObject(o, "push_s", x.t_push1 > 0 ? (x.t_push1 - x.t_push0) / 1e3 : 0);
+		cJSON_AddNumberToObject(o, "rate", x.rate);
+		cJSON_AddNumberToObject(o, "first_push_wall_ms", (double)x.wall_push0);
 	}
 	sim_line("RESULT", o);
 out:
