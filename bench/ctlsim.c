@@ -45,6 +45,7 @@ struct simctx {
 	/* events mode */
 	int nevents, pushed;
 	double rate;          /* events per second; 0 = as fast as the link drains */
+	bool hold;            /* -w: push only once SIGUSR1 said go */
 	double t_push0, t_push1;
 	uint64_t wall_push0;  /* when the first event was pushed, wall clock ms */
 	struct loop_timer t_push, t_linger;
@@ -90,7 +91,7 @@ static void sim_push(void *arg)
 {
 	struct sim *s = arg;
 	struct simctx *x = s->x;
-	if (!s->link || !link_is_up(s->link))
+	if (!s->link || !link_is_up(s->link) || !s->hello || x->hold)
 		return;
 	if (x->pushed == 0) {
 		x->t_push0 = sim_now_ms();
@@ -339,13 +340,26 @@ static void sim_on_signal(void *arg, const struct signalfd_siginfo *si)
 	loop_stop(x->loop);
 }
 
+/* -w: the bench says go once frMhs is connected to its broker too, so that the events are
+ * not offered to a home server that could only buffer them. */
+static void sim_on_go(void *arg, const struct signalfd_siginfo *si)
+{
+	struct simctx *x = arg;
+	(void)si;
+	if (!x->hold)
+		return;
+	x->hold = false;
+	sim_push(&x->sims[0]);
+}
+
 static void sim_usage(FILE *f)
 {
-	fputs("usage: ctlsim events -s SECRET [-l ADDR] [-p PORT] -n EVENTS [-R RATE] [-L LINGER] [-T SECS]\n"
+	fputs("usage: ctlsim events -s SECRET [-l ADDR] [-p PORT] -n EVENTS [-R RATE] [-w] [-L LINGER] [-T SECS]\n"
 	      "       ctlsim discovery -s SECRET -a ANNOUNCE_ADDR:PORT -n CONTROLLERS [-I INTERVAL] [-T SECS]\n"
 	      "  events: one controller 'sim-ev' listening on ADDR:PORT (default 127.0.0.1:0,\n"
 	      "          printed as LISTEN <port>) pushes EVENTS sensor events after hello, RATE\n"
-	      "          per second (default: as fast as the link's output queue drains).\n"
+	      "          per second (default: as fast as the link's output queue drains); with -w\n"
+	      "          only once it got SIGUSR1 too.\n"
 	      "  discovery: controllers sim-0000.. on 127.0.1.1.. announce every INTERVAL seconds\n"
 	      "          (default 5) and accept frMhs's links. -T: time bound (default 60).\n", f);
 }
@@ -362,7 +376,7 @@ int main(int argc, char **argv)
 	double bound = 60, interval = 5;
 	struct simctx x = { .exit_code = 1, .ufd = -1, .linger_s = 2 };
 	optind = 2;
-	while ((ch = getopt(argc, argv, "s:l:p:n:a:I:L:R:T:v")) != -1) {
+	while ((ch = getopt(argc, argv, "s:l:p:n:a:I:L:R:wT:v")) != -1) {
 		switch (ch) {
 		case 's': secret_file = optarg; break;
 		case 'l': listen_host = optarg; break;
@@ -372,6 +386,7 @@ int main(int argc, char **argv)
 		case 'I': interval = atof(optarg); break;
 		case 'L': x.linger_s = atof(optarg); break;
 		case 'R': x.rate = atof(optarg); break;
+		case 'w': x.hold = true; break;
 		case 'T': bound = atof(optarg); break;
 		case 'v': verbose++; break;
 		default: sim_usage(stderr); return 2;
@@ -409,6 +424,11 @@ int main(int argc, char **argv)
 	for (int i = 0; i < x.nsims; i++)
 		if (sim_setup(&x, &x.sims[i], i, events ? listen_host : NULL, (uint16_t)port) < 0)
 			goto out;
+	/* Before LISTEN is printed: a go (SIGUSR1) may follow at once. */
+	loop_signal_add(x.loop, SIGTERM, sim_on_signal, &x);
+	loop_signal_add(x.loop, SIGINT, sim_on_signal, &x);
+	if (events)
+		loop_signal_add(x.loop, SIGUSR1, sim_on_go, &x);
 	if (!events) {
 		char host[64];
 		const char *colon = strrchr(ann, ':');
@@ -440,8 +460,6 @@ int main(int argc, char **argv)
 	cJSON_AddNumberToObject(o, "start_wall_ms", (double)loop_wall_ms());
 	sim_line("STARTED", o);
 	loop_timer_start(x.loop, &x.t_bound, (uint64_t)(bound * 1000));
-	loop_signal_add(x.loop, SIGTERM, sim_on_signal, &x);
-	loop_signal_add(x.loop, SIGINT, sim_on_signal, &x);
 	loop_run(x.loop);
 	o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "controllers", x.nsims);
