@@ -71,7 +71,8 @@ awk -F'|' '/^\| / && $2 != " measure " && $2 !~ /^-/ {
 	if ($5 !~ /[0-9]/) { bad = 1; print "no figure: " $0 }
 	if ($7 !~ /info/ && $8 !~ /\*\*(yes|no)\*\*/) { bad = 1; print "goal not judged: " $0 }
 } END { exit bad }' "$T/bench.md" >&2 || fr_fail "a row without a figure or a verdict"
-grep -q '^Load average' "$T/bench.md" || fr_fail "the load during the run is not recorded"
+grep -q '^- rep 1 rtt: load average .* other processes [0-9]* % of [0-9]* CPUs, steal [0-9]* %' "$T/bench.md" ||
+	fr_fail "the load during the run is not recorded"
 # Nothing of the run is left behind: neither its processes nor its work directory.
 left=$(pgrep -a -f -- "$T/fr-bench" || true)
 [ -z "$left" ] || fr_fail "bench/run left processes behind: $left"
