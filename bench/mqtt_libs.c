@@ -484,6 +484,28 @@ int main(int argc, char **argv)
 	else
 		bl_mosq_start(&b);
 	loop_run(b.loop);
-	/* Exits without tearing the clients down: the broker sees the connection close. */
+	/* No DISCONNECT: the broker sees the connection close, as when a process ends. */
+	if (b.paho) {
+		MQTTAsync_destroy(&b.pc);
+		loop_wake_free(b.wake);
+		pthread_mutex_destroy(&b.lock);
+		for (struct msg *x = b.head, *next; x; x = next) {
+			next = x->next;
+			free(x->topic);
+			free(x->rtopic);
+			free(x->payload);
+			free(x->corr);
+			free(x);
+		}
+	} else {
+		loop_timer_stop(b.loop, &b.misc);
+		loop_io_del(b.loop, mosquitto_socket(b.mc));
+		mosquitto_destroy(b.mc);
+		mosquitto_lib_cleanup();
+	}
+	loop_timer_stop(b.loop, &b.bound);
+	loop_free(b.loop);
+	free(b.lat);
+	free(b.t_sent);
 	return b.exit_code;
 }
