@@ -366,6 +366,10 @@ static void sim_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		sim_usage(stdout);
+		return 0;
+	}
 	if (argc < 2 || (strcmp(argv[1], "events") && strcmp(argv[1], "discovery"))) {
 		sim_usage(stderr);
 		return 2;

@@ -436,7 +436,20 @@ int main(int argc, char **argv)
 	char pw[256] = "";
 	int opt, secs = 60;
 
-	while ((opt = getopt(argc, argv, "l:p:n:k:t:r:U:F:T:h")) != -1) {
+	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("usage: mqtt_libs echo|rtt -l paho|mosq -p PORT [-n N] [-k IN_FLIGHT]\n"
+		       "                 [-t REQUEST_TOPIC] [-r RESPONSE_PREFIX] [-U USER -F PASSWORD_FILE]\n"
+		       "                 [-T SECONDS]\n"
+		       "  echo: answers every request on REQUEST_TOPIC (default bench/req) to its MQTT 5\n"
+		       "        response topic, with its correlation data, until -T.\n"
+		       "  rtt:  sends N requests (default 2000), K in flight (default 1), with response\n"
+		       "        topic RESPONSE_PREFIX/<client id>; prints RESULT {json}: requests/s and,\n"
+		       "        per round trip, median and p99.\n"
+		       "  -l:   paho (MQTTAsync, its threads handing over to the loop) or mosq\n"
+		       "        (libmosquitto's external-loop API). Exit 0 when all N completed.\n");
+		return 0;
+	}
+	while ((opt = getopt(argc, argv, "l:p:n:k:t:r:U:F:T:")) != -1) {
 		switch (opt) {
 		case 'l': b.paho = strcmp(optarg, "paho") == 0; break;
 		case 'p': b.port = atoi(optarg); break;
