@@ -44,7 +44,10 @@ struct simctx {
 	uint64_t interval_ms;
 	/* events mode */
 	int nevents, pushed;
+	double rate;          /* events per second; 0 = as fast as the link drains */
+	bool hold;            /* -w: push only once SIGUSR1 said go */
 	double t_push0, t_push1;
+	uint64_t wall_push0;  /* when the first event was pushed, wall clock ms */
 	struct loop_timer t_push, t_linger;
 	double linger_s;
 	/* counters */
@@ -88,11 +91,20 @@ static void sim_push(void *arg)
 {
 	struct sim *s = arg;
 	struct simctx *x = s->x;
-	if (!s->link || !link_is_up(s->link))
+	if (!s->link || !link_is_up(s->link) || !s->hello || x->hold)
 		return;
-	if (x->pushed == 0)
+	if (x->pushed == 0) {
 		x->t_push0 = sim_now_ms();
-	while (x->pushed < x->nevents && link_outq_len(s->link) < SIM_OUTQ_HIGH) {
+		x->wall_push0 = loop_wall_ms();
+	}
+	/* Paced (-R): as many as the schedule says by now, never ahead of it. */
+	int due = x->nevents;
+	if (x->rate > 0) {
+		due = (int)((sim_now_ms() - x->t_push0) * x->rate / 1000.0) + 1;
+		if (due > x->nevents)
+			due = x->nevents;
+	}
+	while (x->pushed < due && link_outq_len(s->link) < SIM_OUTQ_HIGH) {
 		char ev[192];
 		int len = snprintf(ev, sizeof ev,
 				   "{\"type\":\"event\",\"kind\":\"state\",\"sensor\":\"s\",\"value\":%d,\"ts\":%llu}",
@@ -107,7 +119,7 @@ static void sim_push(void *arg)
 	}
 	if (x->pushed < x->nevents || link_outq_len(s->link) > 0) {
 		/* Queue high (or draining): let the loop write, come back in a moment. */
-		loop_timer_start(x->loop, &x->t_push, x->pushed < x->nevents &&
+		loop_timer_start(x->loop, &x->t_push, x->pushed < due &&
 					 link_outq_len(s->link) < SIM_OUTQ_HIGH ? 0 : 1);
 		return;
 	}
@@ -328,18 +340,36 @@ static void sim_on_signal(void *arg, const struct signalfd_siginfo *si)
 	loop_stop(x->loop);
 }
 
+/* -w: the bench says go once frMhs is connected to its broker too, so that the events are
+ * not offered to a home server that could only buffer them. */
+static void sim_on_go(void *arg, const struct signalfd_siginfo *si)
+{
+	struct simctx *x = arg;
+	(void)si;
+	if (!x->hold)
+		return;
+	x->hold = false;
+	sim_push(&x->sims[0]);
+}
+
 static void sim_usage(FILE *f)
 {
-	fputs("usage: ctlsim events -s SECRET [-l ADDR] [-p PORT] -n EVENTS [-L LINGER] [-T SECS]\n"
+	fputs("usage: ctlsim events -s SECRET [-l ADDR] [-p PORT] -n EVENTS [-R RATE] [-w] [-L LINGER] [-T SECS]\n"
 	      "       ctlsim discovery -s SECRET -a ANNOUNCE_ADDR:PORT -n CONTROLLERS [-I INTERVAL] [-T SECS]\n"
 	      "  events: one controller 'sim-ev' listening on ADDR:PORT (default 127.0.0.1:0,\n"
-	      "          printed as LISTEN <port>) pushes EVENTS sensor events after hello.\n"
+	      "          printed as LISTEN <port>) pushes EVENTS sensor events after hello, RATE\n"
+	      "          per second (default: as fast as the link's output queue drains); with -w\n"
+	      "          only once it got SIGUSR1 too.\n"
 	      "  discovery: controllers sim-0000.. on 127.0.1.1.. announce every INTERVAL seconds\n"
 	      "          (default 5) and accept frMhs's links. -T: time bound (default 60).\n", f);
 }
 
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		sim_usage(stdout);
+		return 0;
+	}
 	if (argc < 2 || (strcmp(argv[1], "events") && strcmp(argv[1], "discovery"))) {
 		sim_usage(stderr);
 		return 2;
@@ -350,7 +380,7 @@ int main(int argc, char **argv)
 	double bound = 60, interval = 5;
 	struct simctx x = { .exit_code = 1, .ufd = -1, .linger_s = 2 };
 	optind = 2;
-	while ((ch = getopt(argc, argv, "s:l:p:n:a:I:L:T:v")) != -1) {
+	while ((ch = getopt(argc, argv, "s:l:p:n:a:I:L:R:wT:v")) != -1) {
 		switch (ch) {
 		case 's': secret_file = optarg; break;
 		case 'l': listen_host = optarg; break;
@@ -359,12 +389,15 @@ int main(int argc, char **argv)
 		case 'a': ann = optarg; break;
 		case 'I': interval = atof(optarg); break;
 		case 'L': x.linger_s = atof(optarg); break;
+		case 'R': x.rate = atof(optarg); break;
+		case 'w': x.hold = true; break;
 		case 'T': bound = atof(optarg); break;
 		case 'v': verbose++; break;
 		default: sim_usage(stderr); return 2;
 		}
 	}
 	if (!secret_file || n < 1 || bound <= 0 || interval < 0.1 || port < 0 || port > 65535 ||
+	    x.rate < 0 ||
 	    (!events && (!ann || n > 250 * 200))) {
 		sim_usage(stderr);
 		return 2;
@@ -395,6 +428,11 @@ int main(int argc, char **argv)
 	for (int i = 0; i < x.nsims; i++)
 		if (sim_setup(&x, &x.sims[i], i, events ? listen_host : NULL, (uint16_t)port) < 0)
 			goto out;
+	/* Before LISTEN is printed: a go (SIGUSR1) may follow at once. */
+	loop_signal_add(x.loop, SIGTERM, sim_on_signal, &x);
+	loop_signal_add(x.loop, SIGINT, sim_on_signal, &x);
+	if (events)
+		loop_signal_add(x.loop, SIGUSR1, sim_on_go, &x);
 	if (!events) {
 		char host[64];
 		const char *colon = strrchr(ann, ':');
@@ -426,8 +464,6 @@ int main(int argc, char **argv)
 	cJSON_AddNumberToObject(o, "start_wall_ms", (double)loop_wall_ms());
 	sim_line("STARTED", o);
 	loop_timer_start(x.loop, &x.t_bound, (uint64_t)(bound * 1000));
-	loop_signal_add(x.loop, SIGTERM, sim_on_signal, &x);
-	loop_signal_add(x.loop, SIGINT, sim_on_signal, &x);
 	loop_run(x.loop);
 	o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "controllers", x.nsims);
@@ -439,6 +475,8 @@ int main(int argc, char **argv)
 	if (events) {
 		cJSON_AddNumberToObject(o, "pushed", x.pushed);
 		cJSON_AddNumberToObject(o, "push_s", x.t_push1 > 0 ? (x.t_push1 - x.t_push0) / 1e3 : 0);
+		cJSON_AddNumberToObject(o, "rate", x.rate);
+		cJSON_AddNumberToObject(o, "first_push_wall_ms", (double)x.wall_push0);
 	}
 	sim_line("RESULT", o);
 out:

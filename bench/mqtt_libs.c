@@ -3,9 +3,10 @@
  *   paho  paho MQTTAsync; its threads hand every callback to the loop through a queue and an
  *         eventfd, and the loop hands publishes back (what fr's mqtt module did up to #17)
  *   mosq  libmosquitto's external-loop API: its socket in our epoll, no threads at all
- * Modes: "echo" answers every request on bench/req to its response topic; "rtt" sends N
- * requests with K in flight and prints one line "RESULT {json}" (median/p99 round trip for
- * K = 1, requests per second for any K). Bounded by count and by -T seconds. */
+ * Modes: "echo" answers every request on its topic (-t, default bench/req) to its response
+ * topic; "rtt" sends N requests with K in flight and prints one line "RESULT {json}"
+ * (median/p99 round trip for K = 1, requests per second for any K). -U/-F log in (a broker
+ * with accounts). Bounded by count and by -T seconds. */
 #include "loop.h"
 
 #include <MQTTAsync.h>
@@ -31,9 +32,9 @@ struct msg {
 struct bl {
 	struct loop *loop;
 	bool paho, echo, ready;
-	const char *host;
+	const char *host, *req, *user, *pass;
 	int port, n, inflight, sent, done, exit_code;
-	char id[64], resp[96];
+	char id[64], resp[160];
 	double *lat, *t_sent, t_start;
 	struct loop_timer bound, misc;
 	/* paho */
@@ -65,7 +66,7 @@ static void bl_send(struct bl *b)
 	snprintf(corr, sizeof corr, "%d", i);
 	snprintf(body, sizeof body, "{\"id\":\"r-%d\",\"echo\":true}", i);
 	b->t_sent[i] = bl_now_ms();
-	bl_publish(b, "bench/req", body, (int)strlen(body), b->resp, corr, (int)strlen(corr));
+	bl_publish(b, b->req, body, (int)strlen(body), b->resp, corr, (int)strlen(corr));
 }
 
 static int bl_cmp(const void *x, const void *y)
@@ -207,7 +208,7 @@ static void bl_paho_connected(void *ctx, MQTTAsync_successData5 *r)
 	(void)r;
 	ro.context = b;
 	ro.onSuccess5 = bl_paho_subscribed;
-	MQTTAsync_subscribe(b->pc, b->echo ? "bench/req" : b->resp, 1, &ro);
+	MQTTAsync_subscribe(b->pc, b->echo ? b->req : b->resp, 1, &ro);
 }
 
 static void bl_paho_failed(void *ctx, MQTTAsync_failureData5 *r)
@@ -237,6 +238,8 @@ static void bl_paho_start(struct bl *b)
 	}
 	co.cleanstart = 1;
 	co.keepAliveInterval = 30;
+	co.username = b->user;
+	co.password = b->pass;
 	co.context = b;
 	co.onSuccess5 = bl_paho_connected;
 	co.onFailure5 = bl_paho_failed;
@@ -292,7 +295,7 @@ static void bl_mosq_connected(struct mosquitto *m, void *obj, int rc, int flags,
 		fprintf(stderr, "mosq: connect refused: %s\n", mosquitto_reason_string(rc));
 		exit(1);
 	}
-	mosquitto_subscribe_v5(m, NULL, b->echo ? "bench/req" : b->resp, 1, 0, NULL);
+	mosquitto_subscribe_v5(m, NULL, b->echo ? b->req : b->resp, 1, 0, NULL);
 }
 
 static void bl_mosq_subscribed(struct mosquitto *m, void *obj, int mid, int n, const int *q,
@@ -332,6 +335,8 @@ static void bl_mosq_start(struct bl *b)
 	}
 	mosquitto_int_option(b->mc, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
 	mosquitto_int_option(b->mc, MOSQ_OPT_TCP_NODELAY, 1);
+	if (b->user)
+		mosquitto_username_pw_set(b->mc, b->user, b->pass);
 	mosquitto_connect_v5_callback_set(b->mc, bl_mosq_connected);
 	mosquitto_subscribe_v5_callback_set(b->mc, bl_mosq_subscribed);
 	mosquitto_message_v5_callback_set(b->mc, bl_mosq_message);
@@ -426,19 +431,39 @@ static void bl_bound(void *arg)
 
 int main(int argc, char **argv)
 {
-	struct bl b = { .host = "127.0.0.1", .n = 2000, .inflight = 1 };
+	struct bl b = { .host = "127.0.0.1", .n = 2000, .inflight = 1, .req = "bench/req" };
+	const char *resp = "bench/resp", *pwfile = NULL;
+	char pw[256] = "";
 	int opt, secs = 60;
 
-	while ((opt = getopt(argc, argv, "l:p:n:k:T:h")) != -1) {
+	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("usage: mqtt_libs echo|rtt -l paho|mosq -p PORT [-n N] [-k IN_FLIGHT]\n"
+		       "                 [-t REQUEST_TOPIC] [-r RESPONSE_PREFIX] [-U USER -F PASSWORD_FILE]\n"
+		       "                 [-T SECONDS]\n"
+		       "  echo: answers every request on REQUEST_TOPIC (default bench/req) to its MQTT 5\n"
+		       "        response topic, with its correlation data, until -T.\n"
+		       "  rtt:  sends N requests (default 2000), K in flight (default 1), with response\n"
+		       "        topic RESPONSE_PREFIX/<client id>; prints RESULT {json}: requests/s and,\n"
+		       "        per round trip, median and p99.\n"
+		       "  -l:   paho (MQTTAsync, its threads handing over to the loop) or mosq\n"
+		       "        (libmosquitto's external-loop API). Exit 0 when all N completed.\n");
+		return 0;
+	}
+	while ((opt = getopt(argc, argv, "l:p:n:k:t:r:U:F:T:")) != -1) {
 		switch (opt) {
 		case 'l': b.paho = strcmp(optarg, "paho") == 0; break;
 		case 'p': b.port = atoi(optarg); break;
 		case 'n': b.n = atoi(optarg); break;
 		case 'k': b.inflight = atoi(optarg); break;
+		case 't': b.req = optarg; break;
+		case 'r': resp = optarg; break;
+		case 'U': b.user = optarg; break;
+		case 'F': pwfile = optarg; break;
 		case 'T': secs = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: mqtt_libs echo|rtt -l paho|mosq -p PORT [-n N] [-k "
-					"IN_FLIGHT] [-T SECONDS]\n");
+					"IN_FLIGHT] [-t REQUEST_TOPIC] [-r RESPONSE_PREFIX] [-U USER "
+					"-F PASSWORD_FILE] [-T SECONDS]\n");
 			return 2;
 		}
 	}
@@ -449,7 +474,17 @@ int main(int argc, char **argv)
 	b.echo = strcmp(argv[optind], "echo") == 0;
 	snprintf(b.id, sizeof b.id, "bench-%s-%s-%d", b.echo ? "echo" : "rtt",
 		 b.paho ? "paho" : "mosq", (int)getpid());
-	snprintf(b.resp, sizeof b.resp, "bench/resp/%s", b.id);
+	snprintf(b.resp, sizeof b.resp, "%s/%s", resp, b.id);
+	if (pwfile) {
+		FILE *f = fopen(pwfile, "r");
+		if (!f || !fgets(pw, sizeof pw, f)) {
+			fprintf(stderr, "mqtt_libs: cannot read %s\n", pwfile);
+			return 2;
+		}
+		fclose(f);
+		pw[strcspn(pw, "\r\n")] = '\0';
+		b.pass = pw;
+	}
 	b.lat = calloc((size_t)b.n, sizeof *b.lat);
 	b.t_sent = calloc((size_t)b.n, sizeof *b.t_sent);
 	b.loop = loop_new();
@@ -462,6 +497,28 @@ int main(int argc, char **argv)
 	else
 		bl_mosq_start(&b);
 	loop_run(b.loop);
-	/* Exits without tearing the clients down: the broker sees the connection close. */
+	/* No DISCONNECT: the broker sees the connection close, as when a process ends. */
+	if (b.paho) {
+		MQTTAsync_destroy(&b.pc);
+		loop_wake_free(b.wake);
+		pthread_mutex_destroy(&b.lock);
+		for (struct msg *x = b.head, *next; x; x = next) {
+			next = x->next;
+			free(x->topic);
+			free(x->rtopic);
+			free(x->payload);
+			free(x->corr);
+			free(x);
+		}
+	} else {
+		loop_timer_stop(b.loop, &b.misc);
+		loop_io_del(b.loop, mosquitto_socket(b.mc));
+		mosquitto_destroy(b.mc);
+		mosquitto_lib_cleanup();
+	}
+	loop_timer_stop(b.loop, &b.bound);
+	loop_free(b.loop);
+	free(b.lat);
+	free(b.t_sent);
 	return b.exit_code;
 }
