@@ -683,6 +683,9 @@ int main(int argc, char **argv)
 	log_init("bench_mqtt", true, verbose);
 	char cid[40] = "bench-";
 	keys_random_hex(cid + 6, 8);
+	/* The shipped broker binds client ids to accounts: "<account>:<anything>" (docs/broker.md). */
+	char client_id[120];
+	snprintf(client_id, sizeof client_id, "%s%s%s", user ? user : "", user ? ":" : "", cid);
 	snprintf(b.probe, sizeof b.probe, "%s", probe ? probe : "bench/probe");
 	if (!probe)
 		snprintf(b.probe + strlen(b.probe), sizeof b.probe - strlen(b.probe), "/%s", cid);
@@ -702,7 +705,7 @@ int main(int argc, char **argv)
 	b.loop = loop_new();
 	if (!b.loop)
 		return 1;
-	struct mqtt_opts o = { .uri = uri, .client_id = cid, .version = 5, .clean = true,
+	struct mqtt_opts o = { .uri = uri, .client_id = client_id, .version = 5, .clean = true,
 			       .username = user, .password = pwfile ? password : NULL, .ca_file = ca,
 			       .backoff_min_ms = 100, .backoff_max_ms = 1000, .max_buffered = 200000 };
 	b.m = mqtt_new(b.loop, &o, &bm_ops, &b);

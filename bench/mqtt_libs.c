@@ -472,9 +472,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	b.echo = strcmp(argv[optind], "echo") == 0;
-	snprintf(b.id, sizeof b.id, "bench-%s-%s-%d", b.echo ? "echo" : "rtt",
+	/* The shipped broker binds client ids to accounts: "<account>:<anything>" (docs/broker.md). */
+	snprintf(b.id, sizeof b.id, "%s%sbench-%s-%s-%d", b.user ? b.user : "", b.user ? ":" : "",
+		 b.echo ? "echo" : "rtt", b.paho ? "paho" : "mosq", (int)getpid());
+	snprintf(b.resp, sizeof b.resp, "%s/bench-%s-%s-%d", resp, b.echo ? "echo" : "rtt",
 		 b.paho ? "paho" : "mosq", (int)getpid());
-	snprintf(b.resp, sizeof b.resp, "%s/%s", resp, b.id);
 	if (pwfile) {
 		FILE *f = fopen(pwfile, "r");
 		if (!f || !fgets(pw, sizeof pw, f)) {
