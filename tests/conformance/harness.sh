@@ -10,6 +10,10 @@ source "$FR_SRC/tests/integration/lib.sh"
 CONF_NAME=$(basename "$0" .sh)
 CONF_W=$T
 FR_DEMO_DIR=$CONF_W/demo
+# The demo runs its daemons as an unprivileged user (tests/demo/demo.sh): it must reach the demo
+# dir through our temp dir, and the suite's own controllers run as that user too.
+chmod 0711 "$T"
+export FR_DEMO_USER=${FR_DEMO_USER:-fr-demo}
 # Debian's python3 has python3-paho-mqtt; a python3 earlier on PATH (pyenv) may not.
 CONF_PY=/usr/bin/python3
 export FR_BIN FR_SRC CONF_W FR_DEMO_DIR CONF_NAME

@@ -23,7 +23,7 @@ PW = password()
 def count_sub(topic, n, secs):
     """mosquitto_sub counting up to n messages on topic for at most secs; (process, output file)."""
     out = open(os.path.join(os.environ["CONF_W"], "sub-%s.out" % uid("s")), "w+")
-    p = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-p", str(PORT["broker"]), "-u", USER, "-P", PW,
+    p = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW,
                           "-t", topic, "-C", str(n), "-W", str(secs), "-d"], stdout=out, stderr=subprocess.STDOUT)
     wait_until(lambda: "SUBACK" in open(out.name).read(), 10, "mosquitto_sub's SUBACK")
     return p, out.name
@@ -59,7 +59,7 @@ def events_flood():
     # the broker and a subscriber carry a burst of this size: a QoS 0 baseline on the display topic
     base_sub, base_out = count_sub(T + "/display", EVENTS, 60)
     lines = "".join("b%d\n" % i for i in range(EVENTS))
-    r = run(["mosquitto_pub", "-p", str(PORT["broker"]), "-u", USER, "-P", PW, "-t", T + "/display", "-q", "0", "-l"],
+    r = run(["mosquitto_pub", "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-t", T + "/display", "-q", "0", "-l"],
             60, input=lines)
     base_sub.wait(70)
     baseline = len([l for l in open(base_out).read().splitlines() if re.fullmatch(r"b\d+", l)])
@@ -142,7 +142,7 @@ def _():
         try:
             for t in tags["rr"]:
                 rid = uid()
-                r = run(["mosquitto_rr", "-p", str(PORT["broker"]), "-u", USER, "-P", PW, "-q", "1", "-W", "30",
+                r = run(["mosquitto_rr", "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-q", "1", "-W", "30",
                          "-t", "fr/%s/ctl/lab/cmd" % HOME, "-e", "fr/%s/reply/%s/%s" % (HOME, USER, rid),
                          "-m", json.dumps({"id": rid, "action": "rec", "args": {"tag": t}, "progress": False})], 40)
                 if '"status":"ok"' not in r.stdout:
