@@ -33,6 +33,16 @@ conf_teardown() {
 	for f in "$CONF_W"/mnt/*; do
 		[ -d "$f" ] && mountpoint -q "$f" && umount -l "$f"
 	done
+	# Built with FR_SANITIZE, a daemon reports what it found to its log, some of it only as it
+	# exits (LeakSanitizer, at the stops above): each report fails the script.
+	local san
+	san=$(grep -l -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+		"$CONF_W"/demo/logs/*.log "$CONF_W"/logs/*.log 2>/dev/null)
+	if [ -n "$san" ]; then
+		conf_log "FAIL: sanitizer reports in $(echo $san)"
+		grep -h -A30 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' $san | head -n 120 >&2
+		rc=1
+	fi
 	if [ "$rc" -ne 0 ]; then
 		for f in "$CONF_W"/demo/logs/*.log "$CONF_W"/logs/*.log; do
 			[ -s "$f" ] || continue
@@ -43,6 +53,7 @@ conf_teardown() {
 	else
 		rm -rf "$CONF_W"
 	fi
+	exit "$rc"
 }
 trap conf_teardown EXIT    # instead of lib.sh's
 
