@@ -132,8 +132,8 @@ const char *mqtt_uri(const struct mqtt *m);
  * publish handed over -- meanwhile messages that arrive are still delivered to on_message
  * (libmosquitto acknowledges each one it reads, so it must be handled; what is not read is
  * not acknowledged and stays with the broker's session) -- then the DISCONNECT, and an
- * orderly TCP end that loses nothing written. No callback is called after it returns; it
- * cannot be restarted. */
+ * orderly TCP end that loses nothing written. Called from one of this client's callbacks it
+ * stops without the wait. No callback is called after it returns; it cannot be restarted. */
 void mqtt_stop(struct mqtt *m, uint64_t timeout_ms);
 /* Stops (1 s at most, without the wait for acknowledgments: the application may have freed
  * what its callbacks use) if still running, then frees. NULL is fine. */
