@@ -84,6 +84,7 @@ struct mhc {
 	int *running;    /* per action index */
 	struct sensor *sensors;
 	bool stopping;
+	bool bye_sent;         /* stopping, every run reported: the links only flush now */
 	struct loop_timer stop_timer;
 	int exit_code;
 };
@@ -688,9 +689,18 @@ static void mhc_finish(void *arg)
 
 static void mhc_maybe_exit(struct mhc *m)
 {
-	if (!m->stopping || runner_count(m->runner) > 0)
+	if (!m->stopping || runner_count(m->runner) > 0 || m->bye_sent)
 		return;
-	/* Let the links flush the final results (and the bye) before closing. */
+	/* Said only once the actions the shutdown stopped are reported: the home server takes a
+	 * bye as "offline at once", and a result after it would reach requesters as lost instead
+	 * of the failed outcome the journal holds. */
+	m->bye_sent = true;
+	cJSON *bye = cJSON_CreateObject();
+	cJSON_AddStringToObject(bye, "type", "bye");
+	cJSON_AddStringToObject(bye, "reason", "shutdown");
+	mhc_broadcast(m, bye);
+	cJSON_Delete(bye);
+	/* Let the links flush the final results and the bye before closing. */
 	loop_timer_start(m->loop, &m->stop_timer, 200);
 }
 
@@ -706,14 +716,8 @@ static void mhc_on_term(void *arg, const struct signalfd_siginfo *si)
 	loop_timer_stop(m->loop, &m->home_timer);
 	for (int i = 0; i < m->conf.nsensors; i++)
 		loop_timer_stop(m->loop, &m->sensors[i].timer);
-	cJSON *bye = cJSON_CreateObject();
-	cJSON_AddStringToObject(bye, "type", "bye");
-	cJSON_AddStringToObject(bye, "reason", "shutdown");
-	mhc_broadcast(m, bye);
-	cJSON_Delete(bye);
 	runner_kill_all(m->runner);
-	if (runner_count(m->runner) == 0)
-		mhc_maybe_exit(m);
+	mhc_maybe_exit(m);
 }
 
 /* --- setup --- */

@@ -121,11 +121,15 @@ static void bridge_on_cmd(struct bridge *b, const char *ctl, const struct mqtt_m
 	bridge_topic(b, deftopic, sizeof deftopic, ctl, "result");
 	struct command cmd;
 	int prc = command_parse(m->payload, m->len, &cmd, why, sizeof why);
-	const char *id = prc == 0 ? cmd.id : NULL;
+	/* A refused request still names its id and reply_to where they can be read. */
+	char peek_id[COMMAND_ID_MAX + 1] = "", peek_rt[COMMAND_TOPIC_MAX + 1] = "";
+	if (prc < 0)
+		command_peek(m->payload, m->len, peek_id, peek_rt);
+	const char *id = prc == 0 ? cmd.id : peek_id[0] ? peek_id : NULL;
+	const char *reply_to = prc == 0 ? cmd.reply_to : peek_rt;
 	/* Where to answer: MQTT 5 response topic, else reply_to, else the default; a route out of
 	 * the reply space is refused, and that answer goes to the default topic. */
-	const char *topic = m->response_topic ? m->response_topic
-			    : (prc == 0 && cmd.reply_to[0]) ? cmd.reply_to : deftopic;
+	const char *topic = m->response_topic ? m->response_topic : reply_to[0] ? reply_to : deftopic;
 	bool route_ok = topic == deftopic || bridge_reply_topic_ok(b, topic);
 	if (m->retained) {
 		/* It would run again on every reconnect of every subscriber: taken off the broker
@@ -151,8 +155,8 @@ static void bridge_on_cmd(struct bridge *b, const char *ctl, const struct mqtt_m
 		goto out;
 	}
 	if (prc < 0) {
-		log_warnx("cmd for %s rejected: %s", ctl, why);
-		bridge_refuse(b, topic, m->correlation, m->correlation_len, ctl, NULL, why);
+		log_warnx("cmd for %s (id %s) rejected: %s", ctl, id ? id : "?", why);
+		bridge_refuse(b, topic, m->correlation, m->correlation_len, ctl, id, why);
 		return;
 	}
 	struct req_route rt = { topic, m->correlation, m->correlation_len, cmd.final_only };
@@ -327,6 +331,10 @@ void bridge_publish_retained(struct bridge *b, const char *leaf, const cJSON *do
 static void bridge_on_display(struct bridge *b, const struct mqtt_msg *m)
 {
 	size_t n = m->len < sizeof b->st.display_text - 1 ? m->len : sizeof b->st.display_text - 1;
+	/* Cut before a character that would not fit whole: a split UTF-8 sequence is not text. */
+	if (n < m->len)
+		while (n > 0 && (((const unsigned char *)m->payload)[n] & 0xC0) == 0x80)
+			n--;
 	memcpy(b->st.display_text, m->payload, n);
 	b->st.display_text[n] = '\0';
 	b->st.display_seq++;

@@ -372,7 +372,8 @@ static void mhs_usage(FILE *f)
 "    state_dir/lock, home, registry.json, requests.log   (format: agents/frMhs/store.h)\n"
 "\n"
 "SIGNALS\n"
-"    SIGTERM, SIGINT  stop: controllers are told (bye), the home's status becomes offline.\n"
+"    SIGTERM, SIGINT  stop: controllers are told (bye), the answers given so far are handed to\n"
+"                     the broker (up to 2 s), the home's status becomes offline.\n"
 "\n"
 "EXIT STATUS\n"
 "    0 after a clean stop or a valid --check-config; 1 on a configuration or start-up error.\n",

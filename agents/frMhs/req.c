@@ -400,6 +400,21 @@ void reqs_request(struct reqs *q, const char *ctl, const struct command *cmd,
 	char key[sizeof ((struct req *)0)->key];
 	snprintf(key, sizeof key, "%s/%s", ctl, cmd->id);
 	struct req *r = req_find(q, key);
+	/* Past its deadline already (queued by the broker through an outage of this home server,
+	 * say): whatever the controller's link, it would only answer expired. Not an outcome, as
+	 * the controller's own expired is not; an open request or a known outcome of the id still
+	 * answers a repeat. */
+	if (cmd->deadline_ms && cmd->deadline_ms <= (int64_t)loop_wall_ms() &&
+	    (!r || r->state == REQ_GAVEUP)) {
+		log_info("request %s (%s): its deadline had passed when it arrived; not sent", key,
+			 cmd->action);
+		cJSON *o = req_result_json(ctl, cmd->id, cmd->action, "expired",
+					   "its deadline had passed when the home server received it; "
+					   "not sent", true);
+		q->ops->reply(q->arg, rt, o);
+		cJSON_Delete(o);
+		return;
+	}
 	if (r) {
 		struct req_in in = { .cmd = cmd, .rt = rt, .wait_until = wait_until };
 		req_dispatch(r, REQ_EV_REPEAT, &in);

@@ -185,10 +185,11 @@ fail:
 	return -1;
 }
 
-long command_json_nul(const char *text, size_t len)
+/* The offset of the next \u0000 escape inside a string of text from `from` on (in_string: the
+ * state there), or -1. */
+static long command_nul_scan(const char *text, size_t len, size_t from, bool in_string)
 {
-	bool in_string = false;
-	for (size_t i = 0; i < len; i++) {
+	for (size_t i = from; i < len; i++) {
 		if (text[i] == '"') {
 			in_string = !in_string;
 		} else if (in_string && text[i] == '\\' && i + 1 < len) {
@@ -199,6 +200,8 @@ long command_json_nul(const char *text, size_t len)
 	}
 	return -1;
 }
+
+long command_json_nul(const char *text, size_t len) { return command_nul_scan(text, len, 0, false); }
 
 int command_parse(const char *buf, size_t len, struct command *c, char *why, size_t whylen)
 {
@@ -217,6 +220,31 @@ int command_parse(const char *buf, size_t len, struct command *c, char *why, siz
 	int rc = command_from_json(obj, c, why, whylen);
 	cJSON_Delete(obj);
 	return rc;
+}
+
+void command_peek(const char *buf, size_t len, char id[COMMAND_ID_MAX + 1],
+		  char reply_to[COMMAND_TOPIC_MAX + 1])
+{
+	id[0] = reply_to[0] = '\0';
+	if (len > COMMAND_JSON_MAX)
+		return;
+	/* cJSON would cut a value at an escaped NUL and hand back a prefix that was never sent:
+	 * each \u0000 becomes \u002b ('+'), which neither an id nor a reply topic may hold. */
+	char *text = malloc(len ? len : 1);
+	if (!text)
+		return;
+	memcpy(text, buf, len);
+	for (long i = command_json_nul(text, len); i >= 0; i = command_nul_scan(text, len, (size_t)i + 6, true))
+		memcpy(text + i + 2, "002b", 4);
+	cJSON *obj = cJSON_ParseWithLength(text, len);
+	free(text);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "id");
+	if (cJSON_IsString(v) && command_valid_id(v->valuestring))
+		strcpy(id, v->valuestring);
+	v = cJSON_GetObjectItemCaseSensitive(obj, "reply_to");
+	if (cJSON_IsString(v) && command_valid_topic(v->valuestring))
+		strcpy(reply_to, v->valuestring);
+	cJSON_Delete(obj);
 }
 
 cJSON *command_to_json(const struct command *c)

@@ -30,6 +30,11 @@ struct command {
  * actions always see strings. On error returns -1 with why ("missing 'id'") and c cleared. */
 int command_from_json(const cJSON *obj, struct command *c, char *why, size_t whylen);
 int command_parse(const char *buf, size_t len, struct command *c, char *why, size_t whylen);
+/* What a rejected request still tells (command_parse failed): its id and reply_to, each
+ * copied only if buf is one JSON object whose value is valid ("" otherwise), so that the
+ * refusal can name the id and reach the requester. */
+void command_peek(const char *buf, size_t len, char id[COMMAND_ID_MAX + 1],
+		  char reply_to[COMMAND_TOPIC_MAX + 1]);
 /* A JSON object of c (without "type"); caller owns it. */
 cJSON *command_to_json(const struct command *c);
 void command_clear(struct command *c);

@@ -3,9 +3,11 @@
 #include "log.h"
 #include "loop.h"
 #include "mqtttunnel.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
@@ -129,6 +131,10 @@ struct mqtt {
 	struct mqtt_track *track[MQTT_TRACK_BUCKETS];
 	struct mqtt_track *finished, **finished_tail;   /* completions waiting for the flush timer */
 	uint64_t next_ticket;
+	/* QoS 1/2 publishes handed to libmosquitto that the broker has not acknowledged, by
+	 * packet id (1..65535): a clean stop waits for them (mqtt_drain). */
+	uint8_t unacked_ids[65536 / 8];
+	unsigned unacked;
 };
 
 static pthread_once_t mqtt_lib_once = PTHREAD_ONCE_INIT;
@@ -361,6 +367,22 @@ static int mqtt_reason_err(int rc)
 	}
 }
 
+/* Marks packet id mid as handed over (set) or acknowledged (clear); counts the set ones. */
+static void mqtt_unacked_set(struct mqtt *m, int mid, bool set)
+{
+	if (mid <= 0 || mid > 65535)
+		return;
+	uint8_t bit = (uint8_t)(1u << (mid & 7));
+	bool was = m->unacked_ids[mid >> 3] & bit;
+	if (set && !was) {
+		m->unacked_ids[mid >> 3] |= bit;
+		m->unacked++;
+	} else if (!set && was) {
+		m->unacked_ids[mid >> 3] &= (uint8_t)~bit;
+		m->unacked--;
+	}
+}
+
 /* --- libmosquitto's callbacks: run inside mosquitto_loop_read/write on the loop thread --- */
 
 static void mqtt_schedule_retry(struct mqtt *m);
@@ -542,6 +564,7 @@ static void mqtt_cb_publish(struct mosquitto *mosq, void *obj, int mid, int reas
 
 	(void)mosq;
 	(void)props;
+	mqtt_unacked_set(m, mid, false);
 	if (!t)
 		return;   /* untracked, or QoS 0 (completed when handed over) */
 	if (reason >= 0x80)
@@ -1278,6 +1301,8 @@ static int mqtt_hand_over(struct mqtt *m, const char *topic, const void *payload
 		 * loss itself surfaces on the next read. */
 		rc = qos > 0 ? MOSQ_ERR_SUCCESS : MOSQ_ERR_NO_CONN;
 	}
+	if (rc == MOSQ_ERR_SUCCESS && qos > 0)
+		mqtt_unacked_set(m, *mid, true);
 	if (!m->in_mosq && m->fd >= 0)
 		mqtt_update_events(m);
 	return rc == MOSQ_ERR_SUCCESS ? 0 : mqtt_err(rc);
@@ -1461,8 +1486,13 @@ static void mqtt_do_stop(struct mqtt *m, uint64_t timeout_ms)
 		int fd = m->fd;
 		loop_io_del(m->loop, fd);
 		m->fd = -1;
-		/* DISCONNECT with reason 0: the broker drops the will. Written with a bounded wait;
-		 * libmosquitto closes the socket once it is out. */
+		/* libmosquitto closes its socket right after the DISCONNECT; with messages of the
+		 * broker unread in it, that close would send RST and drop what is still queued for
+		 * the broker (the last answers, the DISCONNECT): a copy keeps the connection for an
+		 * orderly end (net_shutdown_drain). What is left unread was never acknowledged, so
+		 * the broker keeps it for the session. */
+		int keep = m->tunnel ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		/* DISCONNECT with reason 0: the broker drops the will. Written with a bounded wait. */
 		mosquitto_disconnect(m->mosq);
 		while (mosquitto_socket(m->mosq) >= 0 && mosquitto_want_write(m->mosq)) {
 			uint64_t now = loop_wall_ms();
@@ -1472,9 +1502,12 @@ static void mqtt_do_stop(struct mqtt *m, uint64_t timeout_ms)
 			if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
 				break;
 		}
-		if (m->tunnel) {
-			uint64_t now = loop_wall_ms();
+		uint64_t now = loop_wall_ms();
+		if (m->tunnel)
 			mqtttunnel_drain(m->tunnel, now < deadline ? deadline - now : 0);
+		if (keep >= 0) {
+			net_shutdown_drain(keep, now < deadline ? deadline - now : 0);
+			close(keep);
 		}
 		if (was_connected)
 			log_info("mqtt %s: disconnected", mqtt_cur_uri(m));
@@ -1483,20 +1516,63 @@ static void mqtt_do_stop(struct mqtt *m, uint64_t timeout_ms)
 	m->tunnel = NULL;
 }
 
-void mqtt_stop(struct mqtt *m, uint64_t timeout_ms)
+/* A clean stop's first part: until the broker has acknowledged every publish handed over (the
+ * answers to what was taken in, also those waiting for a free slot of the broker's receive
+ * maximum), the connection runs here as on the loop, messages included -- each message read
+ * is acknowledged by libmosquitto, so it must reach the application, whose answers are then
+ * waited for too. What is not read by the end is not acknowledged: the broker keeps it for
+ * the session. Bounded by deadline. */
+static void mqtt_drain(struct mqtt *m, uint64_t deadline)
+{
+	while (m->state == MQTT_CONNECTED && m->fd >= 0 &&
+	       (m->unacked > 0 || mosquitto_want_write(m->mosq))) {
+		uint64_t now = loop_wall_ms();
+		struct pollfd p[3] = { { .fd = m->fd,
+				 .events = POLLIN | (mosquitto_want_write(m->mosq) ? POLLOUT : 0) } };
+		/* TLS and WebSocket: the tunnel relays on the loop, which does not run now. */
+		nfds_t n = 1 + (nfds_t)mqtttunnel_pollfds(m->tunnel, p + 1);
+		if (now >= deadline || poll(p, n, (int)(deadline - now)) < 0)
+			break;
+		if (n > 1)
+			mqtttunnel_step(m->tunnel);
+		m->in_mosq = true;
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+			mosquitto_loop_read(m->mosq, 1);
+		if (m->fd >= 0 && mosquitto_want_write(m->mosq))
+			mosquitto_loop_write(m->mosq, 1);
+		m->in_mosq = false;
+		if (m->stop_deferred)
+			break;   /* a callback asked to stop */
+	}
+	if (m->unacked > 0)
+		log_warnx("mqtt %s: stopping with %u publish%s the broker has not acknowledged",
+			  mqtt_cur_uri(m), m->unacked, m->unacked == 1 ? "" : "es");
+}
+
+static void mqtt_stop_now(struct mqtt *m, uint64_t timeout_ms, bool drain)
 {
 	if (!m || m->state == MQTT_STOPPED)
 		return;
-	m->state = MQTT_STOPPED;
 	if (timeout_ms > INT_MAX)
 		timeout_ms = INT_MAX;
 	/* Inside libmosquitto's own call (a callback): finish once it has returned. */
 	if (m->in_mosq) {
+		m->state = MQTT_STOPPED;
 		m->stop_deferred = true;
 		return;
 	}
-	mqtt_do_stop(m, timeout_ms);
+	uint64_t deadline = loop_wall_ms() + timeout_ms;
+	/* A quarter of the time (at most 250 ms) stays for the DISCONNECT and the orderly end. */
+	if (drain)
+		mqtt_drain(m, deadline - (timeout_ms / 4 < 250 ? timeout_ms / 4 : 250));
+	/* (A callback may have asked to stop meanwhile: this is that stop.) */
+	m->state = MQTT_STOPPED;
+	m->stop_deferred = false;
+	uint64_t now = loop_wall_ms();
+	mqtt_do_stop(m, now < deadline ? deadline - now : 0);
 }
+
+void mqtt_stop(struct mqtt *m, uint64_t timeout_ms) { mqtt_stop_now(m, timeout_ms, true); }
 
 void mqtt_free(struct mqtt *m)
 {
@@ -1506,7 +1582,8 @@ void mqtt_free(struct mqtt *m)
 
 	if (!m)
 		return;
-	mqtt_stop(m, MQTT_FREE_STOP_MS);
+	/* No draining here: the application may have freed what its callbacks use. */
+	mqtt_stop_now(m, MQTT_FREE_STOP_MS, false);
 	if (m->stop_deferred)
 		mqtt_do_stop(m, MQTT_FREE_STOP_MS);
 	if (m->mosq)

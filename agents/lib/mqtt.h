@@ -126,12 +126,17 @@ bool mqtt_is_connected(const struct mqtt *m);
 int mqtt_version(const struct mqtt *m);
 /* The broker URI of the current (or last) connection attempt; borrowed. */
 const char *mqtt_uri(const struct mqtt *m);
-/* Publishes nothing; disconnects cleanly (MQTT DISCONNECT; with MQTT5 reason 0 the will is NOT
- * sent, so callers publish their own "offline" first if they want one), waiting at most
- * timeout_ms (running only this client's I/O on the loop thread) for what is queued to be
- * written. No callback is called after it; it cannot be restarted. */
+/* Disconnects cleanly (MQTT DISCONNECT; with MQTT5 reason 0 the will is NOT sent, so callers
+ * publish their own "offline" first if they want one), within timeout_ms, running only this
+ * client's I/O on the loop thread: first until the broker has acknowledged every QoS 1/2
+ * publish handed over -- meanwhile messages that arrive are still delivered to on_message
+ * (libmosquitto acknowledges each one it reads, so it must be handled; what is not read is
+ * not acknowledged and stays with the broker's session) -- then the DISCONNECT, and an
+ * orderly TCP end that loses nothing written. Called from one of this client's callbacks it
+ * stops without the wait. No callback is called after it returns; it cannot be restarted. */
 void mqtt_stop(struct mqtt *m, uint64_t timeout_ms);
-/* Stops (1 s at most) if still running, then frees. NULL is fine. */
+/* Stops (1 s at most, without the wait for acknowledgments: the application may have freed
+ * what its callbacks use) if still running, then frees. NULL is fine. */
 void mqtt_free(struct mqtt *m);
 
 #endif

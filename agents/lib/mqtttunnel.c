@@ -3,6 +3,7 @@
 #include "mqtttunnel.h"
 #include "log.h"
 #include "loop.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -781,6 +782,33 @@ const char *mqtttunnel_error(const struct mqtttunnel *t)
 	return t->err;
 }
 
+size_t mqtttunnel_pollfds(const struct mqtttunnel *t, struct pollfd *p)
+{
+	size_t n = 0;
+
+	if (!t || t->st != TUN_OPEN)
+		return 0;
+	if (t->rfd >= 0) {
+		p[n].fd = t->rfd;
+		p[n].events = (short)((t->down_len < sizeof t->down ? POLLIN : 0) |
+				      (t->up_len || t->ssl_want_write ||
+				       (t->ssl && SSL_pending(t->ssl)) ? POLLOUT : 0));
+		p[n++].revents = 0;
+	}
+	if (t->cfd >= 0) {
+		p[n].fd = t->cfd;
+		p[n].events = (short)((!t->client_eof ? POLLIN : 0) | (t->down_len ? POLLOUT : 0));
+		p[n++].revents = 0;
+	}
+	return n;
+}
+
+void mqtttunnel_step(struct mqtttunnel *t)
+{
+	if (t)
+		tun_pump(t);
+}
+
 void mqtttunnel_drain(struct mqtttunnel *t, uint64_t timeout_ms)
 {
 	uint64_t end = loop_wall_ms() + timeout_ms;
@@ -805,6 +833,12 @@ void mqtttunnel_drain(struct mqtttunnel *t, uint64_t timeout_ms)
 	}
 	if (t->ssl && t->st == TUN_OPEN)
 		SSL_shutdown(t->ssl);
+	/* Closed with the broker's bytes unread, the socket would send RST and drop what is still
+	 * queued for the broker. */
+	if (t->st == TUN_OPEN && t->rfd >= 0) {
+		uint64_t now = loop_wall_ms();
+		net_shutdown_drain(t->rfd, now < end ? end - now : 0);
+	}
 }
 
 void mqtttunnel_free(struct mqtttunnel *t)

@@ -18,6 +18,7 @@
 
 struct loop;
 struct mqtttunnel;
+struct pollfd;
 
 struct mqtttunnel_opts {
 	const char *host;     /* the broker's name: TLS name check, SNI, HTTP Host */
@@ -39,6 +40,11 @@ struct mqtttunnel *mqtttunnel_new(struct loop *loop, const struct mqtttunnel_opt
 bool mqtttunnel_reached(const struct mqtttunnel *t);
 /* Why the broker side failed or ended ("" if it did not); borrowed. */
 const char *mqtttunnel_error(const struct mqtttunnel *t);
+/* For a stop that runs the connection off the loop (mqtt_stop): the tunnel's descriptors with
+ * the events it waits for (at most 2, into p; returns how many), and one relaying step once
+ * poll(2) has looked at them. */
+size_t mqtttunnel_pollfds(const struct mqtttunnel *t, struct pollfd *p);
+void mqtttunnel_step(struct mqtttunnel *t);
 /* Blocks at most timeout_ms relaying what the client side already wrote (e.g. a DISCONNECT),
  * then closes the broker side cleanly. For shutdown only. */
 void mqtttunnel_drain(struct mqtttunnel *t, uint64_t timeout_ms);

@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int net_addr_parse(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
@@ -186,4 +188,31 @@ uint16_t net_local_port(int fd)
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
 		return 0;
 	return net_addr_port((struct sockaddr *)&ss);
+}
+
+static uint64_t net_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void net_shutdown_drain(int fd, uint64_t timeout_ms)
+{
+	char buf[4096];
+	uint64_t end = net_now_ms() + timeout_ms;
+
+	if (fd < 0 || shutdown(fd, SHUT_WR) < 0)
+		return;
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			return;
+		uint64_t now = net_now_ms();
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (now >= end || poll(&p, 1, (int)(end - now)) < 0)
+			return;
+	}
 }

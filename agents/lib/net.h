@@ -33,5 +33,11 @@ int net_tcp_connect_result(int fd);
 int net_udp_bind(const char *host, uint16_t port, bool broadcast);
 /* Local port of a bound socket, 0 on error. */
 uint16_t net_local_port(int fd);
+/* The end of a TCP connection that loses nothing of what was written: closing a socket with
+ * unread input sends RST, and the kernel then drops what is still queued for the peer. So this
+ * sends FIN after the queued data (shutdown SHUT_WR) and reads and discards what the peer still
+ * sends until its EOF, an error or timeout_ms (it blocks up to that long); the caller closes
+ * the fd after. */
+void net_shutdown_drain(int fd, uint64_t timeout_ms);
 
 #endif

@@ -10,6 +10,10 @@ source "$FR_SRC/tests/integration/lib.sh"
 CONF_NAME=$(basename "$0" .sh)
 CONF_W=$T
 FR_DEMO_DIR=$CONF_W/demo
+# The demo runs its daemons as an unprivileged user (tests/demo/demo.sh): it must reach the demo
+# dir through our temp dir, and the suite's own controllers run as that user too.
+chmod 0711 "$T"
+export FR_DEMO_USER=${FR_DEMO_USER:-fr-demo}
 # Debian's python3 has python3-paho-mqtt; a python3 earlier on PATH (pyenv) may not.
 CONF_PY=/usr/bin/python3
 export FR_BIN FR_SRC CONF_W FR_DEMO_DIR CONF_NAME
@@ -29,6 +33,16 @@ conf_teardown() {
 	for f in "$CONF_W"/mnt/*; do
 		[ -d "$f" ] && mountpoint -q "$f" && umount -l "$f"
 	done
+	# Built with FR_SANITIZE, a daemon reports what it found to its log, some of it only as it
+	# exits (LeakSanitizer, at the stops above): each report fails the script.
+	local san
+	san=$(grep -l -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+		"$CONF_W"/demo/logs/*.log "$CONF_W"/logs/*.log 2>/dev/null)
+	if [ -n "$san" ]; then
+		conf_log "FAIL: sanitizer reports in $(echo $san)"
+		grep -h -A30 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' $san | head -n 120 >&2
+		rc=1
+	fi
 	if [ "$rc" -ne 0 ]; then
 		for f in "$CONF_W"/demo/logs/*.log "$CONF_W"/logs/*.log; do
 			[ -s "$f" ] || continue
@@ -39,6 +53,7 @@ conf_teardown() {
 	else
 		rm -rf "$CONF_W"
 	fi
+	exit "$rc"
 }
 trap conf_teardown EXIT    # instead of lib.sh's
 

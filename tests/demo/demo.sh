@@ -77,7 +77,11 @@ start() {
 	local pid=$!
 	{ grep -v "^$name " "$D/pids" 2>/dev/null || true; echo "$name $pid"; } >"$D/pids.tmp"
 	mv -f "$D/pids.tmp" "$D/pids"
-	if [ "$name" = frAroundWeb ]; then echo "$pid" >"$S/web/frAroundWeb.pid"; fi
+	if [ "$name" = frAroundWeb ]; then
+		echo "$pid" >"$S/web/frAroundWeb.pid"
+		# fr-admin runs as the demo's user too (it signals frAroundWeb after a users change).
+		[ "$(id -u)" -ne 0 ] || chown "$RUN_USER:" "$S/web/frAroundWeb.pid"
+	fi
 }
 
 # stop_group PGID: SIGTERM to the whole group, SIGKILL to what is left after 5 s, then wait until
@@ -419,9 +423,10 @@ fr demo is running $RUNS_AS (logs in $D/logs/; Ctrl-C or ./fr stop ends it).
 Watch everything:
   mosquitto_sub -p $BROKER_PORT -u $DEMO_USER -I $DEMO_USER: -P $DEMO_PW -t 'fr/#' -v
 Switch the kitchen lamp and wait for the result:
-  mosquitto_rr -p $BROKER_PORT -u $DEMO_USER -i $DEMO_USER:cli -P $DEMO_PW -t fr/$HOME_ID/ctl/kitchen/cmd \\
-      -e fr/$HOME_ID/reply/$DEMO_USER/cli \\
-      -m '{"id":"'\$(cat /proc/sys/kernel/random/uuid)'","action":"lamp","args":{"state":"on"},"progress":false}'
+  id=\$(cat /proc/sys/kernel/random/uuid)
+  mosquitto_rr -p $BROKER_PORT -u $DEMO_USER -i "$DEMO_USER:\$id" -P $DEMO_PW -q 1 -t fr/$HOME_ID/ctl/kitchen/cmd \\
+      -e "fr/$HOME_ID/reply/$DEMO_USER/\$id" \\
+      -m '{"id":"'"\$id"'","action":"lamp","args":{"state":"on"},"progress":false}'
 Talk to a controller directly over the LAN protocol:
   $BIN/frcmd -s $S/homes/$HOME_ID/home.secret 127.0.0.2:$LINK_PORT kitchen lamp state=toggle
 

@@ -1,6 +1,7 @@
 /* fuzz_command: command_parse on the raw input; whatever it accepts must survive
  * command_to_json and parse back to the same command, and can hold no NUL that cJSON would
- * have cut a string at. */
+ * have cut a string at. What it rejects goes through command_peek, whose id and reply_to are
+ * those of the accepted command when there is one. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,8 +32,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* And the same without a why buffer. */
 		if (command_parse((const char *)data, size, &b, NULL, 0) == 0)
 			abort();
+		char id[COMMAND_ID_MAX + 1], rt[COMMAND_TOPIC_MAX + 1];
+		command_peek((const char *)data, size, id, rt);
+		if (strlen(id) > COMMAND_ID_MAX || strlen(rt) > COMMAND_TOPIC_MAX)
+			abort();
 		return 0;
 	}
+	char id[COMMAND_ID_MAX + 1], rt[COMMAND_TOPIC_MAX + 1];
+	command_peek((const char *)data, size, id, rt);
+	if (strcmp(id, a.id) != 0 || strcmp(rt, a.reply_to) != 0)
+		abort();
 	if (command_json_nul((const char *)data, size) >= 0)
 		abort();
 	j = command_to_json(&a);

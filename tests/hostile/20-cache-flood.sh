@@ -27,6 +27,7 @@ fr_secret "$T/home.secret"
 cat >"$T/mhs.conf" <<CONF
 home = "A";
 secret_file = "$T/home.secret";
+state_dir = "$T/state-mhs";
 discovery = { address = "127.255.255.255"; port = $APORT; interval = 0.3; offline_after = 3; };
 mqtt = { uri = "mqtt://127.0.0.1:$BPORT"; username = "home-A"; password_file = "$S/homes/A/mqtt.pw";
          backoff_min = 0.1; backoff_max = 1; };

@@ -16,7 +16,8 @@ hd_start() {
 	fr_start demo bash "$DEMO"
 	fr_wait 180 "the demo is running" grep -q 'fr demo is running' "$T/demo.log"
 	DEMO_PW=$(cat "$FR_DEMO_DIR/demo.password")
-	ADMIN=("$FR_SRC/broker/fr-admin" --state "$FR_DEMO_DIR/broker")
+	# --web-http: fr-admin waits for frAroundWeb's /healthz to confirm a users change
+	ADMIN=("$FR_SRC/broker/fr-admin" --state "$FR_DEMO_DIR/broker" --web-http "127.0.0.1:$FR_DEMO_METRICS_PORT")
 	if [ "$(id -u)" -eq 0 ]; then ADMIN=(setpriv --reuid=fr-demo --regid=fr-demo --init-groups -- "${ADMIN[@]}"); fi
 }
 

@@ -16,7 +16,7 @@ fr_mosquitto broker "$BPORT"
 fr_mhs_conf home1 "$APORT" "$BPORT"
 fr_start mhs "$FR_BIN/frMhs" -f -v -c "$T/mhs.conf"
 fr_mhc_conf c2 127.0.0.2 "$APORT"
-sed -i "s/max_running = 4/max_running = 16/" "$T/c2.conf"
+sed -i -e "s/max_running = 4/max_running = 16/" -e "s/max_running = 8/max_running = 64/" "$T/c2.conf"
 fr_start c2 "$FR_BIN/frMhc" -f -v -c "$T/c2.conf"
 fr_wait 10 "c2 online" fr_retained_is "$BPORT" fr/home1/ctl/c2/status online
 since0=$(fr_json "$(fr_retained "$BPORT" fr/home1/ctl/c2/info)" since)
@@ -66,6 +66,52 @@ restart_mid_run KILL k
 fr_ok "frMhs SIGKILLed with 6 actions running (MQTT 5 and 3.1.1): each got its one real result, with its correlation data"
 restart_mid_run TERM t
 fr_ok "frMhs stopped (SIGTERM) with 6 actions running: each got its one real result"
+# A clean stop while the broker is delivering requests: frMhs is frozen (SIGSTOP) while 60 QoS 1
+# requests to run and 1500 without an action (answered rejected at once, with their id) reach
+# it, then stopped (SIGTERM, SIGCONT). What it reads before it leaves the broker is handled
+# (kept in its state dir); what it has not read by then must not be acknowledged: the broker
+# keeps it for the session, and the next frMhs answers it. Every request gets its final result,
+# each of the 60 ran once.
+python3 -c '
+import json
+for i in range(60):
+    print(json.dumps({"v": 5, "cmd": "fr/home1/ctl/c2/cmd", "reply": "fr/home1/reply/d-%d" % i,
+                      "corr": "corr-d-%d" % i,
+                      "body": {"id": "d-%d" % i, "action": "rec", "args": {"tag": "d-%d" % i},
+                               "progress": False}}))
+for i in range(1500):
+    print(json.dumps({"v": 5, "cmd": "fr/home1/ctl/c2/cmd", "reply": "fr/home1/reply/r",
+                      "body": {"id": "r-%d" % i}}))' >"$T/d.in"
+mhs_recvq() {
+	ss -tnH state established "( dport = :$BPORT )" | awk -v want="$1" '{ q += $1 } END { exit !(q >= want) }'
+}
+kill -STOP "$(fr_pid mhs)"
+"$PAHOREQ" -p "$BPORT" -w 60 --published "$T/d.published" <"$T/d.in" >"$T/d.out" 2>"$T/d.err" &
+req=$!
+fr_wait 30 "the 1560 requests acknowledged by the broker" test -e "$T/d.published"
+# The broker wrote the first ones to frMhs's connection, where they wait unread.
+fr_wait 10 "requests in frMhs's receive queue" mhs_recvq 1000
+off=$(stat -c %s "$T/mhs.log")
+kill -TERM "$(fr_pid mhs)"
+kill -CONT "$(fr_pid mhs)"
+fr_stop mhs TERM
+# how many the stopping frMhs took in (each is logged)
+early=$(tail -c +"$((off + 1))" "$T/mhs.log" | grep -o 'request c2/d-[0-9]*\|(id r-[0-9]*)' | sort -u | wc -l)
+fr_start mhs "$FR_BIN/frMhs" -f -v -c "$T/mhs.conf"
+wait "$req" || fr_fail "requests delivered during a clean stop: not every one got its result: $(cat "$T/d.err"; grep -o '"[dr]-[0-9]*@[^"]*": {"finals": \[\]' "$T/d.out" | head -5)"
+python3 - "$T/d.out" "$T/runs-c2" <<'PY' || fr_fail "requests delivered during a clean stop: $(head -c 600 "$T/d.out")"
+import collections, json, sys
+out = json.load(open(sys.argv[1]))
+assert len(out) == 1560
+for key, e in out.items():
+    want = "ok" if key.startswith("d-") else "rejected"
+    assert e["finals"] and all(f["status"] == want for f in e["finals"]), (key, e["raw"])
+    assert key.startswith("r-") or len(e["finals"]) == 1, (key, e["raw"])
+runs = collections.Counter(l.split()[0] for l in open(sys.argv[2]) if l.startswith("d-"))
+assert len(runs) == 60 and set(runs.values()) == {1}, runs
+PY
+fr_ok "frMhs stopped cleanly while 1560 requests reached it: each got its final result, each action ran once ($early of them taken in before the stop)"
+
 # Each of the twelve ran once (slow is counted by the controller's journal).
 python3 - "$T/state-c2/journal" <<'PY' || fr_fail "an action ran more than once"
 import json, sys, collections

@@ -350,6 +350,36 @@ START_TEST(test_valid_name)
 }
 END_TEST
 
+/* A refused request's id and reply_to, as far as they can be read (docs/topics.md: "id": null
+ * only when the id could not be read). */
+START_TEST(test_peek)
+{
+	char id[COMMAND_ID_MAX + 1], rt[COMMAND_TOPIC_MAX + 1];
+	static const char *const named[] = {
+		"{\"id\":\"p-1\",\"reply_to\":\"fr/h/reply/u/1\"}",                     /* no action */
+		"{\"id\":\"p-1\",\"action\":\"a\",\"args\":{\"w\":{\"a\":1}},\"reply_to\":\"fr/h/reply/u/1\"}",
+		"{\"id\":\"p-1\",\"action\":\"a\",\"args\":{\"w\":\"a\\u0000b\"},\"reply_to\":\"fr/h/reply/u/1\"}",
+		"{\"type\":\"x\",\"id\":\"p-1\",\"reply_to\":\"fr/h/reply/u/1\"}",
+	};
+	for (size_t i = 0; i < sizeof named / sizeof *named; i++) {
+		command_peek(named[i], strlen(named[i]), id, rt);
+		ck_assert_str_eq(id, "p-1");
+		ck_assert_str_eq(rt, "fr/h/reply/u/1");
+	}
+	/* Unreadable: not JSON, not an object, an invalid id, a value with a NUL (cJSON would
+	 * hand back the prefix "p"), wildcards in reply_to. */
+	static const char *const anon[] = {
+		"not json", "[\"id\",\"p-1\"]", "{\"id\":\"has space\",\"reply_to\":\"a/#\"}",
+		"{\"id\":\"p\\u0000q\",\"reply_to\":\"fr/h/reply/\\u0000\"}", "{\"id\":7}", "",
+	};
+	for (size_t i = 0; i < sizeof anon / sizeof *anon; i++) {
+		command_peek(anon[i], strlen(anon[i]), id, rt);
+		ck_assert_str_eq(id, "");
+		ck_assert_str_eq(rt, "");
+	}
+}
+END_TEST
+
 static Suite *command_suite(void)
 {
 	Suite *s = suite_create("command");
@@ -368,6 +398,7 @@ static Suite *command_suite(void)
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_deadline_ms_exact);
 	tcase_add_test(tc, test_valid_name);
+	tcase_add_test(tc, test_peek);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,8 +4,9 @@
  * last will, a publish whose write fails mid-flight (#11.16), publish completion, failover over
  * several brokers, TCP_NODELAY on every connection, the mqttconf config group, MQTT 5
  * subscription options (Subscription Identifiers, Retain As Published per filter) kept across
- * a broker restart, and clean_first (a previous process's session dropped, reconnects
- * resuming this one's). */
+ * a broker restart, clean_first (a previous process's session dropped, reconnects
+ * resuming this one's), and a clean stop that first waits for the broker to acknowledge
+ * everything published. */
 #include <check.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -409,6 +410,78 @@ START_TEST(test_pubsub_wss)
 	ck_assert_int_eq(fds_to_port(tc.broker.ws_port, fds, 4), 1);
 	ck_assert(fd_nodelay(fds[0]));
 	tc_free(&tc);
+}
+END_TEST
+
+/* --- a clean stop hands over everything published before it --- */
+
+#define DRAIN_N 200
+
+static void drain_next(struct client *c, const struct mqtt_msg *msg)
+{
+	struct tc *tc = c->tc;
+
+	if (tc->step == 0 && tc->a.synced && tc->b.synced) {
+		tc->step = 1;
+		loop_stop(tc->loop);
+	} else if (tc->step == 2 && msg && c == &tc->b && tc->b.messages == DRAIN_N) {
+		tc->step = 3;
+		loop_stop(tc->loop);
+	}
+}
+
+/* The broker lets 2 QoS 1 messages of a client be in flight (max_inflight_messages, its
+ * Receive Maximum): 200 published just before mqtt_stop mostly wait in libmosquitto for a
+ * free slot. mqtt_stop must run the connection until the broker acknowledged all of them --
+ * frMhs's answers to the requests it took in before a clean stop (issue 11) -- so a
+ * subscriber gets every one; over mqtt:// and over wss:// (the tunnel relays off the loop). */
+static void run_stop_drains(bool wss)
+{
+	struct tc tc;
+	struct mqtt_opts o = { 0 };
+	char ca[128], t[32];
+	int i;
+
+	tc_init(&tc);
+	tc.broker.extra = "max_inflight_messages 2\n";
+	if (wss) {
+		make_certs(&tc.broker, "IP:127.0.0.1");
+		tc.broker.ws_port = test_free_port();
+		tc.broker.ws_tls = true;
+		snprintf(ca, sizeof ca, "%s/ca.crt", tc.broker.dir);
+		o.ca_file = ca;
+	}
+	test_broker_start(&tc.broker);
+	client_new(&tc.a, 5, &o);
+	client_new(&tc.b, 5, &o);
+	tc.a.next = tc.b.next = drain_next;
+	ck_assert_int_eq(mqtt_subscribe(tc.b.m, "fr/drain/#", 1), 0);
+	ck_assert_int_eq(mqtt_start(tc.a.m), 0);
+	ck_assert_int_eq(mqtt_start(tc.b.m), 0);
+	ck_assert_int_eq(loop_run(tc.loop), 0);
+	ck_assert_int_eq(tc.step, 1);
+	for (i = 0; i < DRAIN_N; i++) {
+		snprintf(t, sizeof t, "fr/drain/%d", i);
+		ck_assert_int_eq(mqtt_publish(tc.a.m, t, "x", 1, 1, false, NULL, NULL, 0), 0);
+	}
+	tc.step = 2;
+	mqtt_stop(tc.a.m, 10000);
+	ck_assert(!mqtt_is_connected(tc.a.m));
+	if (tc.b.messages < DRAIN_N)
+		ck_assert_int_eq(loop_run(tc.loop), 0);
+	ck_assert_int_eq(tc.b.messages, DRAIN_N);
+	tc_free(&tc);
+}
+
+START_TEST(test_stop_drains)
+{
+	run_stop_drains(false);
+}
+END_TEST
+
+START_TEST(test_stop_drains_wss)
+{
+	run_stop_drains(true);
 }
 END_TEST
 
@@ -1954,6 +2027,8 @@ static Suite *mqtt_suite(void)
 	ADD(s, test_subscription_options_bad);
 	ADD(s, test_clean_first_v5);
 	ADD(s, test_clean_first_v311);
+	ADD(s, test_stop_drains);
+	ADD(s, test_stop_drains_wss);
 	return s;
 }
 

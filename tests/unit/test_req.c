@@ -373,6 +373,54 @@ START_TEST(test_keys_once)
 }
 END_TEST
 
+/* A request with a deadline, on topic; wait_until is what frMhs derives from it. */
+static void ask_deadline(const char *id, const char *topic, int64_t deadline_ms)
+{
+	char json[256];
+	snprintf(json, sizeof json, "{\"id\":\"%s\",\"action\":\"lamp\",\"deadline\":%.3f}", id,
+		 (double)deadline_ms / 1000.0);
+	struct command cmd;
+	char why[128];
+	ck_assert_int_eq(command_parse(json, strlen(json), &cmd, why, sizeof why), 0);
+	struct req_route rt = { topic, "c", 1, cmd.final_only };
+	reqs_request(F.q, CTL, &cmd, &rt, cmd.deadline_ms);
+	command_clear(&cmd);
+}
+
+/* #11.2: a request whose deadline passed before it reached frMhs (queued by the broker through
+ * an outage) is answered expired at once, linked or not, and never sent; not an outcome. A
+ * repeat of an id that is open or done still gets that request's answer. */
+START_TEST(test_expired_on_arrival)
+{
+	int64_t past = (int64_t)loop_wall_ms() - 1000;
+	for (int linked = 0; linked <= 1; linked++) {
+		F.linked = linked;
+		clear_replies();
+		ask_deadline(linked ? "e1" : "e0", "t1", past);
+		ck_assert_str_eq(replies(), "t1:result expired");
+		ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply_msg(0), "retry")));
+		ck_assert_int_eq(F.sends, 0);
+		ck_assert_int_eq(reqs_state(F.q, CTL, linked ? "e1" : "e0"), REQ_NSTATES);
+	}
+	/* Asked again with a later deadline: it runs. */
+	clear_replies();
+	ask_deadline("e1", "t1", past + 3600000);
+	ck_assert_int_eq(F.sends, 1);
+	from_ctl("result", "e1", "ok", NULL);
+	/* A late copy of it with the old deadline gets the outcome, not expired. */
+	clear_replies();
+	ask_deadline("e1", "t2", past);
+	ck_assert_str_eq(replies(), "t2:result ok dup");
+	/* So does one that joins an open request. */
+	ask("e2", "t1", false, LONG_MS);
+	clear_replies();
+	ask_deadline("e2", "t2", past);
+	ck_assert_int_eq(reqs_state(F.q, CTL, "e2"), REQ_SENT);
+	from_ctl("result", "e2", "ok", NULL);
+	ck_assert_str_eq(replies(), "t1:result ok,t2:result ok dup");
+}
+END_TEST
+
 /* #11.2/#11.4: offline is not an outcome -- the same id asked again is tried again. */
 START_TEST(test_offline_then_again)
 {
@@ -556,6 +604,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_repeat_joins);
 	tcase_add_test(tc, test_keys_once);
 	tcase_add_test(tc, test_offline_then_again);
+	tcase_add_test(tc, test_expired_on_arrival);
 	tcase_add_test(tc, test_retry_and_late_outcome);
 	tcase_add_test(tc, test_duplicate_flag);
 	tcase_add_test(tc, test_outcome);

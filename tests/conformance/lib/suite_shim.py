@@ -566,20 +566,26 @@ def _():
 
 # ---------------------------------------------------------------------------- limits
 
-@s.check("shim.too_long", "a line over max_line (default 65536, newline included) -> error too_long (id null) then the connection is closed")
-def _():
-    sh = Shim(auth=False)
-    pad = 65536 - len(b'{"id":"edge","op":"ping","pad":""}\n')
-    sh.send_raw(b'{"id":"edge","op":"ping","pad":"' + b"x" * pad + b'"}\n')          # exactly 65536
+def line_limit(sh, limit):
+    """A line of exactly limit bytes (newline included) is served; one byte more is too_long
+    (id null), then the connection is closed."""
+    pad = limit - len(b'{"id":"edge","op":"ping","pad":""}\n')
+    sh.send_raw(b'{"id":"edge","op":"ping","pad":"' + b"x" * pad + b'"}\n')
     edge = sh.final("edge")
-    expect(edge.get("ok") is True, "a line of exactly max_line: %s" % short(edge))
-    sh.send_raw(b'{"id":"long","op":"ping","pad":"' + b"x" * (pad + 1) + b'"}\n')    # 65537
+    expect(edge.get("ok") is True, "a line of exactly %d bytes: %s" % (limit, short(edge)))
+    sh.send_raw(b'{"id":"long","op":"ping","pad":"' + b"x" * (pad + 1) + b'"}\n')
     _, p = sh.take(lambda p: "ok" in p, 10, "too_long")
     closed = sh.closed_within(10)
     sh.close()
-    expect(p.get("ok") is False and err(p) == "too_long" and p.get("id") is None, short(p))
-    expect(closed, "connection not closed after too_long")
-    return "65536 ok; 65537 too_long, closed"
+    expect(p.get("ok") is False and err(p) == "too_long" and p.get("id") is None, "%d + 1 bytes: %s" % (limit, short(p)))
+    expect(closed, "connection not closed after too_long (%d + 1 bytes)" % limit)
+
+
+@s.check("shim.too_long", "a line over max_line (default 65536, newline included) -> error too_long (id null) then the connection is closed; before its auth succeeds a connection's \"lines may be at most 4096 bytes\"")
+def _():
+    line_limit(Shim(), 65536)
+    line_limit(Shim(auth=False), 4096)
+    return "authenticated: 65536 ok, 65537 too_long, closed; pending: 4096 ok, 4097 too_long, closed"
 
 
 @s.check("shim.max_outq", "a client over max_outq (does not read; default 1 MiB) is disconnected")
@@ -617,36 +623,36 @@ def _():
     return "disconnected after %d bytes" % total
 
 
-@s.check("shim.max_clients", "max_clients (default 1024; connections beyond it are closed at once)")
+@s.check("shim.max_clients", "max_clients (default 1024 authenticated clients, TCP and unix together; an auth beyond it -> error too_many, then the connection is closed)")
 def _():
     def clients():
         m = re.search(r"(?m)^fr_shim_clients (\d+)", http_get(PORT["metrics"], "/metrics")[2])
         return int(m.group(1)) if m else -1
     wait_until(lambda: clients() == 1, 20, "fr_shim_clients 1 (only this suite's connection)")
     socks = []
+    auth = (json.dumps({"id": 1, "op": "auth", "token": password()}) + "\n").encode()
     try:
-        for i in range(1024 - 1):               # SH is already one
-            socks.append(socket.create_connection(("127.0.0.1", PORT["shim"]), timeout=10))
-        # all of them are served
-        probe = socks[-1]
-        probe.sendall(b'{"id":1,"op":"ping"}\n')
-        probe.settimeout(10)
-        served = b'"ok":true' in probe.recv(4096)
-        extra = socket.create_connection(("127.0.0.1", PORT["shim"]), timeout=10)
-        extra.settimeout(10)
-        try:
-            extra.sendall(b'{"id":1,"op":"ping"}\n')
-            d = extra.recv(4096)
-        except (ConnectionResetError, BrokenPipeError):
-            d = b""
+        # one at a time: a connection is pending (budget 64 per peer) until its auth succeeds
+        for i in range(1024 - 2):               # SH is one, the unix socket's is the last
+            x = socket.create_connection(("127.0.0.1", PORT["shim"]), timeout=10)
+            socks.append(x)
+            x.sendall(auth)
+            expect(b'"ok":true' in x.recv(4096), "auth of client %d refused" % (i + 2))
+        u = Shim(unix=True)                     # client 1024, on the unix socket
+        served = u.call({"op": "ping"})[-1].get("ok") is True
+        extra = Shim(auth=False)
+        p = extra.call({"op": "auth", "token": password()})[-1]
+        closed = extra.closed_within(10)
         extra.close()
+        u.close()
     finally:
         for x in socks:
             x.close()
-    expect(served, "connection 1024 not served")
-    expect(b'"ok":true' not in d, "connection 1025 served: %r" % d[:100])
-    wait_until(lambda: Shim(auth=False).call({"op": "ping"})[-1].get("ok"), 20, "a new client served again")
-    return "1024 served, 1025th closed (%r)" % d[:60]
+    expect(served, "client 1024 (unix socket) not served")
+    expect(p.get("ok") is False and err(p) == "too_many" and closed, "auth 1025: %s, closed %s" % (short(p), closed))
+    wait_until(lambda: clients() == 1, 20, "fr_shim_clients back to 1")
+    wait_until(lambda: Shim().call({"op": "ping"})[-1].get("ok"), 20, "a new client served again")
+    return "1024 authenticated (TCP and unix), auth 1025 -> too_many, closed"
 
 
 # ---------------------------------------------------------------------------- HTTP

@@ -120,7 +120,7 @@ def _():
 
 
 def clear_retained():
-    run(["mosquitto_pub", "-p", str(PORT["broker"]), "-u", USER, "-P", PW, "-t", cmd_topic("lab"), "-r", "-n", "-q", "1"])
+    run(["mosquitto_pub", "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-t", cmd_topic("lab"), "-r", "-n", "-q", "1"])
 
 
 @s.check("i11.12.retained-on-311", "#11 item 12: a retained request is never run, also when frMhs is on MQTT 3.1.1 (where the broker clears the retain flag on live delivery): rejected (mosquitto_pub -r -V 311 and -V 5)")
@@ -131,7 +131,7 @@ def _():
             t = uid("r")[:30].lower()
             rid = uid()
             mk = V3.cl.mark()
-            r = run(["mosquitto_pub", "-V", v, "-p", str(PORT["broker"]), "-u", USER, "-P", PW, "-q", "1", "-r",
+            r = run(["mosquitto_pub", "-V", v, "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-q", "1", "-r",
                      "-t", cmd_topic("lab"), "-m",
                      '{"id":"%s","action":"rec","args":{"tag":"%s"},"reply_to":"%s"}' % (rid, t, V3.rt)])
             expect(r.returncode == 0, r.stderr)
@@ -149,7 +149,7 @@ def _():
 def _():
     t = uid("r")[:30].lower()
     try:
-        r = run(["mosquitto_pub", "-V", "311", "-p", str(PORT["broker"]), "-u", USER, "-P", PW, "-q", "1", "-r",
+        r = run(["mosquitto_pub", "-V", "311", "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-q", "1", "-r",
                  "-t", cmd_topic("lab"), "-m", '{"id":"%s","action":"rec","args":{"tag":"%s"}}' % (uid(), t)])
         expect(r.returncode == 0, r.stderr)
         mk = S.obs.mark()
@@ -167,7 +167,7 @@ def _():
 def _():
     rid = uid()
     rt = "fr/%s/reply/%s/%s" % (HOME, USER, uid("rr"))
-    r = run(["mosquitto_rr", "-V", "311", "-p", str(PORT["broker"]), "-u", USER, "-P", PW, "-W", "20", "-q", "1",
+    r = run(["mosquitto_rr", "-V", "311", "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-W", "20", "-q", "1",
              "-t", cmd_topic("lab"), "-e", rt,
              "-m", '{"id":"%s","action":"ping","reply_to":"%s","progress":false}' % (rid, rt)], 30)
     expect(r.returncode == 0 and '"status":"ok"' in r.stdout and rid in r.stdout, "rc %d %r %r" % (r.returncode, r.stdout[:200], r.stderr[:200]))
@@ -212,7 +212,8 @@ def _():
         P.close()
 
 
-@s.check("i16.frAroundWeb-311", "#16: frAroundWeb with `version = 4` (MQTT 3.1.1) serves shim requests (reply_to with the id matched)")
+@s.check("i16.frAroundWeb-311", "#16: frAroundWeb with `version = 4` (MQTT 3.1.1) serves shim requests (reply_to with the id matched)",
+         pending="issue 16 -- not yet implemented (frAroundWeb is MQTT 5 only)")
 def _():
     conf = os.path.join(D, "frAroundWeb.conf")
     orig = open(conf).read()
