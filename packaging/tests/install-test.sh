@@ -156,7 +156,7 @@ fr_ok "frMhs, frMhc, frAroundWeb started as their units: own users, no capabilit
 
 # 5. Round trips.
 fr_wait 20 "controller kitchen online" fr_retained_is "$BPORT" fr/home1/ctl/kitchen/status online
-out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/kitchen/cmd -e fr/test/reply -W 20 \
+out=$(mosquitto_rr -p "$BPORT" -t fr/home1/ctl/kitchen/cmd -e fr/home1/reply/pkgtest -W 20 \
 	-m '{"id":"pkg-1","action":"lamp","args":{"state":"on"},"progress":false}') || fr_fail "mosquitto_rr round trip"
 [ "$(fr_json "$out" status)" = ok ] || fr_fail "lamp on: $out"
 [ "$(cat "$ROOT/var/lib/fr/frmhc/lamp.state")" = on ] || fr_fail "the action did not write its state in the StateDirectory"
