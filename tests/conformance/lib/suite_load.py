@@ -3,6 +3,7 @@ event topic (#11 item 11: QoS 0 by contract, but a loss may not be silent), and 
 four kinds of client at once each get one real result and run once. Bounded in count and time."""
 import json
 import os
+import signal
 import re
 import socket
 import struct
@@ -152,7 +153,7 @@ def events_flood():
     # pushes the burst once frMhs has linked to it, as a fixed controller of frmhs.conf
     sim_out = os.path.join(os.environ["CONF_W"], "ctlsim.out")
     sim = subprocess.Popen([os.path.join(BIN, "ctlsim"), "events", "-s", os.path.join(STATE, "homes", HOME, "home.secret"),
-                            "-l", "127.0.0.1", "-p", "0", "-n", str(EVENTS), "-L", "5", "-T", "60"],
+                            "-l", "127.0.0.1", "-p", "0", "-n", str(EVENTS), "-w", "-L", "5", "-T", "60"],
                            stdout=open(sim_out, "w"), stderr=subprocess.STDOUT)
     conf = os.path.join(D, "frmhs.conf")
     orig = open(conf).read()
@@ -171,7 +172,15 @@ def events_flood():
         sub = RawSub(T + "/ctl/sim-ev/event")
         with open(conf, "w") as f:
             f.write(orig + '\ncontrollers = ( { id = "sim-ev"; address = "127.0.0.1"; port = %d; } );\n' % port)
+        # The promise covers events received while the broker is connected (while it is not,
+        # 1000 are kept): under load frMhs linked to ctlsim before its MQTT connection was up,
+        # so the burst starts (SIGUSR1, ctlsim -w) once this frMhs logged its broker connection.
+        mhs_log = os.path.join(D, "logs", "frMhs.log")
+        connects = lambda: open(mhs_log, errors="replace").read().count("broker connected")
+        before = connects()
         S.restart("frMhs")
+        wait_until(lambda: connects() > before, 30, "the restarted frMhs to connect to the broker")
+        sim.send_signal(signal.SIGUSR1)
         wait_until(lambda: "PUSHED" in open(sim_out).read(), 30, "ctlsim to push its events")
         # all arrived, or nothing more arrives for 5 s (frMhs forwards as it reads: a gap of
         # seconds after the burst means the rest is gone)
