@@ -132,7 +132,9 @@ final class Client
      *        "started" stream events
      * @param float|null $wait seconds the shim waits for the final result (default: timeout + 5,
      *        or 30); past it: TimeoutException with getRequestId() (the action may still finish;
-     *        the audit shows how).
+     *        the audit shows how). The request's deadline comes from it (docs/topics.md, the
+     *        request profile: 2 s before, or half of a wait under 4 s), so a controller that
+     *        stays away is a Result "offline" before the wait ends.
      * @throws TimeoutException no final result within $wait (shim) or $wait + the client
      *         timeout (local)
      * @throws ForbiddenException home not granted

@@ -22,7 +22,7 @@ const ART = process.env.FR_ARTIFACTS || join(HERE, 'artifacts');
 const CHROMIUM = process.env.FR_CHROMIUM || '/usr/bin/chromium';
 const STEP = 45_000; // the longest any single expectation may take
 
-let dir, env, demo, demoOut = '', ctx, page, url, password, brokerPort;
+let dir, env, demo, demoOut = '', ctx, page, url, password, brokerPort, shimPort;
 const cspViolations = [];
 
 // A port free for TCP and UDP on 127.0.0.1 (the announce port is UDP).
@@ -113,6 +113,7 @@ before(async () => {
 		password = readFileSync(join(dir, 'demo.password'), 'utf8').trim();
 		url = `https://localhost:${ports.HTTPS}/`;
 		brokerPort = ports.BROKER;
+		shimPort = ports.SHIM;
 		ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
 			executablePath: CHROMIUM,
 			headless: true,
@@ -288,26 +289,45 @@ function watchCommand(topic) {
 		sub.once('exit', () => rej(new Error(`mosquitto_sub ended: ${out}`)));
 	});
 	const message = new Promise((res) => sub.once('exit', () => res(out.split('\n').find((l) => l.startsWith('MSG ')))));
-	return { subscribed, message };
+	// The request as published: its MQTT 5 response topic, correlation data and document.
+	const request = message.then((line) => {
+		assert.ok(line, 'no request seen on the broker');
+		const [rt, cd, ...body] = line.slice(4).split('|');
+		return { rt, cd, req: JSON.parse(body.join('|')) };
+	});
+	return { subscribed, message, request };
 }
 
+// docs/topics.md, "The request profile of fr's own clients": what the page and the relay both
+// send, whoever sends it (sent between t0 and t1, waiting `wait` seconds for the result).
+function assertProfile({ rt, cd, req }, wait, t0, t1) {
+	assert.match(req.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+	assert.match(rt, /^fr\/demo\/reply\/demo\/[A-Za-z0-9_-]+$/);
+	assert.equal(req.reply_to, rt);
+	assert.equal(cd, req.id);
+	assert.equal(req.progress, true);
+	const margin = Math.max(wait - 2, wait / 2);
+	assert.ok(req.deadline >= t0 / 1000 + margin - 1 && req.deadline <= t1 / 1000 + margin + 1,
+		`deadline ${req.deadline} for a wait of ${wait} s sent between ${t0 / 1000} and ${t1 / 1000}`);
+}
+
+let pageRequest;
 step('an action runs with progress and its real result', async () => {
 	const form = ctl('kitchen').locator('form[data-action="lamp"]');
 	const watch = watchCommand('fr/demo/ctl/kitchen/cmd');
 	await watch.subscribed;
 	await form.getByLabel('state').selectOption('on');
+	const t0 = Date.now();
 	await form.getByRole('button', { name: 'Run lamp' }).click();
 	await form.locator('[data-field="result"][data-status="ok"]').waitFor();
-	// The request: a UUID id, MQTT 5 response topic under the user's reply tree, the id as
-	// correlation data, a deadline.
-	const [rt, cd, payload] = (await watch.message).slice(4).split('|');
-	const req = JSON.parse(payload);
-	assert.match(req.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-	assert.match(rt, /^fr\/demo\/reply\/demo\/[0-9a-f]{8}$/);
-	assert.equal(cd, req.id);
-	assert.deepEqual(req.args, { state: 'on' });
-	assert.equal(req.action, 'lamp');
-	assert.ok(req.deadline > Date.now() / 1000);
+	// The request: the profile's (a UUID id, the user's reply tree, the id as correlation data,
+	// a deadline from the page's wait: the action's timeout + 20 s).
+	const sent = await watch.request;
+	pageRequest = { ...sent, wait: Number(await form.getAttribute('data-timeout')) + 20, t0, t1: Date.now() };
+	assertProfile(sent, pageRequest.wait, pageRequest.t0, pageRequest.t1);
+	assert.match(sent.rt, /^fr\/demo\/reply\/demo\/[0-9a-f]{8}$/);
+	assert.deepEqual(sent.req.args, { state: 'on' });
+	assert.equal(sent.req.action, 'lamp');
 	assert.equal(await form.locator('[data-field="progress"]').textContent(), 'sent → accepted → started → result (ok)');
 	const res = await form.locator('[data-field="result"]').innerText();
 	assert.match(res, /exit code\s+0/);
@@ -321,6 +341,30 @@ step('an action runs with progress and its real result', async () => {
 		await page.screenshot({ path: join(ART, 'readme.png') });
 		copyFileSync(join(ART, 'readme.png'), join(ROOT, 'docs/screenshot.png'));
 	}
+});
+
+// One command path (docs/topics.md): PHP's request goes bridge-php -> shim -> frAroundWeb's relay
+// -> broker, the page's straight to the broker, and both are the same request document apart
+// from the ids, the reply topic's client level and the time it was sent.
+step('a request from PHP is the page\'s request document, ids apart', async () => {
+	assert.ok(pageRequest, 'the page\'s request step did not run');
+	const watch = watchCommand('fr/demo/ctl/kitchen/cmd');
+	await watch.subscribed;
+	const code = `require getenv('FR_ROOT') . '/bridge-php/tests/bootstrap.php';
+$c = new Fr\\Bridge\\Client('tcp://127.0.0.1:' . getenv('FR_SHIM_PORT'), getenv('FR_TOKEN'), 10.0);
+echo $c->request('demo', 'kitchen', 'lamp', ['state' => 'on'], null, null, (float) getenv('FR_WAIT'))->status;`;
+	const t0 = Date.now();
+	const php = spawnSync('php', ['-r', code], { encoding: 'utf8', timeout: 90_000, env: { ...process.env,
+		FR_ROOT: ROOT, FR_SHIM_PORT: String(shimPort), FR_TOKEN: password, FR_WAIT: String(pageRequest.wait) } });
+	assert.equal(php.status, 0, `php: ${php.stdout}${php.stderr}`);
+	assert.equal(php.stdout, 'ok');
+	const sent = await watch.request;
+	assertProfile(sent, pageRequest.wait, t0, Date.now());
+	assert.match(sent.rt, /^fr\/demo\/reply\/demo\/web-[A-Za-z0-9_-]+$/);
+	const same = ({ rt, req }) => ({ ...req, id: '<id>', deadline: '<sent + wait - 2>',
+		reply_to: req.reply_to.replace(/[^/]+$/, '<client>'), rt: rt.replace(/[^/]+$/, '<client>') });
+	assert.deepEqual(Object.keys(sent.req), Object.keys(pageRequest.req));
+	assert.deepEqual(same(sent), same(pageRequest));
 });
 
 step('a killed controller goes offline with its reason and comes back', async () => {

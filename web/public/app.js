@@ -11,9 +11,14 @@ const cfg = app.dataset;
 const prefix = cfg.prefix || 'fr';
 const user = cfg.user;
 const homes = (cfg.homes || '').split(',').filter(Boolean);
-// One reply topic per page: subscribed before any request is sent, so no reply is missed.
+// Requests follow the request profile of docs/topics.md, as frAroundWeb's relay (the shim's
+// "request" op) does: reply topic fr/<home>/reply/<user>/<client>, this page being the client
+// (8 random hex digits; subscribed before any request is sent, so no reply is missed).
 const pageId = crypto.randomUUID().slice(0, 8);
 const replyTopic = (home) => `${prefix}/${home}/reply/${user}/${pageId}`;
+// How long a request's deadline comes before its caller gives up (the relay's
+// RELAY_DEADLINE_MARGIN_S): frMhs's "offline" for a controller that stays away arrives first.
+const DEADLINE_MARGIN_S = 2;
 const pending = new Map(); // request id -> {form, home, ctl, action, sent, timer}
 const SIMPLE_ALT = /^[A-Za-z0-9_.-]+(\|[A-Za-z0-9_.-]+)+$/;
 
@@ -200,6 +205,15 @@ function showResult(p, r) {
 	box.dataset.status = r.status;
 }
 
+// The profile's request document (relay_command in agents/frAroundWeb/relay.c): a request that
+// waits `wait` seconds for its result gets the deadline now + max(wait - margin, wait / 2).
+function requestDoc(id, action, args, wait, replyTo) {
+	const deadline = Date.now() / 1000 + Math.max(wait - DEADLINE_MARGIN_S, wait / 2);
+	return { id, action, args, deadline, reply_to: replyTo, progress: true };
+}
+
+// Replies are matched by their correlation data (MQTT 5), else by their id (MQTT 3.1.1); only
+// accepted, started and result mean something to a request.
 function onReply(text, packet) {
 	let m;
 	try { m = JSON.parse(text); } catch { return; }
@@ -230,19 +244,21 @@ function onSubmit(ev) {
 	const args = {};
 	for (const f of form.querySelectorAll('input[name], select[name]')) args[f.name] = f.value;
 	const id = crypto.randomUUID();
-	// A request queued through an outage must not switch a relay minutes later (topics.md).
-	const req = { id, action, args, progress: true, deadline: Date.now() / 1000 + 60 };
 	const p = { form, home, ctl, action, sent: Date.now(), timer: null };
 	pending.set(id, p);
 	form.querySelector('[data-field="result"]').replaceChildren();
 	showProgress(p, 'sent');
 	form.querySelector('button[type="submit"]').disabled = true;
-	const limit = (parseFloat(form.dataset.timeout) || 30) + 20;
+	// The page waits the action's own timeout and 20 s more for the result; the request's
+	// deadline comes from that wait, so a request stuck in an outage never switches a relay
+	// after the page stopped waiting (topics.md).
+	const wait = (parseFloat(form.dataset.timeout) || 30) + 20;
+	const req = requestDoc(id, action, args, wait, replyTopic(home));
 	p.timer = setTimeout(() => {
 		if (!pending.has(id)) return;
-		showProgress(p, form.dataset.step || 'sent', `no result after ${Math.round(limit)} s yet`);
+		showProgress(p, form.dataset.step || 'sent', `no result after ${Math.round(wait)} s yet`);
 		form.querySelector('button[type="submit"]').disabled = false;
-	}, limit * 1000);
+	}, wait * 1000);
 	client.publish(`${prefix}/${home}/ctl/${ctl}/cmd`, JSON.stringify(req), {
 		qos: 1, retain: false,
 		properties: { responseTopic: replyTopic(home), correlationData: new TextEncoder().encode(id) },

@@ -397,14 +397,21 @@ def _():
     return "3601 and -1 refused"
 
 
-@s.check("shim.request.mqtt", "publishes to fr/<home>/ctl/<ctl>/cmd with QoS 1, MQTT 5 response topic fr/<home>/reply/web-<instance> and the id as correlation data")
+@s.check("shim.request.mqtt", "publishes to fr/<home>/ctl/<ctl>/cmd with QoS 1, the reply topic fr/<home>/reply/<user>/web-<instance> as MQTT 5 response topic and as reply_to, the id as correlation data, \"progress\": true and the deadline now + max(wait - 2, wait / 2) s")
 def _():
     mk = S.obs.mark()
-    f = shim_request(SH, "lab", "ping")[-1]
+    t0 = time.time()
+    f = shim_request(SH, "lab", "ping", wait=30)[-1]
+    t1 = time.time()
     m = S.obs.wait(T + "/ctl/lab/cmd", lambda m: (m.json() or {}).get("id") == f.get("request"), 10, mk)[0]
     rt = getattr(m.props, "ResponseTopic", None)
-    expect(m.qos == 1 and not m.retain and rt == T + "/reply/web-demo" and m.corr() == f["request"].encode(),
-           "%r rt=%r corr=%r" % (m, rt, m.corr()))
+    body = m.json() or {}
+    want = "%s/reply/%s/web-demo" % (T, USER)
+    expect(m.qos == 1 and not m.retain and rt == want and body.get("reply_to") == want
+           and m.corr() == f["request"].encode() and body.get("progress") is True,
+           "%r rt=%r corr=%r body=%r" % (m, rt, m.corr(), body))
+    d = body.get("deadline")
+    expect(isinstance(d, (int, float)) and t0 + 28 - 0.5 <= d <= t1 + 28 + 0.5, "deadline %r for wait 30 sent between %.1f and %.1f" % (d, t0, t1))
     return "%r rt %s" % (m, rt)
 
 
