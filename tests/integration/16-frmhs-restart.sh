@@ -9,11 +9,7 @@
 # - a second frMhs on the same state dir refuses to start.
 . "$(dirname "$0")/lib.sh"
 
-fr_secret "$T/home.secret"
-BPORT=$(fr_free_port)
-APORT=$(fr_free_port)
-fr_mosquitto broker "$BPORT"
-fr_mhs_conf home1 "$APORT" "$BPORT"
+fr_home
 fr_start mhs "$FR_BIN/frMhs" -f -v -c "$T/mhs.conf"
 fr_mhc_conf c2 127.0.0.2 "$APORT"
 sed -i -e "s/max_running = 4/max_running = 16/" -e "s/max_running = 8/max_running = 64/" "$T/c2.conf"

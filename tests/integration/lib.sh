@@ -164,6 +164,48 @@ mqtt = { uri = "mqtt://127.0.0.1:$3"; version = ${4:-5}; backoff_min = 0.1; back
 CONF
 }
 
+# fr_home: the home most tests use: its secret ($T/home.secret), free ports BPORT (a broker,
+# started as "broker") and APORT (announces), and $T/mhs.conf for home1 (frMhs not started).
+fr_home() {
+	fr_secret "$T/home.secret"
+	BPORT=$(fr_free_port)
+	APORT=$(fr_free_port)
+	fr_mosquitto broker "$BPORT"
+	fr_mhs_conf home1 "$APORT" "$BPORT"
+}
+
+# fr_users NAME:TOKEN:HOME[,HOME...] ...: writes $T/users.conf, frAroundWeb's users file: each
+# user with the SHA-256 of its token and its homes (none after the second colon: no home).
+fr_users() {
+	local u name token homes h sep="" list
+	{
+		echo "users = ("
+		for u in "$@"; do
+			IFS=: read -r name token homes <<<"$u"
+			list=""
+			for h in ${homes//,/ }; do list="$list${list:+, }\"$h\""; done
+			printf '%s  { name = "%s"; token_sha256 = "%s"; homes = [%s]; }' "$sep" "$name" \
+				"$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)" "$list"
+			sep=$',\n'
+		done
+		printf '\n);\n'
+	} >"$T/users.conf"
+}
+
+# fr_web_conf BROKER_PORT SHIM_PORT HTTP_PORT [SHIM_SETTINGS [MORE]]: writes $T/web.conf for
+# frAroundWeb: users $T/users.conf, audit $T/audit.log, the shim on 127.0.0.1:SHIM_PORT with
+# SHIM_SETTINGS ('max_inflight = 16;' ...), HTTP on HTTP_PORT, MORE top-level lines.
+fr_web_conf() {
+	cat >"$T/web.conf" <<CONF
+users_file = "$T/users.conf";
+audit_file = "$T/audit.log";
+shim = { address = "127.0.0.1"; port = $2; ${4:-} };
+http = { address = "127.0.0.1"; port = $3; };
+mqtt = { uri = "mqtt://127.0.0.1:$1"; backoff_min = 0.1; backoff_max = 1; };
+${5:-}
+CONF
+}
+
 # fr_retained PORT TOPIC: the retained payload of TOPIC (empty if none).
 fr_retained() { mosquitto_sub -p "$1" -t "$2" -C 1 -W 2 --retained-only 2>/dev/null; }
 # fr_has_retained PORT TOPIC: TOPIC has a retained message.
@@ -173,8 +215,6 @@ fr_retained_is() { [ "$(fr_retained "$1" "$2")" = "$3" ]; }
 # fr_retained_field PORT TOPIC FIELD VALUE
 fr_retained_field() { local v; v=$(fr_retained "$1" "$2") && [ -n "$v" ] && [ "$(fr_json "$v" "$3")" = "$4" ]; }
 
-# fr_rss_kb PID: resident memory of PID in KiB (0 if gone).
-fr_rss_kb() { awk '/^VmRSS:/ {print $2; found=1} END {if (!found) print 0}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # fr_acl_broker NAME PORT STATE: a real mosquitto on 127.0.0.1:PORT with the accounts and the ACL
 # that broker/fr-admin keeps in STATE (no anonymous clients; no TLS, loopback only).
@@ -197,8 +237,11 @@ CONF
 # so a memory bound measured with RSS holds for the daemons started after this.
 fr_asan_quarantine() { export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=$1"; }
 
-# fr_vm PID FIELD: a memory figure of a process in kB (FIELD: VmRSS, VmHWM, ...).
-fr_vm() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+# fr_vm PID FIELD: a memory figure of a process in kB (FIELD: VmRSS, VmHWM, ...); 0 if gone.
+fr_vm() {
+	awk -v f="$2:" '$1 == f { print $2; found = 1 } END { if (!found) print 0 }' \
+		"/proc/$1/status" 2>/dev/null || echo 0
+}
 # fr_rate_ok OK TRIES: OK is at least 95 % of TRIES (> 0): the bar legitimate clients meet in
 # the hostile stage.
 fr_rate_ok() { [ "$2" -gt 0 ] && [ $(($1 * 100)) -ge $((95 * $2)) ]; }
