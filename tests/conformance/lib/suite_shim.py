@@ -11,13 +11,10 @@ import subprocess
 import time
 
 from conf import (D, HOME, PORT, SRC, USER, Fail, Mq, Shim, Suite, System, cmd_topic, deadline, expect, gates,
-                  http_get, is_ms, password, run, shim_request, short, uid, wait_until)
+                  http_get, http_raw, is_ms, password, run, shim_request, short, uid, wait_until)
 
 s = Suite("02-shim")
-S = System()
-S.add_ctl("lab")
-S.add_ctl("attic")
-S.wait_online(S.base_ctls + ["lab", "attic"], 60)
+S = System.with_ctls("lab", "attic")
 T = "fr/%s" % HOME
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 S.admin("add-home", "other")               # a home nobody here is granted
@@ -695,16 +692,7 @@ def _():
 @s.check("http.other", "HTTP/1.0, GET, one request per connection: other methods and paths are refused")
 def _():
     st, _, _ = http_get(PORT["metrics"], "/nosuch")
-    s2 = socket.create_connection(("127.0.0.1", PORT["metrics"]), timeout=10)
-    s2.sendall(b"POST /healthz HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
-    d = b""
-    while True:
-        x = s2.recv(4096)
-        if not x:
-            break
-        d += x
-    s2.close()
-    code = int(d.split(b" ")[1]) if d.startswith(b"HTTP/") else 0
+    code, _, _ = http_raw(PORT["metrics"], b"POST /healthz HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
     expect(st == 404 and 400 <= code < 500, "/nosuch %d, POST %d" % (st, code))
     return "/nosuch %d, POST %d" % (st, code)
 

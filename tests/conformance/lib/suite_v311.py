@@ -15,9 +15,7 @@ from conf import (D, HOME, PORT, USER, Fail, Mq, Requester, Shim, Suite, System,
 
 KEEPALIVE = 5
 s = Suite("04-v311")
-S = System()
-S.add_ctl("lab")
-S.wait_online(S.base_ctls + ["lab"], 60)
+S = System.with_ctls("lab")
 T = "fr/%s" % HOME
 PW = password()
 MHS_CONF = os.path.join(D, "frmhs.conf")
