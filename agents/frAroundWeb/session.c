@@ -153,6 +153,12 @@ static void op_auth(struct session *s, const struct shim_req *r)
 	cJSON *homes = cJSON_AddArrayToObject(o, "homes");
 	for (int i = 0; homes && i < u->nhomes; i++)
 		cJSON_AddItemToArray(homes, cJSON_CreateString(u->homes[i]));
+	/* The page speaks to the same broker: it connects with the version this agent speaks (the
+	 * one configured until a first connection says which "auto" gives). */
+	int v = mqtt_version(s->d->mqtt);
+	if (!v)
+		v = s->d->conf->mqtt.version;
+	cJSON_AddItemToObject(o, "mqtt_version", v ? cJSON_CreateNumber(v) : cJSON_CreateNull());
 	session_send(s, o);
 }
 
