@@ -52,7 +52,7 @@ static void web_on_connected(void *arg, bool session_present)
 {
 	struct web *w = arg;
 	w->metrics.mqtt_connected = true;
-	log_info("broker %s: connected, MQTT %s (session %s)", mqtt_uri(w->mqtt),
+	log_info("broker %s: MQTT %s, connected (session %s)", mqtt_uri(w->mqtt),
 		 mqtt_version(w->mqtt) == 4 ? "3.1.1" : "5", session_present ? "resumed" : "new");
 }
 

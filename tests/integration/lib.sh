@@ -292,3 +292,44 @@ fr_clean_stop() {
 	done
 	return 0
 }
+
+# fr_rabbit MQTT_PORT [EXTRA_CONF_LINES [PLUGINS]]: a RabbitMQ 3.10 node of the test's own, a
+# broker that speaks MQTT 3.1.1 only (rabbitmq_mqtt closes an MQTT 5 connection before any
+# CONNACK), anonymous, its MQTT listener on 127.0.0.1:MQTT_PORT; its own epmd (in the
+# foreground, so the teardown stops it), node name, cookie, ports and directories under
+# $T/rmq. PLUGINS: an Erlang list's items (default rabbitmq_mqtt). Killed on exit whatever
+# happens (the EXIT trap also runs fr_teardown).
+fr_rabbit() {
+	local mport=$1 extra=${2:-} plugins=${3:-rabbitmq_mqtt} qport eport dport
+	command -v /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null ||
+		fr_fail "rabbitmq-server is not installed (./fr deps)"
+	qport=$(fr_free_port)   # AMQP (unused, but on loopback)
+	eport=$(fr_free_port)   # epmd
+	dport=$(fr_free_port)   # Erlang distribution
+	mkdir -p "$T/rmq/home"
+	od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$T/rmq/home/.erlang.cookie"
+	chmod 600 "$T/rmq/home/.erlang.cookie"
+	cat >"$T/rmq/rabbit.conf" <<CONF
+listeners.tcp.1 = 127.0.0.1:$qport
+mqtt.listeners.tcp.1 = 127.0.0.1:$mport
+mqtt.allow_anonymous = true
+loopback_users = none
+$extra
+CONF
+	echo "[$plugins]." >"$T/rmq/plugins"
+	trap 'rc=$?; fr_rabbit_stop; (exit $rc); fr_teardown' EXIT
+	fr_start epmd epmd -port "$eport" -address 127.0.0.1
+	fr_start rabbit env HOME="$T/rmq/home" RABBITMQ_NODENAME="fr-$FR_NAME-$$@localhost" \
+		RABBITMQ_CONFIG_FILE="$T/rmq/rabbit" RABBITMQ_ENABLED_PLUGINS_FILE="$T/rmq/plugins" \
+		RABBITMQ_MNESIA_BASE="$T/rmq/mnesia" RABBITMQ_LOG_BASE="$T/rmq/log" RABBITMQ_LOGS=- \
+		RABBITMQ_PID_FILE="$T/rmq/pid" RABBITMQ_DIST_PORT="$dport" ERL_EPMD_PORT="$eport" \
+		ERL_EPMD_ADDRESS=127.0.0.1 /usr/lib/rabbitmq/bin/rabbitmq-server
+	fr_wait 120 "RabbitMQ's MQTT listener" bash -c "exec 3<>/dev/tcp/127.0.0.1/$mport"
+}
+
+fr_rabbit_stop() {
+	local p
+	p=$(cat "$T/rmq/pid" 2>/dev/null) && kill -KILL "$p" 2>/dev/null
+	p=$(cat "$T/rabbit.pid" 2>/dev/null) && fr_is_child "$p" && kill -KILL "$p" 2>/dev/null
+	true
+}
