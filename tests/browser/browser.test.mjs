@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, copyFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
@@ -398,6 +398,41 @@ step('a broker restart takes the connection down and back up', async () => {
 	await form.getByRole('button', { name: 'Run lamp' }).click();
 	await form.locator('[data-field="result"][data-status="ok"]').waitFor();
 	await shot('05-after-broker-restart');
+});
+
+// Issue 16: the page speaks the MQTT version frAroundWeb speaks (index.php asks it). With
+// frAroundWeb held to 3.1.1 (mqtt.version = 4; the demo's Mosquitto speaks both), a reloaded
+// page connects with 3.1.1, shows the statuses and runs an action: its request carries no
+// response topic and no correlation data, only reply_to, and the replies are matched by id.
+step('on MQTT 3.1.1 the page shows statuses and an action\'s result (reply_to, matched by id)', async () => {
+	assert.equal(await page.locator('#conn').getAttribute('data-mqtt'), '5');
+	assert.equal(await page.locator('#app').getAttribute('data-mqtt-version'), '5');
+	const conf = join(dir, 'frAroundWeb.conf');
+	const orig = readFileSync(conf, 'utf8');
+	assert.match(orig, /^mqtt = \{ /m);
+	writeFileSync(conf, orig.replace(/^mqtt = \{ /m, 'mqtt = { version = 4; '));
+	try {
+		demoRestart('frAroundWeb');
+		await page.reload();
+		assert.equal(await page.locator('#app').getAttribute('data-mqtt-version'), '4');
+		await page.locator('#conn[data-state="up"][data-mqtt="3.1.1"]').waitFor();
+		for (const id of ['kitchen', 'hall', 'garage']) await page.locator(`article.ctl[data-ctl="${id}"][data-status="online"]`).waitFor();
+		const form = ctl('hall').locator('form[data-action="lamp"]');
+		const watch = watchCommand('fr/demo/ctl/hall/cmd');
+		await watch.subscribed;
+		await form.getByLabel('state').selectOption('on');
+		await form.getByRole('button', { name: 'Run lamp' }).click();
+		await form.locator('[data-field="result"][data-status="ok"]').waitFor();
+		assert.equal(await form.locator('[data-field="progress"]').textContent(), 'sent → accepted → started → result (ok)');
+		const { rt, cd, req } = await watch.request;
+		assert.equal(rt, '', 'no response topic on 3.1.1');
+		assert.equal(cd, '', 'no correlation data on 3.1.1');
+		assert.match(req.reply_to, /^fr\/demo\/reply\/demo\/[0-9a-f]{8}$/);
+		await shot('05b-mqtt311-action-result');
+	} finally {
+		writeFileSync(conf, orig);
+		demoRestart('frAroundWeb');
+	}
 });
 
 step('usable on a phone-sized screen', async () => {

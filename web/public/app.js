@@ -1,5 +1,5 @@
-// fr web page, live part: MQTT 5 over wss (mqtt.js, served by us) straight to the broker with the
-// user's own account; keeps statuses, sensors and controllers current (with each sensor's
+// fr web page, live part: MQTT over wss (mqtt.js, served by us) straight to the broker with the
+// user's own account, in the version frAroundWeb speaks with it (5, or 3.1.1); keeps statuses, sensors and controllers current (with each sensor's
 // history chart, charts.js) and runs actions with progress and results. The server-rendered page (index.php) is the first paint; this only
 // updates it, and builds cards for controllers that appear later.
 import mqtt from '/vendor/mqtt.esm.js';
@@ -11,6 +11,11 @@ const cfg = app.dataset;
 const prefix = cfg.prefix || 'fr';
 const user = cfg.user;
 const homes = (cfg.homes || '').split(',').filter(Boolean);
+// The MQTT version, from the server (index.php asks frAroundWeb, which talks to the same
+// broker): 5, or 4 = 3.1.1 (no response topic, no correlation data: replies come by reply_to
+// and are matched by id). Unknown (frAroundWeb unreachable or not connected yet): 5, and 3.1.1
+// when the broker closes an MQTT 5 connection before accepting it, as frMhs and frAroundWeb do.
+const MQTT_VERSION = { 4: 4, 5: 5 }[cfg.mqttVersion] || 0;
 // Requests follow the request profile of docs/topics.md, as frAroundWeb's relay (the shim's
 // "request" op) does: reply topic fr/<home>/reply/<user>/<client>, this page being the client
 // (8 random hex digits; subscribed before any request is sent, so no reply is missed).
@@ -259,10 +264,11 @@ function onSubmit(ev) {
 		showProgress(p, form.dataset.step || 'sent', `no result after ${Math.round(wait)} s yet`);
 		form.querySelector('button[type="submit"]').disabled = false;
 	}, wait * 1000);
-	client.publish(`${prefix}/${home}/ctl/${ctl}/cmd`, JSON.stringify(req), {
-		qos: 1, retain: false,
-		properties: { responseTopic: replyTopic(home), correlationData: new TextEncoder().encode(id) },
-	}, (err) => {
+	const opts = { qos: 1, retain: false };
+	if (client.options.protocolVersion === 5) {
+		opts.properties = { responseTopic: replyTopic(home), correlationData: new TextEncoder().encode(id) };
+	}
+	client.publish(`${prefix}/${home}/ctl/${ctl}/cmd`, JSON.stringify(req), opts, (err) => {
 		if (err) showProgress(p, 'sent', `not sent: ${err.message}`);
 	});
 }
@@ -277,7 +283,7 @@ for (const s of document.querySelectorAll('article.ctl .sensor[data-sensor]')) {
 // --- the connection -----------------------------------------------------------------------------
 
 const client = mqtt.connect(`wss://${location.host}/mqtt`, {
-	protocolVersion: 5,
+	protocolVersion: MQTT_VERSION || 5,
 	username: user,
 	password: cfg.secret,
 	clientId: `web-${user}-${pageId}`,
@@ -288,7 +294,10 @@ const client = mqtt.connect(`wss://${location.host}/mqtt`, {
 	resubscribe: false,
 });
 
+let accepted = false; // a CONNACK came on some connection
 client.on('connect', () => {
+	accepted = true;
+	conn.dataset.mqtt = client.options.protocolVersion === 4 ? '3.1.1' : '5';
 	const subs = {};
 	for (const home of homes) {
 		for (const t of ['status', 'ctl/+/status', 'ctl/+/info', 'ctl/+/state/+']) subs[`${prefix}/${home}/${t}`] = { qos: 1 };
@@ -301,6 +310,11 @@ client.on('connect', () => {
 });
 client.on('reconnect', () => setConn('connecting', 'Live updates: reconnecting…'));
 client.on('close', () => {
+	if (!MQTT_VERSION && !accepted && client.options.protocolVersion === 5) {
+		// Closed before any CONNACK with the version unknown: a broker without MQTT 5
+		// (RabbitMQ) does that; the reconnect speaks 3.1.1.
+		client.options.protocolVersion = 4;
+	}
 	if (conn.dataset.state === 'up') setConn('down', 'Live updates: disconnected, reconnecting…');
 });
 client.on('offline', () => setConn('down', 'Live updates: disconnected, reconnecting…'));

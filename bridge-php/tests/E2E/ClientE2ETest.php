@@ -89,6 +89,7 @@ final class ClientE2ETest extends TestCase
         $this->assertSame("on\n", $r2->stdout);
         $this->assertNotSame($r->requestId, $r2->requestId);
         $this->assertContains(self::$home, $this->c->homes());
+        $this->assertSame(5, $this->c->mqttVersion());   // the test's broker is Mosquitto
     }
 
     public function testFailingActionIsAFailedResultNotAnException(): void
