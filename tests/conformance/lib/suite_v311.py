@@ -210,8 +210,7 @@ def _():
         P.close()
 
 
-@s.check("i16.frAroundWeb-311", "#16: frAroundWeb with `version = 4` (MQTT 3.1.1) serves shim requests (reply_to with the id matched)",
-         pending="issue 16 -- not yet implemented (frAroundWeb is MQTT 5 only)")
+@s.check("i16.frAroundWeb-311", "#16: frAroundWeb with `version = 4` (MQTT 3.1.1) serves shim requests (reply_to with the id matched)")
 def _():
     conf = os.path.join(D, "frAroundWeb.conf")
     orig = open(conf).read()
