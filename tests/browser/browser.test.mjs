@@ -1,15 +1,17 @@
 // Browser test: the whole demo stack (tests/demo/demo.sh on free loopback ports, its own state
 // dir) driven through Debian's chromium by playwright-core: sign in, live statuses and sensors,
-// an action with its real result, a controller killed and restarted, the broker restarted.
+// an action with its real result, a controller killed and restarted, the broker restarted, the
+// page on MQTT 3.1.1 (the version frAroundWeb speaks; its own fall back on a RabbitMQ node).
 // Screenshots go to FR_ARTIFACTS (default tests/browser/artifacts/); FR_README_SCREENSHOT=1 also
 // refreshes docs/screenshot.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, copyFileSync, existsSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, copyFileSync, existsSync, writeFileSync, openSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -22,7 +24,7 @@ const ART = process.env.FR_ARTIFACTS || join(HERE, 'artifacts');
 const CHROMIUM = process.env.FR_CHROMIUM || '/usr/bin/chromium';
 const STEP = 45_000; // the longest any single expectation may take
 
-let dir, env, demo, demoOut = '', ctx, page, url, password, brokerPort, shimPort;
+let dir, env, demo, demoOut = '', ctx, page, url, password, brokerPort, shimPort, wsPort;
 const cspViolations = [];
 
 // A port free for TCP and UDP on 127.0.0.1 (the announce port is UDP).
@@ -113,6 +115,7 @@ before(async () => {
 		password = readFileSync(join(dir, 'demo.password'), 'utf8').trim();
 		url = `https://localhost:${ports.HTTPS}/`;
 		brokerPort = ports.BROKER;
+		wsPort = ports.WS;
 		shimPort = ports.SHIM;
 		ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
 			executablePath: CHROMIUM,
@@ -433,6 +436,78 @@ step('on MQTT 3.1.1 the page shows statuses and an action\'s result (reply_to, m
 		writeFileSync(conf, orig);
 		demoRestart('frAroundWeb');
 	}
+});
+
+// A RabbitMQ 3.10 node of the test's own (MQTT 3.1.1 only; it closes an MQTT 5 connection
+// before any CONNACK) with its WebSocket listener at /mqtt and the demo user as its user, as
+// tests/integration/lib.sh's fr_rabbit starts one. Returns stop().
+async function startRabbit() {
+	const base = join(dir, 'rmq');
+	mkdirSync(join(base, 'home'), { recursive: true });
+	writeFileSync(join(base, 'home/.erlang.cookie'), randomBytes(16).toString('hex'), { mode: 0o600 });
+	const [amqp, mqttPort, ws, epmdPort, dist] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+	writeFileSync(join(base, 'rabbit.conf'), [`listeners.tcp.1 = 127.0.0.1:${amqp}`,
+		`mqtt.listeners.tcp.1 = 127.0.0.1:${mqttPort}`, 'web_mqtt.tcp.ip = 127.0.0.1',
+		`web_mqtt.tcp.port = ${ws}`, 'web_mqtt.ws_path = /mqtt', 'loopback_users = none', ''].join('\n'));
+	writeFileSync(join(base, 'plugins'), '[rabbitmq_mqtt,rabbitmq_web_mqtt].\n');
+	const node = `fr-browser-${process.pid}@localhost`;
+	const renv = { ...process.env, HOME: join(base, 'home'), RABBITMQ_NODENAME: node,
+		RABBITMQ_CONFIG_FILE: join(base, 'rabbit'), RABBITMQ_ENABLED_PLUGINS_FILE: join(base, 'plugins'),
+		RABBITMQ_MNESIA_BASE: join(base, 'mnesia'), RABBITMQ_LOG_BASE: join(base, 'log'), RABBITMQ_LOGS: '-',
+		RABBITMQ_PID_FILE: join(base, 'pid'), RABBITMQ_DIST_PORT: String(dist),
+		ERL_EPMD_PORT: String(epmdPort), ERL_EPMD_ADDRESS: '127.0.0.1' };
+	const log = openSync(join(dir, 'logs', 'rabbitmq.log'), 'a');
+	const epmd = spawn('epmd', ['-port', String(epmdPort), '-address', '127.0.0.1'], { stdio: ['ignore', log, log] });
+	const rabbit = spawn('/usr/lib/rabbitmq/bin/rabbitmq-server', [], { env: renv, stdio: ['ignore', log, log] });
+	const stop = () => {
+		try { process.kill(Number(readFileSync(join(base, 'pid'), 'utf8')), 'SIGKILL'); } catch { /* not started or gone */ }
+		for (const p of [rabbit, epmd]) if (p.exitCode === null) p.kill('SIGKILL');
+	};
+	try {
+		const until = Date.now() + 120_000;
+		while (!(await new Promise((res) => {
+			const c = createConnection(ws, '127.0.0.1');
+			c.once('connect', () => { c.destroy(); res(true); });
+			c.once('error', () => res(false));
+		}))) {
+			assert.ok(Date.now() < until && rabbit.exitCode === null, 'RabbitMQ\'s WebSocket listener never came up');
+			await new Promise((res) => setTimeout(res, 200));
+		}
+		for (const args of [['add_user', 'demo', password], ['set_permissions', '-p', '/', 'demo', '.*', '.*', '.*']]) {
+			const r = spawnSync('/usr/lib/rabbitmq/bin/rabbitmqctl', ['-n', node, ...args], { env: renv, encoding: 'utf8', timeout: 60_000 });
+			assert.equal(r.status, 0, `rabbitmqctl ${args[0]}: ${r.stdout}${r.stderr}`);
+		}
+	} catch (e) {
+		stop();
+		throw e;
+	}
+	return { ws, stop };
+}
+
+// The page's own fall back: when the server cannot say which version (frAroundWeb stopped, so
+// index.php has none), the page tries MQTT 5 and speaks 3.1.1 once the broker closes that
+// connection unanswered -- a real broker without MQTT 5 behind the site's /mqtt.
+step('with the version unknown the page falls back to 3.1.1 on a broker without MQTT 5', async () => {
+	const site = join(dir, 'nginx/fr-site.conf');
+	const orig = readFileSync(site, 'utf8');
+	const to = `proxy_pass http://127.0.0.1:${wsPort};`;
+	assert.ok(orig.includes(to), 'the demo site proxies /mqtt to its broker');
+	const rmq = await startRabbit();
+	try {
+		process.kill(pids().get('frAroundWeb'), 'SIGTERM');
+		writeFileSync(site, orig.replace(to, `proxy_pass http://127.0.0.1:${rmq.ws};`));
+		demoRestart('nginx');
+		await page.reload();
+		assert.equal(await page.locator('#app').getAttribute('data-mqtt-version'), '');
+		await page.locator('#conn[data-state="up"][data-mqtt="3.1.1"]').waitFor();
+	} finally {
+		rmq.stop();
+		writeFileSync(site, orig);
+		demoRestart('nginx');
+		demoRestart('frAroundWeb');
+	}
+	await page.reload();
+	await page.locator('#conn[data-state="up"][data-mqtt="5"]').waitFor();
 });
 
 step('usable on a phone-sized screen', async () => {
