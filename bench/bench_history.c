@@ -68,6 +68,18 @@ struct fill {
 	long points;
 };
 
+/* Writes what is queued in one transaction, adding its time to *sum and *max (ms). */
+static int timed_flush(struct history *h, double *sum, double *max)
+{
+	double a = now_s();
+	if (history_flush(h) < 0)
+		return -1;
+	double d = (now_s() - a) * 1000;
+	*sum += d;
+	*max = d > *max ? d : *max;
+	return 0;
+}
+
 static int fill(const char *path, int64_t now, struct fill *f)
 {
 	struct history_opts o;
@@ -84,12 +96,8 @@ static int fill(const char *path, int64_t now, struct fill *f)
 		double day = (double)(ts % DAY_MS) / (double)DAY_MS, year = (double)(ts - start) / (365.0 * DAY_MS);
 		put(h, ts + (ts / MIN_MS) % 977, round((15 + 5 * sin(2 * M_PI * day) + 8 * sin(2 * M_PI * year)) * 10) / 10);
 		if (++n % 1000 == 0) {
-			double a = now_s();
-			if (history_flush(h) < 0)
+			if (timed_flush(h, &sum, &mx) < 0)
 				goto fail;
-			double d = (now_s() - a) * 1000;
-			sum += d;
-			mx = d > mx ? d : mx;
 			batches++;
 		}
 	}
@@ -102,12 +110,8 @@ static int fill(const char *path, int64_t now, struct fill *f)
 	sum = mx = 0;
 	for (int i = 0; i < 200; i++) {
 		put(h, now - 9 * MIN_MS + i, 20);
-		double a = now_s();
-		if (history_flush(h) < 0)
+		if (timed_flush(h, &sum, &mx) < 0)
 			goto fail;
-		double d = (now_s() - a) * 1000;
-		sum += d;
-		mx = d > mx ? d : mx;
 	}
 	f->tx1_ms_mean = sum / 200;
 	f->tx1_ms_max = mx;

@@ -124,7 +124,7 @@ int conf_load(struct conf *c, const char *path)
 	    cfg_int(root, "max_topics", 100000, 16, 100000000, &c->max_topics) ||
 	    cfg_int(root, "max_topics_per_home", 4096, 4, 100000000, &c->max_topics_per_home) ||
 	    cfg_int(root, "max_bytes_per_home", 4 << 20, 4096, 1LL << 40, &c->max_bytes_per_home) ||
-	    mqttconf_load(root, "mqtt", 5, &c->mqtt))
+	    mqttconf_load(root, "mqtt", 4, &c->mqtt))
 		return -1;
 	if (!command_valid_name(c->prefix, COMMAND_NAME_MAX)) {
 		cfg_error(config_setting_get_member(root, "topic_prefix"),

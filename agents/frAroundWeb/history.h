@@ -1,6 +1,7 @@
 /* history: every sensor state change of every home (the retained <prefix>/<home>/ctl/<ctl>/
  * state/<sensor> topics of docs/topics.md), recorded in one SQLite file (WAL) and read back for
- * the shim's "history" op (docs/shim.md).
+ * the shim's "history" op (docs/shim.md). Two files: history.c the file and the recording,
+ * historyq.c the queries.
  *
  * Two series per sensor: the raw points (every value, numbers and strings, kept raw_keep), and
  * step-wide buckets (default 5 minutes) of the numeric values with count, sum, min and max,

@@ -52,8 +52,8 @@ static void web_on_connected(void *arg, bool session_present)
 {
 	struct web *w = arg;
 	w->metrics.mqtt_connected = true;
-	log_info("broker %s: connected (session %s)", mqtt_uri(w->mqtt),
-		 session_present ? "resumed" : "new");
+	log_info("broker %s: MQTT %s, connected (session %s)", mqtt_uri(w->mqtt),
+		 mqtt_version(w->mqtt) == 4 ? "3.1.1" : "5", session_present ? "resumed" : "new");
 }
 
 static void web_on_disconnected(void *arg, const char *reason)
@@ -70,13 +70,18 @@ static void web_on_message(void *arg, const struct mqtt_msg *m)
 	subs_on_message(w->subs, m);
 }
 
-/* The cache's filters (Retain As Published: m->retained says the home published it as state). */
+/* The cache's filters. MQTT 5 (Retain As Published): m->retained says the home published it as
+ * state. MQTT 3.1.1 has no such option: a broker clears the retain flag of every live message
+ * (3.3.1.3), so the flag cannot tell state from anything else there and every message on a
+ * state topic is taken as state (only the home's account may publish on them: the broker's
+ * ACL, docs/broker.md). */
 static void web_on_state(void *arg, const struct mqtt_msg *m)
 {
 	struct web *w = arg;
 	if (cache_wants(w->cache, m->topic)) {
 		uint64_t now = loop_wall_ms();
-		int rc = cache_put(w->cache, m->topic, m->payload, m->len, m->retained, now);
+		bool state = m->retained || mqtt_version(w->mqtt) == 4;
+		int rc = cache_put(w->cache, m->topic, m->payload, m->len, state, now);
 		w->metrics.cache_topics = cache_count(w->cache);
 		/* Only what the home published as state, and within the home's cache budget: a home
 		 * cannot fill the history file with sensors it has no room for. */
@@ -213,8 +218,10 @@ static void web_usage(FILE *f)
 "    (docs/shim.md) on loopback TCP and/or a unix socket: newline-delimited JSON requests,\n"
 "    authenticated with a per-user token whose SHA-256 is in the users file; a user sees only\n"
 "    the homes granted to it. 'get' and 'list'\n"
-"    answer from the cache at once; 'request' publishes a command with a fresh UUID, an MQTT 5\n"
-"    response topic and correlation data, streams accepted/started and answers the result,\n"
+"    answer from the cache at once; 'request' publishes a command as the web page does\n"
+"    (docs/topics.md, the request profile: a fresh UUID, reply topic\n"
+"    fr/<home>/reply/<user>/web-<instance> as MQTT 5 response topic and reply_to, a deadline\n"
+"    from the wait), streams accepted/started and answers the result,\n"
 "    and appends one JSON line per finished request to the audit file; 'subscribe' streams\n"
 "    matching messages, each once per subscription (every broker subscription carries an MQTT 5\n"
 "    subscription identifier); 'history' answers a sensor's recorded values. With 'history'\n"
@@ -239,8 +246,9 @@ static void web_usage(FILE *f)
 "\n"
 "CONFIGURATION (libconfig syntax; see docs/frAroundWeb.conf.example)\n"
 "    topic_prefix = \"fr\";\n"
-"    instance = \"web1\";            # optional; replies go to fr/<home>/reply/web-<instance>;\n"
-"                                  # default: random per start\n"
+"    instance = \"web1\";            # optional; replies go to\n"
+"                                  # fr/<home>/reply/<user>/web-<instance>; default: random\n"
+"                                  # per start\n"
 "    users_file = \"/etc/fr/users.conf\";\n"
 "    audit_file = \"/var/lib/fr/audit.log\";\n"
 "    shim = { address = \"127.0.0.1\"; port = 7420; unix = \"/run/fr/shim.sock\";\n"
@@ -261,7 +269,9 @@ static void web_usage(FILE *f)
 "                flush_interval = 1; flush_points = 1000; max_queue = 100000; };\n"
 "    mqtt = { uri = \"mqtts://broker.example.org:8883\"; username = \"web\";\n"
 "             password_file = \"/etc/fr/web-mqtt.pw\"; ca_file = \"/etc/ssl/certs/ca.pem\";\n"
-"             keepalive = 30; backoff_min = 0.5; backoff_max = 30; };   # MQTT 5 only\n"
+"             version = \"auto\"; keepalive = 30; backoff_min = 0.5; backoff_max = 30; };\n"
+"             # uri may be a list (failover); version \"auto\" (default) = MQTT 5, else\n"
+"             # 3.1.1 when the broker refuses 5; 5 or \"3.1.1\" (also 4) = only that\n"
 "  users file (written by the management command; reloaded on SIGHUP):\n"
 "    generation = \"<any text>\";   # optional; /healthz reports the one loaded\n"
 "    users = ( { name = \"alice\"; token_sha256 = \"<64 hex digits>\"; homes = [\"home1\"]; } );\n"
@@ -376,7 +386,9 @@ static int web_setup(struct web *w)
 		return -1;
 	if (mqtt_start(w->mqtt) < 0)
 		return -1;
-	log_info("instance %s: broker %s, %d users, replies on %s", w->instance, c->mqtt.uri,
+	log_info("instance %s: broker %s%s (MQTT %s), %d users, replies on %s", w->instance,
+		 c->mqtt.uri, c->mqtt.nuris > 1 ? " (+ more)" : "",
+		 c->mqtt.version == 5 ? "5" : c->mqtt.version == 4 ? "3.1.1" : "5, else 3.1.1",
 		 users_count(w->users), relay_reply_filter(w->relay));
 	return 0;
 }

@@ -65,63 +65,70 @@ static void put(struct buf *b, const char *fmt, ...)
 	}
 }
 
+/* A metric's HELP and TYPE lines. */
+static void head(struct buf *b, const char *name, const char *type, const char *help)
+{
+	put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One series of a metric: name{label="value"} v, or name v without a label. */
+static void series(struct buf *b, const char *name, const char *label, const char *value,
+		   unsigned long long v)
+{
+	if (label)
+		put(b, "%s{%s=\"%s\"} %llu\n", name, label, value, v);
+	else
+		put(b, "%s %llu\n", name, v);
+}
+
+static void single(struct buf *b, const char *name, const char *type, const char *help,
+		   unsigned long long v)
+{
+	head(b, name, type, help);
+	series(b, name, NULL, NULL, v);
+}
+
 char *metrics_render(const struct metrics *m)
 {
 	struct buf b = { 0 };
-	put(&b, "# HELP fr_shim_connections_total Shim connections accepted.\n"
-		"# TYPE fr_shim_connections_total counter\nfr_shim_connections_total %llu\n",
-	    (unsigned long long)m->connections_total);
-	put(&b, "# HELP fr_shim_clients Shim clients connected now.\n"
-		"# TYPE fr_shim_clients gauge\nfr_shim_clients %llu\n",
-	    (unsigned long long)m->clients);
-	put(&b, "# HELP fr_shim_requests_total Shim requests by op.\n"
-		"# TYPE fr_shim_requests_total counter\n");
+	single(&b, "fr_shim_connections_total", "counter", "Shim connections accepted.",
+	       m->connections_total);
+	single(&b, "fr_shim_clients", "gauge", "Shim clients connected now.", m->clients);
+	head(&b, "fr_shim_requests_total", "counter", "Shim requests by op.");
 	for (int i = 0; i < SHIM_OP_COUNT; i++)
-		put(&b, "fr_shim_requests_total{op=\"%s\"} %llu\n", shimproto_op_name((enum shim_op)i),
-		    (unsigned long long)m->requests[i]);
-	put(&b, "# HELP fr_shim_errors_total Shim error answers by code.\n"
-		"# TYPE fr_shim_errors_total counter\n");
+		series(&b, "fr_shim_requests_total", "op", shimproto_op_name((enum shim_op)i),
+		       m->requests[i]);
+	head(&b, "fr_shim_errors_total", "counter", "Shim error answers by code.");
 	for (int i = 1; i < SHIM_E_COUNT; i++)
-		put(&b, "fr_shim_errors_total{code=\"%s\"} %llu\n", shimproto_err_name((enum shim_err)i),
-		    (unsigned long long)m->errors[i]);
-	put(&b, "# HELP fr_shim_disconnects_total Shim clients gone, by reason.\n"
-		"# TYPE fr_shim_disconnects_total counter\n");
+		series(&b, "fr_shim_errors_total", "code", shimproto_err_name((enum shim_err)i),
+		       m->errors[i]);
+	head(&b, "fr_shim_disconnects_total", "counter", "Shim clients gone, by reason.");
 	for (int i = 0; i < METRICS_DISC_COUNT; i++)
-		put(&b, "fr_shim_disconnects_total{reason=\"%s\"} %llu\n", disc_names[i],
-		    (unsigned long long)m->disconnects[i]);
-	put(&b, "# HELP fr_relay_requests_total Relayed requests by final status.\n"
-		"# TYPE fr_relay_requests_total counter\n");
+		series(&b, "fr_shim_disconnects_total", "reason", disc_names[i], m->disconnects[i]);
+	head(&b, "fr_relay_requests_total", "counter", "Relayed requests by final status.");
 	for (int i = 0; relay_names[i]; i++)
-		put(&b, "fr_relay_requests_total{status=\"%s\"} %llu\n", relay_names[i],
-		    (unsigned long long)m->relay[i]);
-	put(&b, "# HELP fr_cache_topics Topics held in the cache.\n"
-		"# TYPE fr_cache_topics gauge\nfr_cache_topics %llu\n",
-	    (unsigned long long)m->cache_topics);
-	put(&b, "# HELP fr_cache_refused_total Messages on state topics not kept, by reason.\n"
-		"# TYPE fr_cache_refused_total counter\n");
+		series(&b, "fr_relay_requests_total", "status", relay_names[i], m->relay[i]);
+	single(&b, "fr_cache_topics", "gauge", "Topics held in the cache.", m->cache_topics);
+	head(&b, "fr_cache_refused_total", "counter",
+	     "Messages on state topics not kept, by reason.");
 	for (int i = 0; i < CACHE_REFUSAL_COUNT; i++)
-		put(&b, "fr_cache_refused_total{reason=\"%s\"} %llu\n",
-		    cache_refusal_name((enum cache_refusal)i), (unsigned long long)m->cache_refused[i]);
-	put(&b, "# HELP fr_mqtt_connected 1 while connected to the broker.\n"
-		"# TYPE fr_mqtt_connected gauge\nfr_mqtt_connected %d\n", m->mqtt_connected ? 1 : 0);
-	put(&b, "# HELP fr_mqtt_messages_total MQTT messages received.\n"
-		"# TYPE fr_mqtt_messages_total counter\nfr_mqtt_messages_total %llu\n",
-	    (unsigned long long)m->mqtt_messages);
+		series(&b, "fr_cache_refused_total", "reason",
+		       cache_refusal_name((enum cache_refusal)i), m->cache_refused[i]);
+	single(&b, "fr_mqtt_connected", "gauge", "1 while connected to the broker.",
+	       m->mqtt_connected ? 1 : 0);
+	single(&b, "fr_mqtt_messages_total", "counter", "MQTT messages received.", m->mqtt_messages);
 	if (m->history) {
-		put(&b, "# HELP fr_history_points_total Sensor values written to the history file.\n"
-			"# TYPE fr_history_points_total counter\nfr_history_points_total %llu\n",
-		    (unsigned long long)m->history_written);
-		put(&b, "# HELP fr_history_refused_total Sensor values not recorded, by reason.\n"
-			"# TYPE fr_history_refused_total counter\n"
-			"fr_history_refused_total{reason=\"not_a_state\"} %llu\n"
-			"fr_history_refused_total{reason=\"queue_full\"} %llu\n",
-		    (unsigned long long)m->history_bad, (unsigned long long)m->history_dropped);
-		put(&b, "# HELP fr_history_queued Sensor values waiting to be written.\n"
-			"# TYPE fr_history_queued gauge\nfr_history_queued %llu\n",
-		    (unsigned long long)m->history_queued);
-		put(&b, "# HELP fr_history_write_seconds_max The slowest write transaction since the start.\n"
-			"# TYPE fr_history_write_seconds_max gauge\nfr_history_write_seconds_max %.6f\n",
-		    (double)m->history_flush_max_us / 1e6);
+		single(&b, "fr_history_points_total", "counter",
+		       "Sensor values written to the history file.", m->history_written);
+		head(&b, "fr_history_refused_total", "counter",
+		     "Sensor values not recorded, by reason.");
+		series(&b, "fr_history_refused_total", "reason", "not_a_state", m->history_bad);
+		series(&b, "fr_history_refused_total", "reason", "queue_full", m->history_dropped);
+		single(&b, "fr_history_queued", "gauge", "Sensor values waiting to be written.",
+		       m->history_queued);
+		head(&b, "fr_history_write_seconds_max", "gauge",
+		     "The slowest write transaction since the start.");
+		put(&b, "fr_history_write_seconds_max %.6f\n", (double)m->history_flush_max_us / 1e6);
 	}
 	if (b.oom) {
 		free(b.s);

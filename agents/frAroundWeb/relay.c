@@ -37,8 +37,8 @@ struct relay {
 	struct audit *audit;
 	struct metrics *metrics;
 	char prefix[SHIM_NAME_MAX + 1];
-	char reply_suffix[64];   /* "/reply/web-<instance>" */
-	char filter[160];
+	char client[64];         /* "web-<instance>": the <client> level of the reply topics */
+	char filter[160];        /* "<prefix>/+/reply/+/web-<instance>" */
 	struct preq *b[RELAY_BUCKETS];
 	struct preq *all;
 	size_t n;
@@ -60,8 +60,8 @@ struct relay *relay_new(struct loop *loop, struct mqtt *mqtt, struct audit *audi
 	r->audit = audit;
 	r->metrics = metrics;
 	snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
-	snprintf(r->reply_suffix, sizeof r->reply_suffix, "/reply/web-%s", instance);
-	snprintf(r->filter, sizeof r->filter, "%s/+%s", prefix, r->reply_suffix);
+	snprintf(r->client, sizeof r->client, "web-%s", instance);
+	snprintf(r->filter, sizeof r->filter, "%s/+/reply/+/%s", prefix, r->client);
 	return r;
 }
 
@@ -144,6 +144,37 @@ static void relay_on_wait(void *arg)
 	relay_remove(r, p);
 }
 
+double relay_deadline(double now_s, double wait_s)
+{
+	/* The caller's patience bounds how long frMhs may wait for an offline controller: its
+	 * "offline" arrives before the caller gives up (without a deadline frMhs would wait
+	 * request_wait, whatever the caller). */
+	return now_s + fmax(wait_s - RELAY_DEADLINE_MARGIN_S, wait_s / 2);
+}
+
+cJSON *relay_command(const char *id, const char *action, const cJSON *args, double timeout_s,
+		     double deadline_s, const char *reply_to)
+{
+	cJSON *cmd = cJSON_CreateObject(), *a = NULL;
+	if (!cmd || !cJSON_AddStringToObject(cmd, "id", id) ||
+	    !cJSON_AddStringToObject(cmd, "action", action))
+		goto fail;
+	a = args ? cJSON_Duplicate(args, true) : cJSON_CreateObject();
+	if (!cJSON_AddItemToObject(cmd, "args", a))
+		goto fail;
+	a = NULL;   /* cmd's now */
+	if ((timeout_s > 0 && !cJSON_AddNumberToObject(cmd, "timeout", timeout_s)) ||
+	    !cJSON_AddNumberToObject(cmd, "deadline", deadline_s) ||
+	    !cJSON_AddStringToObject(cmd, "reply_to", reply_to) ||
+	    !cJSON_AddTrueToObject(cmd, "progress"))
+		goto fail;
+	return cmd;
+fail:
+	cJSON_Delete(a);
+	cJSON_Delete(cmd);
+	return NULL;
+}
+
 /* UUID version 4 layout from 16 random bytes. */
 static int relay_uuid(char *out)
 {
@@ -180,24 +211,17 @@ int relay_start(struct relay *r, const struct shim_req *req, const char *user, v
 	p->owner = owner;
 	p->cb = cb;
 	p->started = loop_now(r->loop);
-	cmd = cJSON_CreateObject();
-	if (!p->client_id || (req->args && !p->args) || !cmd)
-		goto fail;
-	cJSON_AddStringToObject(cmd, "id", p->uuid);
-	cJSON_AddStringToObject(cmd, "action", req->action);
-	if (req->args)
-		cJSON_AddItemToObject(cmd, "args", cJSON_Duplicate(req->args, true));
-	if (req->timeout_s > 0)
-		cJSON_AddNumberToObject(cmd, "timeout", req->timeout_s);
-	if (req->deadline_s > 0)
-		cJSON_AddNumberToObject(cmd, "deadline", req->deadline_s);
-	cJSON_AddTrueToObject(cmd, "progress");
-	s = cJSON_PrintUnformatted(cmd);
-	if (!s)
+	if (!p->client_id || (req->args && !p->args))
 		goto fail;
 	char topic[256], reply[256];
 	snprintf(topic, sizeof topic, "%s/%s/ctl/%s/cmd", r->prefix, req->home, req->ctl);
-	snprintf(reply, sizeof reply, "%s/%s%s", r->prefix, req->home, r->reply_suffix);
+	snprintf(reply, sizeof reply, "%s/%s/reply/%s/%s", r->prefix, req->home, user, r->client);
+	double deadline = relay_deadline((double)loop_wall_ms() / 1000.0, req->wait_s);
+	if (req->deadline_s > 0 && req->deadline_s < deadline)
+		deadline = req->deadline_s;
+	if (!(cmd = relay_command(p->uuid, req->action, req->args, req->timeout_s, deadline, reply)) ||
+	    !(s = cJSON_PrintUnformatted(cmd)))
+		goto fail;
 	rc = mqtt_publish(r->mqtt, topic, s, strlen(s), 1, false, reply, p->uuid, strlen(p->uuid));
 	if (rc < 0)
 		goto fail;
@@ -227,10 +251,23 @@ fail:
 	return rc;
 }
 
+/* Whether topic is <prefix>/<home>/reply/<user>/<client> with this relay's client. */
+static bool relay_ours(const struct relay *r, const char *topic)
+{
+	size_t pl = strlen(r->prefix), cl = strlen(r->client), tl = strlen(topic);
+	if (tl <= pl + cl + 2 || strncmp(topic, r->prefix, pl) != 0 || topic[pl] != '/' ||
+	    topic[tl - cl - 1] != '/' || strcmp(topic + tl - cl, r->client) != 0)
+		return false;
+	const char *home = topic + pl + 1, *slash = strchr(home, '/');
+	if (!slash || slash == home || strncmp(slash, "/reply/", 7) != 0)
+		return false;
+	const char *user = slash + 7, *end = topic + tl - cl - 1;
+	return user < end && memchr(user, '/', (size_t)(end - user)) == NULL;
+}
+
 bool relay_on_message(struct relay *r, const struct mqtt_msg *m)
 {
-	size_t tl = strlen(m->topic), sl = strlen(r->reply_suffix);
-	if (tl <= sl || strcmp(m->topic + tl - sl, r->reply_suffix) != 0)
+	if (!relay_ours(r, m->topic))
 		return false;
 	cJSON *msg = cJSON_ParseWithLength(m->payload, m->len);
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(msg, "type");
@@ -267,7 +304,8 @@ bool relay_on_message(struct relay *r, const struct mqtt_msg *m)
 		relay_audit(r, p, status);
 		relay_deliver(p, o, true);
 		relay_remove(r, p);
-	} else {
+	} else if (strcmp(type->valuestring, "accepted") == 0 ||
+		   strcmp(type->valuestring, "started") == 0) {
 		cJSON *o = shimproto_event(p->client_id, type->valuestring);
 		if (o) {
 			cJSON_AddStringToObject(o, "request", p->uuid);

@@ -1,9 +1,12 @@
-/* relay: the shim's "request" op carried to a controller and back (docs/topics.md): a fresh
- * UUID per request, published QoS 1 to <prefix>/<home>/ctl/<ctl>/cmd with the MQTT 5 response
- * topic <prefix>/<home>/reply/web-<instance> and the UUID as correlation data; accepted and
- * started come back as events, the result as the final answer, no result within "wait" as
- * error timeout. Every request that was sent gets one audit record when it ends, whether or not
- * its shim client is still there.
+/* relay: the shim's "request" op carried to a controller and back, in the request profile of
+ * docs/topics.md ("The request profile of fr's own clients") that the web page (app.js) follows
+ * too: a fresh UUID per request, published QoS 1 to <prefix>/<home>/ctl/<ctl>/cmd with the
+ * reply topic <prefix>/<home>/reply/<user>/web-<instance> as MQTT 5 response topic and as
+ * reply_to, the UUID as correlation data, a deadline from the caller's wait; a reply is
+ * matched by its correlation data, else by its id. accepted and started come back as events,
+ * the result as the final answer, no result within "wait" as error timeout. Every request
+ * that was sent gets one audit record when it ends, whether or not its shim client is still
+ * there.
  *
  * Ownership: struct relay is owned by the caller (relay_free); it borrows loop, mqtt, audit and
  * metrics, which must outlive it. Lines handed to a deliver callback are owned by the relay
@@ -24,6 +27,8 @@ struct metrics;
 struct relay;
 
 #define RELAY_UUID_LEN 36
+/* A request's deadline is this long before its caller gives up (half the wait when shorter). */
+#define RELAY_DEADLINE_MARGIN_S 2.0
 
 /* Called on the loop thread with one response line for the client whose owner pointer started
  * the request; final is true for the last line of the request. line is NULL when it could not
@@ -33,13 +38,23 @@ typedef void (*relay_deliver_cb)(void *owner, cJSON *line, bool final);
 struct relay *relay_new(struct loop *loop, struct mqtt *mqtt, struct audit *audit,
 			struct metrics *metrics, const char *prefix, const char *instance);
 void relay_free(struct relay *r);
-/* The filter to subscribe for replies: <prefix>/+/reply/web-<instance> (borrowed). */
+/* The profile's deadline (Unix s) of a request sent at now_s whose caller waits wait_s for
+ * its result: now + max(wait - RELAY_DEADLINE_MARGIN_S, wait / 2). */
+double relay_deadline(double now_s, double wait_s);
+/* The profile's request document (the caller owns it; NULL: no memory): id, action, args
+ * (copied; {} when NULL), timeout when > 0, deadline, reply_to, "progress": true. */
+cJSON *relay_command(const char *id, const char *action, const cJSON *args, double timeout_s,
+		     double deadline_s, const char *reply_to);
+/* The filter to subscribe for replies: <prefix>/+/reply/+/web-<instance> (borrowed). */
 const char *relay_reply_filter(const struct relay *r);
-/* Starts a request parsed by shimproto (op request) for user; uuid gets the request id
+/* Starts a request parsed by shimproto (op request) for user (a valid name: it is a topic
+ * level of the reply topic); its deadline is the profile's, or req's own when earlier; uuid
+ * gets the request id
  * (RELAY_UUID_LEN+1 bytes). Returns 0 or -errno (the publish failed; logged). */
 int relay_start(struct relay *r, const struct shim_req *req, const char *user, void *owner,
 		relay_deliver_cb cb, char *uuid);
-/* Handles a message on a reply topic; false if it is not one of ours. */
+/* Handles a message on a reply topic; false if the topic is not one of ours. Replies other
+ * than accepted, started and result are ignored. */
 bool relay_on_message(struct relay *r, const struct mqtt_msg *m);
 /* Ends with error forbidden (a final line to the owner) each request of owner whose home
  * granted() no longer allows; it still runs to its end and is audited, silently. */

@@ -1,10 +1,11 @@
-/* session: a shim client's state and operations; see session.h and docs/shim.md. */
+/* session: a shim client's state and operations but history (sesshist.c); see session.h and
+ * docs/shim.md. */
 #include "session.h"
+#include "session_int.h"
 
 #include "audit.h"
 #include "cache.h"
 #include "conf.h"
-#include "history.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -22,11 +23,6 @@
 #define SESSION_AUTH_TRIES 5
 /* How long a publish waits for the broker's acknowledgment before it is answered timeout. */
 #define SESSION_PUBLISH_WAIT_MS 10000
-/* A history answer goes out in lines of at most this many points (about 150 KiB; fewer when
- * max_outq is small), at most SESSION_HISTORY_BURST of them per turn of the loop: other
- * clients are served in between. */
-#define SESSION_HISTORY_CHUNK 4096
-#define SESSION_HISTORY_BURST 8
 
 /* One "subscribe" of the client. */
 struct csub {
@@ -44,31 +40,6 @@ struct pubwait {
 	uint64_t ticket;
 	struct loop_timer timer;
 	struct pubwait *next;
-};
-
-/* A "history" answer being sent, part by part as the client reads. */
-struct hist {
-	struct session *s;
-	cJSON *id;                        /* owned */
-	cJSON *head;                      /* the final line's fields but points; owned */
-	struct history_cursor *cur;       /* owned */
-	char *buf;                        /* points text; owned */
-	size_t len, cap;
-	char home[SHIM_NAME_MAX + 1];
-	struct hist *next;
-};
-
-struct session {
-	struct client *c;
-	const struct shim_deps *d;
-	const struct user *user;          /* borrowed from the current users table */
-	uint8_t token_hash[32];
-	int auth_failures;
-	int inflight;                     /* relay requests + subscriptions + publishes */
-	bool detached;
-	struct csub *subs;
-	struct pubwait *pubs;
-	struct hist *hists;
 };
 
 struct session *session_new(struct client *c, const struct shim_deps *d)
@@ -95,23 +66,10 @@ static void pubwait_free(struct session *s, struct pubwait *w)
 	free(w);
 }
 
-static void hist_free(struct hist *q)
-{
-	history_cursor_free(q->cur);
-	cJSON_Delete(q->id);
-	cJSON_Delete(q->head);
-	free(q->buf);
-	free(q);
-}
-
 void session_detach(struct session *s)
 {
 	s->detached = true;
-	while (s->hists) {
-		struct hist *q = s->hists;
-		s->hists = q->next;
-		hist_free(q);
-	}
+	session_history_drop(s);
 	relay_detach(s->d->relay, s);
 	/* Nobody is left to answer: the messages stay with the broker connection, their
 	 * acknowledgments are not waited for. */
@@ -141,21 +99,28 @@ const char *session_user(const struct session *s)
 	return s->user ? s->user->name : NULL;
 }
 
-/* Sends and frees line; a NULL line (no memory) is dropped. */
-static void send_line(struct session *s, cJSON *line)
+void session_send(struct session *s, cJSON *line)
 {
 	if (line && !s->detached)
 		shim_client_send(s->c, line);
 	cJSON_Delete(line);
 }
 
-static void send_error(struct session *s, const cJSON *id, enum shim_err code, const char *msg)
+void session_error(struct session *s, const cJSON *id, enum shim_err code, const char *msg)
 {
 	if (!s->detached)
 		shim_client_error(s->c, id, code, msg);
 }
 
-static bool home_ok(const struct session *s, const char *home)
+bool session_admit(struct session *s, const cJSON *id)
+{
+	if (s->inflight < s->d->conf->max_inflight)
+		return true;
+	session_error(s, id, SHIM_E_TOO_MANY, "too many requests in flight");
+	return false;
+}
+
+bool session_home_ok(const struct session *s, const char *home)
 {
 	return s->user && users_has_home(s->user, home);
 }
@@ -166,14 +131,14 @@ static void op_auth(struct session *s, const struct shim_req *r)
 {
 	uint8_t h[32];
 	if (users_hash_token(r->token, h) < 0) {
-		send_error(s, r->id, SHIM_E_INTERNAL, "hash failed");
+		session_error(s, r->id, SHIM_E_INTERNAL, "hash failed");
 		return;
 	}
 	const struct user *u = users_find_hash(s->d->users, h);
 	if (!u) {
 		s->auth_failures++;
 		shim_client_wrong_token(s->c, s->auth_failures);
-		send_error(s, r->id, SHIM_E_AUTH, "wrong token");
+		session_error(s, r->id, SHIM_E_AUTH, "wrong token");
 		if (s->auth_failures >= SESSION_AUTH_TRIES)
 			shim_client_close_after(s->c, METRICS_DISC_AUTH, "too many wrong tokens");
 		return;
@@ -188,14 +153,20 @@ static void op_auth(struct session *s, const struct shim_req *r)
 	cJSON *homes = cJSON_AddArrayToObject(o, "homes");
 	for (int i = 0; homes && i < u->nhomes; i++)
 		cJSON_AddItemToArray(homes, cJSON_CreateString(u->homes[i]));
-	send_line(s, o);
+	/* The page speaks to the same broker: it connects with the version this agent speaks (the
+	 * one configured until a first connection says which "auto" gives). */
+	int v = mqtt_version(s->d->mqtt);
+	if (!v)
+		v = s->d->conf->mqtt.version;
+	cJSON_AddItemToObject(o, "mqtt_version", v ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+	session_send(s, o);
 }
 
 static void op_ping(struct session *s, const struct shim_req *r)
 {
 	cJSON *o = shimproto_ok(r->id);
 	cJSON_AddNumberToObject(o, "time", (double)loop_wall_ms());
-	send_line(s, o);
+	session_send(s, o);
 }
 
 /* Answers a waiting publish and drops it. */
@@ -210,9 +181,9 @@ static void pubwait_end(struct pubwait *w, enum shim_err code, const char *msg)
 			break;
 		}
 	if (code == SHIM_OK)
-		send_line(s, shimproto_ok(w->id));
+		session_send(s, shimproto_ok(w->id));
 	else
-		send_error(s, w->id, code, msg);
+		session_error(s, w->id, code, msg);
 	s->inflight--;
 	pubwait_free(s, w);
 }
@@ -237,21 +208,19 @@ static void op_publish(struct session *s, const struct shim_req *r)
 	const char *prefix = s->d->conf->prefix;
 	char home[SHIM_NAME_MAX + 1];
 	if (!shimproto_publish_allowed(prefix, r->topic, r->retain) ||
-	    !shimproto_topic_home(prefix, r->topic, false, home) || !home_ok(s, home)) {
-		send_error(s, r->id, SHIM_E_FORBIDDEN, "topic not allowed");
+	    !shimproto_topic_home(prefix, r->topic, false, home) || !session_home_ok(s, home)) {
+		session_error(s, r->id, SHIM_E_FORBIDDEN, "topic not allowed");
 		return;
 	}
-	if (s->inflight >= s->d->conf->max_inflight) {
-		send_error(s, r->id, SHIM_E_TOO_MANY, "too many requests in flight");
+	if (!session_admit(s, r->id))
 		return;
-	}
 	char *p = cJSON_IsString(r->payload) ? strdup(r->payload->valuestring)
 					     : cJSON_PrintUnformatted(r->payload);
 	struct pubwait *w = calloc(1, sizeof *w);
 	if (!p || !w || !(w->id = cJSON_Duplicate(r->id, true))) {
 		free(p);
 		free(w);
-		send_error(s, r->id, SHIM_E_INTERNAL, "out of memory");
+		session_error(s, r->id, SHIM_E_INTERNAL, "out of memory");
 		return;
 	}
 	w->s = s;
@@ -262,7 +231,7 @@ static void op_publish(struct session *s, const struct shim_req *r)
 	if (rc < 0) {
 		cJSON_Delete(w->id);
 		free(w);
-		send_error(s, r->id, SHIM_E_INTERNAL, "broker unreachable");
+		session_error(s, r->id, SHIM_E_INTERNAL, "broker unreachable");
 		return;
 	}
 	w->next = s->pubs;
@@ -275,13 +244,13 @@ static void op_publish(struct session *s, const struct shim_req *r)
 static void op_get(struct session *s, const struct shim_req *r)
 {
 	char home[SHIM_NAME_MAX + 1];
-	if (!shimproto_topic_home(s->d->conf->prefix, r->topic, false, home) || !home_ok(s, home)) {
-		send_error(s, r->id, SHIM_E_FORBIDDEN, "topic not under a granted home");
+	if (!shimproto_topic_home(s->d->conf->prefix, r->topic, false, home) || !session_home_ok(s, home)) {
+		session_error(s, r->id, SHIM_E_FORBIDDEN, "topic not under a granted home");
 		return;
 	}
 	const struct cache_entry *e = cache_get(s->d->cache, r->topic);
 	if (!e) {
-		send_error(s, r->id, SHIM_E_NOT_FOUND, "no cached value");
+		session_error(s, r->id, SHIM_E_NOT_FOUND, "no cached value");
 		return;
 	}
 	cJSON *o = shimproto_ok(r->id);
@@ -289,7 +258,7 @@ static void op_get(struct session *s, const struct shim_req *r)
 	cJSON_AddItemToObject(o, "payload", shimproto_payload(e->payload, e->len));
 	cJSON_AddBoolToObject(o, "retained", e->retained);
 	cJSON_AddNumberToObject(o, "received", (double)e->received);
-	send_line(s, o);
+	session_send(s, o);
 }
 
 /* --- list --- */
@@ -366,8 +335,8 @@ static cJSON *list_sorted(cJSON *ctls)
 static void op_list(struct session *s, const struct shim_req *r)
 {
 	const char *prefix = s->d->conf->prefix;
-	if (r->home && !home_ok(s, r->home)) {
-		send_error(s, r->id, SHIM_E_FORBIDDEN, "home not granted");
+	if (r->home && !session_home_ok(s, r->home)) {
+		session_error(s, r->id, SHIM_E_FORBIDDEN, "home not granted");
 		return;
 	}
 	cJSON *o = shimproto_ok(r->id);
@@ -388,7 +357,7 @@ static void op_list(struct session *s, const struct shim_req *r)
 		cJSON_AddItemToObject(h, "controllers", list_sorted(l.ctls));
 		cJSON_AddItemToArray(homes, h);
 	}
-	send_line(s, o);
+	session_send(s, o);
 }
 
 /* --- request --- */
@@ -412,26 +381,24 @@ static void op_request(struct session *s, const struct shim_req *r)
 {
 	const char *prefix = s->d->conf->prefix;
 	char topic[256];
-	if (!home_ok(s, r->home)) {
-		send_error(s, r->id, SHIM_E_FORBIDDEN, "home not granted");
+	if (!session_home_ok(s, r->home)) {
+		session_error(s, r->id, SHIM_E_FORBIDDEN, "home not granted");
 		return;
 	}
-	if (s->inflight >= s->d->conf->max_inflight) {
-		send_error(s, r->id, SHIM_E_TOO_MANY, "too many requests in flight");
+	if (!session_admit(s, r->id))
 		return;
-	}
 	/* Only a status known to be offline refuses at once; unknown is sent (docs/shim.md). */
 	snprintf(topic, sizeof topic, "%s/%s/status", prefix, r->home);
 	bool off = status_offline(s, topic);
 	snprintf(topic, sizeof topic, "%s/%s/ctl/%s/status", prefix, r->home, r->ctl);
 	if (off || status_offline(s, topic)) {
 		metrics_relay(s->d->metrics, "offline");
-		send_error(s, r->id, SHIM_E_OFFLINE, off ? "home offline" : "controller offline");
+		session_error(s, r->id, SHIM_E_OFFLINE, off ? "home offline" : "controller offline");
 		return;
 	}
 	char uuid[RELAY_UUID_LEN + 1];
 	if (relay_start(s->d->relay, r, s->user->name, s, session_relay_cb, uuid) < 0) {
-		send_error(s, r->id, SHIM_E_INTERNAL, "could not send the request");
+		session_error(s, r->id, SHIM_E_INTERNAL, "could not send the request");
 		return;
 	}
 	s->inflight++;
@@ -451,24 +418,22 @@ static void csub_on_message(void *arg, const struct mqtt_msg *m)
 	/* The client filters are made without Retain As Published: true only for what the broker
 	 * sends from its retained store when the subscription starts (docs/shim.md). */
 	cJSON_AddBoolToObject(o, "retained", m->retained);
-	send_line(s, o);
+	session_send(s, o);
 }
 
 static void op_subscribe(struct session *s, const struct shim_req *r)
 {
 	char home[SHIM_NAME_MAX + 1];
-	if (!shimproto_topic_home(s->d->conf->prefix, r->filter, true, home) || !home_ok(s, home)) {
-		send_error(s, r->id, SHIM_E_FORBIDDEN, "filter not within a granted home");
+	if (!shimproto_topic_home(s->d->conf->prefix, r->filter, true, home) || !session_home_ok(s, home)) {
+		session_error(s, r->id, SHIM_E_FORBIDDEN, "filter not within a granted home");
 		return;
 	}
-	if (s->inflight >= s->d->conf->max_inflight) {
-		send_error(s, r->id, SHIM_E_TOO_MANY, "too many requests in flight");
+	if (!session_admit(s, r->id))
 		return;
-	}
 	struct csub *u = calloc(1, sizeof *u);
 	if (!u || !(u->id = cJSON_Duplicate(r->id, true))) {
 		free(u);
-		send_error(s, r->id, SHIM_E_INTERNAL, "out of memory");
+		session_error(s, r->id, SHIM_E_INTERNAL, "out of memory");
 		return;
 	}
 	u->s = s;
@@ -477,14 +442,14 @@ static void op_subscribe(struct session *s, const struct shim_req *r)
 	if (!u->ref) {
 		cJSON_Delete(u->id);
 		free(u);
-		send_error(s, r->id, SHIM_E_INTERNAL, "broker subscription failed");
+		session_error(s, r->id, SHIM_E_INTERNAL, "broker subscription failed");
 		return;
 	}
 	u->next = s->subs;
 	s->subs = u;
 	s->inflight++;
 	/* Messages reach the loop only after this callback returns: "subscribed" comes first. */
-	send_line(s, shimproto_event(r->id, "subscribed"));
+	session_send(s, shimproto_event(r->id, "subscribed"));
 }
 
 /* Ends the stream of subscription u with line (taking it) and drops u from the list at pp. */
@@ -492,7 +457,7 @@ static void csub_end(struct session *s, struct csub **pp, cJSON *line)
 {
 	struct csub *u = *pp;
 	*pp = u->next;
-	send_line(s, line);
+	session_send(s, line);
 	csub_free(s, u);
 	s->inflight--;
 }
@@ -503,161 +468,31 @@ static void op_unsubscribe(struct session *s, const struct shim_req *r)
 	while (*pp && !cJSON_Compare((*pp)->id, r->sub, true))
 		pp = &(*pp)->next;
 	if (!*pp) {
-		send_error(s, r->id, SHIM_E_NOT_FOUND, "no such subscription");
+		session_error(s, r->id, SHIM_E_NOT_FOUND, "no such subscription");
 		return;
 	}
 	cJSON *o = shimproto_ok((*pp)->id);
 	cJSON_AddStringToObject(o, "ended", "unsubscribed");
 	csub_end(s, pp, o);
-	send_line(s, shimproto_ok(r->id));
+	session_send(s, shimproto_ok(r->id));
 }
 
 static void op_audit(struct session *s, const struct shim_req *r)
 {
 	cJSON *recs = audit_tail(s->d->audit, s->user->name, r->limit);
 	if (!recs) {
-		send_error(s, r->id, SHIM_E_INTERNAL, "audit file unreadable");
+		session_error(s, r->id, SHIM_E_INTERNAL, "audit file unreadable");
 		return;
 	}
 	cJSON *o = shimproto_ok(r->id);
 	cJSON_AddItemToObject(o, "records", recs);
-	send_line(s, o);
-}
-
-/* --- history --- */
-
-static void hist_end(struct session *s, struct hist *q, cJSON *line)
-{
-	struct hist **pp = &s->hists;
-	while (*pp != q)
-		pp = &(*pp)->next;
-	*pp = q->next;
-	send_line(s, line);
-	s->inflight--;
-	hist_free(q);
-}
-
-/* The points made so far as a raw JSON array, moved into line as "points". */
-static bool hist_points(struct hist *q, cJSON *line)
-{
-	size_t need = q->len + 3;
-	char *text = malloc(need);
-	if (!text)
-		return false;
-	text[0] = '[';
-	if (q->len)   /* no point yet: no buffer either */
-		memcpy(text + 1, q->buf, q->len);
-	text[q->len + 1] = ']';
-	text[q->len + 2] = '\0';
-	q->len = 0;
-	cJSON *raw = cJSON_CreateRaw(text);
-	free(text);
-	return raw && cJSON_AddItemToObject(line, "points", raw);
-}
-
-/* Sends the next parts of q while the client's queue has room; the rest when it drains. */
-static void hist_pump(struct hist *q)
-{
-	struct session *s = q->s;
-	/* A part is at most a quarter of max_outq (and one point more): with the queue drained
-	 * to half of it before the next, no client is ever cut off for its own answer. */
-	size_t room = s->d->conf->max_outq / 2, part = s->d->conf->max_outq / 4;
-	for (int burst = 0; burst < SESSION_HISTORY_BURST; burst++) {
-		if (shim_client_queued(s->c) > room)
-			break;
-		long n = history_cursor_next(q->cur, SESSION_HISTORY_CHUNK, part, &q->buf, &q->len,
-					     &q->cap);
-		if (n < 0) {
-			hist_end(s, q, shimproto_error(q->id, SHIM_E_INTERNAL, "history unreadable"));
-			return;
-		}
-		if (!history_cursor_done(q->cur)) {
-			/* More may follow: this part goes as an event. */
-			cJSON *ev = shimproto_event(q->id, "points");
-			if (!ev || !hist_points(q, ev)) {
-				cJSON_Delete(ev);
-				hist_end(s, q, shimproto_error(q->id, SHIM_E_INTERNAL, "out of memory"));
-				return;
-			}
-			send_line(s, ev);
-			continue;
-		}
-		cJSON *o = q->head;
-		q->head = NULL;
-		cJSON_AddNumberToObject(o, "count", (double)history_cursor_count(q->cur));
-		if (!hist_points(q, o)) {
-			cJSON_Delete(o);
-			o = shimproto_error(q->id, SHIM_E_INTERNAL, "out of memory");
-		}
-		hist_end(s, q, o);
-		return;
-	}
-	shim_client_want_drain(s->c);
-}
-
-static void op_history(struct session *s, const struct shim_req *r)
-{
-	if (!home_ok(s, r->home)) {
-		send_error(s, r->id, SHIM_E_FORBIDDEN, "home not granted");
-		return;
-	}
-	if (!s->d->history) {
-		send_error(s, r->id, SHIM_E_NOT_FOUND, "no sensor history is recorded here");
-		return;
-	}
-	if (s->inflight >= s->d->conf->max_inflight) {
-		send_error(s, r->id, SHIM_E_TOO_MANY, "too many requests in flight");
-		return;
-	}
-	int64_t now = (int64_t)loop_wall_ms();
-	int64_t to = r->to_ms >= 0 ? r->to_ms : now;
-	int64_t from = r->from_ms >= 0 ? r->from_ms : to - SHIM_HISTORY_RANGE_DEFAULT_MS;
-	if (from < 0)
-		from = 0;
-	if (from > to) {
-		send_error(s, r->id, SHIM_E_BAD_REQUEST, "'from' is after 'to'");
-		return;
-	}
-	struct history_query hq = { r->home, r->ctl, r->sensor, from, to, (size_t)r->max_points };
-	struct hist *q = calloc(1, sizeof *q);
-	if (!q || !(q->id = cJSON_Duplicate(r->id, true)) || !(q->head = shimproto_ok(r->id)) ||
-	    !(q->cur = history_query(s->d->history, &hq, (uint64_t)now))) {
-		if (q)
-			hist_free(q);
-		send_error(s, r->id, SHIM_E_INTERNAL, "history unreadable");
-		return;
-	}
-	cJSON *o = q->head;
-	cJSON_AddStringToObject(o, "home", r->home);
-	cJSON_AddStringToObject(o, "ctl", r->ctl);
-	cJSON_AddStringToObject(o, "sensor", r->sensor);
-	cJSON_AddNumberToObject(o, "from", (double)from);
-	cJSON_AddNumberToObject(o, "to", (double)to);
-	if (history_cursor_res(q->cur) == HISTORY_RAW)
-		cJSON_AddStringToObject(o, "resolution", "raw");
-	else
-		cJSON_AddNumberToObject(o, "resolution", (double)history_cursor_step(q->cur));
-	q->s = s;
-	snprintf(q->home, sizeof q->home, "%s", r->home);
-	q->next = s->hists;
-	s->hists = q;
-	s->inflight++;
-	hist_pump(q);
-}
-
-void session_drained(struct session *s)
-{
-	/* Each waiting answer gets its turn; one that ends unlinks itself. */
-	for (struct hist *q = s->hists, *next; q && !s->detached; q = next) {
-		next = q->next;
-		hist_pump(q);
-	}
+	session_send(s, o);
 }
 
 void session_request(struct session *s, const struct shim_req *r)
 {
 	if (!s->user && r->op != SHIM_OP_AUTH && r->op != SHIM_OP_PING) {
-		send_error(s, r->id, SHIM_E_AUTH, "not authenticated");
+		session_error(s, r->id, SHIM_E_AUTH, "not authenticated");
 		return;
 	}
 	switch (r->op) {
@@ -670,8 +505,8 @@ void session_request(struct session *s, const struct shim_req *r)
 	case SHIM_OP_SUBSCRIBE: op_subscribe(s, r); break;
 	case SHIM_OP_UNSUBSCRIBE: op_unsubscribe(s, r); break;
 	case SHIM_OP_AUDIT: op_audit(s, r); break;
-	case SHIM_OP_HISTORY: op_history(s, r); break;
-	default: send_error(s, r->id, SHIM_E_BAD_REQUEST, "unknown op"); break;
+	case SHIM_OP_HISTORY: session_history(s, r); break;
+	default: session_error(s, r->id, SHIM_E_BAD_REQUEST, "unknown op"); break;
 	}
 }
 
@@ -679,7 +514,7 @@ void session_request(struct session *s, const struct shim_req *r)
 
 static bool session_granted(void *owner, const char *home)
 {
-	return home_ok(owner, home);
+	return session_home_ok(owner, home);
 }
 
 int session_set_users(struct session *s, const struct users *u)
@@ -692,7 +527,7 @@ int session_set_users(struct session *s, const struct users *u)
 	/* A revoked home ends at once what the client still had open there; the requests keep
 	 * running at the controller and are audited. */
 	for (struct csub **pp = &s->subs; *pp;) {
-		if (home_ok(s, (*pp)->home)) {
+		if (session_home_ok(s, (*pp)->home)) {
 			pp = &(*pp)->next;
 			continue;
 		}
@@ -701,11 +536,7 @@ int session_set_users(struct session *s, const struct users *u)
 		s->d->metrics->errors[SHIM_E_FORBIDDEN]++;
 		csub_end(s, pp, shimproto_error((*pp)->id, SHIM_E_FORBIDDEN, "home no longer granted"));
 	}
-	for (struct hist *q = s->hists, *next; q; q = next) {
-		next = q->next;
-		if (!home_ok(s, q->home))
-			hist_end(s, q, shimproto_error(q->id, SHIM_E_FORBIDDEN, "home no longer granted"));
-	}
+	session_history_end_ungranted(s);
 	relay_end_ungranted(s->d->relay, s, session_granted);
 	return 0;
 }

@@ -1,7 +1,8 @@
 /* session: one shim client's protocol state and its operations (docs/shim.md): who it is (auth),
  * what it may see (its user's homes, re-read on every users reload), its requests in flight and
- * its subscriptions; every op. The transport (shim.c) owns the connection and the line framing,
- * hands each parsed request here, and frees the session when the client is gone.
+ * its subscriptions; every op (session.c; history answers in sesshist.c). The transport
+ * (shim.c) owns the connection and the line framing, hands each parsed request here, and frees
+ * the session when the client is gone.
  *
  * Ownership: a struct session is owned by its shim client (session_free, called by the
  * transport after the client's connection is closed, never from within a message callback).

@@ -260,8 +260,11 @@ void subs_on_message(struct subs *s, const struct mqtt_msg *m)
 				subs_deliver(f, m);
 		}
 	} else {
-		/* A broker that sends no identifiers (it should, MQTT 5 3.3.4.1): every filter that
-		 * matches gets this copy. */
+		/* MQTT 3.1.1 has no identifiers: Mosquitto 2.0 and RabbitMQ 3.10 send one copy for
+		 * all of a client's overlapping subscriptions (seen here), so every filter that
+		 * matches gets this copy. (3.1.1 lets a broker send more copies: each would reach
+		 * every such consumer.) The same for an MQTT 5 broker that sends none (it should,
+		 * 3.3.4.1). */
 		for (struct filt *f = s->all; f; f = f->next)
 			if (shimproto_topic_match(f->filter, m->topic))
 				subs_deliver(f, m);

@@ -5,7 +5,9 @@
  * Overlapping filters are the normal case (fr/home1/# and the cache's fr/+/status); whether a
  * broker then sends one copy per matching subscription (Mosquitto) or one copy with all their
  * identifiers (MQTT 5, 3.3.4), each consumer gets the message once, and nothing is guessed from
- * consecutive copies.
+ * consecutive copies. On MQTT 3.1.1 there are no identifiers: Mosquitto and RabbitMQ send one
+ * copy for all overlapping subscriptions, and it reaches the consumers of every filter that
+ * matches its topic.
  *
  * Ownership: struct subs is owned by the caller (subs_free) and borrows mqtt. A struct subs_ref
  * is owned by subs from subs_add until subs_remove. A consumer's callback must not add or

@@ -16,12 +16,7 @@ struct display {
 	struct loop *loop;
 	struct m5stack *m5;
 	struct lcd *lcd;
-	char home[64];
-	bool broker_up;
-	int online, total;
-	char cmd[160];
-	char text[256];
-	unsigned long long seq;
+	struct display_view v;
 	bool text_newer;        /* the LCD's second row shows whichever changed last */
 	bool dirty, refreshed;
 	uint64_t last_ms;       /* monotonic time of the last refresh */
@@ -34,19 +29,17 @@ static void display_refresh(void *arg)
 	d->dirty = false;
 	d->refreshed = true;
 	d->last_ms = loop_now(d->loop);
-	struct display_state st = { .home = d->home, .broker_up = d->broker_up,
-				    .online = d->online, .total = d->total, .last_cmd = d->cmd,
-				    .text = d->text, .text_seq = d->seq };
 	if (d->m5)
-		m5stack_show(d->m5, &st);
+		m5stack_show(d->m5, &d->v);
 	if (d->lcd) {
 		/* Row 1: "home1 1/2", plus " no MQTT" while the broker is away, fitted to the
 		 * width. Row 2: the last published text or the last command, whichever is newer. */
 		char l1[LCD_WIDTH_MAX + 1], l2[512];
-		lcdtext_status(l1, sizeof l1, d->home, d->online, d->total, d->broker_up,
+		const struct display_view *v = &d->v;
+		lcdtext_status(l1, sizeof l1, v->home, v->online, v->total, v->broker_up,
 			       lcd_width(d->lcd));
 		lcdtext_a00(l2, sizeof l2,
-			    d->text_newer && d->text[0] ? d->text : d->cmd[0] ? d->cmd : d->text);
+			    d->text_newer && v->text[0] ? v->text : v->cmd[0] ? v->cmd : v->text);
 		lcd_show(d->lcd, l1, l2);
 	}
 }
@@ -66,20 +59,21 @@ void display_update(struct display *d, const struct display_state *st)
 	bool changed = false;
 	if (!d)
 		return;
-	changed |= display_copy(d->home, sizeof d->home, st->home);
-	if (display_copy(d->cmd, sizeof d->cmd, st->last_cmd)) {
+	struct display_view *v = &d->v;
+	changed |= display_copy(v->home, sizeof v->home, st->home);
+	if (display_copy(v->cmd, sizeof v->cmd, st->last_cmd)) {
 		d->text_newer = false;
 		changed = true;
 	}
-	if (display_copy(d->text, sizeof d->text, st->text) || st->text_seq != d->seq) {
-		d->seq = st->text_seq;
+	if (display_copy(v->text, sizeof v->text, st->text) || st->text_seq != v->seq) {
+		v->seq = st->text_seq;
 		d->text_newer = true;
 		changed = true;
 	}
-	if (st->broker_up != d->broker_up || st->online != d->online || st->total != d->total) {
-		d->broker_up = st->broker_up;
-		d->online = st->online;
-		d->total = st->total;
+	if (st->broker_up != v->broker_up || st->online != v->online || st->total != v->total) {
+		v->broker_up = st->broker_up;
+		v->online = st->online;
+		v->total = st->total;
 		changed = true;
 	}
 	if (!changed && d->refreshed)
@@ -125,7 +119,7 @@ void display_free(struct display *d)
 	if (d->lcd) {
 		/* The last screen must not look current after frMhs has gone. */
 		char home[LCD_WIDTH_MAX + 1];
-		lcdtext_a00(home, sizeof home, d->home);
+		lcdtext_a00(home, sizeof home, d->v.home);
 		lcd_goodbye(d->lcd, home, "frMhs stopped");
 	}
 	m5stack_free(d->m5);

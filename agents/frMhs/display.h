@@ -25,6 +25,17 @@ struct display_state {
 	unsigned long long text_seq;     /* counts publications (the same text may be re-sent) */
 };
 
+/* What a display shows, copied (display_update keeps one; the M5Stack's driver the one it
+ * should show and the one it sent). */
+struct display_view {
+	char home[64];
+	bool broker_up;
+	int online, total;
+	char cmd[160];
+	char text[256];
+	unsigned long long seq;
+};
+
 /* The displays configured in conf (m5stack.port, lcd.device); NULL if neither is configured
  * or without memory. conf must outlive the display. Owned by the caller: display_free. */
 struct display *display_new(struct loop *loop, const struct conf *conf);

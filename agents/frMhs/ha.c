@@ -1,5 +1,7 @@
-/* ha: Home Assistant MQTT discovery; see ha.h. */
+/* ha: Home Assistant MQTT discovery: configs, states and attributes kept true; see ha.h (HA's
+ * commands and the outcomes of requests are hacmd.c). */
 #include "ha.h"
+#include "ha_int.h"
 
 #include "bridge.h"
 #include "command.h"
@@ -27,51 +29,6 @@
 #define HA_BIRTH_DELAY_MS 500
 #define HA_BIRTH_JITTER_MS 2000
 #define HA_BIRTH_MIN_MS 10000
-/* Retained topics this module keeps track of in all (its own are a few per action and
- * sensor); beyond, learned copies are not tracked (logged). */
-#define HA_RETS_MAX 65536
-
-enum ha_rkind { HA_CONFIG, HA_STATE, HA_ATTR };
-
-/* A retained topic of this module: a discovery config, or an action's state or attributes. */
-struct ha_ret {
-	char *topic;          /* owned */
-	char *payload;        /* owned: what it holds; NULL = not decided yet (a sensor's config) */
-	enum ha_rkind kind;
-	char action[COMMAND_NAME_MAX + 1];   /* HA_STATE, HA_ATTR */
-	bool want;            /* it belongs to what this module publishes now */
-	bool sent;            /* payload went out on the current connection */
-	bool live;            /* the broker may hold a copy (published, or seen there) */
-	struct ha_ret *next;
-};
-
-/* A controller, or (id "") the home server with whatever config has no controller's id. */
-struct ha_ctl {
-	char id[COMMAND_NAME_MAX + 1];
-	bool known;                   /* the registry knows it (its info arrived) */
-	char *sig;                    /* owned: the info its entities were made from */
-	cJSON *info;                  /* owned */
-	struct hamap_action *acts;    /* owned, nacts */
-	int nacts;
-	cJSON *numeric;               /* owned: sensor -> whether a number was seen */
-	struct ha_ret *rets;
-	struct ha_ctl *next;
-};
-
-struct ha {
-	struct loop *loop;
-	const struct conf *conf;
-	struct bridge *b;
-	const struct ha_ops *ops;
-	void *arg;
-	struct hamap_ctx x;
-	struct ha_ctl home;           /* first of the list */
-	size_t nrets;
-	bool pruned, full_logged;
-	struct loop_timer prune_timer, birth_timer;
-	uint64_t last_full;           /* monotonic ms when everything was last published */
-};
-
 /* --- retained topics --- */
 
 static void ha_put(struct ha *h, struct ha_ret *r)
@@ -90,8 +47,8 @@ static struct ha_ret *ha_ret_find(struct ha_ctl *c, const char *topic)
 	return NULL;
 }
 
-static struct ha_ret *ha_ret_get(struct ha *h, struct ha_ctl *c, const char *topic,
-				 enum ha_rkind kind, const char *action)
+struct ha_ret *ha_ret_get(struct ha *h, struct ha_ctl *c, const char *topic, enum ha_rkind kind,
+			  const char *action)
 {
 	struct ha_ret *r = ha_ret_find(c, topic);
 	if (r)
@@ -133,9 +90,7 @@ static void ha_ret_drop(struct ha *h, struct ha_ctl *c, struct ha_ret *r)
 	h->nrets--;
 }
 
-/* payload (taken) is what r holds from now on: published when it changed or has not gone
- * out on this connection. */
-static void ha_ret_set(struct ha *h, struct ha_ret *r, char *payload)
+void ha_ret_set(struct ha *h, struct ha_ret *r, char *payload)
 {
 	r->want = true;
 	if (r->payload && payload && strcmp(r->payload, payload) == 0) {
@@ -152,7 +107,7 @@ static void ha_ret_set(struct ha *h, struct ha_ret *r, char *payload)
 
 /* --- controllers --- */
 
-static struct ha_ctl *ha_ctl_find(struct ha *h, const char *id)
+struct ha_ctl *ha_ctl_find(struct ha *h, const char *id)
 {
 	for (struct ha_ctl *c = &h->home; c; c = c->next)
 		if (strcmp(c->id, id) == 0)
@@ -198,7 +153,7 @@ static void ha_ctl_free(struct ha *h, struct ha_ctl *c)
 		free(c);
 }
 
-static const struct hamap_action *ha_act(const struct ha_ctl *c, const char *action)
+const struct hamap_action *ha_act(const struct ha_ctl *c, const char *action)
 {
 	for (int i = 0; i < c->nacts; i++)
 		if (strcmp(c->acts[i].name, action) == 0)
@@ -206,7 +161,7 @@ static const struct hamap_action *ha_act(const struct ha_ctl *c, const char *act
 	return NULL;
 }
 
-static bool ha_enabled(const struct ha *h) { return h->conf->ha_enabled; }
+bool ha_enabled(const struct ha *h) { return h->conf->ha_enabled; }
 
 /* Whether a state or attributes topic still belongs to an entity. */
 static bool ha_value_wanted(const struct ha *h, const struct ha_ctl *c, const struct ha_ret *r)
@@ -415,112 +370,6 @@ static void ha_learned(struct ha *h, const char *ctl, const char *topic, enum ha
 	} else if (kind != HA_CONFIG) {
 		r->want = wanted;
 	}
-}
-
-/* --- HA's commands --- */
-
-static void ha_refuse(struct ha *h, const char *ctl, const char *action, bool attributes,
-		      const char *reason)
-{
-	char t[HAMAP_TOPIC_MAX];
-	cJSON *o = req_result_json(ctl, NULL, action, "rejected", reason, false);
-	char *s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (!s)
-		return;
-	hamap_action_topic(&h->x, ctl, action, "result", t, sizeof t);
-	bridge_publish_raw(h->b, t, s, strlen(s), 1, false);
-	struct ha_ctl *c = ha_ctl_find(h, ctl);
-	struct ha_ret *r;
-	hamap_action_topic(&h->x, ctl, action, "attributes", t, sizeof t);
-	if (attributes && c && (r = ha_ret_get(h, c, t, HA_ATTR, action))) {
-		ha_ret_set(h, r, s);
-		return;
-	}
-	free(s);
-}
-
-static void ha_command(struct ha *h, const char *ctl, const char *action, const struct mqtt_msg *m)
-{
-	char why[300], value[HAMAP_PAYLOAD_MAX + 1], t[HAMAP_TOPIC_MAX], hex[33];
-	if (m->retained) {
-		if (m->len == 0)
-			return;   /* the removal of a retained command (ours, below) */
-		/* It would run again on every reconnect: taken off the broker, never run. */
-		bridge_publish_raw(h->b, m->topic, "", 0, 1, true);
-		log_warnx("home assistant: command for %s/%s: retained message not run (it would run "
-			  "again on every reconnect); removed from the broker", ctl, action);
-		ha_refuse(h, ctl, action, false, "retained commands are never run; publish with retain=false");
-		return;
-	}
-	struct ha_ctl *c = ha_ctl_find(h, ctl);
-	const struct hamap_action *a = c && c->known ? ha_act(c, action) : NULL;
-	if (!a || a->kind == HAMAP_NONE) {
-		snprintf(why, sizeof why, "controller %s has no Home Assistant entity for action %s",
-			 ctl, action);
-		log_warnx("home assistant: command refused: %s", why);
-		ha_refuse(h, ctl, action, false, why);
-		return;
-	}
-	if (hamap_value(a, m->payload, m->len, value, sizeof value, why, sizeof why) < 0) {
-		log_warnx("home assistant: command for %s/%s refused: %s", ctl, action, why);
-		ha_refuse(h, ctl, action, true, why);
-		return;
-	}
-	if (keys_random_hex(hex, 16) < 0) {
-		ha_refuse(h, ctl, action, true, "no random id could be made; not run");
-		return;
-	}
-	/* A fresh id per message: HA's commands come at most once (the subscription is QoS 0, so
-	 * the broker never keeps one for this home server while it is away, to run hours later). */
-	struct command cmd = { .final_only = true };
-	snprintf(cmd.id, sizeof cmd.id, "ha-%s", hex);
-	snprintf(cmd.action, sizeof cmd.action, "%s", action);
-	if (!(cmd.args = cJSON_CreateObject()))
-		return;
-	if (a->kind != HAMAP_BUTTON)
-		cJSON_AddStringToObject(cmd.args, a->arg, value);
-	hamap_action_topic(&h->x, ctl, action, "result", t, sizeof t);
-	struct req_route rt = { t, NULL, 0, true };
-	log_info("home assistant: %s/%s %.*s: request %s", ctl, action, (int)(m->len > 40 ? 40 : m->len),
-		 (const char *)m->payload, cmd.id);
-	h->ops->request(h->arg, ctl, &cmd, &rt);
-	command_clear(&cmd);
-}
-
-void ha_outcome(struct ha *h, const char *ctl, const char *action, const cJSON *args,
-		const cJSON *result)
-{
-	char t[HAMAP_TOPIC_MAX];
-	struct ha_ctl *c = ha_enabled(h) ? ha_ctl_find(h, ctl) : NULL;
-	const struct hamap_action *a = c && c->known ? ha_act(c, action) : NULL;
-	struct ha_ret *r;
-	if (!a || a->kind == HAMAP_NONE)
-		return;
-	/* The attributes: the result as requesters get it, with the arguments it ran with. */
-	cJSON *attr = cJSON_Duplicate(result, 1);
-	cJSON_DeleteItemFromObjectCaseSensitive(attr, "type");
-	req_json_set(attr, "ctl", ctl);
-	if (!cJSON_GetObjectItemCaseSensitive(attr, "ts"))
-		cJSON_AddNumberToObject(attr, "ts", (double)loop_wall_ms());
-	if (cJSON_IsObject(args))
-		cJSON_AddItemToObject(attr, "args", cJSON_Duplicate(args, 1));
-	hamap_action_topic(&h->x, ctl, action, "attributes", t, sizeof t);
-	if ((r = ha_ret_get(h, c, t, HA_ATTR, action)))
-		ha_ret_set(h, r, cJSON_PrintUnformatted(attr));
-	cJSON_Delete(attr);
-	const cJSON *st = cJSON_GetObjectItemCaseSensitive(result, "status");
-	if (!cJSON_IsString(st) || strcmp(st->valuestring, "ok") != 0 || a->kind == HAMAP_BUTTON)
-		return;
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, a->arg);
-	const char *value = cJSON_IsString(v) ? v->valuestring : a->def;
-	hamap_action_topic(&h->x, ctl, action, "state", t, sizeof t);
-	if (!(r = ha_ret_get(h, c, t, HA_STATE, action)))
-		return;
-	const char *state = hamap_state(a, value, r->payload);
-	char *copy = state ? strdup(state) : NULL;
-	if (copy)
-		ha_ret_set(h, r, copy);
 }
 
 bool ha_message(struct ha *h, const struct mqtt_msg *m)

@@ -1,8 +1,9 @@
 /* hamap: how a home's controllers look in Home Assistant (MQTT discovery), the pure half of
- * the ha module: which HA platform fits an action (by its argument's pattern), the discovery
- * config documents of actions, sensors and the home server with their topics and ids, and the
- * plain payload HA publishes on an entity's command topic turned into the action's argument
- * value. The mapping is documented in docs/topics.md, "Home Assistant". No I/O: unit tested
+ * the ha module (hamap.c: platforms and payloads; hamapcfg.c: ids, topics and configs): which
+ * HA platform fits an action (by its argument's pattern), the discovery config documents of
+ * actions, sensors and the home server with their topics and ids, and the plain payload HA
+ * publishes on an entity's command topic turned into the action's argument value. The mapping
+ * is documented in docs/topics.md, "Home Assistant". No I/O: unit tested
  * per pattern (tests/unit/test_hamap.c) and fuzzed (tests/fuzz/fuzz_hamap.c).
  *
  *   arguments of the action                          platform  HA payload -> argument

@@ -23,16 +23,6 @@
 #define M5_FRAME_LINES 10
 #define M5_BYE_MS 500          /* the goodbye's time to leave at exit */
 
-/* What the device was last sent (or should show): the fields of display_state, copied. */
-struct m5_view {
-	char home[64];
-	bool broker_up;
-	int online, total;
-	char cmd[160];
-	char text[256];
-	unsigned long long seq;
-};
-
 struct m5stack {
 	struct loop *loop;
 	char *path;
@@ -43,7 +33,7 @@ struct m5stack {
 	bool need_full;         /* next frame is a full-state frame (hello ...) */
 	bool dropping;          /* logged that the device does not read */
 	bool started;           /* first opened with a state to show, not an empty one */
-	struct m5_view want, sent;
+	struct display_view want, sent;   /* what it should show, what it was last sent */
 	unsigned long long frames, pings;
 	char out[M5_OUT_MAX];
 	size_t olen;
@@ -268,7 +258,7 @@ static bool m5_append(struct m5stack *m, const char *buf, size_t n)
 
 static size_t m5_frame(const struct m5stack *m, char *out, size_t cap)
 {
-	const struct m5_view *w = &m->want, *s = &m->sent;
+	const struct display_view *w = &m->want, *s = &m->sent;
 	bool full = m->need_full;
 	char num[32];
 	size_t n = 0;
@@ -532,16 +522,9 @@ void m5stack_free(struct m5stack *m)
 	free(m);
 }
 
-void m5stack_show(struct m5stack *m, const struct display_state *st)
+void m5stack_show(struct m5stack *m, const struct display_view *v)
 {
-	struct m5_view *w = &m->want;
-	snprintf(w->home, sizeof w->home, "%s", st->home ? st->home : "");
-	w->broker_up = st->broker_up;
-	w->online = st->online;
-	w->total = st->total;
-	snprintf(w->cmd, sizeof w->cmd, "%s", st->last_cmd ? st->last_cmd : "");
-	snprintf(w->text, sizeof w->text, "%s", st->text ? st->text : "");
-	w->seq = st->text_seq;
+	m->want = *v;
 	if (!m->started) {
 		m->started = true;
 		m5_open(m);

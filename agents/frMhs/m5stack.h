@@ -24,8 +24,8 @@ struct m5stack *m5stack_new(struct loop *loop, const char *port, int baud);
  * then closes the port. */
 void m5stack_free(struct m5stack *m);
 /* Sends what changed since the last frame (everything after a (re)open or a sync request) as
- * one frame. st and its strings are borrowed for the call. */
-void m5stack_show(struct m5stack *m, const struct display_state *st);
+ * one frame. v is copied. */
+void m5stack_show(struct m5stack *m, const struct display_view *v);
 
 /* Protocol encoding: "FR1 <key>=<escaped value>\n" into out (cap >= M5STACK_LINE_MAX); a value
  * that would make the line longer than M5STACK_LINE_MAX is cut at a character boundary. Returns

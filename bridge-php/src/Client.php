@@ -24,6 +24,7 @@ final class Client
     private ?string $user = null;
     /** @var list<string> */
     private array $homes = [];
+    private ?int $mqttVersion = null;
 
     /**
      * @param string $address "tcp://127.0.0.1:7420", "unix:///run/fr/shim.sock" (a bare
@@ -67,6 +68,16 @@ final class Client
     {
         $this->wire();
         return $this->homes;
+    }
+
+    /**
+     * The MQTT version frAroundWeb speaks with the broker (5, or 4 = 3.1.1), as of this
+     * connection's auth; null while it does not know yet (version "auto", not yet connected).
+     */
+    public function mqttVersion(): ?int
+    {
+        $this->wire();
+        return $this->mqttVersion;
     }
 
     /** Round trip; returns the shim's clock (Unix ms). */
@@ -132,7 +143,9 @@ final class Client
      *        "started" stream events
      * @param float|null $wait seconds the shim waits for the final result (default: timeout + 5,
      *        or 30); past it: TimeoutException with getRequestId() (the action may still finish;
-     *        the audit shows how).
+     *        the audit shows how). The request's deadline comes from it (docs/topics.md, the
+     *        request profile: 2 s before, or half of a wait under 4 s), so a controller that
+     *        stays away is a Result "offline" before the wait ends.
      * @throws TimeoutException no final result within $wait (shim) or $wait + the client
      *         timeout (local)
      * @throws ForbiddenException home not granted
@@ -354,6 +367,8 @@ final class Client
             }
             $this->user = is_string($r['user'] ?? null) ? $r['user'] : null;
             $this->homes = is_array($r['homes'] ?? null) ? array_values($r['homes']) : [];
+            $v = $r['mqtt_version'] ?? null;
+            $this->mqttVersion = $v === 4 || $v === 5 ? $v : null;
         }
         return $this->wire;
     }

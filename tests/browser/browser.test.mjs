@@ -1,15 +1,17 @@
 // Browser test: the whole demo stack (tests/demo/demo.sh on free loopback ports, its own state
 // dir) driven through Debian's chromium by playwright-core: sign in, live statuses and sensors,
-// an action with its real result, a controller killed and restarted, the broker restarted.
+// an action with its real result, a controller killed and restarted, the broker restarted, the
+// page on MQTT 3.1.1 (the version frAroundWeb speaks; its own fall back on a RabbitMQ node).
 // Screenshots go to FR_ARTIFACTS (default tests/browser/artifacts/); FR_README_SCREENSHOT=1 also
 // refreshes docs/screenshot.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, copyFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, copyFileSync, existsSync, writeFileSync, openSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -22,7 +24,7 @@ const ART = process.env.FR_ARTIFACTS || join(HERE, 'artifacts');
 const CHROMIUM = process.env.FR_CHROMIUM || '/usr/bin/chromium';
 const STEP = 45_000; // the longest any single expectation may take
 
-let dir, env, demo, demoOut = '', ctx, page, url, password, brokerPort;
+let dir, env, demo, demoOut = '', ctx, page, url, password, brokerPort, shimPort, wsPort;
 const cspViolations = [];
 
 // A port free for TCP and UDP on 127.0.0.1 (the announce port is UDP).
@@ -113,6 +115,8 @@ before(async () => {
 		password = readFileSync(join(dir, 'demo.password'), 'utf8').trim();
 		url = `https://localhost:${ports.HTTPS}/`;
 		brokerPort = ports.BROKER;
+		wsPort = ports.WS;
+		shimPort = ports.SHIM;
 		ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
 			executablePath: CHROMIUM,
 			headless: true,
@@ -288,26 +292,45 @@ function watchCommand(topic) {
 		sub.once('exit', () => rej(new Error(`mosquitto_sub ended: ${out}`)));
 	});
 	const message = new Promise((res) => sub.once('exit', () => res(out.split('\n').find((l) => l.startsWith('MSG ')))));
-	return { subscribed, message };
+	// The request as published: its MQTT 5 response topic, correlation data and document.
+	const request = message.then((line) => {
+		assert.ok(line, 'no request seen on the broker');
+		const [rt, cd, ...body] = line.slice(4).split('|');
+		return { rt, cd, req: JSON.parse(body.join('|')) };
+	});
+	return { subscribed, message, request };
 }
 
+// docs/topics.md, "The request profile of fr's own clients": what the page and the relay both
+// send, whoever sends it (sent between t0 and t1, waiting `wait` seconds for the result).
+function assertProfile({ rt, cd, req }, wait, t0, t1) {
+	assert.match(req.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+	assert.match(rt, /^fr\/demo\/reply\/demo\/[A-Za-z0-9_-]+$/);
+	assert.equal(req.reply_to, rt);
+	assert.equal(cd, req.id);
+	assert.equal(req.progress, true);
+	const margin = Math.max(wait - 2, wait / 2);
+	assert.ok(req.deadline >= t0 / 1000 + margin - 1 && req.deadline <= t1 / 1000 + margin + 1,
+		`deadline ${req.deadline} for a wait of ${wait} s sent between ${t0 / 1000} and ${t1 / 1000}`);
+}
+
+let pageRequest;
 step('an action runs with progress and its real result', async () => {
 	const form = ctl('kitchen').locator('form[data-action="lamp"]');
 	const watch = watchCommand('fr/demo/ctl/kitchen/cmd');
 	await watch.subscribed;
 	await form.getByLabel('state').selectOption('on');
+	const t0 = Date.now();
 	await form.getByRole('button', { name: 'Run lamp' }).click();
 	await form.locator('[data-field="result"][data-status="ok"]').waitFor();
-	// The request: a UUID id, MQTT 5 response topic under the user's reply tree, the id as
-	// correlation data, a deadline.
-	const [rt, cd, payload] = (await watch.message).slice(4).split('|');
-	const req = JSON.parse(payload);
-	assert.match(req.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-	assert.match(rt, /^fr\/demo\/reply\/demo\/[0-9a-f]{8}$/);
-	assert.equal(cd, req.id);
-	assert.deepEqual(req.args, { state: 'on' });
-	assert.equal(req.action, 'lamp');
-	assert.ok(req.deadline > Date.now() / 1000);
+	// The request: the profile's (a UUID id, the user's reply tree, the id as correlation data,
+	// a deadline from the page's wait: the action's timeout + 20 s).
+	const sent = await watch.request;
+	pageRequest = { ...sent, wait: Number(await form.getAttribute('data-timeout')) + 20, t0, t1: Date.now() };
+	assertProfile(sent, pageRequest.wait, pageRequest.t0, pageRequest.t1);
+	assert.match(sent.rt, /^fr\/demo\/reply\/demo\/[0-9a-f]{8}$/);
+	assert.deepEqual(sent.req.args, { state: 'on' });
+	assert.equal(sent.req.action, 'lamp');
 	assert.equal(await form.locator('[data-field="progress"]').textContent(), 'sent → accepted → started → result (ok)');
 	const res = await form.locator('[data-field="result"]').innerText();
 	assert.match(res, /exit code\s+0/);
@@ -321,6 +344,30 @@ step('an action runs with progress and its real result', async () => {
 		await page.screenshot({ path: join(ART, 'readme.png') });
 		copyFileSync(join(ART, 'readme.png'), join(ROOT, 'docs/screenshot.png'));
 	}
+});
+
+// One command path (docs/topics.md): PHP's request goes bridge-php -> shim -> frAroundWeb's relay
+// -> broker, the page's straight to the broker, and both are the same request document apart
+// from the ids, the reply topic's client level and the time it was sent.
+step('a request from PHP is the page\'s request document, ids apart', async () => {
+	assert.ok(pageRequest, 'the page\'s request step did not run');
+	const watch = watchCommand('fr/demo/ctl/kitchen/cmd');
+	await watch.subscribed;
+	const code = `require getenv('FR_ROOT') . '/bridge-php/tests/bootstrap.php';
+$c = new Fr\\Bridge\\Client('tcp://127.0.0.1:' . getenv('FR_SHIM_PORT'), getenv('FR_TOKEN'), 10.0);
+echo $c->request('demo', 'kitchen', 'lamp', ['state' => 'on'], null, null, (float) getenv('FR_WAIT'))->status;`;
+	const t0 = Date.now();
+	const php = spawnSync('php', ['-r', code], { encoding: 'utf8', timeout: 90_000, env: { ...process.env,
+		FR_ROOT: ROOT, FR_SHIM_PORT: String(shimPort), FR_TOKEN: password, FR_WAIT: String(pageRequest.wait) } });
+	assert.equal(php.status, 0, `php: ${php.stdout}${php.stderr}`);
+	assert.equal(php.stdout, 'ok');
+	const sent = await watch.request;
+	assertProfile(sent, pageRequest.wait, t0, Date.now());
+	assert.match(sent.rt, /^fr\/demo\/reply\/demo\/web-[A-Za-z0-9_-]+$/);
+	const same = ({ rt, req }) => ({ ...req, id: '<id>', deadline: '<sent + wait - 2>',
+		reply_to: req.reply_to.replace(/[^/]+$/, '<client>'), rt: rt.replace(/[^/]+$/, '<client>') });
+	assert.deepEqual(Object.keys(sent.req), Object.keys(pageRequest.req));
+	assert.deepEqual(same(sent), same(pageRequest));
 });
 
 step('a killed controller goes offline with its reason and comes back', async () => {
@@ -354,6 +401,113 @@ step('a broker restart takes the connection down and back up', async () => {
 	await form.getByRole('button', { name: 'Run lamp' }).click();
 	await form.locator('[data-field="result"][data-status="ok"]').waitFor();
 	await shot('05-after-broker-restart');
+});
+
+// Issue 16: the page speaks the MQTT version frAroundWeb speaks (index.php asks it). With
+// frAroundWeb held to 3.1.1 (mqtt.version = 4; the demo's Mosquitto speaks both), a reloaded
+// page connects with 3.1.1, shows the statuses and runs an action: its request carries no
+// response topic and no correlation data, only reply_to, and the replies are matched by id.
+step('on MQTT 3.1.1 the page shows statuses and an action\'s result (reply_to, matched by id)', async () => {
+	assert.equal(await page.locator('#conn').getAttribute('data-mqtt'), '5');
+	assert.equal(await page.locator('#app').getAttribute('data-mqtt-version'), '5');
+	const conf = join(dir, 'frAroundWeb.conf');
+	const orig = readFileSync(conf, 'utf8');
+	assert.match(orig, /^mqtt = \{ /m);
+	writeFileSync(conf, orig.replace(/^mqtt = \{ /m, 'mqtt = { version = 4; '));
+	try {
+		demoRestart('frAroundWeb');
+		await page.reload();
+		assert.equal(await page.locator('#app').getAttribute('data-mqtt-version'), '4');
+		await page.locator('#conn[data-state="up"][data-mqtt="3.1.1"]').waitFor();
+		for (const id of ['kitchen', 'hall', 'garage']) await page.locator(`article.ctl[data-ctl="${id}"][data-status="online"]`).waitFor();
+		const form = ctl('hall').locator('form[data-action="lamp"]');
+		const watch = watchCommand('fr/demo/ctl/hall/cmd');
+		await watch.subscribed;
+		await form.getByLabel('state').selectOption('on');
+		await form.getByRole('button', { name: 'Run lamp' }).click();
+		await form.locator('[data-field="result"][data-status="ok"]').waitFor();
+		assert.equal(await form.locator('[data-field="progress"]').textContent(), 'sent → accepted → started → result (ok)');
+		const { rt, cd, req } = await watch.request;
+		assert.equal(rt, '', 'no response topic on 3.1.1');
+		assert.equal(cd, '', 'no correlation data on 3.1.1');
+		assert.match(req.reply_to, /^fr\/demo\/reply\/demo\/[0-9a-f]{8}$/);
+		await shot('05b-mqtt311-action-result');
+	} finally {
+		writeFileSync(conf, orig);
+		demoRestart('frAroundWeb');
+	}
+});
+
+// A RabbitMQ 3.10 node of the test's own (MQTT 3.1.1 only; it closes an MQTT 5 connection
+// before any CONNACK) with its WebSocket listener at /mqtt and the demo user as its user, as
+// tests/integration/lib.sh's fr_rabbit starts one. Returns stop().
+async function startRabbit() {
+	const base = join(dir, 'rmq');
+	mkdirSync(join(base, 'home'), { recursive: true });
+	writeFileSync(join(base, 'home/.erlang.cookie'), randomBytes(16).toString('hex'), { mode: 0o600 });
+	const [amqp, mqttPort, ws, epmdPort, dist] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+	writeFileSync(join(base, 'rabbit.conf'), [`listeners.tcp.1 = 127.0.0.1:${amqp}`,
+		`mqtt.listeners.tcp.1 = 127.0.0.1:${mqttPort}`, 'web_mqtt.tcp.ip = 127.0.0.1',
+		`web_mqtt.tcp.port = ${ws}`, 'web_mqtt.ws_path = /mqtt', 'loopback_users = none', ''].join('\n'));
+	writeFileSync(join(base, 'plugins'), '[rabbitmq_mqtt,rabbitmq_web_mqtt].\n');
+	const node = `fr-browser-${process.pid}@localhost`;
+	const renv = { ...process.env, HOME: join(base, 'home'), RABBITMQ_NODENAME: node,
+		RABBITMQ_CONFIG_FILE: join(base, 'rabbit'), RABBITMQ_ENABLED_PLUGINS_FILE: join(base, 'plugins'),
+		RABBITMQ_MNESIA_BASE: join(base, 'mnesia'), RABBITMQ_LOG_BASE: join(base, 'log'), RABBITMQ_LOGS: '-',
+		RABBITMQ_PID_FILE: join(base, 'pid'), RABBITMQ_DIST_PORT: String(dist),
+		ERL_EPMD_PORT: String(epmdPort), ERL_EPMD_ADDRESS: '127.0.0.1' };
+	const log = openSync(join(dir, 'logs', 'rabbitmq.log'), 'a');
+	const epmd = spawn('epmd', ['-port', String(epmdPort), '-address', '127.0.0.1'], { stdio: ['ignore', log, log] });
+	const rabbit = spawn('/usr/lib/rabbitmq/bin/rabbitmq-server', [], { env: renv, stdio: ['ignore', log, log] });
+	const stop = () => {
+		try { process.kill(Number(readFileSync(join(base, 'pid'), 'utf8')), 'SIGKILL'); } catch { /* not started or gone */ }
+		for (const p of [rabbit, epmd]) if (p.exitCode === null) p.kill('SIGKILL');
+	};
+	try {
+		const until = Date.now() + 120_000;
+		while (!(await new Promise((res) => {
+			const c = createConnection(ws, '127.0.0.1');
+			c.once('connect', () => { c.destroy(); res(true); });
+			c.once('error', () => res(false));
+		}))) {
+			assert.ok(Date.now() < until && rabbit.exitCode === null, 'RabbitMQ\'s WebSocket listener never came up');
+			await new Promise((res) => setTimeout(res, 200));
+		}
+		for (const args of [['add_user', 'demo', password], ['set_permissions', '-p', '/', 'demo', '.*', '.*', '.*']]) {
+			const r = spawnSync('/usr/lib/rabbitmq/bin/rabbitmqctl', ['-n', node, ...args], { env: renv, encoding: 'utf8', timeout: 60_000 });
+			assert.equal(r.status, 0, `rabbitmqctl ${args[0]}: ${r.stdout}${r.stderr}`);
+		}
+	} catch (e) {
+		stop();
+		throw e;
+	}
+	return { ws, stop };
+}
+
+// The page's own fall back: when the server cannot say which version (frAroundWeb stopped, so
+// index.php has none), the page tries MQTT 5 and speaks 3.1.1 once the broker closes that
+// connection unanswered -- a real broker without MQTT 5 behind the site's /mqtt.
+step('with the version unknown the page falls back to 3.1.1 on a broker without MQTT 5', async () => {
+	const site = join(dir, 'nginx/fr-site.conf');
+	const orig = readFileSync(site, 'utf8');
+	const to = `proxy_pass http://127.0.0.1:${wsPort};`;
+	assert.ok(orig.includes(to), 'the demo site proxies /mqtt to its broker');
+	const rmq = await startRabbit();
+	try {
+		process.kill(pids().get('frAroundWeb'), 'SIGTERM');
+		writeFileSync(site, orig.replace(to, `proxy_pass http://127.0.0.1:${rmq.ws};`));
+		demoRestart('nginx');
+		await page.reload();
+		assert.equal(await page.locator('#app').getAttribute('data-mqtt-version'), '');
+		await page.locator('#conn[data-state="up"][data-mqtt="3.1.1"]').waitFor();
+	} finally {
+		rmq.stop();
+		writeFileSync(site, orig);
+		demoRestart('nginx');
+		demoRestart('frAroundWeb');
+	}
+	await page.reload();
+	await page.locator('#conn[data-state="up"][data-mqtt="5"]').waitFor();
 });
 
 step('usable on a phone-sized screen', async () => {

@@ -12,17 +12,8 @@ BPORT=$(fr_free_port)
 SPORT=$(fr_free_port)
 HPORT=$(fr_free_port)
 fr_mosquitto broker "$BPORT"
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-printf 'users = ( { name = "alice"; token_sha256 = "%s"; homes = ["home1"]; } );\n' \
-	"$(sha alice-token)" >"$T/users.conf"
-cat >"$T/web.conf" <<CONF
-instance = "h1";
-users_file = "$T/users.conf";
-audit_file = "$T/audit.log";
-shim = { address = "127.0.0.1"; port = $SPORT; unix = "$T/shim.sock"; auth_timeout = 3; };
-http = { address = "127.0.0.1"; port = $HPORT; };
-mqtt = { uri = "mqtt://127.0.0.1:$BPORT"; backoff_min = 0.1; backoff_max = 1; };
-CONF
+fr_users alice:alice-token:home1
+fr_web_conf "$BPORT" "$SPORT" "$HPORT" "unix = \"$T/shim.sock\"; auth_timeout = 3;" 'instance = "h1";'
 fr_start web "$FR_BIN/frAroundWeb" -f -c "$T/web.conf"
 fr_wait 10 "web connected" fr_grep_log web "connected (session"
 WEB=$(fr_pid web)

@@ -8,11 +8,7 @@
 # Bounded: 25 s of flood, at most 20 000 connections.
 . "$FR_SRC/tests/integration/lib.sh"
 
-fr_secret "$T/home.secret"
-BPORT=$(fr_free_port)
-APORT=$(fr_free_port)
-fr_mosquitto broker "$BPORT"
-fr_mhs_conf home1 "$APORT" "$BPORT"
+fr_home
 fr_start mhs "$FR_BIN/frMhs" -f -v -c "$T/mhs.conf"
 fr_mhc_conf kitchen 127.0.0.2 "$APORT" '{ name = "noop"; builtin = "noop"; }'
 fr_start kitchen "$FR_BIN/frMhc" -f -c "$T/kitchen.conf"

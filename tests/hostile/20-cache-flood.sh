@@ -139,9 +139,9 @@ m = json.loads(af.readline())
 if m.get("error", {}).get("code") != "not_found": fail("a reply to a ghost controller was cached: %r" % m)
 print("ok", flush=True)
 PY
-rss0=$(fr_rss_kb "$(fr_pid web)")
+rss0=$(fr_vm "$(fr_pid web)" VmRSS)
 python3 "$T/legit.py" "$SPORT" "$BPORT" "$HBPW" "$T" || fr_fail "legitimate client beside the flood"
-rss1=$(fr_rss_kb "$(fr_pid web)")
+rss1=$(fr_vm "$(fr_pid web)" VmRSS)
 kill -0 "$(fr_pid web)" || fr_fail "frAroundWeb died"
 fr_log "frAroundWeb RSS: $rss0 KiB before, $rss1 KiB after the flood"
 [ "$rss1" -gt 0 ] && [ $((rss1 - rss0)) -lt 32768 ] || fr_fail "frAroundWeb grew by $((rss1 - rss0)) KiB"

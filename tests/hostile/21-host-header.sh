@@ -107,9 +107,9 @@ print("hostile requests: %d; legitimate: %d of %d ok" % (n, legit[1], legit[0]),
 if n < 2000: fail("only %d hostile requests in 60 s" % n)
 if legit[0] == 0 or legit[1] < 0.95 * legit[0]: fail("legitimate client: %d of %d" % (legit[1], legit[0]))
 PY
-rss0=$(fr_rss_kb "$(worker)")
+rss0=$(fr_vm "$(worker)" VmRSS)
 python3 "$T/h21.py" "$HTTPS_PORT" "$HTTP_PORT" || fr_fail "Host header checks"
-rss1=$(fr_rss_kb "$(worker)")
+rss1=$(fr_vm "$(worker)" VmRSS)
 fr_log "nginx worker RSS: $rss0 KiB before, $rss1 KiB after"
 [ "$rss1" -gt 0 ] && [ $((rss1 - rss0)) -lt 32768 ] || fr_fail "nginx worker grew by $((rss1 - rss0)) KiB"
 fr_ok "hostile Host headers: CSP and redirect always name the configured host; legitimate >= 95 %; memory bounded"

@@ -7,11 +7,7 @@
 # requests) keeps >= 95 % success, and frMhs's memory stays bounded.
 . "$FR_SRC/tests/integration/lib.sh"
 
-fr_secret "$T/home.secret"
-BPORT=$(fr_free_port)
-APORT=$(fr_free_port)
-fr_mosquitto broker "$BPORT"
-fr_mhs_conf home1 "$APORT" "$BPORT"
+fr_home
 fr_start mhs "$FR_BIN/frMhs" -f -c "$T/mhs.conf"
 fr_mhc_conf c2 127.0.0.2 "$APORT"
 sed -i 's/max_running = 8/max_running = 64/' "$T/c2.conf"

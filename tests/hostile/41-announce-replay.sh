@@ -8,11 +8,7 @@
 # keeps >= 95 % success; frMhs's memory stays bounded. Bounded: 40 replays of each in ~8 s.
 . "$FR_SRC/tests/integration/lib.sh"
 
-fr_secret "$T/home.secret"
-BPORT=$(fr_free_port)
-APORT=$(fr_free_port)
-fr_mosquitto broker "$BPORT"
-fr_mhs_conf home1 "$APORT" "$BPORT"
+fr_home
 # Announces every 5 s (the controllers' default): a replay right after the restart is not
 # overtaken by a newer real announce before it is checked.
 sed -i 's/interval = 0.3; offline_after = 3;/interval = 5; offline_after = 3;/' "$T/mhs.conf"

@@ -4,11 +4,7 @@
 # go offline with their reasons and come back, spoofed and replayed announces are dropped.
 . "$(dirname "$0")/lib.sh"
 
-fr_secret "$T/home.secret"
-BPORT=$(fr_free_port)
-APORT=$(fr_free_port)
-fr_mosquitto broker "$BPORT"
-fr_mhs_conf home1 "$APORT" "$BPORT"
+fr_home
 "$FR_BIN/frMhs" --check-config -c "$T/mhs.conf" >/dev/null || fr_fail "frMhs --check-config"
 fr_start mhs "$FR_BIN/frMhs" -f -v -c "$T/mhs.conf"
 fr_wait 10 "home status online" fr_retained_is "$BPORT" fr/home1/status online

@@ -17,22 +17,9 @@ fr_mhc_conf kitchen 127.0.0.2 "$APORT"
 fr_start kitchen "$FR_BIN/frMhc" -f -c "$T/kitchen.conf"
 fr_wait 15 "kitchen online" fr_retained_is "$BPORT" fr/home1/ctl/kitchen/status online
 
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-cat >"$T/users.conf" <<CONF
-users = (
-  { name = "alice"; token_sha256 = "$(sha alice-token)"; homes = ["home1"]; },
-  { name = "bob"; token_sha256 = "$(sha bob-token)"; homes = ["home2"]; }
-);
-CONF
-cat >"$T/web.conf" <<CONF
-instance = "t1";
-users_file = "$T/users.conf";
-audit_file = "$T/audit.log";
-shim = { address = "127.0.0.1"; port = $SPORT; unix = "$T/shim.sock"; max_line = 4096;
-         max_clients = 1000; max_inflight = 16; max_outq = 65536; };
-http = { address = "127.0.0.1"; port = $HPORT; };
-mqtt = { uri = "mqtt://127.0.0.1:$BPORT"; backoff_min = 0.1; backoff_max = 1; };
-CONF
+fr_users alice:alice-token:home1 bob:bob-token:home2
+fr_web_conf "$BPORT" "$SPORT" "$HPORT" "unix = \"$T/shim.sock\"; max_line = 4096; max_clients = 1000;
+         max_inflight = 16; max_outq = 65536;" 'instance = "t1";'
 "$FR_BIN/frAroundWeb" --check-config -c "$T/web.conf" >/dev/null || fr_fail "--check-config"
 "$FR_BIN/frAroundWeb" --help | grep -q '^SIGNALS' || fr_fail "--help"
 fr_start web "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"
@@ -316,7 +303,7 @@ fr_wait 10 "bob authenticated" test -e "$T/bob-ready"
 echo 'users = ( {' >"$T/users.conf"
 kill -HUP "$(fr_pid web)"
 fr_wait 10 "broken users file refused" fr_grep_log web "not reloaded, the previous users stay"
-printf 'users = ( { name = "alice"; token_sha256 = "%s"; homes = ["home1"]; } );\n' "$(sha alice-token)" >"$T/users.conf"
+fr_users alice:alice-token:home1
 kill -HUP "$(fr_pid web)"
 wait "$BOBPID" || fr_fail "bob not disconnected after reload"
 fr_grep_log web "reloaded: 1 users" || fr_fail "reload not logged"

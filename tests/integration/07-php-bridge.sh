@@ -28,22 +28,9 @@ fr_wait 15 "kitchen online" fr_retained_is "$BPORT" fr/home1/ctl/kitchen/status 
 fr_wait 15 "kitchen temp state" bash -c "[ -n \"\$(mosquitto_sub -p $BPORT -t fr/home1/ctl/kitchen/state/temp -C 1 -W 2 --retained-only 2>/dev/null)\" ]"
 
 TOKEN="php-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-cat >"$T/users.conf" <<CONF
-users = (
-  { name = "alice"; token_sha256 = "$(sha "$TOKEN")"; homes = ["home1"]; },
-  { name = "bob"; token_sha256 = "$(sha "bob-$TOKEN")"; homes = ["home2"]; }
-);
-CONF
-cat >"$T/web.conf" <<CONF
-instance = "php";
-users_file = "$T/users.conf";
-audit_file = "$T/audit.log";
-shim = { address = "127.0.0.1"; port = $SPORT; unix = "$T/shim.sock"; max_line = 65536; };
-http = { address = "127.0.0.1"; port = 0; };
-history = { file = "$T/history.db"; };
-mqtt = { uri = "mqtt://127.0.0.1:$BPORT"; backoff_min = 0.1; backoff_max = 1; };
-CONF
+fr_users "alice:$TOKEN:home1" "bob:bob-$TOKEN:home2"
+fr_web_conf "$BPORT" "$SPORT" 0 "unix = \"$T/shim.sock\"; max_line = 65536;" 'instance = "php";
+history = { file = "'"$T"'/history.db"; };'
 fr_start web "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"
 fr_wait 10 "shim listening" bash -c "exec 3<>/dev/tcp/127.0.0.1/$SPORT"
 fr_wait 10 "web connected to the broker" fr_grep_log web "connected (session"

@@ -8,11 +8,7 @@
 command -v valgrind >/dev/null || fr_fail "valgrind is not installed (./fr deps installs it)"
 VG=(valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 	--show-leak-kinds=definite --track-fds=no --num-callers=30 --child-silent-after-fork=yes)
-fr_secret "$T/home.secret"
-BPORT=$(fr_free_port)
-APORT=$(fr_free_port)
-fr_mosquitto broker "$BPORT"
-fr_mhs_conf home1 "$APORT" "$BPORT"
+fr_home
 sed -i 's/offline_after = 3/offline_after = 10/' "$T/mhs.conf"
 fr_start mhs "${VG[@]}" --log-file="$T/vg-mhs.txt" "$FR_BIN/frMhs" -f -c "$T/mhs.conf"
 fr_mhc_conf c2 127.0.0.2 "$APORT"

@@ -8,11 +8,7 @@
 # - after "offline" the same id runs once the controller is back.
 . "$(dirname "$0")/lib.sh"
 
-fr_secret "$T/home.secret"
-BPORT=$(fr_free_port)
-APORT=$(fr_free_port)
-fr_mosquitto broker "$BPORT"
-fr_mhs_conf home1 "$APORT" "$BPORT"
+fr_home
 fr_start mhs "$FR_BIN/frMhs" -f -v -c "$T/mhs.conf"
 for n in 2 3; do
 	fr_mhc_conf "c$n" "127.0.0.$n" "$APORT"

@@ -15,18 +15,8 @@ BPORT=$(fr_free_port)
 SPORT=$(fr_free_port)
 HPORT=$(fr_free_port)
 fr_mosquitto broker "$BPORT"
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-cat >"$T/users.conf" <<CONF
-users = ( { name = "alice"; token_sha256 = "$(sha alice-token)"; homes = ["home1"]; } );
-CONF
-cat >"$T/web.conf" <<CONF
-instance = "t25";
-users_file = "$T/users.conf";
-audit_file = "$T/audit.log";
-shim = { address = "127.0.0.1"; port = $SPORT; };
-http = { address = "127.0.0.1"; port = $HPORT; };
-mqtt = { uri = "mqtt://127.0.0.1:$BPORT"; backoff_min = 0.1; backoff_max = 1; };
-CONF
+fr_users alice:alice-token:home1
+fr_web_conf "$BPORT" "$SPORT" "$HPORT" "" 'instance = "t25";'
 mosquitto_pub -p "$BPORT" -r -q 1 -t fr/home1/status -m online
 mosquitto_pub -p "$BPORT" -r -q 1 -t fr/home1/ctl/k/status -m online
 fr_start web "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"

@@ -5,11 +5,7 @@
 # answers to a repeated id carry each key once.
 . "$(dirname "$0")/lib.sh"
 
-fr_secret "$T/home.secret"
-BPORT=$(fr_free_port)
-APORT=$(fr_free_port)
-fr_mosquitto broker "$BPORT"
-fr_mhs_conf home1 "$APORT" "$BPORT"
+fr_home
 fr_start mhs "$FR_BIN/frMhs" -f -c "$T/mhs.conf"
 fr_mhc_conf c2 127.0.0.2 "$APORT"
 fr_start c2 "$FR_BIN/frMhc" -f -c "$T/c2.conf"

@@ -11,18 +11,8 @@ BPORT=$(fr_free_port)
 SPORT=$(fr_free_port)
 HPORT=$(fr_free_port)
 fr_mosquitto broker "$BPORT" "max_queued_messages 10000"
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-cat >"$T/users.conf" <<CONF
-users = ( { name = "alice"; token_sha256 = "$(sha alice-token)"; homes = ["home1"]; } );
-CONF
-cat >"$T/web.conf" <<CONF
-instance = "t35";
-users_file = "$T/users.conf";
-audit_file = "$T/audit.log";
-shim = { address = "127.0.0.1"; port = $SPORT; max_inflight = 256; };
-http = { address = "127.0.0.1"; port = $HPORT; };
-mqtt = { uri = "mqtt://127.0.0.1:$BPORT"; backoff_min = 0.1; backoff_max = 1; };
-CONF
+fr_users alice:alice-token:home1
+fr_web_conf "$BPORT" "$SPORT" "$HPORT" "max_inflight = 256;" 'instance = "t35";'
 fr_start web "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"
 fr_wait 10 "shim listening" bash -c "exec 3<>/dev/tcp/127.0.0.1/$SPORT"
 fr_wait 10 "web connected" fr_grep_log web "connected as"

@@ -5,41 +5,11 @@
 # (logged), and a 3.1.1 requester's command with reply_to gets its result from a real frMhc.
 . "$(dirname "$0")/lib.sh"
 
-command -v /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null || fr_fail "rabbitmq-server is not installed (./fr deps)"
 fr_secret "$T/home.secret"
 MPORT=$(fr_free_port)     # RabbitMQ's MQTT listener
-QPORT=$(fr_free_port)     # its AMQP listener (unused, but on loopback)
-EPORT=$(fr_free_port)     # our own epmd
-DPORT=$(fr_free_port)     # Erlang distribution
 DEAD=$(fr_free_port)      # nobody listens here
 APORT=$(fr_free_port)
-
-# A RabbitMQ node of our own: its own epmd (in the foreground, so teardown stops it), names,
-# ports and directories; stopped on exit whatever happens.
-mkdir -p "$T/rmq/home"
-printf 'fr-it-36-cookie' >"$T/rmq/home/.erlang.cookie"
-chmod 600 "$T/rmq/home/.erlang.cookie"
-cat >"$T/rmq/rabbit.conf" <<CONF
-listeners.tcp.1 = 127.0.0.1:$QPORT
-mqtt.listeners.tcp.1 = 127.0.0.1:$MPORT
-mqtt.allow_anonymous = true
-loopback_users = none
-CONF
-echo "[rabbitmq_mqtt]." >"$T/rmq/plugins"
-rabbit_stop() {
-	local p
-	p=$(cat "$T/rmq/pid" 2>/dev/null) && kill -KILL "$p" 2>/dev/null
-	p=$(cat "$T/rabbit.pid" 2>/dev/null) && kill -KILL "$p" 2>/dev/null
-	true
-}
-trap 'rc=$?; rabbit_stop; (exit $rc); fr_teardown' EXIT
-fr_start epmd epmd -port "$EPORT" -address 127.0.0.1
-fr_start rabbit env HOME="$T/rmq/home" RABBITMQ_NODENAME="fr36-$$@localhost" \
-	RABBITMQ_CONFIG_FILE="$T/rmq/rabbit" RABBITMQ_ENABLED_PLUGINS_FILE="$T/rmq/plugins" \
-	RABBITMQ_MNESIA_BASE="$T/rmq/mnesia" RABBITMQ_LOG_BASE="$T/rmq/log" RABBITMQ_LOGS=- \
-	RABBITMQ_PID_FILE="$T/rmq/pid" RABBITMQ_DIST_PORT="$DPORT" ERL_EPMD_PORT="$EPORT" \
-	ERL_EPMD_ADDRESS=127.0.0.1 /usr/lib/rabbitmq/bin/rabbitmq-server
-fr_wait 120 "RabbitMQ's MQTT listener" bash -c "exec 3<>/dev/tcp/127.0.0.1/$MPORT"
+fr_rabbit "$MPORT"
 
 fr_mhs_conf home1 "$APORT" "$MPORT"
 sed -i "s|^mqtt = .*|mqtt = { uri = [\"mqtt://127.0.0.1:$DEAD\", \"mqtt://127.0.0.1:$MPORT\"]; version = \"auto\"; backoff_min = 0.1; backoff_max = 1; };|" "$T/mhs.conf"

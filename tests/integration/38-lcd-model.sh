@@ -11,11 +11,7 @@
 # at least the datasheet's worst case at 190 kHz). Prints each screen it checks.
 . "$(dirname "$0")/lib.sh"
 
-fr_secret "$T/home.secret"
-BPORT=$(fr_free_port)
-APORT=$(fr_free_port)
-fr_mosquitto broker "$BPORT"
-fr_mhs_conf home1 "$APORT" "$BPORT"
+fr_home
 # The node need not exist: the model answers for this path inside frMhs only.
 echo "lcd = { device = \"$T/i2c-1\"; address = 0x27; width = 16; };" >>"$T/mhs.conf"
 "$FR_BIN/frMhs" --check-config -c "$T/mhs.conf" >/dev/null || fr_fail "frMhs --check-config"

@@ -33,21 +33,8 @@ fr_mhc_conf kitchen 127.0.0.2 "$APORT"
 fr_start kitchen "$FR_BIN/frMhc" -f -c "$T/kitchen.conf"
 fr_wait 15 "kitchen online" fr_retained_is "$BPORT" fr/home1/ctl/kitchen/status online
 
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-cat >"$T/users.conf" <<CONF
-users = (
-  { name = "alice"; token_sha256 = "$(sha alice-token)"; homes = ["home1"]; },
-  { name = "bob"; token_sha256 = "$(sha bob-token)"; homes = ["home2"]; }
-);
-CONF
-cat >"$T/web.conf" <<CONF
-users_file = "$T/users.conf";
-audit_file = "$T/audit.log";
-shim = { address = "127.0.0.1"; port = $SPORT; max_outq = 65536; };
-http = { address = "127.0.0.1"; port = $HPORT; };
-history = { file = "$T/history.db"; };
-mqtt = { uri = "mqtt://127.0.0.1:$BPORT"; backoff_min = 0.1; backoff_max = 1; };
-CONF
+fr_users alice:alice-token:home1 bob:bob-token:home2
+fr_web_conf "$BPORT" "$SPORT" "$HPORT" "max_outq = 65536;" "history = { file = \"$T/history.db\"; };"
 "$FR_BIN/frAroundWeb" --check-config -c "$T/web.conf" >/dev/null || fr_fail "--check-config"
 "$FR_BIN/frAroundWeb" --help | grep -q "history = { file" || fr_fail "--help does not document history"
 web_up() {

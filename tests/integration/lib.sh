@@ -150,6 +150,48 @@ mqtt = { uri = "mqtt://127.0.0.1:$3"; version = ${4:-5}; backoff_min = 0.1; back
 CONF
 }
 
+# fr_home [BROKER_CONFIG_LINES]: the home most tests use: its secret ($T/home.secret), free ports BPORT (a broker,
+# started as "broker") and APORT (announces), and $T/mhs.conf for home1 (frMhs not started).
+fr_home() {
+	fr_secret "$T/home.secret"
+	BPORT=$(fr_free_port)
+	APORT=$(fr_free_port)
+	fr_mosquitto broker "$BPORT" "${1:-}"
+	fr_mhs_conf home1 "$APORT" "$BPORT"
+}
+
+# fr_users NAME:TOKEN:HOME[,HOME...] ...: writes $T/users.conf, frAroundWeb's users file: each
+# user with the SHA-256 of its token and its homes (none after the second colon: no home).
+fr_users() {
+	local u name token homes h sep="" list
+	{
+		echo "users = ("
+		for u in "$@"; do
+			IFS=: read -r name token homes <<<"$u"
+			list=""
+			for h in ${homes//,/ }; do list="$list${list:+, }\"$h\""; done
+			printf '%s  { name = "%s"; token_sha256 = "%s"; homes = [%s]; }' "$sep" "$name" \
+				"$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)" "$list"
+			sep=$',\n'
+		done
+		printf '\n);\n'
+	} >"$T/users.conf"
+}
+
+# fr_web_conf BROKER_PORT SHIM_PORT HTTP_PORT [SHIM_SETTINGS [MORE]]: writes $T/web.conf for
+# frAroundWeb: users $T/users.conf, audit $T/audit.log, the shim on 127.0.0.1:SHIM_PORT with
+# SHIM_SETTINGS ('max_inflight = 16;' ...), HTTP on HTTP_PORT, MORE top-level lines.
+fr_web_conf() {
+	cat >"$T/web.conf" <<CONF
+users_file = "$T/users.conf";
+audit_file = "$T/audit.log";
+shim = { address = "127.0.0.1"; port = $2; ${4:-} };
+http = { address = "127.0.0.1"; port = $3; };
+mqtt = { uri = "mqtt://127.0.0.1:$1"; backoff_min = 0.1; backoff_max = 1; };
+${5:-}
+CONF
+}
+
 # fr_retained PORT TOPIC: the retained payload of TOPIC (empty if none).
 fr_retained() { mosquitto_sub -p "$1" -t "$2" -C 1 -W 2 --retained-only 2>/dev/null; }
 # fr_has_retained PORT TOPIC: TOPIC has a retained message.
@@ -159,8 +201,6 @@ fr_retained_is() { [ "$(fr_retained "$1" "$2")" = "$3" ]; }
 # fr_retained_field PORT TOPIC FIELD VALUE
 fr_retained_field() { local v; v=$(fr_retained "$1" "$2") && [ -n "$v" ] && [ "$(fr_json "$v" "$3")" = "$4" ]; }
 
-# fr_rss_kb PID: resident memory of PID in KiB (0 if gone).
-fr_rss_kb() { awk '/^VmRSS:/ {print $2; found=1} END {if (!found) print 0}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # fr_acl_broker NAME PORT STATE: a real mosquitto on 127.0.0.1:PORT with the accounts and the ACL
 # that broker/fr-admin keeps in STATE (no anonymous clients; no TLS, loopback only).
@@ -183,8 +223,11 @@ CONF
 # so a memory bound measured with RSS holds for the daemons started after this.
 fr_asan_quarantine() { export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=$1"; }
 
-# fr_vm PID FIELD: a memory figure of a process in kB (FIELD: VmRSS, VmHWM, ...).
-fr_vm() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+# fr_vm PID FIELD: a memory figure of a process in kB (FIELD: VmRSS, VmHWM, ...); 0 if gone.
+fr_vm() {
+	awk -v f="$2:" '$1 == f { print $2; found = 1 } END { if (!found) print 0 }' \
+		"/proc/$1/status" 2>/dev/null || echo 0
+}
 # fr_rate_ok OK TRIES: OK is at least 95 % of TRIES (> 0): the bar legitimate clients meet in
 # the hostile stage.
 fr_rate_ok() { [ "$2" -gt 0 ] && [ $(($1 * 100)) -ge $((95 * $2)) ]; }
@@ -234,4 +277,45 @@ fr_clean_stop() {
 		fi
 	done
 	return 0
+}
+
+# fr_rabbit MQTT_PORT [EXTRA_CONF_LINES [PLUGINS]]: a RabbitMQ 3.10 node of the test's own, a
+# broker that speaks MQTT 3.1.1 only (rabbitmq_mqtt closes an MQTT 5 connection before any
+# CONNACK), anonymous, its MQTT listener on 127.0.0.1:MQTT_PORT; its own epmd (in the
+# foreground, so the teardown stops it), node name, cookie, ports and directories under
+# $T/rmq. PLUGINS: an Erlang list's items (default rabbitmq_mqtt). Killed on exit whatever
+# happens (the EXIT trap also runs fr_teardown).
+fr_rabbit() {
+	local mport=$1 extra=${2:-} plugins=${3:-rabbitmq_mqtt} qport eport dport
+	command -v /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null ||
+		fr_fail "rabbitmq-server is not installed (./fr deps)"
+	qport=$(fr_free_port)   # AMQP (unused, but on loopback)
+	eport=$(fr_free_port)   # epmd
+	dport=$(fr_free_port)   # Erlang distribution
+	mkdir -p "$T/rmq/home"
+	od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$T/rmq/home/.erlang.cookie"
+	chmod 600 "$T/rmq/home/.erlang.cookie"
+	cat >"$T/rmq/rabbit.conf" <<CONF
+listeners.tcp.1 = 127.0.0.1:$qport
+mqtt.listeners.tcp.1 = 127.0.0.1:$mport
+mqtt.allow_anonymous = true
+loopback_users = none
+$extra
+CONF
+	echo "[$plugins]." >"$T/rmq/plugins"
+	trap 'rc=$?; fr_rabbit_stop; (exit $rc); fr_teardown' EXIT
+	fr_start epmd epmd -port "$eport" -address 127.0.0.1
+	fr_start rabbit env HOME="$T/rmq/home" RABBITMQ_NODENAME="fr-$FR_NAME-$$@localhost" \
+		RABBITMQ_CONFIG_FILE="$T/rmq/rabbit" RABBITMQ_ENABLED_PLUGINS_FILE="$T/rmq/plugins" \
+		RABBITMQ_MNESIA_BASE="$T/rmq/mnesia" RABBITMQ_LOG_BASE="$T/rmq/log" RABBITMQ_LOGS=- \
+		RABBITMQ_PID_FILE="$T/rmq/pid" RABBITMQ_DIST_PORT="$dport" ERL_EPMD_PORT="$eport" \
+		ERL_EPMD_ADDRESS=127.0.0.1 /usr/lib/rabbitmq/bin/rabbitmq-server
+	fr_wait 120 "RabbitMQ's MQTT listener" bash -c "exec 3<>/dev/tcp/127.0.0.1/$mport"
+}
+
+fr_rabbit_stop() {
+	local p
+	p=$(cat "$T/rmq/pid" 2>/dev/null) && kill -KILL "$p" 2>/dev/null
+	p=$(cat "$T/rabbit.pid" 2>/dev/null) && fr_is_child "$p" && kill -KILL "$p" 2>/dev/null
+	true
 }

@@ -1,8 +1,12 @@
 /* test_relay: frAroundWeb's relay over the real mqtt module and a real mosquitto, with a stand-in
- * home server (another mqtt client) answering on the MQTT 5 response topic: accepted and started
- * come as events and the result as the final line; no result within "wait" is error timeout;
- * a request whose home was revoked ends with error forbidden; a detached owner hears nothing;
- * every sent request is audited once, with its final status. */
+ * home server (another mqtt client) answering on the MQTT 5 response topic: the request
+ * document is the profile's (docs/topics.md: UUID id, args, deadline from the wait or the
+ * caller's earlier one, reply_to = response topic = fr/<home>/reply/<user>/web-<instance>,
+ * the id as correlation data, progress); accepted and started come as events and the result as
+ * the final line; a reply without correlation data (MQTT 3.1.1) is matched by its id; other
+ * reply types and other clients' reply topics are ignored; no result within "wait" is error
+ * timeout; a request whose home was revoked ends with error forbidden; a detached owner hears
+ * nothing; every sent request is audited once, with its final status. */
 #include "audit.h"
 #include "broker.h"
 #include "log.h"
@@ -28,6 +32,9 @@ static struct metrics metrics;
 static char audit_path[64];
 static bool web_up, home_up;
 static int home_cmds;
+/* The last request the stand-in home got: its document, response topic, correlation data. */
+static cJSON *last_cmd;
+static char last_rt[256], last_corr[64];
 
 /* What the owner got. */
 struct owner {
@@ -75,9 +82,27 @@ static void home_answer(void *arg, const struct mqtt_msg *m)
 	}
 	ck_assert_ptr_nonnull(m->response_topic);
 	ck_assert_int_eq((int)m->correlation_len, RELAY_UUID_LEN);
+	cJSON_Delete(last_cmd);
+	last_cmd = cJSON_Duplicate(cmd, true);
+	snprintf(last_rt, sizeof last_rt, "%s", m->response_topic);
+	snprintf(last_corr, sizeof last_corr, "%.*s", (int)m->correlation_len, (const char *)m->correlation);
 	char buf[512];
 	const char *id = str(cmd, "id");
-	if (strcmp(str(cmd, "action"), "rec") == 0) {
+	if (strcmp(str(cmd, "action"), "v311") == 0) {
+		/* As an MQTT 3.1.1 home server answers: on reply_to, no correlation data; first a
+		 * type the profile ignores, and a result for the same id on another client's topic. */
+		const char *rt = str(cmd, "reply_to");
+		char other[256];
+		snprintf(other, sizeof other, "fr/h/reply/alice/web-other");
+		snprintf(buf, sizeof buf, "{\"type\":\"result\",\"id\":\"%s\",\"status\":\"failed\"}", id);
+		ck_assert_int_eq(mqtt_publish(home, other, buf, strlen(buf), 1, false, NULL, NULL, 0), 0);
+		snprintf(buf, sizeof buf, "{\"type\":\"queued\",\"id\":\"%s\"}", id);
+		ck_assert_int_eq(mqtt_publish(home, rt, buf, strlen(buf), 1, false, NULL, NULL, 0), 0);
+		snprintf(buf, sizeof buf, "{\"type\":\"accepted\",\"id\":\"%s\",\"ctl\":\"k\"}", id);
+		ck_assert_int_eq(mqtt_publish(home, rt, buf, strlen(buf), 1, false, NULL, NULL, 0), 0);
+		snprintf(buf, sizeof buf, "{\"type\":\"result\",\"id\":\"%s\",\"status\":\"ok\"}", id);
+		ck_assert_int_eq(mqtt_publish(home, rt, buf, strlen(buf), 1, false, NULL, NULL, 0), 0);
+	} else if (strcmp(str(cmd, "action"), "rec") == 0) {
 		snprintf(buf, sizeof buf, "{\"type\":\"accepted\",\"id\":\"%s\",\"ctl\":\"k\"}", id);
 		home_reply(m, buf);
 		snprintf(buf, sizeof buf, "{\"type\":\"started\",\"id\":\"%s\",\"ctl\":\"k\",\"pid\":42}", id);
@@ -100,7 +125,9 @@ static void web_connected(void *arg, bool sp)
 static void web_message(void *arg, const struct mqtt_msg *m)
 {
 	(void)arg;
-	ck_assert(relay_on_message(relay, m));
+	/* The test subscribes to the other client's replies too: they are not the relay's. */
+	bool other = strstr(m->topic, "/web-other") != NULL;
+	ck_assert(relay_on_message(relay, m) == !other);
 }
 
 static void home_connected(void *arg, bool sp)
@@ -189,8 +216,9 @@ static void setup(void)
 	memset(&metrics, 0, sizeof metrics);
 	relay = relay_new(loop, web, audit, &metrics, "fr", "t1");
 	ck_assert(loop && audit && web && home && relay);
-	ck_assert_str_eq(relay_reply_filter(relay), "fr/+/reply/web-t1");
+	ck_assert_str_eq(relay_reply_filter(relay), "fr/+/reply/+/web-t1");
 	ck_assert_int_eq(mqtt_subscribe(web, relay_reply_filter(relay), 1), 0);
+	ck_assert_int_eq(mqtt_subscribe(web, "fr/+/reply/+/web-other", 1), 0);
 	ck_assert_int_eq(mqtt_subscribe(home, "fr/+/ctl/+/cmd", 1), 0);
 	web_up = home_up = false;
 	home_cmds = 0;
@@ -203,6 +231,8 @@ static void setup(void)
 
 static void teardown(void)
 {
+	cJSON_Delete(last_cmd);
+	last_cmd = NULL;
 	shimproto_free(&req);
 	relay_free(relay);
 	mqtt_free(web);
@@ -304,6 +334,80 @@ START_TEST(detached_owner_hears_nothing)
 }
 END_TEST
 
+static double num(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	ck_assert_msg(cJSON_IsNumber(v), "no number %s", name);
+	return v->valuedouble;
+}
+
+START_TEST(request_document_is_the_profile)
+{
+	struct owner o = { 0 };
+	char uuid[RELAY_UUID_LEN + 1];
+	double before = (double)loop_wall_ms() / 1000.0;
+	start("{\"id\":1,\"op\":\"request\",\"home\":\"h\",\"ctl\":\"k\",\"action\":\"rec\","
+	      "\"args\":{\"tag\":\"x\"},\"wait\":30}", &o, uuid);
+	double after = (double)loop_wall_ms() / 1000.0;
+	run_until(finals, &o, "the result");
+	ck_assert_ptr_nonnull(last_cmd);
+	ck_assert_str_eq(str(last_cmd, "id"), uuid);
+	ck_assert_str_eq(last_corr, uuid);
+	ck_assert_str_eq(str(last_cmd, "action"), "rec");
+	ck_assert_str_eq(str(cJSON_GetObjectItem(last_cmd, "args"), "tag"), "x");
+	ck_assert_str_eq(last_rt, "fr/h/reply/alice/web-t1");
+	ck_assert_str_eq(str(last_cmd, "reply_to"), last_rt);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(last_cmd, "progress")));
+	ck_assert_ptr_null(cJSON_GetObjectItem(last_cmd, "timeout"));
+	/* wait 30: the deadline is 28 s after sending. */
+	double d = num(last_cmd, "deadline");
+	ck_assert_msg(d >= before + 28 - 0.01 && d <= after + 28 + 0.01, "deadline %f", d);
+	ck_assert_int_eq(cJSON_GetArraySize(last_cmd), 6);
+	owner_clear(&o);
+
+	/* No args: {}; a timeout goes as given; an earlier deadline of the caller's wins, a
+	 * later one does not. */
+	start("{\"id\":2,\"op\":\"request\",\"home\":\"h\",\"ctl\":\"k\",\"action\":\"rec\","
+	      "\"timeout\":3,\"deadline\":4000000000.5,\"wait\":3}", &o, uuid);
+	run_until(finals, &o, "the result");
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(last_cmd, "args")), 0);
+	ck_assert_double_eq(num(last_cmd, "timeout"), 3);
+	d = num(last_cmd, "deadline");
+	ck_assert_msg(d < 4000000000.0 && d <= (double)loop_wall_ms() / 1000.0 + 1.5, "deadline %f", d);
+	owner_clear(&o);
+	start("{\"id\":3,\"op\":\"request\",\"home\":\"h\",\"ctl\":\"k\",\"action\":\"rec\","
+	      "\"deadline\":1000000000.25,\"wait\":30}", &o, uuid);
+	run_until(finals, &o, "the result");
+	ck_assert_double_eq(num(last_cmd, "deadline"), 1000000000.25);
+	owner_clear(&o);
+}
+END_TEST
+
+START_TEST(deadline_rule)
+{
+	ck_assert_double_eq(relay_deadline(1000, 30), 1028);
+	ck_assert_double_eq(relay_deadline(1000, 4), 1002);
+	ck_assert_double_eq(relay_deadline(1000, 3), 1001.5);
+	ck_assert_double_eq(relay_deadline(1000, 0.5), 1000.25);
+}
+END_TEST
+
+START_TEST(v311_reply_matched_by_id)
+{
+	struct owner o = { 0 };
+	char uuid[RELAY_UUID_LEN + 1];
+	start("{\"id\":\"v\",\"op\":\"request\",\"home\":\"h\",\"ctl\":\"k\","
+	      "\"action\":\"v311\",\"wait\":30}", &o, uuid);
+	run_until(finals, &o, "the result");
+	/* The other client's result and the unknown type did not reach the owner. */
+	ck_assert_int_eq(o.n, 2);
+	ck_assert_str_eq(str(o.lines[0], "event"), "accepted");
+	ck_assert_str_eq(str(cJSON_GetObjectItem(o.lines[1], "result"), "status"), "ok");
+	ck_assert_str_eq(audited(uuid), "ok");
+	owner_clear(&o);
+}
+END_TEST
+
 int main(void)
 {
 	log_init("test_relay", true, 0);
@@ -312,10 +416,15 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, events_then_result_audited);
+	tcase_add_test(tc, request_document_is_the_profile);
+	tcase_add_test(tc, v311_reply_matched_by_id);
 	tcase_add_test(tc, wait_expiry_is_timeout);
 	tcase_add_test(tc, revoked_home_ends_request);
 	tcase_add_test(tc, detached_owner_hears_nothing);
 	suite_add_tcase(s, tc);
+	TCase *rule = tcase_create("rule");
+	tcase_add_test(rule, deadline_rule);
+	suite_add_tcase(s, rule);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);

@@ -1,8 +1,9 @@
 /* test_subs: frAroundWeb's subscriptions (subs.c) over the real mqtt module and a real
  * mosquitto: overlapping filters each get one copy of a message, Retain As Published per
  * filter (the live copy of a retained publish is marked retained only where it is asked for),
- * a shared filter is one broker subscription, the last consumer unsubscribes, and a message
- * without subscription identifiers reaches every matching filter once. */
+ * a shared filter is one broker subscription, the last consumer unsubscribes, a message
+ * without subscription identifiers reaches every matching filter once, and so does every
+ * message on an MQTT 3.1.1 connection. */
 #include "broker.h"
 #include "log.h"
 #include "loop.h"
@@ -246,6 +247,79 @@ START_TEST(without_identifiers_each_match_once)
 }
 END_TEST
 
+static struct subs *subs311;
+static bool web311_up;
+
+static void web311_connected(void *arg, bool sp)
+{
+	(void)arg, (void)sp;
+	web311_up = true;
+}
+
+static void web311_message(void *arg, const struct mqtt_msg *m)
+{
+	(void)arg;
+	ck_assert_uint_eq(m->nsub_ids, 0);
+	subs_on_message(subs311, m);
+}
+
+static bool web311_is_up(void *arg)
+{
+	(void)arg;
+	return web311_up;
+}
+
+/* frAroundWeb on an MQTT 3.1.1 connection: no identifiers, the broker sends one copy for all
+ * overlapping subscriptions, and each consumer whose filter matches gets it once. */
+START_TEST(mqtt311_overlapping_filters_one_copy_each)
+{
+	static const struct mqtt_ops ops = { web311_connected, NULL, web311_message };
+	static struct consumer cache = { .name = "cache" }, shim1 = { .name = "shim1" },
+			       all1 = { .name = "all1" }, other = { .name = "other" };
+	char uri[64];
+	snprintf(uri, sizeof uri, "mqtt://127.0.0.1:%u", broker.port);
+	struct mqtt_opts o = { .uri = uri, .client_id = "test-subs-web311", .clean = true,
+			       .version = 4 };
+	struct mqtt *w311 = mqtt_new(loop, &o, &ops, NULL);
+	ck_assert_ptr_nonnull(w311);
+	subs311 = subs_new(w311);
+	ck_assert_ptr_nonnull(subs311);
+	web311_up = false;
+	ck_assert_int_eq(mqtt_start(w311), 0);
+	run_until(web311_is_up, NULL, "the 3.1.1 client connected");
+	ck_assert_int_eq(mqtt_version(w311), 4);
+	ck_assert(subs_add(subs311, "fr/+/ctl/+/status", true, on_consume, &cache) &&
+		  subs_add(subs311, "fr/h/ctl/+/status", false, on_consume, &shim1) &&
+		  subs_add(subs311, "fr/h/#", false, on_consume, &all1) &&
+		  subs_add(subs311, "fr/other/#", false, on_consume, &other));
+	struct consumer *matching[] = { &cache, &shim1, &all1, NULL };
+	sync_all(matching, "fr/h/ctl/sync1/status");
+	for (struct consumer **c = matching; *c; c++)
+		(*c)->n = 0;
+	const char *k = "fr/h/ctl/k/status";
+	ck_assert_int_eq(mqtt_publish(pub, k, "online", 6, 1, true, NULL, NULL, 0), 0);
+	ck_assert_int_eq(mqtt_publish(pub, "fr/h/ctl/k/event", "{}", 2, 0, false, NULL, NULL, 0), 0);
+	sync_all(matching, "fr/h/ctl/sync2/status");
+	/* The live copy of a retained publish is not marked retained on 3.1.1 (3.3.1.3). */
+	ck_assert_int_eq(count(&cache, k, false), 1);
+	ck_assert_int_eq(count_any(&cache, k), 1);
+	ck_assert_int_eq(count_any(&shim1, k), 1);
+	ck_assert_int_eq(count_any(&all1, k), 1);
+	ck_assert_int_eq(count_any(&all1, "fr/h/ctl/k/event"), 1);
+	ck_assert_int_eq(count_any(&cache, "fr/h/ctl/k/event"), 0);
+	ck_assert_int_eq(other.n, 0);
+	/* A new consumer gets the retained value from the broker's store, marked retained. */
+	static struct consumer late = { .name = "late" };
+	ck_assert_ptr_nonnull(subs_add(subs311, "fr/h/ctl/+/status", false, on_consume, &late));
+	struct consumer *with_late[] = { &late, NULL };
+	sync_all(with_late, "fr/h/ctl/sync3/status");
+	ck_assert_int_eq(count(&late, k, true), 1);
+	subs_free(subs311);
+	subs311 = NULL;
+	mqtt_free(w311);
+}
+END_TEST
+
 int main(void)
 {
 	log_init("test_subs", true, 0);
@@ -255,6 +329,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, overlapping_filters_one_copy_each);
 	tcase_add_test(tc, without_identifiers_each_match_once);
+	tcase_add_test(tc, mqtt311_overlapping_filters_one_copy_each);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

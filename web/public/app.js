@@ -1,5 +1,5 @@
-// fr web page, live part: MQTT 5 over wss (mqtt.js, served by us) straight to the broker with the
-// user's own account; keeps statuses, sensors and controllers current (with each sensor's
+// fr web page, live part: MQTT over wss (mqtt.js, served by us) straight to the broker with the
+// user's own account, in the version frAroundWeb speaks with it (5, or 3.1.1); keeps statuses, sensors and controllers current (with each sensor's
 // history chart, charts.js) and runs actions with progress and results. The server-rendered page (index.php) is the first paint; this only
 // updates it, and builds cards for controllers that appear later.
 import mqtt from '/vendor/mqtt.esm.js';
@@ -11,9 +11,19 @@ const cfg = app.dataset;
 const prefix = cfg.prefix || 'fr';
 const user = cfg.user;
 const homes = (cfg.homes || '').split(',').filter(Boolean);
-// One reply topic per page: subscribed before any request is sent, so no reply is missed.
+// The MQTT version, from the server (index.php asks frAroundWeb, which talks to the same
+// broker): 5, or 4 = 3.1.1 (no response topic, no correlation data: replies come by reply_to
+// and are matched by id). Unknown (frAroundWeb unreachable or not connected yet): 5, and 3.1.1
+// when the broker closes an MQTT 5 connection before accepting it, as frMhs and frAroundWeb do.
+const MQTT_VERSION = { 4: 4, 5: 5 }[cfg.mqttVersion] || 0;
+// Requests follow the request profile of docs/topics.md, as frAroundWeb's relay (the shim's
+// "request" op) does: reply topic fr/<home>/reply/<user>/<client>, this page being the client
+// (8 random hex digits; subscribed before any request is sent, so no reply is missed).
 const pageId = crypto.randomUUID().slice(0, 8);
 const replyTopic = (home) => `${prefix}/${home}/reply/${user}/${pageId}`;
+// How long a request's deadline comes before its caller gives up (the relay's
+// RELAY_DEADLINE_MARGIN_S): frMhs's "offline" for a controller that stays away arrives first.
+const DEADLINE_MARGIN_S = 2;
 const pending = new Map(); // request id -> {form, home, ctl, action, sent, timer}
 const SIMPLE_ALT = /^[A-Za-z0-9_.-]+(\|[A-Za-z0-9_.-]+)+$/;
 
@@ -200,6 +210,15 @@ function showResult(p, r) {
 	box.dataset.status = r.status;
 }
 
+// The profile's request document (relay_command in agents/frAroundWeb/relay.c): a request that
+// waits `wait` seconds for its result gets the deadline now + max(wait - margin, wait / 2).
+function requestDoc(id, action, args, wait, replyTo) {
+	const deadline = Date.now() / 1000 + Math.max(wait - DEADLINE_MARGIN_S, wait / 2);
+	return { id, action, args, deadline, reply_to: replyTo, progress: true };
+}
+
+// Replies are matched by their correlation data (MQTT 5), else by their id (MQTT 3.1.1); only
+// accepted, started and result mean something to a request.
 function onReply(text, packet) {
 	let m;
 	try { m = JSON.parse(text); } catch { return; }
@@ -230,23 +249,26 @@ function onSubmit(ev) {
 	const args = {};
 	for (const f of form.querySelectorAll('input[name], select[name]')) args[f.name] = f.value;
 	const id = crypto.randomUUID();
-	// A request queued through an outage must not switch a relay minutes later (topics.md).
-	const req = { id, action, args, progress: true, deadline: Date.now() / 1000 + 60 };
 	const p = { form, home, ctl, action, sent: Date.now(), timer: null };
 	pending.set(id, p);
 	form.querySelector('[data-field="result"]').replaceChildren();
 	showProgress(p, 'sent');
 	form.querySelector('button[type="submit"]').disabled = true;
-	const limit = (parseFloat(form.dataset.timeout) || 30) + 20;
+	// The page waits the action's own timeout and 20 s more for the result; the request's
+	// deadline comes from that wait, so a request stuck in an outage never switches a relay
+	// after the page stopped waiting (topics.md).
+	const wait = (parseFloat(form.dataset.timeout) || 30) + 20;
+	const req = requestDoc(id, action, args, wait, replyTopic(home));
 	p.timer = setTimeout(() => {
 		if (!pending.has(id)) return;
-		showProgress(p, form.dataset.step || 'sent', `no result after ${Math.round(limit)} s yet`);
+		showProgress(p, form.dataset.step || 'sent', `no result after ${Math.round(wait)} s yet`);
 		form.querySelector('button[type="submit"]').disabled = false;
-	}, limit * 1000);
-	client.publish(`${prefix}/${home}/ctl/${ctl}/cmd`, JSON.stringify(req), {
-		qos: 1, retain: false,
-		properties: { responseTopic: replyTopic(home), correlationData: new TextEncoder().encode(id) },
-	}, (err) => {
+	}, wait * 1000);
+	const opts = { qos: 1, retain: false };
+	if (client.options.protocolVersion === 5) {
+		opts.properties = { responseTopic: replyTopic(home), correlationData: new TextEncoder().encode(id) };
+	}
+	client.publish(`${prefix}/${home}/ctl/${ctl}/cmd`, JSON.stringify(req), opts, (err) => {
 		if (err) showProgress(p, 'sent', `not sent: ${err.message}`);
 	});
 }
@@ -261,7 +283,7 @@ for (const s of document.querySelectorAll('article.ctl .sensor[data-sensor]')) {
 // --- the connection -----------------------------------------------------------------------------
 
 const client = mqtt.connect(`wss://${location.host}/mqtt`, {
-	protocolVersion: 5,
+	protocolVersion: MQTT_VERSION || 5,
 	username: user,
 	password: cfg.secret,
 	clientId: `web-${user}-${pageId}`,
@@ -272,7 +294,10 @@ const client = mqtt.connect(`wss://${location.host}/mqtt`, {
 	resubscribe: false,
 });
 
+let accepted = false; // a CONNACK came on some connection
 client.on('connect', () => {
+	accepted = true;
+	conn.dataset.mqtt = client.options.protocolVersion === 4 ? '3.1.1' : '5';
 	const subs = {};
 	for (const home of homes) {
 		for (const t of ['status', 'ctl/+/status', 'ctl/+/info', 'ctl/+/state/+']) subs[`${prefix}/${home}/${t}`] = { qos: 1 };
@@ -285,6 +310,11 @@ client.on('connect', () => {
 });
 client.on('reconnect', () => setConn('connecting', 'Live updates: reconnecting…'));
 client.on('close', () => {
+	if (!MQTT_VERSION && !accepted && client.options.protocolVersion === 5) {
+		// Closed before any CONNACK with the version unknown: a broker without MQTT 5
+		// (RabbitMQ) does that; the reconnect speaks 3.1.1.
+		client.options.protocolVersion = 4;
+	}
 	if (conn.dataset.state === 'up') setConn('down', 'Live updates: disconnected, reconnecting…');
 });
 client.on('offline', () => setConn('down', 'Live updates: disconnected, reconnecting…'));

@@ -56,9 +56,14 @@ if ($_SERVER['REQUEST_METHOD'] === 'POST') {
 $user = $_SESSION['user'] ?? null;
 $homes = [];
 $notice = null;
+// The MQTT version the page speaks: frAroundWeb's with the same broker (5, or 4 = 3.1.1); ''
+// when unknown, and then app.js tries 5 and falls back to 3.1.1 by itself.
+$mqttVersion = '';
 if ($user !== null) {
     try {
-        $homes = client($_SESSION['secret'])->list();
+        $fr = client($_SESSION['secret']);
+        $homes = $fr->list();
+        $mqttVersion = (string) ($fr->mqttVersion() ?? '');
     } catch (AuthException) {
         // The secret was changed or the user removed: the session is worthless.
         sign_out();
@@ -121,7 +126,8 @@ $csrf = $_SESSION['csrf'];
   </form>
 </header>
 <main id="app" data-user="<?= h($user) ?>" data-secret="<?= h($_SESSION['secret']) ?>"
-      data-homes="<?= h(implode(',', $_SESSION['homes'] ?? [])) ?>" data-prefix="fr">
+      data-homes="<?= h(implode(',', $_SESSION['homes'] ?? [])) ?>" data-prefix="fr"
+      data-mqtt-version="<?= h($mqttVersion) ?>">
   <?php if ($notice !== null): ?><p class="notice" role="status"><?= h($notice) ?></p><?php endif ?>
   <?php if ($homes === []): ?><p>No home is granted to you yet.</p><?php endif ?>
   <?php foreach ($homes as $home) { echo render_home($home), "\n"; } ?>

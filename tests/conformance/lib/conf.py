@@ -531,8 +531,14 @@ def shim_request(sh, ctl, action, args=None, timeout=None, wait=None, home=HOME,
 
 def http_get(port, path, timeout=10):
     """HTTP/1.0 GET on loopback; returns (status, headers text, body)."""
+    return http_raw(port, ("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" % path).encode(), timeout)
+
+
+def http_raw(port, request, timeout=10):
+    """Sends the bytes of one HTTP request on loopback, reads to EOF; returns (status, headers
+    text, body); status 0 when the answer is not HTTP."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.sendall(("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
+    s.sendall(request)
     data = b""
     while True:
         d = s.recv(65536)
@@ -752,6 +758,16 @@ sensors = ( %s );
         t = "fr/%s/status" % HOME if ctl is None else "fr/%s/ctl/%s/status" % (HOME, ctl)
         return self.obs.wait(t, lambda m: m.text() == value, timeout, mark,
                              what="%s = %s" % (t, value))[0]
+
+    @classmethod
+    def with_ctls(cls, *names):
+        """A System with the suite's controllers names (the lab actions), all of them and the
+        demo's own online."""
+        sysm = cls()
+        for n in names:
+            sysm.add_ctl(n)
+        sysm.wait_online(sysm.base_ctls + list(names), 60)
+        return sysm
 
     def wait_online(self, names, timeout=40):
         names = list(names)

@@ -16,9 +16,7 @@ from conf import (BIN, D, HOME, PORT, STATE, USER, Fail, Mq, Requester, Shim, Su
 
 EVENTS = 50000
 s = Suite("05-load")
-S = System()
-S.add_ctl("lab")
-S.wait_online(S.base_ctls + ["lab"], 60)
+S = System.with_ctls("lab")
 T = "fr/%s" % HOME
 PW = password()
 

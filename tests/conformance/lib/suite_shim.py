@@ -11,13 +11,10 @@ import subprocess
 import time
 
 from conf import (D, HOME, PORT, SRC, USER, Fail, Mq, Shim, Suite, System, cmd_topic, deadline, expect, gates,
-                  http_get, is_ms, password, run, shim_request, short, uid, wait_until)
+                  http_get, http_raw, is_ms, password, run, shim_request, short, uid, wait_until)
 
 s = Suite("02-shim")
-S = System()
-S.add_ctl("lab")
-S.add_ctl("attic")
-S.wait_online(S.base_ctls + ["lab", "attic"], 60)
+S = System.with_ctls("lab", "attic")
 T = "fr/%s" % HOME
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 S.admin("add-home", "other")               # a home nobody here is granted
@@ -397,14 +394,21 @@ def _():
     return "3601 and -1 refused"
 
 
-@s.check("shim.request.mqtt", "publishes to fr/<home>/ctl/<ctl>/cmd with QoS 1, MQTT 5 response topic fr/<home>/reply/web-<instance> and the id as correlation data")
+@s.check("shim.request.mqtt", "publishes to fr/<home>/ctl/<ctl>/cmd with QoS 1, the reply topic fr/<home>/reply/<user>/web-<instance> as MQTT 5 response topic and as reply_to, the id as correlation data, \"progress\": true and the deadline now + max(wait - 2, wait / 2) s")
 def _():
     mk = S.obs.mark()
-    f = shim_request(SH, "lab", "ping")[-1]
+    t0 = time.time()
+    f = shim_request(SH, "lab", "ping", wait=30)[-1]
+    t1 = time.time()
     m = S.obs.wait(T + "/ctl/lab/cmd", lambda m: (m.json() or {}).get("id") == f.get("request"), 10, mk)[0]
     rt = getattr(m.props, "ResponseTopic", None)
-    expect(m.qos == 1 and not m.retain and rt == T + "/reply/web-demo" and m.corr() == f["request"].encode(),
-           "%r rt=%r corr=%r" % (m, rt, m.corr()))
+    body = m.json() or {}
+    want = "%s/reply/%s/web-demo" % (T, USER)
+    expect(m.qos == 1 and not m.retain and rt == want and body.get("reply_to") == want
+           and m.corr() == f["request"].encode() and body.get("progress") is True,
+           "%r rt=%r corr=%r body=%r" % (m, rt, m.corr(), body))
+    d = body.get("deadline")
+    expect(isinstance(d, (int, float)) and t0 + 28 - 0.5 <= d <= t1 + 28 + 0.5, "deadline %r for wait 30 sent between %.1f and %.1f" % (d, t0, t1))
     return "%r rt %s" % (m, rt)
 
 
@@ -688,16 +692,7 @@ def _():
 @s.check("http.other", "HTTP/1.0, GET, one request per connection: other methods and paths are refused")
 def _():
     st, _, _ = http_get(PORT["metrics"], "/nosuch")
-    s2 = socket.create_connection(("127.0.0.1", PORT["metrics"]), timeout=10)
-    s2.sendall(b"POST /healthz HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
-    d = b""
-    while True:
-        x = s2.recv(4096)
-        if not x:
-            break
-        d += x
-    s2.close()
-    code = int(d.split(b" ")[1]) if d.startswith(b"HTTP/") else 0
+    code, _, _ = http_raw(PORT["metrics"], b"POST /healthz HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
     expect(st == 404 and 400 <= code < 500, "/nosuch %d, POST %d" % (st, code))
     return "/nosuch %d, POST %d" % (st, code)
 

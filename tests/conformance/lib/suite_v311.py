@@ -15,9 +15,7 @@ from conf import (D, HOME, PORT, USER, Fail, Mq, Requester, Shim, Suite, System,
 
 KEEPALIVE = 5
 s = Suite("04-v311")
-S = System()
-S.add_ctl("lab")
-S.wait_online(S.base_ctls + ["lab"], 60)
+S = System.with_ctls("lab")
 T = "fr/%s" % HOME
 PW = password()
 MHS_CONF = os.path.join(D, "frmhs.conf")
@@ -212,8 +210,7 @@ def _():
         P.close()
 
 
-@s.check("i16.frAroundWeb-311", "#16: frAroundWeb with `version = 4` (MQTT 3.1.1) serves shim requests (reply_to with the id matched)",
-         pending="issue 16 -- not yet implemented (frAroundWeb is MQTT 5 only)")
+@s.check("i16.frAroundWeb-311", "#16: frAroundWeb with `version = 4` (MQTT 3.1.1) serves shim requests (reply_to with the id matched)")
 def _():
     conf = os.path.join(D, "frAroundWeb.conf")
     orig = open(conf).read()
