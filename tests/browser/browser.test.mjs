@@ -8,8 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, copyFileSync, existsSync, writeFileSync, openSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
@@ -27,21 +26,16 @@ const STEP = 45_000; // the longest any single expectation may take
 let dir, env, demo, demoOut = '', ctx, page, url, password, brokerPort, shimPort, wsPort;
 const cspViolations = [];
 
-// A port free for TCP and UDP on 127.0.0.1 (the announce port is UDP).
+// A port free for TCP and UDP on 127.0.0.1 (the announce port is UDP), below the kernel's
+// ephemeral range and never one handed out before in this run: tests/tools/free_port.py, the
+// one picker of the tests (it says why).
+const PORTS_DIR = mkdtempSync(join(tmpdir(), 'fr-browser-ports-'));
+const PORTS_USED = join(PORTS_DIR, 'ports');
+process.on('exit', () => rmSync(PORTS_DIR, { recursive: true, force: true }));
 async function freePort() {
-	for (;;) {
-		const port = await new Promise((res, rej) => {
-			const s = createServer();
-			s.once('error', rej);
-			s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
-		});
-		const ok = await new Promise((res) => {
-			const u = createSocket('udp4');
-			u.once('error', () => { u.close(); res(false); });
-			u.bind(port, '127.0.0.1', () => u.close(() => res(true)));
-		});
-		if (ok) return port;
-	}
+	const r = spawnSync('python3', [join(ROOT, 'tests/tools/free_port.py'), PORTS_USED], { encoding: 'utf8' });
+	if (r.status !== 0) throw new Error(`free_port.py: ${r.stderr}`);
+	return Number(r.stdout.trim());
 }
 
 function pids() {
