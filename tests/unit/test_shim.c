@@ -7,7 +7,12 @@
  * authenticated clients only; a client that does not read is cut off at max_outq while others
  * are served; a users reload disconnects a client whose token is gone; a stranger that never
  * authenticates is closed without a reply at auth_timeout; the unix socket is mode 0660 and
- * removed at shutdown. No broker is needed: the MQTT client is made but never started. */
+ * removed at shutdown. These need no broker: the MQTT client is made but never started.
+ * The session's ops over a real mosquitto ("ops"): subscribe streams each message once with
+ * its topic and payload until unsubscribe, filters outside the granted homes are forbidden,
+ * subscriptions count toward max_inflight; publish answers ok once the broker has it and only
+ * on the topics the broker's ACL would allow; audit answers the user's own records only; a
+ * users reload that takes a home away ends the subscriptions there with forbidden. */
 #include "audit.h"
 #include "broker.h"
 #include "cache.h"
@@ -47,6 +52,12 @@ static struct subs *subs;
 static struct users *users;
 static struct metrics metrics;
 static struct shim *shim;
+/* "ops": a real broker, the shim's MQTT client started, and a client of the test's own. */
+static struct test_broker broker;
+static struct mqtt *peer;
+static bool web_up, peer_up;
+static int peer_msgs;
+static char peer_last[256];
 
 /* One client connection, read without blocking as the loop runs. */
 struct tclient {
@@ -74,10 +85,27 @@ static void write_users(bool with_alice)
 	fclose(f);
 }
 
-/* Starts a shim on a free loopback port and a unix socket; shim_extra: more shim settings. */
+static void web_connected(void *arg, bool sp)
+{
+	(void)arg, (void)sp;
+	web_up = true;
+}
+
+static void web_message(void *arg, const struct mqtt_msg *m)
+{
+	(void)arg;
+	subs_on_message(subs, m);
+}
+
+static const struct mqtt_ops web_ops = { web_connected, NULL, web_message };
+
+/* Starts a shim on a free loopback port and a unix socket; shim_extra: more shim settings.
+ * With the broker running, its MQTT client connects there. */
 static void start(const char *shim_extra)
 {
-	char path[128];
+	char path[128], uri[64] = "mqtt://127.0.0.1:1";
+	if (broker.port)
+		snprintf(uri, sizeof uri, "mqtt://127.0.0.1:%u", broker.port);
 	strcpy(dir, "/tmp/fr-test-shim-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(users_path, sizeof users_path, "%s/users.conf", dir);
@@ -89,14 +117,15 @@ static void start(const char *shim_extra)
 	/* The broker URI is never dialled: nothing here needs a broker. */
 	fprintf(f, "instance = \"t\";\nusers_file = \"%s\";\naudit_file = \"%s/audit.log\";\n"
 		   "shim = { address = \"127.0.0.1\"; port = 0; unix = \"%s\"; max_line = 8192; %s };\n"
-		   "mqtt = { uri = \"mqtt://127.0.0.1:1\"; };\n",
-		users_path, dir, sock_path, shim_extra ? shim_extra : "");
+		   "mqtt = { uri = \"%s\"; };\n",
+		users_path, dir, sock_path, shim_extra ? shim_extra : "", uri);
 	fclose(f);
 	ck_assert_int_eq(conf_load(&conf, path), 0);
 	loop = loop_new();
 	ck_assert_ptr_nonnull(loop);
-	struct mqtt_opts mo = { .uri = "mqtt://127.0.0.1:1", .client_id = "test-shim" };
-	ck_assert_ptr_nonnull(mqtt = mqtt_new(loop, &mo, NULL, NULL));
+	struct mqtt_opts mo = { .uri = uri, .client_id = "test-shim", .clean = true,
+				.backoff_min_ms = 100, .backoff_max_ms = 500 };
+	ck_assert_ptr_nonnull(mqtt = mqtt_new(loop, &mo, &web_ops, NULL));
 	struct cache_limits lim = { 1000, 100, 1 << 20 };
 	ck_assert_ptr_nonnull(cache = cache_new("fr", &lim));
 	ck_assert_ptr_nonnull(audit = audit_open(conf.audit_file));
@@ -111,6 +140,8 @@ static void start(const char *shim_extra)
 
 static void teardown(void)
 {
+	mqtt_free(peer);
+	peer = NULL;
 	shim_free(shim);
 	relay_free(relay);
 	subs_free(subs);
@@ -125,6 +156,7 @@ static void teardown(void)
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	ck_assert_int_eq(system(cmd), 0);
+	test_broker_stop(&broker);
 }
 
 static void tc_connect_fd(struct tclient *t, int fd, const struct sockaddr *sa, socklen_t sl)
@@ -509,6 +541,253 @@ START_TEST(unix_socket_mode_and_shutdown)
 }
 END_TEST
 
+
+/* --- the session's ops over a real broker --- */
+
+static void peer_connected(void *arg, bool sp)
+{
+	(void)arg, (void)sp;
+	peer_up = true;
+}
+
+static void peer_message(void *arg, const struct mqtt_msg *m)
+{
+	(void)arg;
+	peer_msgs++;
+	snprintf(peer_last, sizeof peer_last, "%s %.*s", m->topic, (int)m->len, (const char *)m->payload);
+}
+
+static const struct mqtt_ops peer_ops = { peer_connected, NULL, peer_message };
+
+static bool both_up(void *arg)
+{
+	(void)arg;
+	return web_up && peer_up;
+}
+
+static bool peer_heard(void *arg)
+{
+	return peer_msgs >= *(int *)arg;
+}
+
+/* A broker, the shim's client connected to it, and a peer client subscribed to fr/#. */
+static void start_ops(const char *shim_extra)
+{
+	web_up = peer_up = false;
+	peer_msgs = 0;
+	peer_last[0] = '\0';
+	test_broker_start(&broker);
+	start(shim_extra);
+	char uri[64];
+	snprintf(uri, sizeof uri, "mqtt://127.0.0.1:%u", broker.port);
+	struct mqtt_opts o = { .uri = uri, .client_id = "test-shim-peer", .clean = true,
+			       .backoff_min_ms = 100, .backoff_max_ms = 500 };
+	ck_assert_ptr_nonnull(peer = mqtt_new(loop, &o, &peer_ops, NULL));
+	ck_assert_int_eq(mqtt_subscribe(peer, "fr/#", 1), 0);
+	ck_assert_int_eq(mqtt_start(peer), 0);
+	ck_assert_int_eq(mqtt_start(mqtt), 0);
+	test_run_until(loop, &broker, WAIT_MS, both_up, NULL, "both clients connected");
+	/* The peer hears its own probe: its subscription (sent before) is in place. */
+	ck_assert_int_eq(mqtt_publish(peer, "fr/h0/probe", "p", 1, 1, false, NULL, NULL, 0), 0);
+	int want = 1;
+	test_run_until(loop, &broker, WAIT_MS, peer_heard, &want, "the peer's probe");
+	peer_msgs = 0;
+}
+
+static void peer_publish(const char *topic, const char *payload)
+{
+	ck_assert_int_eq(mqtt_publish(peer, topic, payload, strlen(payload), 1, false, NULL, NULL, 0), 0);
+}
+
+/* The next line of t; for a stream event, checks its id and event name. */
+static cJSON *event(struct tclient *t, int id, const char *name)
+{
+	cJSON *o = tc_line(t);
+	ck_assert_int_eq(cJSON_GetObjectItem(o, "id")->valueint, id);
+	ck_assert_msg(jstr(o, "event") && strcmp(jstr(o, "event"), name) == 0, "not event %s: %s",
+		      name, jstr(o, "event") ? jstr(o, "event") : "(none)");
+	return o;
+}
+
+START_TEST(subscribe_until_unsubscribed)
+{
+	start_ops(NULL);
+	struct tclient a;
+	tc_tcp(&a, 0);
+	auth(&a, TOKEN_A, 1);
+	/* Outside the granted homes, or a wildcard at the home level: forbidden. */
+	fails(&a, "{\"id\":2,\"op\":\"subscribe\",\"filter\":\"fr/h2/#\"}\n", "forbidden", "2");
+	fails(&a, "{\"id\":3,\"op\":\"subscribe\",\"filter\":\"fr/+/status\"}\n", "forbidden", "3");
+	/* A retained value first: the broker sends it when a subscription starts, which also
+	 * shows that the subscription is in place ("subscribed" does not wait for the broker). */
+	ck_assert_int_eq(mqtt_publish(peer, "fr/h1/ctl/k/state/temp", "20", 2, 1, true, NULL, NULL,
+				      0), 0);
+	int want = 1;
+	test_run_until(loop, &broker, WAIT_MS, peer_heard, &want, "the retained value stored");
+	tc_send(&a, "{\"id\":7,\"op\":\"subscribe\",\"filter\":\"fr/h1/ctl/+/state/#\"}\n");
+	cJSON_Delete(event(&a, 7, "subscribed"));
+	cJSON *o = event(&a, 7, "message");
+	ck_assert_double_eq(cJSON_GetObjectItem(o, "payload")->valuedouble, 20);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "retained")));
+	cJSON_Delete(o);
+	/* A live message: its topic, its payload as JSON when it is JSON, not retained. */
+	peer_publish("fr/h1/ctl/k/state/temp", "21.5");
+	o = event(&a, 7, "message");
+	ck_assert_str_eq(jstr(o, "topic"), "fr/h1/ctl/k/state/temp");
+	ck_assert_double_eq(cJSON_GetObjectItem(o, "payload")->valuedouble, 21.5);
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(o, "retained")));
+	cJSON_Delete(o);
+	/* A second subscription overlapping the first (its retained copy comes to it alone):
+	 * then each gets a live message once. */
+	tc_send(&a, "{\"id\":8,\"op\":\"subscribe\",\"filter\":\"fr/h1/#\"}\n");
+	cJSON_Delete(event(&a, 8, "subscribed"));
+	o = event(&a, 8, "message");
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "retained")));
+	cJSON_Delete(o);
+	peer_publish("fr/h1/ctl/k/state/temp", "\"high\"");
+	int got7 = 0, got8 = 0;
+	for (int i = 0; i < 2; i++) {
+		o = tc_line(&a);
+		ck_assert_str_eq(jstr(o, "event"), "message");
+		ck_assert_str_eq(jstr(o, "payload"), "high");
+		int id = cJSON_GetObjectItem(o, "id")->valueint;
+		got7 += id == 7, got8 += id == 8;
+		cJSON_Delete(o);
+	}
+	ck_assert_int_eq(got7, 1);
+	ck_assert_int_eq(got8, 1);
+	/* Unsubscribe ends the stream, then answers; an unknown sub is not_found. */
+	o = ok(&a, "{\"id\":9,\"op\":\"unsubscribe\",\"sub\":7}\n", 7);
+	ck_assert_str_eq(jstr(o, "ended"), "unsubscribed");
+	cJSON_Delete(o);
+	cJSON_Delete(ok(&a, "", 9));
+	fails(&a, "{\"id\":10,\"op\":\"unsubscribe\",\"sub\":7}\n", "not_found", "10");
+	/* The next message reaches subscription 8 only. */
+	peer_publish("fr/h1/ctl/k/state/temp", "22");
+	o = event(&a, 8, "message");
+	cJSON_Delete(o);
+	cJSON_Delete(ok(&a, "{\"id\":11,\"op\":\"ping\"}\n", 11));   /* nothing for 7 before it */
+	tc_close(&a);
+}
+END_TEST
+
+START_TEST(subscriptions_count_toward_max_inflight)
+{
+	start_ops("max_inflight = 2;");
+	struct tclient a;
+	tc_tcp(&a, 0);
+	auth(&a, TOKEN_A, 1);
+	for (int id = 2; id <= 3; id++) {
+		char line[96];
+		snprintf(line, sizeof line, "{\"id\":%d,\"op\":\"subscribe\",\"filter\":\"fr/h1/x%d\"}\n", id, id);
+		tc_send(&a, line);
+		cJSON_Delete(event(&a, id, "subscribed"));
+	}
+	fails(&a, "{\"id\":4,\"op\":\"subscribe\",\"filter\":\"fr/h1/x4\"}\n", "too_many", "4");
+	/* One ended: room for another. */
+	cJSON_Delete(ok(&a, "{\"id\":5,\"op\":\"unsubscribe\",\"sub\":2}\n", 2));
+	cJSON_Delete(ok(&a, "", 5));
+	tc_send(&a, "{\"id\":6,\"op\":\"subscribe\",\"filter\":\"fr/h1/x6\"}\n");
+	cJSON_Delete(event(&a, 6, "subscribed"));
+	tc_close(&a);
+}
+END_TEST
+
+START_TEST(publish_where_the_acl_allows)
+{
+	start_ops(NULL);
+	struct tclient a;
+	tc_tcp(&a, 0);
+	auth(&a, TOKEN_A, 1);
+	/* ok comes after the broker's acknowledgment: the peer, subscribed before, gets it. */
+	cJSON_Delete(ok(&a, "{\"id\":2,\"op\":\"publish\",\"topic\":\"fr/h1/ctl/k/cmd\","
+			    "\"payload\":{\"id\":\"x\",\"action\":\"lamp\"},\"qos\":1}\n", 2));
+	int want = 1;
+	test_run_until(loop, &broker, WAIT_MS, peer_heard, &want, "the peer got the publish");
+	ck_assert_str_eq(peer_last, "fr/h1/ctl/k/cmd {\"id\":\"x\",\"action\":\"lamp\"}");
+	cJSON_Delete(ok(&a, "{\"id\":3,\"op\":\"publish\",\"topic\":\"fr/h1/display\",\"payload\":\"hi\"}\n", 3));
+	/* What the broker's ACL refuses a user is forbidden here too, and never published. */
+	fails(&a, "{\"id\":4,\"op\":\"publish\",\"topic\":\"fr/h1/ctl/k/status\",\"payload\":\"online\"}\n",
+	      "forbidden", "4");
+	fails(&a, "{\"id\":5,\"op\":\"publish\",\"topic\":\"fr/h2/ctl/k/cmd\",\"payload\":\"{}\"}\n",
+	      "forbidden", "5");
+	fails(&a, "{\"id\":6,\"op\":\"publish\",\"topic\":\"fr/h1/ctl/k/cmd\",\"payload\":\"{}\","
+		  "\"retain\":true}\n", "forbidden", "6");
+	/* A marker: everything before it has reached the peer. */
+	cJSON_Delete(ok(&a, "{\"id\":7,\"op\":\"publish\",\"topic\":\"fr/h1/display\",\"payload\":\"end\"}\n", 7));
+	want = 3;
+	test_run_until(loop, &broker, WAIT_MS, peer_heard, &want, "the marker");
+	ck_assert_str_eq(peer_last, "fr/h1/display end");
+	ck_assert_int_eq(peer_msgs, 3);
+	tc_close(&a);
+}
+END_TEST
+
+START_TEST(audit_answers_own_records)
+{
+	start(NULL);
+	for (int i = 0; i < 5; i++) {
+		cJSON *rec = cJSON_CreateObject();
+		cJSON_AddStringToObject(rec, "user", i % 2 ? "bob" : "alice");
+		cJSON_AddNumberToObject(rec, "seq", i);
+		ck_assert_int_eq(audit_append(audit, rec), 0);
+		cJSON_Delete(rec);
+	}
+	struct tclient a;
+	tc_tcp(&a, 0);
+	auth(&a, TOKEN_A, 1);
+	cJSON *o = ok(&a, "{\"id\":2,\"op\":\"audit\",\"limit\":2}\n", 2);
+	const cJSON *recs = cJSON_GetObjectItem(o, "records");
+	ck_assert_int_eq(cJSON_GetArraySize(recs), 2);
+	/* alice's are 0, 2, 4: the newest two. */
+	ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(recs, 0), "seq")->valueint, 4);
+	ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(recs, 1), "seq")->valueint, 2);
+	for (int i = 0; i < 2; i++)
+		ck_assert_str_eq(jstr(cJSON_GetArrayItem(recs, i), "user"), "alice");
+	cJSON_Delete(o);
+	tc_close(&a);
+}
+END_TEST
+
+START_TEST(reload_ends_subscriptions_in_a_home_taken_away)
+{
+	start_ops(NULL);
+	struct tclient a;
+	tc_tcp(&a, 0);
+	auth(&a, TOKEN_A, 1);
+	tc_send(&a, "{\"id\":7,\"op\":\"subscribe\",\"filter\":\"fr/h1/#\"}\n");
+	cJSON_Delete(event(&a, 7, "subscribed"));
+	/* alice keeps her token but loses h1. */
+	FILE *f = fopen(users_path, "w");
+	ck_assert_ptr_nonnull(f);
+	uint8_t h[32];
+	ck_assert_int_eq(users_hash_token(TOKEN_A, h), 0);
+	fprintf(f, "users = ( { name = \"alice\"; token_sha256 = \"");
+	for (int k = 0; k < 32; k++)
+		fprintf(f, "%02x", h[k]);
+	fprintf(f, "\"; homes = []; } );\n");
+	fclose(f);
+	struct users *u = users_load(users_path);
+	ck_assert_ptr_nonnull(u);
+	shim_set_users(shim, u);
+	users_free(users);
+	users = u;
+	cJSON *o = tc_line(&a);
+	ck_assert_int_eq(cJSON_GetObjectItem(o, "id")->valueint, 7);
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(o, "ok")));
+	ck_assert_str_eq(err_code(o), "forbidden");
+	cJSON_Delete(o);
+	/* Its broker subscription is gone (the shim held no other), and the connection stays. */
+	ck_assert_uint_eq(subs_count(subs), 0);
+	peer_publish("fr/h1/ctl/k/state/temp", "1");
+	int want = 1;
+	test_run_until(loop, &broker, WAIT_MS, peer_heard, &want, "the peer got the message");
+	cJSON_Delete(ok(&a, "{\"id\":8,\"op\":\"ping\"}\n", 8));
+	fails(&a, "{\"id\":9,\"op\":\"get\",\"topic\":\"fr/h1/status\"}\n", "forbidden", "9");
+	tc_close(&a);
+}
+END_TEST
+
 int main(void)
 {
 	log_init("test_shim", true, 0);
@@ -524,6 +803,15 @@ int main(void)
 	tcase_add_test(tc, reload_disconnects_a_revoked_token);
 	tcase_add_test(tc, auth_timeout_closes_strangers_only);
 	tcase_add_test(tc, unix_socket_mode_and_shutdown);
+	tcase_add_test(tc, audit_answers_own_records);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("ops");
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, subscribe_until_unsubscribed);
+	tcase_add_test(tc, subscriptions_count_toward_max_inflight);
+	tcase_add_test(tc, publish_where_the_acl_allows);
+	tcase_add_test(tc, reload_ends_subscriptions_in_a_home_taken_away);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
