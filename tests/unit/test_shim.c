@@ -67,22 +67,36 @@ struct tclient {
 	bool eof;
 };
 
-static void write_users(bool with_alice)
+/* The users file: bob with h1, and alice with alice_homes ("\"h1\"", "" for none), or
+ * without alice when alice_homes is NULL. */
+static void write_users(const char *alice_homes)
 {
 	FILE *f = fopen(users_path, "w");
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "users = (\n");
 	const char *names[] = { "alice", "bob" }, *tokens[] = { TOKEN_A, TOKEN_B };
-	for (int i = with_alice ? 0 : 1; i < 2; i++) {
+	const char *homes[] = { alice_homes, "\"h1\"" };
+	for (int i = alice_homes ? 0 : 1; i < 2; i++) {
 		uint8_t h[32];
 		ck_assert_int_eq(users_hash_token(tokens[i], h), 0);
 		fprintf(f, "  { name = \"%s\"; token_sha256 = \"", names[i]);
 		for (int k = 0; k < 32; k++)
 			fprintf(f, "%02x", h[k]);
-		fprintf(f, "\"; homes = [\"h1\"]; }%s\n", i < 1 ? "," : "");
+		fprintf(f, "\"; homes = [%s]; }%s\n", homes[i], i < 1 ? "," : "");
 	}
 	fprintf(f, ");\n");
 	fclose(f);
+}
+
+/* Rewrites the users file and hands the shim the reloaded table, as SIGHUP does. */
+static void reload_users(const char *alice_homes)
+{
+	write_users(alice_homes);
+	struct users *u = users_load(users_path);
+	ck_assert_ptr_nonnull(u);
+	shim_set_users(shim, u);
+	users_free(users);
+	users = u;
 }
 
 static void web_connected(void *arg, bool sp)
@@ -110,7 +124,7 @@ static void start(const char *shim_extra)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(users_path, sizeof users_path, "%s/users.conf", dir);
 	snprintf(sock_path, sizeof sock_path, "%s/shim.sock", dir);
-	write_users(true);
+	write_users("\"h1\"");
 	snprintf(path, sizeof path, "%s/frAroundWeb.conf", dir);
 	FILE *f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
@@ -481,12 +495,7 @@ START_TEST(reload_disconnects_a_revoked_token)
 	tc_unix(&b);
 	auth(&a, TOKEN_A, 1);
 	auth(&b, TOKEN_B, 1);
-	write_users(false);
-	struct users *u = users_load(users_path);
-	ck_assert_ptr_nonnull(u);
-	shim_set_users(shim, u);
-	users_free(users);
-	users = u;
+	reload_users(NULL);
 	tc_expect_eof(&a);
 	await_disc(METRICS_DISC_REVOKED, 1);
 	cJSON_Delete(ok(&b, "{\"id\":2,\"op\":\"ping\"}\n", 2));
@@ -594,6 +603,14 @@ static void start_ops(const char *shim_extra)
 	peer_msgs = 0;
 }
 
+/* start_ops, and alice signed in on a TCP client. */
+static void start_alice(struct tclient *a, const char *shim_extra)
+{
+	start_ops(shim_extra);
+	tc_tcp(a, 0);
+	auth(a, TOKEN_A, 1);
+}
+
 static void peer_publish(const char *topic, const char *payload)
 {
 	ck_assert_int_eq(mqtt_publish(peer, topic, payload, strlen(payload), 1, false, NULL, NULL, 0), 0);
@@ -611,10 +628,8 @@ static cJSON *event(struct tclient *t, int id, const char *name)
 
 START_TEST(subscribe_until_unsubscribed)
 {
-	start_ops(NULL);
 	struct tclient a;
-	tc_tcp(&a, 0);
-	auth(&a, TOKEN_A, 1);
+	start_alice(&a, NULL);
 	/* Outside the granted homes, or a wildcard at the home level: forbidden. */
 	fails(&a, "{\"id\":2,\"op\":\"subscribe\",\"filter\":\"fr/h2/#\"}\n", "forbidden", "2");
 	fails(&a, "{\"id\":3,\"op\":\"subscribe\",\"filter\":\"fr/+/status\"}\n", "forbidden", "3");
@@ -673,10 +688,8 @@ END_TEST
 
 START_TEST(subscriptions_count_toward_max_inflight)
 {
-	start_ops("max_inflight = 2;");
 	struct tclient a;
-	tc_tcp(&a, 0);
-	auth(&a, TOKEN_A, 1);
+	start_alice(&a, "max_inflight = 2;");
 	for (int id = 2; id <= 3; id++) {
 		char line[96];
 		snprintf(line, sizeof line, "{\"id\":%d,\"op\":\"subscribe\",\"filter\":\"fr/h1/x%d\"}\n", id, id);
@@ -695,10 +708,8 @@ END_TEST
 
 START_TEST(publish_where_the_acl_allows)
 {
-	start_ops(NULL);
 	struct tclient a;
-	tc_tcp(&a, 0);
-	auth(&a, TOKEN_A, 1);
+	start_alice(&a, NULL);
 	/* ok comes after the broker's acknowledgment: the peer, subscribed before, gets it. */
 	cJSON_Delete(ok(&a, "{\"id\":2,\"op\":\"publish\",\"topic\":\"fr/h1/ctl/k/cmd\","
 			    "\"payload\":{\"id\":\"x\",\"action\":\"lamp\"},\"qos\":1}\n", 2));
@@ -751,27 +762,12 @@ END_TEST
 
 START_TEST(reload_ends_subscriptions_in_a_home_taken_away)
 {
-	start_ops(NULL);
 	struct tclient a;
-	tc_tcp(&a, 0);
-	auth(&a, TOKEN_A, 1);
+	start_alice(&a, NULL);
 	tc_send(&a, "{\"id\":7,\"op\":\"subscribe\",\"filter\":\"fr/h1/#\"}\n");
 	cJSON_Delete(event(&a, 7, "subscribed"));
 	/* alice keeps her token but loses h1. */
-	FILE *f = fopen(users_path, "w");
-	ck_assert_ptr_nonnull(f);
-	uint8_t h[32];
-	ck_assert_int_eq(users_hash_token(TOKEN_A, h), 0);
-	fprintf(f, "users = ( { name = \"alice\"; token_sha256 = \"");
-	for (int k = 0; k < 32; k++)
-		fprintf(f, "%02x", h[k]);
-	fprintf(f, "\"; homes = []; } );\n");
-	fclose(f);
-	struct users *u = users_load(users_path);
-	ck_assert_ptr_nonnull(u);
-	shim_set_users(shim, u);
-	users_free(users);
-	users = u;
+	reload_users("");
 	cJSON *o = tc_line(&a);
 	ck_assert_int_eq(cJSON_GetObjectItem(o, "id")->valueint, 7);
 	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(o, "ok")));
