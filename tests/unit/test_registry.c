@@ -409,7 +409,7 @@ START_TEST(test_link_lost_heals)
 	ck_assert(ctl_online(c1()));
 	/* It listens again: dialled again, and it never read offline. */
 	a = fake_start(0, "127.0.0.2", W.announce_port, false, BOOT1);
-	ck_assert(run(c1_linked, 5000));
+	ck_assert(run(c1_linked, 10000));   /* redial backoff: generous bound */
 	loop_timer_stop(W.loop, &W.announcer);
 	ck_assert(ctl_online(c1()));
 	ck_assert_int_eq(W.offline, 0);
