@@ -5,7 +5,8 @@
  * neither moves nor goes offline; a controller that really moved is followed once its link
  * there says hello; a snapshot restores addresses, since and the replay state; a restored
  * controller that never answers goes offline after the window; bye and a wrong key are final
- * at once. */
+ * at once; a lost link keeps the controller online while it still announces and is dialled
+ * again, and takes it offline ("link lost and 3 announces missed") when it goes quiet. */
 #include <check.h>
 
 #include <stdio.h>
@@ -45,7 +46,8 @@ static struct {
 	int changed, linked, offline;
 	char last_addr[64];
 	int moved_to_bad;      /* infos published with the tarpit's address */
-	struct loop_timer tick, limit;
+	struct loop_timer tick, limit, announcer;
+	uint16_t announce_port;   /* the announcer's: c1 at 127.0.0.2 every INTERVAL */
 	bool (*until)(void);
 	uint64_t seq;
 } W;
@@ -370,6 +372,52 @@ START_TEST(test_bye_and_wrong_key)
 }
 END_TEST
 
+static bool c1_unlinked(void) { return !ctl_link_up(c1()); }
+
+START_TEST(test_link_lost_then_quiet)
+{
+	struct fake *a = fake_start(0, "127.0.0.2", 0, false, BOOT1);
+	announce("127.0.0.2", a->port, BOOT1);
+	ck_assert(run(c1_linked, 3000));
+	/* The controller dies: its link goes and no announce comes. */
+	fake_stop(a);
+	ck_assert(run(c1_down, 3000));
+	/* Down from the link-lost grace (UP -> GRACE -> DOWN), not as one never seen. */
+	ck_assert_str_eq(ctl_offline_reason(c1()), "link lost and 3 announces missed");
+	ck_assert_int_eq(W.offline, 1);
+}
+END_TEST
+
+static void announcer(void *arg)
+{
+	(void)arg;
+	announce("127.0.0.2", W.announce_port, BOOT1);
+	loop_timer_start(W.loop, &W.announcer, INTERVAL);
+}
+
+START_TEST(test_link_lost_heals)
+{
+	struct fake *a = fake_start(0, "127.0.0.2", 0, false, BOOT1);
+	W.announce_port = a->port;
+	loop_timer_init(&W.announcer, announcer, NULL);
+	announcer(NULL);
+	ck_assert(run(c1_linked, 3000));
+	int linked = W.linked, changed = W.changed;
+	/* Its link drops (say, a switch restarted) while it goes on announcing. */
+	fake_stop(a);
+	ck_assert(run(c1_unlinked, 3000));
+	ck_assert(ctl_online(c1()));
+	/* It listens again: dialled again, and it never read offline. */
+	a = fake_start(0, "127.0.0.2", W.announce_port, false, BOOT1);
+	ck_assert(run(c1_linked, 10000));   /* redial backoff: generous bound */
+	loop_timer_stop(W.loop, &W.announcer);
+	ck_assert(ctl_online(c1()));
+	ck_assert_int_eq(W.offline, 0);
+	ck_assert_int_eq(W.linked, linked + 1);
+	ck_assert_int_eq(W.changed, changed);   /* nothing to publish: online all along */
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("registry");
@@ -381,6 +429,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_snapshot_restore);
 	tcase_add_test(tc, test_restored_gone);
 	tcase_add_test(tc, test_bye_and_wrong_key);
+	tcase_add_test(tc, test_link_lost_then_quiet);
+	tcase_add_test(tc, test_link_lost_heals);
 	suite_add_tcase(s, tc);
 	return s;
 }
