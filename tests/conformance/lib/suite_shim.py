@@ -601,11 +601,19 @@ def _():
     s2.sendall(json.dumps({"id": 1, "op": "auth", "token": password()}).encode() + b"\n")
     s2.sendall(json.dumps({"id": 2, "op": "subscribe", "filter": T + "/display"}).encode() + b"\n")
     time.sleep(0.5)
+
+    def outq_cuts():
+        m = re.search(r'(?m)^fr_shim_disconnects_total\{reason="outq"\} (\d+)', http_get(PORT["metrics"], "/metrics")[2])
+        return int(m.group(1)) if m else -1
+    cuts = outq_cuts()
     c = Mq()
     big = "z" * 200000
     for i in range(20):                  # 4 MB, four times max_outq
         c.pub(T + "/display", "x%d-%s" % (i, big))
     c.close()
+    # The client reads only once frAroundWeb has cut it off: read earlier and it drains the
+    # queue as slowly as a loaded frAroundWeb fills it (seen under ASan), and nothing is over.
+    wait_until(lambda: outq_cuts() > cuts, 30, "frAroundWeb to count a disconnect for max_outq")
     # now read: the server must have closed the connection (EOF after what it had sent)
     s2.settimeout(20)
     total, eof = 0, False
