@@ -421,6 +421,37 @@ static void csub_on_message(void *arg, const struct mqtt_msg *m)
 	session_send(s, o);
 }
 
+/* Ends the stream of subscription u with line (taking it) and drops u from the list at pp. */
+static void csub_end(struct session *s, struct csub **pp, cJSON *line)
+{
+	struct csub *u = *pp;
+	*pp = u->next;
+	session_send(s, line);
+	csub_free(s, u);
+	s->inflight--;
+}
+
+/* "subscribed" only once the broker has acknowledged the subscription (docs/shim.md): what is
+ * published after it reaches the client. A refusal ends the subscription. */
+static void csub_on_suback(void *arg, int err)
+{
+	struct csub *u = arg;
+	struct session *s = u->s;
+	struct csub **pp = &s->subs;
+
+	if (!err) {
+		session_send(s, shimproto_event(u->id, "subscribed"));
+		return;
+	}
+	u->ref = NULL;   /* subs has dropped it */
+	while (*pp != u)
+		pp = &(*pp)->next;
+	enum shim_err code = err == -EACCES ? SHIM_E_FORBIDDEN : SHIM_E_INTERNAL;
+	if (!s->detached)
+		s->d->metrics->errors[code]++;
+	csub_end(s, pp, shimproto_error(u->id, code, "the broker refused the subscription"));
+}
+
 static void op_subscribe(struct session *s, const struct shim_req *r)
 {
 	char home[SHIM_NAME_MAX + 1];
@@ -438,7 +469,7 @@ static void op_subscribe(struct session *s, const struct shim_req *r)
 	}
 	u->s = s;
 	memcpy(u->home, home, sizeof home);
-	u->ref = subs_add(s->d->subs, r->filter, false, csub_on_message, u);
+	u->ref = subs_add_acked(s->d->subs, r->filter, false, csub_on_message, csub_on_suback, u);
 	if (!u->ref) {
 		cJSON_Delete(u->id);
 		free(u);
@@ -448,18 +479,6 @@ static void op_subscribe(struct session *s, const struct shim_req *r)
 	u->next = s->subs;
 	s->subs = u;
 	s->inflight++;
-	/* Messages reach the loop only after this callback returns: "subscribed" comes first. */
-	session_send(s, shimproto_event(r->id, "subscribed"));
-}
-
-/* Ends the stream of subscription u with line (taking it) and drops u from the list at pp. */
-static void csub_end(struct session *s, struct csub **pp, cJSON *line)
-{
-	struct csub *u = *pp;
-	*pp = u->next;
-	session_send(s, line);
-	csub_free(s, u);
-	s->inflight--;
 }
 
 static void op_unsubscribe(struct session *s, const struct shim_req *r)

@@ -16,7 +16,9 @@
 struct subs_ref {
 	struct filt *f;
 	subs_cb cb;
+	subs_done_cb done;
 	void *arg;
+	bool pending;                   /* waits for the broker's SUBACK: no messages yet */
 	struct subs_ref *prev, *next;
 };
 
@@ -157,8 +159,16 @@ static uint32_t subs_new_id(struct subs *s)
 	}
 }
 
+static void subs_on_suback(void *arg, const char *filter, int err);
+
 struct subs_ref *subs_add(struct subs *s, const char *filter, bool retain_as_published,
 			  subs_cb cb, void *arg)
+{
+	return subs_add_acked(s, filter, retain_as_published, cb, NULL, arg);
+}
+
+struct subs_ref *subs_add_acked(struct subs *s, const char *filter, bool retain_as_published,
+				subs_cb cb, subs_done_cb done, void *arg)
 {
 	assert(!s->dispatching);
 	struct subs_ref *r = calloc(1, sizeof *r);
@@ -181,7 +191,8 @@ struct subs_ref *subs_add(struct subs *s, const char *filter, bool retain_as_pub
 		f->rap = retain_as_published;
 	}
 	/* Asked again for a known filter too, so the newcomer gets the retained messages. */
-	struct mqtt_subopts o = { .id = f->id, .no_retain_as_published = !f->rap };
+	struct mqtt_subopts o = { .id = f->id, .no_retain_as_published = !f->rap,
+				  .on_suback = subs_on_suback, .suback_arg = s };
 	int rc = mqtt_subscribe_opts(s->mqtt, filter, 1, &o);
 	if (rc < 0 && rc != -ENOTCONN && fresh) {
 		free(f->filter);
@@ -200,6 +211,8 @@ struct subs_ref *subs_add(struct subs *s, const char *filter, bool retain_as_pub
 	}
 	r->f = f;
 	r->cb = cb;
+	r->done = done;
+	r->pending = done != NULL;
 	r->arg = arg;
 	r->next = f->refs;
 	if (f->refs)
@@ -212,21 +225,34 @@ nomem:
 	return NULL;
 }
 
+static void subs_drop(struct subs *s, struct filt *f);
+
+/* Takes r out of its filter's consumers. */
+static void subs_unref(struct subs_ref *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		r->f->refs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+}
+
 void subs_remove(struct subs *s, struct subs_ref *r)
 {
 	if (!r)
 		return;
 	assert(!s->dispatching);
 	struct filt *f = r->f;
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		f->refs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
+	subs_unref(r);
 	free(r);
-	if (f->refs)
-		return;
+	if (!f->refs)
+		subs_drop(s, f);
+}
+
+/* The last consumer of f is gone: unsubscribes f at the broker and forgets it. */
+static void subs_drop(struct subs *s, struct filt *f)
+{
 	mqtt_unsubscribe(s->mqtt, f->filter);
 	subs_unlink(s, f);
 	if (f->prev)
@@ -243,7 +269,47 @@ void subs_remove(struct subs *s, struct subs_ref *r)
 static void subs_deliver(struct filt *f, const struct mqtt_msg *m)
 {
 	for (struct subs_ref *r = f->refs; r; r = r->next)
-		r->cb(r->arg, m);
+		if (!r->pending)
+			r->cb(r->arg, m);
+}
+
+/* The broker answered the filter's latest SUBSCRIBE: its waiting consumers start, or (refused)
+ * leave. filter is mqtt's copy: unusable once subs_drop has unsubscribed it. */
+static void subs_on_suback(void *arg, const char *filter, int err)
+{
+	struct subs *s = arg;
+	struct filt *f = subs_by_name(s, filter);
+	struct subs_ref *r, *next, *refused = NULL;
+	int n = 0;
+
+	if (!f)
+		return;
+	s->dispatching = true;
+	for (r = f->refs; r; r = next) {
+		next = r->next;
+		if (!r->pending)
+			continue;
+		if (!err) {
+			r->pending = false;
+			r->done(r->arg, 0);
+			continue;
+		}
+		subs_unref(r);
+		r->next = refused;
+		refused = r;
+		n++;
+	}
+	if (refused)
+		log_info("subscription %s refused by the broker: %d waiting consumer(s) dropped",
+			 f->filter, n);
+	if (refused && !f->refs)
+		subs_drop(s, f);
+	for (r = refused; r; r = next) {
+		next = r->next;
+		r->done(r->arg, err);
+		free(r);
+	}
+	s->dispatching = false;
 }
 
 void subs_on_message(struct subs *s, const struct mqtt_msg *m)

@@ -28,6 +28,9 @@ struct subs_ref;
  * without, whether the broker sent it from its retained store because a subscription to this
  * filter was made (the live copy of a retained publish then reads false). */
 typedef void (*subs_cb)(void *arg, const struct mqtt_msg *m);
+/* The broker's answer for a consumer that waits for it: err 0 = acknowledged; else refused
+ * (-EACCES not authorized, -EIO otherwise) and the consumer is removed already. */
+typedef void (*subs_done_cb)(void *arg, int err);
 
 struct subs *subs_new(struct mqtt *mqtt);
 void subs_free(struct subs *s);
@@ -37,6 +40,16 @@ void subs_free(struct subs *s);
  * (every consumer of that filter sees them, marked retained). NULL on error (logged). */
 struct subs_ref *subs_add(struct subs *s, const char *filter, bool retain_as_published,
 			  subs_cb cb, void *arg);
+/* subs_add, for a consumer that must not miss what is published once it is told "subscribed"
+ * (SUBACK semantics): it gets no message until the broker acknowledges the SUBSCRIBE sent for
+ * it -- for a filter held already, the repeated one (or a later one that overtook it); while
+ * disconnected, the resubscribe on reconnect -- then done(arg, 0), then messages (Mosquitto and
+ * RabbitMQ send the retained ones after the SUBACK). A refusal: done(arg, err) with the
+ * consumer removed (the last one of its filter unsubscribes it). done must not add or remove
+ * consumers. A consumer already acknowledged is not told again (a refused resubscribe after a
+ * reconnect is only logged). */
+struct subs_ref *subs_add_acked(struct subs *s, const char *filter, bool retain_as_published,
+				subs_cb cb, subs_done_cb done, void *arg);
 /* Removes the consumer; the last one of a filter unsubscribes it at the broker. NULL is fine. */
 void subs_remove(struct subs *s, struct subs_ref *r);
 /* Hands m to the consumers of the subscriptions it was sent for. */

@@ -81,6 +81,7 @@ struct mqtt_track {
 struct mqtt_sub {
 	char *filter;
 	int qos;
+	int mid;                  /* of its latest SUBSCRIBE, 0 = none (libmosquitto skips 0) */
 	struct mqtt_subopts opts;
 };
 
@@ -392,7 +393,7 @@ static void mqtt_unacked_set(struct mqtt *m, int mid, bool set)
 /* --- libmosquitto's callbacks: run inside mosquitto_loop_read/write on the loop thread --- */
 
 static void mqtt_schedule_retry(struct mqtt *m);
-static void mqtt_send_sub(struct mqtt *m, const struct mqtt_sub *s);
+static void mqtt_send_sub(struct mqtt *m, struct mqtt_sub *s);
 static int mqtt_hand_over(struct mqtt *m, const char *topic, const void *payload, size_t len,
 			  int qos, bool retain, const char *rtopic, const void *corr,
 			  size_t corr_len, int *mid);
@@ -593,12 +594,19 @@ static void mqtt_cb_subscribe(struct mosquitto *mosq, void *obj, int mid, int n,
 	int i;
 
 	(void)mosq;
-	(void)mid;
 	(void)props;
 	for (i = 0; i < n; i++)
 		if (granted[i] >= 0x80)
 			log_warnx("mqtt %s: subscription refused: %s", mqtt_cur_uri(m),
 				  mosquitto_reason_string(granted[i]));
+	/* One filter per SUBSCRIBE (mqtt_send_sub). 3.1.1's refusal 0x80 is 5's "unspecified". */
+	for (i = 0; n > 0 && (size_t)i < m->nsubs; i++)
+		if (m->subs[i].mid == mid && m->subs[i].opts.on_suback) {
+			m->subs[i].opts.on_suback(m->subs[i].opts.suback_arg, m->subs[i].filter,
+						  granted[0] == MQTT_RC_NOT_AUTHORIZED ? -EACCES :
+						  granted[0] >= 0x80 ? -EIO : 0);
+			break;
+		}
 }
 
 /* libmosquitto's own notes; its per-packet trace (MOSQ_LOG_DEBUG) would drown the agents'. */
@@ -1179,11 +1187,12 @@ int mqtt_start(struct mqtt *m)
 
 /* --- subscriptions --- */
 
-static void mqtt_send_sub(struct mqtt *m, const struct mqtt_sub *s)
+static void mqtt_send_sub(struct mqtt *m, struct mqtt_sub *s)
 {
 	mosquitto_property *props = NULL;
 	int opts = 0, rc;
 
+	s->mid = 0;
 	if (m->version == 5) {
 		/* Retain As Published: without it the broker clears the retain flag on live
 		 * deliveries, and frMhs could not tell a retained command from a fresh one. */
@@ -1197,7 +1206,7 @@ static void mqtt_send_sub(struct mqtt *m, const struct mqtt_sub *s)
 			return;
 		}
 	}
-	rc = mosquitto_subscribe_v5(m->mosq, NULL, s->filter, s->qos, opts, props);
+	rc = mosquitto_subscribe_v5(m->mosq, &s->mid, s->filter, s->qos, opts, props);
 	mosquitto_property_free_all(&props);
 	if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN)
 		log_warnx("mqtt %s: subscribe %s: %s", mqtt_cur_uri(m), s->filter,
@@ -1242,6 +1251,7 @@ int mqtt_subscribe_opts(struct mqtt *m, const char *filter, int qos,
 		m->subs = n;
 		s = &m->subs[m->nsubs++];
 		s->filter = f;
+		s->mid = 0;
 	}
 	s->qos = qos;
 	s->opts = opts ? *opts : (struct mqtt_subopts){ 0 };

@@ -62,12 +62,20 @@ struct mqtt_msg {
 	const uint32_t *sub_ids; size_t nsub_ids;
 };   /* all borrowed for the duration of on_message */
 
-/* MQTT 5 subscription options beyond the qos; all zero = the defaults. Ignored with 3.1.1. */
+/* Subscription options beyond the qos; all zero = the defaults. The MQTT 5 ones are ignored
+ * with 3.1.1. */
 struct mqtt_subopts {
 	uint32_t id;       /* Subscription Identifier, 1..MQTT_SUB_ID_MAX; 0 = none */
 	/* Without Retain As Published: the broker clears the retain flag of live messages, so
 	 * `retained` marks only what it sends from its retained store for this subscription. */
 	bool no_retain_as_published;
+	/* Called (if set) for every SUBACK of the filter's latest SUBSCRIBE, with every
+	 * protocol: err 0 = granted, else the refusal (-EACCES not authorized, -EIO any other
+	 * reason >= 0x80). Again after each reconnect's resubscribe; never for a SUBACK that a
+	 * newer SUBSCRIBE of the filter overtook. filter is borrowed until the callback returns
+	 * or unsubscribes it. Unlike the other fields, honoured with 3.1.1 too. */
+	void (*on_suback)(void *arg, const char *filter, int err);
+	void *suback_arg;
 };
 #define MQTT_SUB_ID_MAX 268435455u
 

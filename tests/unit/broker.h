@@ -96,6 +96,38 @@ static inline void test_broker_dir(struct test_broker *b)
 	snprintf(b->log, sizeof b->log, "%s/mosquitto.log", b->dir);
 }
 
+/* Makes the broker (before its start) refuse subscriptions matching pattern -- SUBACK 0x87
+ * "not authorized" on MQTT 5, 0x80 on 3.1.1 -- and allow everything else, with Mosquitto's
+ * dynamic security plugin (in Debian's mosquitto; its acl_file does not refuse subscribes). */
+static inline void test_broker_refuse_subscribe(struct test_broker *b, const char *pattern)
+{
+	static char extra[512];
+	static const char *const paths[] = {
+		"/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+		"/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+		"/usr/lib/mosquitto_dynamic_security.so",
+	};
+	const char *plugin = NULL;
+	for (size_t i = 0; i < sizeof paths / sizeof *paths && !plugin; i++)
+		if (access(paths[i], R_OK) == 0)
+			plugin = paths[i];
+	ck_assert_msg(plugin != NULL, "mosquitto_dynamic_security.so not found");
+	test_broker_dir(b);
+	char json[128];
+	snprintf(json, sizeof json, "%s/dynsec.json", b->dir);
+	FILE *f = fopen(json, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "{\"defaultACLAccess\":{\"publishClientSend\":true,\"publishClientReceive\":true,"
+		   "\"subscribe\":true,\"unsubscribe\":true},\"clients\":[],"
+		   "\"groups\":[{\"groupname\":\"anon\",\"roles\":[{\"rolename\":\"r\"}]}],"
+		   "\"roles\":[{\"rolename\":\"r\",\"acls\":[{\"acltype\":\"subscribePattern\","
+		   "\"topic\":\"%s\",\"priority\":0,\"allow\":false}]}],"
+		   "\"anonymousGroup\":\"anon\"}\n", pattern);
+	fclose(f);
+	snprintf(extra, sizeof extra, "plugin %s\nplugin_opt_config_file %s\n", plugin, json);
+	b->extra = extra;
+}
+
 /* Starts mosquitto, again on the same port after test_broker_kill, and waits until every
  * listener accepts. */
 static inline void test_broker_start(struct test_broker *b)

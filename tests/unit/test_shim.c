@@ -9,7 +9,9 @@
  * authenticates is closed without a reply at auth_timeout; the unix socket is mode 0660 and
  * removed at shutdown. These need no broker: the MQTT client is made but never started.
  * The session's ops over a real mosquitto ("ops"): subscribe streams each message once with
- * its topic and payload until unsubscribe, filters outside the granted homes are forbidden,
+ * its topic and payload until unsubscribe, "subscribed" comes only with the broker's SUBACK
+ * (a paused broker, a reconnect), a subscription the broker refuses is an error (forbidden),
+ * filters outside the granted homes are forbidden,
  * subscriptions count toward max_inflight; publish answers ok once the broker has it and only
  * on the topics the broker's ACL would allow; audit answers the user's own records only; a
  * users reload that takes a home away ends the subscriptions there with forbidden. */
@@ -634,7 +636,7 @@ START_TEST(subscribe_until_unsubscribed)
 	fails(&a, "{\"id\":2,\"op\":\"subscribe\",\"filter\":\"fr/h2/#\"}\n", "forbidden", "2");
 	fails(&a, "{\"id\":3,\"op\":\"subscribe\",\"filter\":\"fr/+/status\"}\n", "forbidden", "3");
 	/* A retained value first: the broker sends it when a subscription starts, which also
-	 * shows that the subscription is in place ("subscribed" does not wait for the broker). */
+	 * shows that the subscription is in place ("subscribed" waits for the broker). */
 	ck_assert_int_eq(mqtt_publish(peer, "fr/h1/ctl/k/state/temp", "20", 2, 1, true, NULL, NULL,
 				      0), 0);
 	int want = 1;
@@ -784,6 +786,113 @@ START_TEST(reload_ends_subscriptions_in_a_home_taken_away)
 }
 END_TEST
 
+struct quiet {
+	struct tclient *t;
+	struct loop_timer timer;
+	bool over;
+};
+
+static void quiet_over(void *arg)
+{
+	((struct quiet *)arg)->over = true;
+}
+
+static bool quiet_done(void *arg)
+{
+	struct quiet *q = arg;
+	return q->over || tc_readable(q->t);
+}
+
+/* Runs the loop for ms and checks that nothing came to t meanwhile (an absence needs a window:
+ * what is asserted is that no line came, not how fast anything is). */
+static void tc_expect_quiet(struct tclient *t, uint64_t ms)
+{
+	struct quiet q = { .t = t };
+	loop_timer_init(&q.timer, quiet_over, &q);
+	loop_timer_start(loop, &q.timer, ms);
+	test_run_until(loop, NULL, ms + WAIT_MS, quiet_done, &q, "the quiet window");
+	loop_timer_stop(loop, &q.timer);
+	ck_assert_msg(t->len == 0 && !t->eof, "unexpected: %.*s", (int)t->len, t->buf);
+}
+
+/* "subscribed" means the broker has acknowledged the subscription (SUBACK), so what is
+ * published after it arrives: with the broker paused (SIGSTOP) the SUBSCRIBE stays unanswered
+ * and so does the client, while a ping sent after it is answered; once the broker runs again
+ * "subscribed" comes, and a message published right after it reaches the client. */
+START_TEST(subscribed_waits_for_the_suback)
+{
+	struct tclient a;
+	start_alice(&a, NULL);
+	ck_assert_int_eq(kill(broker.pid, SIGSTOP), 0);
+	tc_send(&a, "{\"id\":7,\"op\":\"subscribe\",\"filter\":\"fr/h1/ctl/+/state/#\"}\n");
+	/* Requests are run in order: before the fix "subscribed" came ahead of this answer. */
+	cJSON_Delete(ok(&a, "{\"id\":8,\"op\":\"ping\"}\n", 8));
+	tc_expect_quiet(&a, 1000);
+	ck_assert_int_eq(kill(broker.pid, SIGCONT), 0);
+	cJSON_Delete(event(&a, 7, "subscribed"));
+	peer_publish("fr/h1/ctl/k/state/temp", "21");
+	cJSON *o = event(&a, 7, "message");
+	ck_assert_str_eq(jstr(o, "topic"), "fr/h1/ctl/k/state/temp");
+	cJSON_Delete(o);
+	tc_close(&a);
+}
+END_TEST
+
+static bool web_down(void *arg)
+{
+	(void)arg;
+	return !mqtt_is_connected(mqtt);
+}
+
+/* Subscribed while frAroundWeb has no broker connection: "subscribed" comes with the SUBACK of
+ * the resubscribe on reconnect, and then messages flow. */
+START_TEST(subscribed_after_a_reconnect)
+{
+	struct tclient a;
+	start_alice(&a, NULL);
+	test_broker_kill(&broker);
+	test_run_until(loop, NULL, WAIT_MS, web_down, NULL, "the broker connection lost");
+	tc_send(&a, "{\"id\":7,\"op\":\"subscribe\",\"filter\":\"fr/h1/#\"}\n");
+	cJSON_Delete(ok(&a, "{\"id\":8,\"op\":\"ping\"}\n", 8));
+	web_up = peer_up = false;
+	test_broker_start(&broker);
+	cJSON_Delete(event(&a, 7, "subscribed"));
+	test_run_until(loop, &broker, WAIT_MS, both_up, NULL, "both clients reconnected");
+	peer_publish("fr/h1/display", "back");
+	cJSON *o = event(&a, 7, "message");
+	ck_assert_str_eq(jstr(o, "payload"), "back");
+	cJSON_Delete(o);
+	tc_close(&a);
+}
+END_TEST
+
+/* A subscription the broker refuses ends with an error (forbidden: not authorized), frees its
+ * place in max_inflight and leaves no broker subscription; others are unaffected. */
+START_TEST(a_refused_subscription_is_an_error)
+{
+	struct tclient a;
+	test_broker_refuse_subscribe(&broker, "fr/h1/secret/#");
+	start_alice(&a, "max_inflight = 1;");
+	tc_send(&a, "{\"id\":7,\"op\":\"subscribe\",\"filter\":\"fr/h1/secret/#\"}\n");
+	cJSON *o = tc_line(&a);
+	ck_assert_int_eq(cJSON_GetObjectItem(o, "id")->valueint, 7);
+	ck_assert_msg(cJSON_IsFalse(cJSON_GetObjectItem(o, "ok")), "not an error: %s",
+		      jstr(o, "event") ? jstr(o, "event") : "?");
+	ck_assert_str_eq(err_code(o), "forbidden");
+	cJSON_Delete(o);
+	ck_assert_uint_eq(subs_count(subs), 0);
+	ck_assert_uint_eq(metrics.errors[SHIM_E_FORBIDDEN], 1);
+	tc_send(&a, "{\"id\":8,\"op\":\"subscribe\",\"filter\":\"fr/h1/ctl/#\"}\n");
+	cJSON_Delete(event(&a, 8, "subscribed"));
+	peer_publish("fr/h1/secret/x", "s");
+	peer_publish("fr/h1/ctl/k/status", "online");
+	o = event(&a, 8, "message");
+	ck_assert_str_eq(jstr(o, "topic"), "fr/h1/ctl/k/status");
+	cJSON_Delete(o);
+	tc_close(&a);
+}
+END_TEST
+
 int main(void)
 {
 	log_init("test_shim", true, 0);
@@ -808,6 +917,9 @@ int main(void)
 	tcase_add_test(tc, subscriptions_count_toward_max_inflight);
 	tcase_add_test(tc, publish_where_the_acl_allows);
 	tcase_add_test(tc, reload_ends_subscriptions_in_a_home_taken_away);
+	tcase_add_test(tc, subscribed_waits_for_the_suback);
+	tcase_add_test(tc, subscribed_after_a_reconnect);
+	tcase_add_test(tc, a_refused_subscription_is_an_error);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -3,7 +3,8 @@
  * filter (the live copy of a retained publish is marked retained only where it is asked for),
  * a shared filter is one broker subscription, the last consumer unsubscribes, a message
  * without subscription identifiers reaches every matching filter once, and so does every
- * message on an MQTT 3.1.1 connection. */
+ * message on an MQTT 3.1.1 connection; a consumer that waits for the broker gets nothing
+ * before the SUBACK, and a refused one is told the error and dropped (MQTT 5 and 3.1.1). */
 #include "broker.h"
 #include "log.h"
 #include "loop.h"
@@ -11,6 +12,7 @@
 #include "subs.h"
 
 #include <check.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +28,7 @@ struct consumer {
 	const char *name;
 	struct seen v[64];
 	int n;
+	int acks, err;   /* subs_add_acked's done: calls, last err */
 };
 
 static struct test_broker broker;
@@ -269,25 +272,38 @@ static bool web311_is_up(void *arg)
 	return web311_up;
 }
 
-/* frAroundWeb on an MQTT 3.1.1 connection: no identifiers, the broker sends one copy for all
- * overlapping subscriptions, and each consumer whose filter matches gets it once. */
-START_TEST(mqtt311_overlapping_filters_one_copy_each)
+/* A second frAroundWeb client, on MQTT 3.1.1, connected, with subs311 over it. */
+static struct mqtt *web311_start(void)
 {
 	static const struct mqtt_ops ops = { web311_connected, NULL, web311_message };
-	static struct consumer cache = { .name = "cache" }, shim1 = { .name = "shim1" },
-			       all1 = { .name = "all1" }, other = { .name = "other" };
 	char uri[64];
 	snprintf(uri, sizeof uri, "mqtt://127.0.0.1:%u", broker.port);
 	struct mqtt_opts o = { .uri = uri, .client_id = "test-subs-web311", .clean = true,
 			       .version = 4 };
 	struct mqtt *w311 = mqtt_new(loop, &o, &ops, NULL);
 	ck_assert_ptr_nonnull(w311);
-	subs311 = subs_new(w311);
-	ck_assert_ptr_nonnull(subs311);
+	ck_assert_ptr_nonnull(subs311 = subs_new(w311));
 	web311_up = false;
 	ck_assert_int_eq(mqtt_start(w311), 0);
 	run_until(web311_is_up, NULL, "the 3.1.1 client connected");
 	ck_assert_int_eq(mqtt_version(w311), 4);
+	return w311;
+}
+
+static void web311_stop(struct mqtt *w311)
+{
+	subs_free(subs311);
+	subs311 = NULL;
+	mqtt_free(w311);
+}
+
+/* frAroundWeb on an MQTT 3.1.1 connection: no identifiers, the broker sends one copy for all
+ * overlapping subscriptions, and each consumer whose filter matches gets it once. */
+START_TEST(mqtt311_overlapping_filters_one_copy_each)
+{
+	static struct consumer cache = { .name = "cache" }, shim1 = { .name = "shim1" },
+			       all1 = { .name = "all1" }, other = { .name = "other" };
+	struct mqtt *w311 = web311_start();
 	ck_assert(subs_add(subs311, "fr/+/ctl/+/status", true, on_consume, &cache) &&
 		  subs_add(subs311, "fr/h/ctl/+/status", false, on_consume, &shim1) &&
 		  subs_add(subs311, "fr/h/#", false, on_consume, &all1) &&
@@ -314,9 +330,74 @@ START_TEST(mqtt311_overlapping_filters_one_copy_each)
 	struct consumer *with_late[] = { &late, NULL };
 	sync_all(with_late, "fr/h/ctl/sync3/status");
 	ck_assert_int_eq(count(&late, k, true), 1);
-	subs_free(subs311);
-	subs311 = NULL;
-	mqtt_free(w311);
+	web311_stop(w311);
+}
+END_TEST
+
+static void on_done(void *arg, int err)
+{
+	struct consumer *c = arg;
+	c->acks++;
+	c->err = err;
+}
+
+static bool acked(void *arg)
+{
+	return ((struct consumer *)arg)->acks > 0;
+}
+
+/* A consumer that waits for the broker gets nothing until the SUBACK, then done(0) and
+ * messages; one the broker refuses gets done(err) and is gone, its filter unsubscribed (the
+ * broker refuses fr/no/#: setup_refusing). On MQTT 5 a refusal is -EACCES (0x87), on 3.1.1
+ * -EIO (0x80 says no more). */
+static void acked_and_refused(struct subs *ss, int refused_err)
+{
+	static struct consumer early = { .name = "early" }, waiting = { .name = "waiting" },
+			       denied = { .name = "denied" };
+	early.n = waiting.n = waiting.acks = denied.n = denied.acks = 0;
+	struct mqtt_msg m = { .topic = "fr/h/x", .payload = "1", .len = 1, .qos = 1 };
+	ck_assert_ptr_nonnull(subs_add(ss, "fr/h/#", false, on_consume, &early));
+	ck_assert_ptr_nonnull(subs_add_acked(ss, "fr/h/#", false, on_consume, on_done, &waiting));
+	/* The loop has not run: no SUBACK yet, so a message reaches the early consumer only. */
+	subs_on_message(ss, &m);
+	ck_assert_int_eq(early.n, 1);
+	ck_assert_int_eq(waiting.n, 0);
+	run_until(acked, &waiting, "the SUBACK");
+	ck_assert_int_eq(waiting.acks, 1);
+	ck_assert_int_eq(waiting.err, 0);
+	subs_on_message(ss, &m);
+	ck_assert_int_eq(early.n, 2);
+	ck_assert_int_eq(waiting.n, 1);
+	/* Refused: done with the error, the consumer and its filter gone. */
+	ck_assert_ptr_nonnull(subs_add_acked(ss, "fr/no/#", false, on_consume, on_done, &denied));
+	ck_assert_uint_eq(subs_count(ss), 2);
+	run_until(acked, &denied, "the refusing SUBACK");
+	ck_assert_int_eq(denied.acks, 1);
+	ck_assert_int_eq(denied.err, refused_err);
+	ck_assert_uint_eq(subs_count(ss), 1);
+	struct mqtt_msg d = { .topic = "fr/no/x", .payload = "1", .len = 1, .qos = 1 };
+	subs_on_message(ss, &d);
+	ck_assert_int_eq(denied.n, 0);
+	ck_assert_int_eq(waiting.acks, 1);
+}
+
+static void setup_refusing(void)
+{
+	test_broker_refuse_subscribe(&broker, "fr/no/#");
+	setup();
+}
+
+START_TEST(acked_consumers_wait_for_the_suback)
+{
+	acked_and_refused(subs, -EACCES);
+}
+END_TEST
+
+START_TEST(acked_consumers_wait_for_the_suback_mqtt311)
+{
+	struct mqtt *w311 = web311_start();
+	acked_and_refused(subs311, -EIO);
+	web311_stop(w311);
 }
 END_TEST
 
@@ -330,6 +411,12 @@ int main(void)
 	tcase_add_test(tc, overlapping_filters_one_copy_each);
 	tcase_add_test(tc, without_identifiers_each_match_once);
 	tcase_add_test(tc, mqtt311_overlapping_filters_one_copy_each);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("refusing broker");
+	tcase_add_checked_fixture(tc, setup_refusing, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, acked_consumers_wait_for_the_suback);
+	tcase_add_test(tc, acked_consumers_wait_for_the_suback_mqtt311);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
