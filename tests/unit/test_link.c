@@ -589,12 +589,14 @@ END_TEST
 
 START_TEST(keepalive_keeps_idle_link_up)
 {
-	/* Only the client pings, so it stays up only if the server answers with pongs. */
-	T.srv_ctx = mkctx(secret_a, 600000, 400, 0, 0);
-	T.cli_ctx = mkctx(secret_a, 20, 400, 0, 0);
+	/* Only the client pings, so it stays up only if the server answers with pongs: run for
+	 * 2.5 pong timeouts. The timeout is 1 s, not less: ASan under a loaded machine stalled this
+	 * process past 400 ms once, and the link rightly went down. */
+	T.srv_ctx = mkctx(secret_a, 600000, 1000, 0, 0);
+	T.cli_ctx = mkctx(secret_a, 20, 1000, 0, 0);
 	dial(T.cli_ctx, "ctl-1", EP_PLAIN);
 	run(both_up);
-	run_for(1200);
+	run_for(2500);
 	ck_assert_int_eq(T.cli.downs + T.srv[0].downs, 0);
 	ck_assert(link_is_up(T.cli.l) && link_is_up(T.srv[0].l));
 	/* Pings and pongs are never delivered. */
