@@ -284,7 +284,7 @@ void bridge_ctl_event(struct bridge *b, const char *ctl, const cJSON *msg)
 	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(msg, "kind");
 	const cJSON *sensor = cJSON_GetObjectItemCaseSensitive(msg, "sensor");
 	if (cJSON_IsString(kind) && strcmp(kind->valuestring, "state") == 0 &&
-	    cJSON_IsString(sensor) && command_valid_name(sensor->valuestring, COMMAND_NAME_MAX)) {
+	    cJSON_IsString(sensor) && name_valid(sensor->valuestring, COMMAND_NAME_MAX)) {
 		cJSON *st = cJSON_CreateObject();
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg, "value");
 		const cJSON *ts = cJSON_GetObjectItemCaseSensitive(msg, "ts");

@@ -216,7 +216,7 @@ static void ctl_from_info(struct ctl *c, const cJSON *info)
 void registry_add_known(struct registry *r, const char *id, const cJSON *info)
 {
 	struct ctl *c = registry_find(r, id);
-	if (!command_valid_name(id, COMMAND_NAME_MAX))
+	if (!name_valid(id, COMMAND_NAME_MAX))
 		return;
 	if (c) {
 		/* Linked in this run before its retained info arrived: to everyone who saw it
@@ -241,7 +241,7 @@ void registry_restore(struct registry *r, const cJSON *doc)
 	const cJSON *e;
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "controllers")) {
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-		if (!cJSON_IsString(id) || !command_valid_name(id->valuestring, COMMAND_NAME_MAX))
+		if (!cJSON_IsString(id) || !name_valid(id->valuestring, COMMAND_NAME_MAX))
 			continue;
 		struct ctl *c = registry_find(r, id->valuestring);
 		if (c && c->live.state != CTL_NEW)

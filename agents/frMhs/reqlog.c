@@ -120,7 +120,7 @@ static void req_restore_one(void *arg, const cJSON *rec)
 	const cJSON *ctl = cJSON_GetObjectItemCaseSensitive(rec, "ctl");
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
 	if (!cJSON_IsString(op) || !cJSON_IsString(ctl) || !cJSON_IsString(id) ||
-	    !command_valid_name(ctl->valuestring, COMMAND_NAME_MAX) ||
+	    !name_valid(ctl->valuestring, COMMAND_NAME_MAX) ||
 	    strlen(id->valuestring) > COMMAND_ID_MAX)
 		return;
 	char key[sizeof ((struct req *)0)->key];

@@ -12,6 +12,7 @@
 
 #include "keys.h"
 #include "log.h"
+#include "name.h"
 
 #define ANNOUNCE_PREFIX "fr1 "
 #define ANNOUNCE_PREFIX_LEN 4
@@ -99,22 +100,6 @@ static bool is_lower_hex(const char *s, size_t n)
 	return true;
 }
 
-static bool valid_id(const char *s)
-{
-	size_t i, n = strnlen(s, 64);
-
-	if (n < 1 || n > 63)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
 static bool valid_boot(const char *s)
 {
 	return strnlen(s, ANNOUNCE_BOOT_LEN + 1) == ANNOUNCE_BOOT_LEN &&
@@ -152,7 +137,7 @@ static int check_fields(const struct announce *a, char *why, size_t whylen)
 {
 	size_t n;
 
-	if (!valid_id(a->id)) {
+	if (!name_valid(a->id, NAME_LEN_MAX)) {
 		set_why(why, whylen, "field 'id' is not 1..63 of [A-Za-z0-9_-]");
 		return ANNOUNCE_EFIELD;
 	}
@@ -399,7 +384,7 @@ static int parse_body(const cJSON *root, struct announce *out, char *why, size_t
 	ret = get_str(root, "id", 1, sizeof out->id - 1, out->id, why, whylen);
 	if (ret != ANNOUNCE_OK)
 		return ret;
-	if (!valid_id(out->id)) {
+	if (!name_valid(out->id, NAME_LEN_MAX)) {
 		set_why(why, whylen, "field 'id' has a character outside [A-Za-z0-9_-]");
 		return ANNOUNCE_EFIELD;
 	}

@@ -8,34 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int command_valid_name(const char *s, size_t max)
-{
-	size_t n = 0;
-	if (!s)
-		return 0;
-	for (; s[n]; n++) {
-		char ch = s[n];
-		if (n >= max || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-				  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
-			return 0;
-	}
-	return n > 0;
-}
-
-/* Command ids may also carry '.' and ':' so UUIDs and "client:counter" ids fit. */
-static bool command_valid_id(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++) {
-		char ch = s[n];
-		if (n >= COMMAND_ID_MAX || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-					     (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
-					     ch == '.' || ch == ':'))
-			return false;
-	}
-	return n > 0;
-}
-
 static bool command_valid_topic(const char *s)
 {
 	size_t n = strlen(s);
@@ -68,7 +40,7 @@ int command_from_json(const cJSON *obj, struct command *c, char *why, size_t why
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "id");
 	if (!id)
 		return WHY("missing 'id'");
-	if (!cJSON_IsString(id) || !command_valid_id(id->valuestring))
+	if (!cJSON_IsString(id) || !name_valid_id(id->valuestring, COMMAND_ID_MAX))
 		return WHY("'id' must be 1..%d characters of A-Z a-z 0-9 _ - . :", COMMAND_ID_MAX);
 	strcpy(c->id, id->valuestring);
 	/* From here on every error goes through fail: c must come back cleared. */
@@ -77,7 +49,7 @@ int command_from_json(const cJSON *obj, struct command *c, char *why, size_t why
 		WHY("missing 'action'");
 		goto fail;
 	}
-	if (!cJSON_IsString(action) || !command_valid_name(action->valuestring, COMMAND_NAME_MAX)) {
+	if (!cJSON_IsString(action) || !name_valid(action->valuestring, COMMAND_NAME_MAX)) {
 		WHY("'action' must be 1..%d characters of A-Z a-z 0-9 _ -", COMMAND_NAME_MAX);
 		goto fail;
 	}
@@ -99,7 +71,7 @@ int command_from_json(const cJSON *obj, struct command *c, char *why, size_t why
 				WHY("more than %d args", COMMAND_ARGS_MAX);
 				goto fail;
 			}
-			if (!command_valid_name(a->string, COMMAND_NAME_MAX)) {
+			if (!name_valid(a->string, COMMAND_NAME_MAX)) {
 				WHY("arg name must be 1..%d characters of A-Z a-z 0-9 _ -", COMMAND_NAME_MAX);
 				goto fail;
 			}
@@ -239,7 +211,7 @@ void command_peek(const char *buf, size_t len, char id[COMMAND_ID_MAX + 1],
 	cJSON *obj = cJSON_ParseWithLength(text, len);
 	free(text);
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "id");
-	if (cJSON_IsString(v) && command_valid_id(v->valuestring))
+	if (cJSON_IsString(v) && name_valid_id(v->valuestring, COMMAND_ID_MAX))
 		strcpy(id, v->valuestring);
 	v = cJSON_GetObjectItemCaseSensitive(obj, "reply_to");
 	if (cJSON_IsString(v) && command_valid_topic(v->valuestring))

@@ -9,8 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define COMMAND_ID_MAX 64
-#define COMMAND_NAME_MAX 63
+#include "name.h"
+
+#define COMMAND_ID_MAX NAME_ID_LEN_MAX
+#define COMMAND_NAME_MAX NAME_LEN_MAX
 #define COMMAND_ARGS_MAX 32
 #define COMMAND_ARG_LEN_MAX 1024
 #define COMMAND_TOPIC_MAX 255
@@ -43,7 +45,5 @@ void command_clear(struct command *c);
  * escape inside a string (key or value) of text, or -1. Meaningful for valid JSON only (parse
  * first). command_parse and the link's frame checks refuse such text. */
 long command_json_nul(const char *text, size_t len);
-/* [A-Za-z0-9_-]{1,max}: ids of controllers, homes, actions, sensors, args. */
-int command_valid_name(const char *s, size_t max);
 
 #endif

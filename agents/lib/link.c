@@ -5,6 +5,7 @@
 #include "keys.h"
 #include "log.h"
 #include "loop.h"
+#include "name.h"
 #include "net.h"
 
 #include <errno.h>
@@ -82,24 +83,6 @@ const char *link_down_str(enum link_down r)
 	return link_down_names[r];
 }
 
-static bool link_id_valid_n(const char *s, size_t n)
-{
-	if (n < 1 || n > LINK_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
-static bool link_id_valid(const char *s)
-{
-	return s && link_id_valid_n(s, strnlen(s, LINK_ID_MAX + 1));
-}
-
 static const char *link_id_or_unknown(const struct link *l)
 {
 	return l->peer_id[0] ? l->peer_id : "?";
@@ -150,7 +133,7 @@ static int link_psk_find(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SE
 	char name[LINK_ID_MAX + 1];
 
 	*sess = NULL;
-	if (!link_id_valid_n((const char *)id, idlen)) {
+	if (!name_valid_n((const char *)id, idlen, LINK_ID_MAX)) {
 		snprintf(l->reject, sizeof l->reject, "invalid identity (%zu bytes)", idlen);
 		return 1;
 	}
@@ -783,7 +766,7 @@ struct link *link_dial(struct link_ctx *c, struct loop *loop, const struct socka
 		       const char *bind_host, const char *ctl_id, const struct link_ops *ops,
 		       void *arg)
 {
-	if (!link_id_valid(ctl_id)) {
+	if (!name_valid(ctl_id, LINK_ID_MAX)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -808,7 +791,7 @@ struct link *link_accept(struct link_ctx *c, struct loop *loop, int fd,
 			 const struct sockaddr_storage *peer, const char *expect_id,
 			 const struct link_ops *ops, void *arg)
 {
-	if (expect_id && !link_id_valid(expect_id)) {
+	if (expect_id && !name_valid(expect_id, LINK_ID_MAX)) {
 		close(fd);
 		errno = EINVAL;
 		return NULL;

@@ -19,7 +19,7 @@ struct link;
  * every link made from it. */
 struct link_ctx;
 
-#define LINK_ID_MAX 63  /* controller ids are [A-Za-z0-9_-]{1,63} */
+#define LINK_ID_MAX 63  /* controller ids are names (name.h): [A-Za-z0-9_-]{1,63} */
 
 /* Zero fields take the defaults in brackets. */
 struct link_ctx_opts {

@@ -338,18 +338,6 @@ START_TEST(test_deadline_ms_exact)
 }
 END_TEST
 
-START_TEST(test_valid_name)
-{
-	ck_assert(command_valid_name("ab-C_9", 63));
-	ck_assert(!command_valid_name("", 63));
-	ck_assert(!command_valid_name(NULL, 63));
-	ck_assert(!command_valid_name("a b", 63));
-	ck_assert(!command_valid_name("a.b", 63));
-	ck_assert(command_valid_name("abc", 3));
-	ck_assert(!command_valid_name("abcd", 3));
-}
-END_TEST
-
 /* A refused request's id and reply_to, as far as they can be read (docs/topics.md: "id": null
  * only when the id could not be read). */
 START_TEST(test_peek)
@@ -397,7 +385,6 @@ static Suite *command_suite(void)
 	tcase_add_test(tc, test_no_why_buffer);
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_deadline_ms_exact);
-	tcase_add_test(tc, test_valid_name);
 	tcase_add_test(tc, test_peek);
 	suite_add_tcase(s, tc);
 	return s;
