@@ -57,9 +57,9 @@ struct link {
 	size_t out_off, out_len, out_cap;
 	size_t wpend;               /* length of an SSL_write to repeat after WANT_*, 0 if none */
 	uint64_t last_rx, last_tx, ping_seq;
-	struct loop_timer t_hs, t_ping, t_rx, t_down;
-	int depth;                  /* > 0 while this link runs a user callback */
-	bool dead;                  /* link_free was called during a callback */
+	struct loop_timer t_hs, t_ping, t_rx;
+	struct loop_defer d_down;   /* on_down, never from inside the call that failed */
+	struct loop_defer d_free;   /* link_free: the memory goes at the end of the iteration */
 	bool rx_seen;               /* on_rx was called */
 	enum link_down why;
 	char detail[256];
@@ -237,12 +237,16 @@ void link_ctx_free(struct link_ctx *c)
 
 /* --- teardown and callbacks --- */
 
-static void link_destroy(struct link *l)
+/* Only from the loop's deferred calls (link_free) or before the link was handed out: callers
+ * up the stack may still hold l while the iteration lasts (they see LS_DOWN). */
+static void link_destroy(void *arg)
 {
+	struct link *l = arg;
 	loop_timer_stop(l->loop, &l->t_hs);
 	loop_timer_stop(l->loop, &l->t_ping);
 	loop_timer_stop(l->loop, &l->t_rx);
-	loop_timer_stop(l->loop, &l->t_down);
+	loop_defer_cancel(l->loop, &l->d_down);
+	loop_defer_cancel(l->loop, &l->d_free);
 	if (l->fd >= 0) {
 		loop_io_del(l->loop, l->fd);
 		close(l->fd);
@@ -251,21 +255,6 @@ static void link_destroy(struct link *l)
 	frame_dec_free(&l->dec);
 	free(l->out);
 	free(l);
-}
-
-static void link_hold(struct link *l)
-{
-	l->depth++;
-}
-
-/* Returns false if l was freed. */
-static bool link_release(struct link *l)
-{
-	if (--l->depth == 0 && l->dead) {
-		link_destroy(l);
-		return false;
-	}
-	return true;
 }
 
 /* Stops all I/O; the SSL object stays until link_destroy because callers up the stack may
@@ -288,18 +277,16 @@ static void link_close_io(struct link *l, bool notify)
 	l->fd = -1;
 }
 
-static void link_on_down_timer(void *arg)
+static void link_on_down_deferred(void *arg)
 {
 	struct link *l = arg;
 
-	link_hold(l);
 	if (l->ops->on_down)
 		l->ops->on_down(l, l->why, l->detail, l->arg);
-	link_release(l);
 }
 
-/* Closes the link and schedules on_down for the next loop iteration, so it never runs inside
- * link_send or inside another callback of this link. */
+/* Closes the link and queues on_down for the end of the loop iteration, so it never runs
+ * inside link_send or inside another callback of this link. */
 static void link_fail(struct link *l, enum link_down why, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void link_fail(struct link *l, enum link_down why, const char *fmt, ...)
@@ -325,7 +312,7 @@ static void link_fail(struct link *l, enum link_down why, const char *fmt, ...)
 			  link_down_str(why), l->detail);
 	link_close_io(l, false);
 	l->state = LS_DOWN;
-	loop_timer_start(l->loop, &l->t_down, 0);
+	loop_defer(l->loop, &l->d_down);
 }
 
 /* The reason of a failed SSL call, from the error queue or errno (saved by the caller). */
@@ -516,7 +503,7 @@ static void link_body(struct link *l, const char *body, size_t len)
 	cJSON_Delete(m);
 }
 
-/* Returns -1 once the link went down (or was freed by a callback: l->dead). */
+/* Returns -1 once the link went down (or a callback freed it: then it is down too). */
 static int link_feed(struct link *l, const uint8_t *buf, size_t n)
 {
 	size_t off = 0;
@@ -531,7 +518,7 @@ static int link_feed(struct link *l, const uint8_t *buf, size_t n)
 			char *body = frame_dec_take(&l->dec, &len);
 			link_body(l, body, len);
 			free(body);
-			if (l->state != LS_UP || l->dead)
+			if (l->state != LS_UP)
 				return -1;
 			continue;
 		}
@@ -554,7 +541,7 @@ static void link_read(struct link *l)
 {
 	uint8_t buf[LINK_READ_CHUNK];
 
-	while (l->state == LS_UP && !l->dead) {
+	while (l->state == LS_UP) {
 		ERR_clear_error();
 		int n = SSL_read(l->ssl, buf, sizeof buf);
 		int saved = errno;
@@ -603,7 +590,7 @@ static void link_up(struct link *l)
 	log_info("link %s (%s): up", l->addr, l->peer_id);
 	if (l->ops->on_up)
 		l->ops->on_up(l, l->arg);
-	if (l->state == LS_UP && !l->dead) {
+	if (l->state == LS_UP) {
 		link_read(l);
 		link_flush(l);
 	}
@@ -634,7 +621,6 @@ static void link_on_io(void *arg, int fd, uint32_t events)
 	struct link *l = arg;
 	(void)fd;
 
-	link_hold(l);
 	if (l->state == LS_CONNECTING) {
 		int rc = net_tcp_connect_result(l->fd);
 		if (rc == 0 && (events & EPOLLERR))
@@ -650,15 +636,14 @@ static void link_on_io(void *arg, int fd, uint32_t events)
 			l->rx_seen = true;
 			l->ops->on_rx(l, l->arg);
 		}
-		if (l->state == LS_HANDSHAKE && !l->dead)
+		if (l->state == LS_HANDSHAKE)
 			link_handshake(l);
 	} else if (l->state == LS_UP) {
 		link_read(l);
 		link_flush(l);
 	}
-	if (l->state != LS_DOWN && !l->dead)
+	if (l->state != LS_DOWN)
 		link_io_update(l);
-	link_release(l);
 }
 
 static void link_on_hs_timeout(void *arg)
@@ -728,7 +713,8 @@ static struct link *link_new(struct link_ctx *c, struct loop *loop,
 	loop_timer_init(&l->t_hs, link_on_hs_timeout, l);
 	loop_timer_init(&l->t_ping, link_on_ping_timer, l);
 	loop_timer_init(&l->t_rx, link_on_rx_timer, l);
-	loop_timer_init(&l->t_down, link_on_down_timer, l);
+	loop_defer_init(&l->d_down, link_on_down_deferred, l);
+	loop_defer_init(&l->d_free, link_destroy, l);
 	l->ssl = SSL_new(server ? c->srv : c->cli);
 	if (!l->ssl) {
 		ERR_clear_error();
@@ -823,12 +809,8 @@ void link_free(struct link *l)
 		l->state = LS_DOWN;
 	}
 	/* A pending on_down is cancelled: link_free is silent. */
-	loop_timer_stop(l->loop, &l->t_down);
-	if (l->depth > 0) {
-		l->dead = true;
-		return;
-	}
-	link_destroy(l);
+	loop_defer_cancel(l->loop, &l->d_down);
+	loop_defer(l->loop, &l->d_free);
 }
 
 bool link_is_up(const struct link *l)

@@ -82,9 +82,10 @@ int link_send(struct link *l, const cJSON *msg);
 /* Same with an already serialised object; json is not checked, only framed. */
 int link_send_raw(struct link *l, const char *json, size_t len);
 
-/* Closes now (close_notify if the link is up) without calling on_down, and frees l. Safe
- * inside any of this link's own callbacks: then l is freed once the callback returns. The
- * owner calls it exactly once, after on_down or instead of waiting for it. */
+/* Closes now (close_notify if the link is up) without calling on_down; l is freed at the end
+ * of the loop iteration (loop_defer), so this is safe inside any of this link's own callbacks.
+ * The owner calls it exactly once, after on_down or instead of waiting for it, and uses l no
+ * more; the loop must outlive it (loop_free runs what is still deferred). */
 void link_free(struct link *l);
 
 bool link_is_up(const struct link *l);
