@@ -48,7 +48,8 @@ struct runner_job {
 	uint64_t grace_ms;
 	uint64_t start_ms;
 	struct loop_timer t_kill;    /* timeout, then grace */
-	struct loop_timer t_drain;   /* after reap; also delivers a spawn failure asynchronously */
+	struct loop_timer t_drain;   /* bounds the wait for the pipes after the reap */
+	struct loop_defer d_failed;  /* delivers a spawn failure, never from inside runner_start */
 	struct runner_stream out, err;
 };
 
@@ -177,6 +178,7 @@ static void job_release(struct runner *r, struct runner_job *job)
 {
 	loop_timer_stop(r->loop, &job->t_kill);
 	loop_timer_stop(r->loop, &job->t_drain);
+	loop_defer_cancel(r->loop, &job->d_failed);
 	stream_close(r, &job->out);
 	stream_close(r, &job->err);
 	free(job->out.buf);
@@ -191,6 +193,7 @@ static void job_finish(struct runner_job *job)
 
 	loop_timer_stop(r->loop, &job->t_kill);
 	loop_timer_stop(r->loop, &job->t_drain);
+	loop_defer_cancel(r->loop, &job->d_failed);
 	stream_close(r, &job->out);
 	stream_close(r, &job->err);
 	job_unlink(r, job);
@@ -249,18 +252,18 @@ static void job_on_drain(void *arg)
 {
 	struct runner_job *job = arg;
 
-	if (!job->spawn_errno) {
-		/* Whatever is still buffered in the pipes; a writer that escaped the group may keep
-		 * going, so bound it. */
-		if (job->out.fd >= 0)
-			stream_read(job, &job->out, 16 * RUNNER_READ_BUDGET);
-		if (job->err.fd >= 0)
-			stream_read(job, &job->err, 16 * RUNNER_READ_BUDGET);
-		log_warnx("runner: pid %d: output still open %d ms after exit, a process left its group",
-			  (int)job->pid, RUNNER_DRAIN_MS);
-	}
+	/* Whatever is still buffered in the pipes; a writer that escaped the group may keep
+	 * going, so bound it. */
+	if (job->out.fd >= 0)
+		stream_read(job, &job->out, 16 * RUNNER_READ_BUDGET);
+	if (job->err.fd >= 0)
+		stream_read(job, &job->err, 16 * RUNNER_READ_BUDGET);
+	log_warnx("runner: pid %d: output still open %d ms after exit, a process left its group",
+		  (int)job->pid, RUNNER_DRAIN_MS);
 	job_finish(job);
 }
+
+static void job_on_failed(void *arg) { job_finish(arg); }
 
 /* --- reaping --- */
 
@@ -544,6 +547,7 @@ struct runner_job *runner_start(struct runner *r, const struct runner_spec *spec
 	job->grace_ms = spec->grace_ms ? spec->grace_ms : RUNNER_GRACE_MS;
 	loop_timer_init(&job->t_kill, job_on_timer, job);
 	loop_timer_init(&job->t_drain, job_on_drain, job);
+	loop_defer_init(&job->d_failed, job_on_failed, job);
 	size_t cap = spec->tail_max ? spec->tail_max : RUNNER_TAIL_MAX;
 	if ((rc = stream_init(r, job, &job->out, cap, &wout)) < 0 ||
 	    (rc = stream_init(r, job, &job->err, cap, &werr)) < 0)
@@ -565,7 +569,7 @@ struct runner_job *runner_start(struct runner *r, const struct runner_spec *spec
 		job->spawn_errno = rc;
 		stream_close(r, &job->out);
 		stream_close(r, &job->err);
-		loop_timer_start(r->loop, &job->t_drain, 0);
+		loop_defer(r->loop, &job->d_failed);
 		log_debug("runner: spawn %s: %s", spec->argv[0], strerror(rc));
 		return job;
 	}
