@@ -116,7 +116,9 @@ struct mqtt {
 	uint32_t events;
 	unsigned attempts;        /* failed attempts since the last success */
 	uint64_t rng;
-	struct loop_timer retry, misc, timeout, flush;
+	struct loop_timer retry, misc, timeout;
+	struct loop_defer flush;       /* delivers publish completions from the loop */
+	struct loop_defer retry_now;   /* the next attempt at once, not from inside a callback */
 
 	struct loop_wake *dns_wake;
 	struct mqtt_dns *dns;
@@ -129,7 +131,7 @@ struct mqtt {
 	struct mqtt_out *buf_head, **buf_tail;
 	int nbuf;
 	struct mqtt_track *track[MQTT_TRACK_BUCKETS];
-	struct mqtt_track *finished, **finished_tail;   /* completions waiting for the flush timer */
+	struct mqtt_track *finished, **finished_tail;   /* completions waiting for the flush */
 	uint64_t next_ticket;
 	/* QoS 1/2 publishes handed to libmosquitto that the broker has not acknowledged, by
 	 * packet id (1..65535): a clean stop waits for them (mqtt_drain). */
@@ -346,8 +348,7 @@ static void mqtt_track_finish(struct mqtt *m, struct mqtt_track *t, int err)
 	t->next = NULL;
 	*m->finished_tail = t;
 	m->finished_tail = &t->next;
-	if (!loop_timer_armed(&m->flush))
-		loop_timer_start(m->loop, &m->flush, 0);
+	loop_defer(m->loop, &m->flush);
 }
 
 /* The reason code of a PUBACK/PUBREC/PUBCOMP as an error. */
@@ -640,6 +641,7 @@ static void mqtt_schedule_retry(struct mqtt *m)
 	delay = m->backoff_min + mqtt_rand(m) % (cap - m->backoff_min + 1);
 	m->attempts++;
 	m->state = MQTT_BACKOFF;
+	loop_defer_cancel(m->loop, &m->retry_now);
 	log_debug("mqtt %s: reconnecting in %llu ms", mqtt_cur_uri(m), (unsigned long long)delay);
 	loop_timer_start(m->loop, &m->retry, delay);
 }
@@ -722,7 +724,7 @@ static void mqtt_after_io(struct mqtt *m)
 			mqtt_teardown(m);
 			m->try_v4 = true;
 			m->state = MQTT_BACKOFF;
-			loop_timer_start(m->loop, &m->retry, 0);
+			loop_defer(m->loop, &m->retry_now);
 			return;
 		}
 		char why[256];
@@ -776,7 +778,7 @@ static void mqtt_wiped(struct mqtt *m)
 	log_debug("mqtt %s: previous session dropped; reconnecting for the resumable one",
 		  mqtt_cur_uri(m));
 	m->state = MQTT_BACKOFF;
-	loop_timer_start(m->loop, &m->retry, 0);
+	loop_defer(m->loop, &m->retry_now);
 }
 
 static void mqtt_on_io(void *arg, int fd, uint32_t events)
@@ -1099,7 +1101,8 @@ struct mqtt *mqtt_new(struct loop *loop, const struct mqtt_opts *o, const struct
 	loop_timer_init(&m->retry, mqtt_on_retry, m);
 	loop_timer_init(&m->misc, mqtt_on_misc, m);
 	loop_timer_init(&m->timeout, mqtt_on_timeout, m);
-	loop_timer_init(&m->flush, mqtt_on_flush, m);
+	loop_defer_init(&m->flush, mqtt_on_flush, m);
+	loop_defer_init(&m->retry_now, mqtt_on_retry, m);
 	m->targets = calloc(nuris, sizeof *m->targets);
 	if (!m->targets)
 		goto nomem;
@@ -1478,9 +1481,10 @@ static void mqtt_do_stop(struct mqtt *m, uint64_t timeout_ms)
 	bool was_connected = m->fd >= 0 && m->tcp_up;
 
 	loop_timer_stop(m->loop, &m->retry);
+	loop_defer_cancel(m->loop, &m->retry_now);
 	loop_timer_stop(m->loop, &m->timeout);
 	loop_timer_stop(m->loop, &m->misc);
-	loop_timer_stop(m->loop, &m->flush);
+	loop_defer_cancel(m->loop, &m->flush);
 	mqtt_dns_cancel(m);
 	if (m->fd >= 0) {
 		int fd = m->fd;
@@ -1588,6 +1592,9 @@ void mqtt_free(struct mqtt *m)
 		mqtt_do_stop(m, MQTT_FREE_STOP_MS);
 	if (m->mosq)
 		mosquitto_destroy(m->mosq);
+	/* The stop's last callbacks may have queued completions: they go with m. */
+	loop_defer_cancel(m->loop, &m->flush);
+	loop_defer_cancel(m->loop, &m->retry_now);
 	loop_wake_free(m->dns_wake);
 	mqtt_addrs_clear(m);
 	for (o = m->buf_head; o; o = on) {
