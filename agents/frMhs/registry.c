@@ -292,7 +292,7 @@ struct registry *registry_new(struct loop *loop, struct link_ctx *lctx,
 	r->o = *o;
 	r->ops = ops;
 	r->arg = arg;
-	loop_timer_init(&r->dial_timer, registry_dial_waiting, r);
+	loop_defer_init(&r->dial_next, registry_dial_waiting, r);
 	return r;
 }
 
@@ -313,7 +313,7 @@ void registry_free(struct registry *r)
 	if (!r)
 		return;
 	r->shutting_down = true;
-	loop_timer_stop(r->loop, &r->dial_timer);
+	loop_defer_cancel(r->loop, &r->dial_next);
 	registry_inbound_free_all(r);
 	while (r->ctls) {
 		struct ctl *c = r->ctls;
@@ -328,7 +328,7 @@ void registry_free(struct registry *r)
 		cJSON_Delete(c->sensors);
 		free(c);
 	}
-	loop_timer_stop(r->loop, &r->dial_timer);
+	loop_defer_cancel(r->loop, &r->dial_next);
 	free(r);
 }
 

@@ -64,7 +64,7 @@ struct registry {
 	struct inbound *inbound;
 	bool shutting_down;
 	int dialing;                    /* attempts holding a dial slot */
-	struct loop_timer dial_timer;   /* hands free dial slots to waiting controllers */
+	struct loop_defer dial_next;    /* hands free dial slots to waiting controllers */
 };
 
 /* Handshakes in flight at once: a home server (re)starting among many controllers dials them
@@ -93,7 +93,7 @@ struct attempt *ctl_try_to(struct ctl *c, const struct sockaddr_storage *to);
 void ctl_redial(void *arg);
 /* Closes and frees one of the controller's links, silently. */
 void attempt_free(struct attempt *a);
-/* Timer callback: hands free dial slots to controllers that wait for one. */
+/* Deferred call: hands free dial slots to controllers that wait for one. */
 void registry_dial_waiting(void *arg);
 /* Closes the dialled-in links that have not said who they are. */
 void registry_inbound_free_all(struct registry *r);

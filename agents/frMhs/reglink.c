@@ -32,7 +32,7 @@ void attempt_free(struct attempt *a)
 	}
 	if (a->dialing) {
 		c->r->dialing--;
-		loop_timer_start(c->r->loop, &c->r->dial_timer, 0);
+		loop_defer(c->r->loop, &c->r->dial_next);
 	}
 	if (a->link)
 		link_free(a->link);
@@ -112,7 +112,7 @@ static void registry_on_tls_up(struct link *l, void *arg)
 	if (a->dialing) {
 		a->dialing = false;
 		r->dialing--;
-		loop_timer_start(r->loop, &r->dial_timer, 0);
+		loop_defer(r->loop, &r->dial_next);
 	}
 	cJSON *h = cJSON_CreateObject();
 	cJSON_AddStringToObject(h, "type", "hello");
