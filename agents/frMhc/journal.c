@@ -7,6 +7,7 @@
  * never contain a NUL byte, so the data ends at the first line that starts with one. */
 #include "journal.h"
 
+#include "lanmsg.h"
 #include "log.h"
 
 #include <errno.h>
@@ -32,7 +33,6 @@ struct journal {
 	int fd;
 	off_t end;       /* where the next record goes: the data ends here */
 	off_t alloc;     /* file size: [end, alloc) are zeros */
-	cJSON *scratch;  /* the last result journal_lookup parsed; owned */
 	size_t max_ids;
 	size_t records;  /* lines in the file */
 	size_t count;    /* live entries */
@@ -314,13 +314,11 @@ static int journal_load(struct journal *j, off_t *torn_at, bool *needs_nl, off_t
 	for (size_t b = 0; b < j->nbuckets; b++)
 		for (struct jentry *e = j->buckets[b]; e; e = e->next)
 			if (!e->result) {
-				cJSON *r = cJSON_CreateObject();
-				cJSON_AddStringToObject(r, "type", "result");
-				cJSON_AddStringToObject(r, "id", e->id);
-				cJSON_AddStringToObject(r, "status", "lost");
-				cJSON_AddStringToObject(r, "reason",
-							"the controller restarted while the action ran");
-				e->result = cJSON_PrintUnformatted(r);
+				struct lanmsg_result lost_r = {
+					.id = e->id, .status = "lost",
+					.reason = "the controller restarted while the action ran" };
+				cJSON *r = lanmsg_result_new(&lost_r);
+				e->result = r ? cJSON_PrintUnformatted(r) : NULL;
 				cJSON_Delete(r);
 				lost++;
 			}
@@ -396,28 +394,21 @@ void journal_close(struct journal *j)
 			journal_drop(j, j->buckets[b]);
 	if (j->fd >= 0)
 		close(j->fd);
-	cJSON_Delete(j->scratch);
 	free(j->buckets);
 	free(j->path);
 	free(j->tmp);
 	free(j);
 }
 
-enum journal_state journal_lookup(struct journal *j, const char *id, const cJSON **result)
+enum journal_state journal_lookup(struct journal *j, const char *id, const char **result)
 {
 	struct jentry *e = journal_find(j, id);
 	if (!e)
 		return JOURNAL_NONE;
 	if (!e->result)
 		return JOURNAL_RUNNING;
-	if (result) {
-		/* Parsed on demand: repeats are rare, memory for every remembered result is not. */
-		cJSON_Delete(j->scratch);
-		j->scratch = cJSON_Parse(e->result);
-		*result = j->scratch;
-		if (!j->scratch)
-			return JOURNAL_RUNNING;  /* out of memory: say "still running", never "run it" */
-	}
+	if (result)
+		*result = e->result;
 	return JOURNAL_DONE;
 }
 
@@ -439,12 +430,12 @@ int journal_started(struct journal *j, const char *id)
 	return 0;
 }
 
-int journal_finished(struct journal *j, const char *id, const cJSON *result)
+int journal_finished(struct journal *j, const char *id, const char *result)
 {
 	struct jentry *e = journal_put(j, id);
 	if (!e)
 		return -1;
-	char *text = cJSON_PrintUnformatted(result);
+	char *text = strdup(result);
 	if (!text)
 		return -1;
 	free(e->result);

@@ -8,6 +8,7 @@
 #include "conf.h"
 #include "journal.h"
 #include "keys.h"
+#include "lanmsg.h"
 #include "link.h"
 #include "listener.h"
 #include "log.h"
@@ -29,6 +30,8 @@
 #include <unistd.h>
 
 #define MHC_SENSOR_VALUE_MAX 256
+/* An event: the value (a 256-byte string, escaped at most 6 times over) and the rest. */
+#define MHC_EVENT_MAX (6 * MHC_SENSOR_VALUE_MAX + 256)
 
 struct mhc;
 
@@ -100,38 +103,42 @@ static uint64_t mhc_jitter(uint64_t ms, int percent)
 
 /* --- peers --- */
 
-static void mhc_broadcast(struct mhc *m, const cJSON *msg)
+/* A message serialised once, to every peer that said hello (a final result reaches a home
+ * server that relinked mid-run too). */
+static void mhc_broadcast(struct mhc *m, const char *text, size_t len)
 {
 	for (struct peer *p = m->peers; p; p = p->next)
 		if (p->hello && link_is_up(p->link))
-			link_send(p->link, msg);
+			link_send_raw(p->link, text, len);
+}
+
+/* Sends o (taken) to one peer. */
+static void mhc_send(struct peer *p, cJSON *o)
+{
+	if (o)
+		link_send(p->link, o);
+	cJSON_Delete(o);
 }
 
 static cJSON *mhc_hello(struct mhc *m)
 {
-	cJSON *h = cJSON_CreateObject();
-	cJSON_AddStringToObject(h, "type", "hello");
-	cJSON_AddNumberToObject(h, "proto", ANNOUNCE_PROTO_VERSION);
-	cJSON_AddStringToObject(h, "role", "controller");
-	cJSON_AddStringToObject(h, "id", m->conf.id);
-	cJSON_AddStringToObject(h, "name", m->conf.name);
-	cJSON_AddStringToObject(h, "version", FR_VERSION);
-	cJSON_AddStringToObject(h, "boot", m->boot);
-	cJSON_AddNumberToObject(h, "port", m->port);
-	cJSON_AddItemToObject(h, "actions", conf_actions_json(&m->conf));
-	cJSON_AddItemToObject(h, "sensors", conf_sensors_json(&m->conf));
-	return h;
+	cJSON *actions = conf_actions_json(&m->conf), *sensors = conf_sensors_json(&m->conf);
+	struct lanmsg_hello h = { .controller = true, .id = m->conf.id, .name = m->conf.name,
+				  .boot = m->boot, .port = m->port, .actions = actions,
+				  .sensors = sensors };
+	cJSON *o = lanmsg_hello_new(&h);
+	cJSON_Delete(actions);
+	cJSON_Delete(sensors);
+	return o;
 }
 
-static cJSON *mhc_sensor_event(const struct sensor *s)
+/* The sensor's state event into buf; its length, or <0 (logged). */
+static int mhc_sensor_event(const struct sensor *s, char *buf, size_t n)
 {
-	cJSON *e = cJSON_CreateObject();
-	cJSON_AddStringToObject(e, "type", "event");
-	cJSON_AddStringToObject(e, "kind", "state");
-	cJSON_AddStringToObject(e, "sensor", s->def->name);
-	cJSON_AddItemToObject(e, "value", cJSON_Parse(s->value));
-	cJSON_AddNumberToObject(e, "ts", (double)s->ts_ms);
-	return e;
+	int len = lanmsg_event_state(buf, n, s->def->name, s->value, s->ts_ms);
+	if (len < 0)
+		log_warnx("sensor %s: event not sent: %s", s->def->name, strerror(-len));
+	return len;
 }
 
 /* Unlinks and frees p and its link (which may be NULL: a link that could not be made). */
@@ -152,25 +159,26 @@ static void mhc_peer_free(struct peer *p)
 
 static void mhc_home_schedule(struct mhc *m);
 
-static void mhc_reply(struct peer *p, const char *type, const char *id, const char *status,
-		      const char *reason)
+/* A refusal before any run: it left no trace in the journal, so the home server must not keep
+ * it as the id's outcome (docs/lan-protocol.md, result: "recorded": false). id NULL: null. */
+static void mhc_refuse(struct peer *p, const char *id, const char *status, const char *reason)
 {
-	cJSON *r = cJSON_CreateObject();
-	cJSON_AddStringToObject(r, "type", type);
-	if (id)
-		cJSON_AddStringToObject(r, "id", id);
-	else
-		cJSON_AddNullToObject(r, "id");
-	if (status)
-		cJSON_AddStringToObject(r, "status", status);
-	if (reason)
-		cJSON_AddStringToObject(r, "reason", reason);
-	/* Every final answer made here is a refusal that left no trace in the journal: the home
-	 * server must not keep it as the id's outcome (docs/lan-protocol.md, result). */
-	if (strcmp(type, "result") == 0)
-		cJSON_AddFalseToObject(r, "recorded");
-	link_send(p->link, r);
-	cJSON_Delete(r);
+	struct lanmsg_result r = { .id = id, .status = status, .reason = reason, .unrecorded = true };
+	mhc_send(p, lanmsg_result_new(&r));
+}
+
+/* A final result (o taken): serialised once, journalled, sent to every peer. */
+static void mhc_final(struct mhc *m, const char *id, cJSON *o)
+{
+	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	if (!text) {
+		log_warnx("command %s: no memory for its result", id);
+		return;
+	}
+	journal_finished(m->journal, id, text);
+	mhc_broadcast(m, text, strlen(text));
+	free(text);
 }
 
 /* --- commands --- */
@@ -182,82 +190,78 @@ static void mhc_builtin(struct peer *p, const struct command *c, const struct co
 {
 	struct mhc *m = p->m;
 	if (cJSON_GetArraySize(c->args) > 0) {
-		mhc_reply(p, "result", c->id, "rejected", "a builtin takes no args");
+		mhc_refuse(p, c->id, "rejected", "a builtin takes no args");
 		return;
 	}
-	mhc_reply(p, "accepted", c->id, NULL, NULL);
+	mhc_send(p, lanmsg_accepted_new(c->id));
 	if (journal_started(m->journal, c->id) < 0) {
-		mhc_reply(p, "result", c->id, "failed", "could not record the command durably");
+		mhc_refuse(p, c->id, "failed", "could not record the command durably");
 		return;
 	}
-	mhc_reply(p, "started", c->id, NULL, NULL);
-	cJSON *r = cJSON_CreateObject();
-	cJSON_AddStringToObject(r, "type", "result");
-	cJSON_AddStringToObject(r, "id", c->id);
-	cJSON_AddStringToObject(r, "action", a->name);
-	cJSON_AddStringToObject(r, "status", "ok");
-	cJSON_AddNumberToObject(r, "exit_code", 0);
-	cJSON_AddNullToObject(r, "signal");
-	cJSON_AddNumberToObject(r, "duration_ms", 0);
-	cJSON_AddNumberToObject(r, "started", (double)loop_wall_ms());
-	cJSON_AddStringToObject(r, "stdout", "");
-	cJSON_AddStringToObject(r, "stderr", "");
-	cJSON_AddBoolToObject(r, "stdout_truncated", 0);
-	cJSON_AddBoolToObject(r, "stderr_truncated", 0);
-	journal_finished(m->journal, c->id, r);
-	mhc_broadcast(m, r);
-	cJSON_Delete(r);
+	mhc_send(p, lanmsg_started_new(c->id, 0, false));
+	struct lanmsg_result r = { .id = c->id, .action = a->name, .status = "ok", .run = true,
+				   .exited = true, .started_ms = (int64_t)loop_wall_ms() };
+	mhc_final(m, c->id, lanmsg_result_new(&r));
 }
 
-static void mhc_command(struct peer *p, const cJSON *msg)
+/* A repeat of an id the journal holds: its result again, marked duplicate, to this peer. */
+static void mhc_repeat(struct peer *p, const char *id, const char *stored)
+{
+	static const char *const drop[] = { "duplicate", NULL };
+	struct lanmsg was;
+	char why[200];
+	if (lanmsg_decode(&was, stored, strlen(stored), why, sizeof why) < 0) {
+		/* Still never run again: what a repeat of a running id gets. */
+		log_warnx("command %s: journalled result unreadable (%s); answered started", id, why);
+		mhc_send(p, lanmsg_started_new(id, 0, true));
+		return;
+	}
+	cJSON *dup = cJSON_CreateObject();
+	cJSON_AddTrueToObject(dup, "duplicate");
+	size_t len;
+	char *text = lanmsg_forward(&was, drop, dup, &len);
+	if (text)
+		link_send_raw(p->link, text, len);
+	free(text);
+	cJSON_Delete(dup);
+	lanmsg_clear(&was);
+}
+
+static void mhc_command(struct peer *p, const struct lanmsg *msg)
 {
 	struct mhc *m = p->m;
 	struct command c;
 	char why[256];
-	const cJSON *idj = cJSON_GetObjectItemCaseSensitive(msg, "id");
-	const char *rawid = cJSON_IsString(idj) ? idj->valuestring : NULL;
 
-	if (command_from_json(msg, &c, why, sizeof why) < 0) {
+	if (lanmsg_command(msg, &c, why, sizeof why) < 0) {
 		log_warnx("command from %s rejected: %s", link_peer_addr(p->link), why);
-		mhc_reply(p, "result", rawid && strlen(rawid) <= COMMAND_ID_MAX ? rawid : NULL,
-			  "rejected", why);
+		mhc_refuse(p, c.id[0] ? c.id : NULL, "rejected", why);
 		return;
 	}
-	const cJSON *stored = NULL;
+	const char *stored = NULL;
 	switch (journal_lookup(m->journal, c.id, &stored)) {
-	case JOURNAL_RUNNING: {
+	case JOURNAL_RUNNING:
 		/* A redelivery while it runs: acknowledge; the result reaches every peer. */
 		log_info("command %s: repeated while running, not run again", c.id);
-		cJSON *r = cJSON_CreateObject();
-		cJSON_AddStringToObject(r, "type", "started");
-		cJSON_AddStringToObject(r, "id", c.id);
-		cJSON_AddBoolToObject(r, "duplicate", 1);
-		link_send(p->link, r);
-		cJSON_Delete(r);
+		mhc_send(p, lanmsg_started_new(c.id, 0, true));
 		goto out;
-	}
-	case JOURNAL_DONE: {
+	case JOURNAL_DONE:
 		log_info("command %s: repeated after it ended, answered from the journal", c.id);
-		cJSON *r = cJSON_Duplicate(stored, 1);
-		cJSON_DeleteItemFromObjectCaseSensitive(r, "duplicate");
-		cJSON_AddBoolToObject(r, "duplicate", 1);
-		link_send(p->link, r);
-		cJSON_Delete(r);
+		mhc_repeat(p, c.id, stored);
 		goto out;
-	}
 	case JOURNAL_NONE:
 		break;
 	}
 	if (c.deadline_ms && (int64_t)loop_wall_ms() > c.deadline_ms) {
 		log_info("command %s (%s): deadline passed, not run", c.id, c.action);
-		mhc_reply(p, "result", c.id, "expired", "the command's deadline had passed");
+		mhc_refuse(p, c.id, "expired", "the command's deadline had passed");
 		goto out;
 	}
 	const struct conf_action *a = conf_action_find(&m->conf, c.action);
 	if (!a) {
 		log_info("command %s: unknown action '%s'", c.id, c.action);
 		snprintf(why, sizeof why, "no action '%s' on %s", c.action, m->conf.id);
-		mhc_reply(p, "result", c.id, "unknown_action", why);
+		mhc_refuse(p, c.id, "unknown_action", why);
 		goto out;
 	}
 	int idx = (int)(a - m->conf.actions);
@@ -268,20 +272,20 @@ static void mhc_command(struct peer *p, const cJSON *msg)
 	char **argv = NULL;
 	if (conf_action_argv(a, c.args, &argv, why, sizeof why) < 0) {
 		log_info("command %s (%s) rejected: %s", c.id, c.action, why);
-		mhc_reply(p, "result", c.id, "rejected", why);
+		mhc_refuse(p, c.id, "rejected", why);
 		goto out;
 	}
 	if (m->running[idx] >= a->max_running) {
 		log_info("command %s (%s): busy, %d already running", c.id, c.action, m->running[idx]);
 		snprintf(why, sizeof why, "action '%s' already runs %d time(s), its limit", a->name,
 			 m->running[idx]);
-		mhc_reply(p, "result", c.id, "busy", why);
+		mhc_refuse(p, c.id, "busy", why);
 		conf_argv_free(argv);
 		goto out;
 	}
-	mhc_reply(p, "accepted", c.id, NULL, NULL);
+	mhc_send(p, lanmsg_accepted_new(c.id));
 	if (journal_started(m->journal, c.id) < 0) {
-		mhc_reply(p, "result", c.id, "failed", "could not record the command durably");
+		mhc_refuse(p, c.id, "failed", "could not record the command durably");
 		conf_argv_free(argv);
 		goto out;
 	}
@@ -306,14 +310,9 @@ static void mhc_command(struct peer *p, const cJSON *msg)
 	if (!job) {
 		snprintf(why, sizeof why, "could not start: %s", strerror(-err));
 		log_warnx("command %s (%s): %s", c.id, c.action, why);
-		cJSON *r = cJSON_CreateObject();
-		cJSON_AddStringToObject(r, "type", "result");
-		cJSON_AddStringToObject(r, "id", c.id);
-		cJSON_AddStringToObject(r, "status", "failed");
-		cJSON_AddStringToObject(r, "reason", why);
-		journal_finished(m->journal, c.id, r);
-		mhc_broadcast(m, r);
-		cJSON_Delete(r);
+		struct lanmsg_result r = { .id = c.id, .action = a->name, .status = "failed",
+					   .reason = why };
+		mhc_final(m, c.id, lanmsg_result_new(&r));
 		free(run);
 		goto out;
 	}
@@ -321,12 +320,7 @@ static void mhc_command(struct peer *p, const cJSON *msg)
 	run->next = m->runs;
 	m->runs = run;
 	log_info("command %s: %s started, pid %d", c.id, c.action, (int)runner_job_pid(job));
-	cJSON *s = cJSON_CreateObject();
-	cJSON_AddStringToObject(s, "type", "started");
-	cJSON_AddStringToObject(s, "id", c.id);
-	cJSON_AddNumberToObject(s, "pid", runner_job_pid(job));
-	link_send(p->link, s);
-	cJSON_Delete(s);
+	mhc_send(p, lanmsg_started_new(c.id, (long)runner_job_pid(job), false));
 out:
 	command_clear(&c);
 }
@@ -362,30 +356,16 @@ static void mhc_run_done(void *arg, const struct runner_result *res)
 			 strerror(res->spawn_errno));
 		break;
 	}
-	cJSON *r = cJSON_CreateObject();
-	cJSON_AddStringToObject(r, "type", "result");
-	cJSON_AddStringToObject(r, "id", run->id);
-	cJSON_AddStringToObject(r, "action", run->action->name);
-	cJSON_AddStringToObject(r, "status", status);
-	if (res->status == RUNNER_EXITED || (res->status != RUNNER_SPAWN_FAILED && !res->signal))
-		cJSON_AddNumberToObject(r, "exit_code", res->exit_code);
-	else
-		cJSON_AddNullToObject(r, "exit_code");
-	if (res->signal)
-		cJSON_AddNumberToObject(r, "signal", res->signal);
-	else
-		cJSON_AddNullToObject(r, "signal");
-	cJSON_AddNumberToObject(r, "duration_ms", (double)res->duration_ms);
-	cJSON_AddNumberToObject(r, "started", (double)run->started_wall);
-	cJSON_AddStringToObject(r, "stdout", res->out ? res->out : "");
-	cJSON_AddStringToObject(r, "stderr", res->err ? res->err : "");
-	cJSON_AddBoolToObject(r, "stdout_truncated", res->out_truncated);
-	cJSON_AddBoolToObject(r, "stderr_truncated", res->err_truncated);
-	if (reason[0])
-		cJSON_AddStringToObject(r, "reason", reason);
-	journal_finished(m->journal, run->id, r);
-	mhc_broadcast(m, r);
-	cJSON_Delete(r);
+	struct lanmsg_result r = {
+		.id = run->id, .action = run->action->name, .status = status, .run = true,
+		.exited = res->status == RUNNER_EXITED ||
+			  (res->status != RUNNER_SPAWN_FAILED && !res->signal),
+		.exit_code = res->exit_code, .signal = res->signal, .duration_ms = res->duration_ms,
+		.started_ms = (int64_t)run->started_wall, .out = res->out, .err = res->err,
+		.out_truncated = res->out_truncated, .err_truncated = res->err_truncated,
+		.reason = reason[0] ? reason : NULL,
+	};
+	mhc_final(m, run->id, lanmsg_result_new(&r));
 	log_info("command %s: %s ended: %s%s%s (%llu ms)", run->id, run->action->name, status,
 		 reason[0] ? ", " : "", reason, (unsigned long long)res->duration_ms);
 
@@ -422,52 +402,56 @@ static void mhc_on_up(struct link *l, void *arg)
 	if (p->dialled)
 		m->home_backoff_ms = 0;
 	log_info("link %s: up", link_peer_addr(l));
-	cJSON *h = mhc_hello(m);
-	link_send(l, h);
-	cJSON_Delete(h);
+	mhc_send(p, mhc_hello(m));
 }
 
-static void mhc_on_msg(struct link *l, const cJSON *msg, void *arg)
+static void mhc_on_msg(struct link *l, const struct lanmsg *msg, void *arg)
 {
 	struct peer *p = arg;
-	const char *type = cJSON_GetObjectItemCaseSensitive(msg, "type")->valuestring;
+	char why[256];
 
-	if (strcmp(type, "hello") == 0) {
-		const cJSON *proto = cJSON_GetObjectItemCaseSensitive(msg, "proto");
-		if (!cJSON_IsNumber(proto) || proto->valueint != ANNOUNCE_PROTO_VERSION) {
-			log_warnx("link %s: hello with unsupported protocol version; dropped",
-				  link_peer_addr(l));
+	if (msg->type == LANMSG_HELLO) {
+		struct lanmsg_hello h;
+		int rc = lanmsg_hello(msg, &h, why, sizeof why);
+		if (rc == 0 && h.controller) {
+			snprintf(why, sizeof why, "hello from a controller, not a home server");
+			rc = -EINVAL;
+		}
+		if (rc < 0) {
+			log_warnx("link %s: %s; dropped", link_peer_addr(l), why);
 			mhc_peer_free(p);
 			return;
 		}
 		p->hello = true;
 		/* A fresh home server learns current values without waiting for a change. */
-		for (int i = 0; i < p->m->conf.nsensors; i++)
-			if (p->m->sensors[i].value) {
-				cJSON *e = mhc_sensor_event(&p->m->sensors[i]);
-				link_send(l, e);
-				cJSON_Delete(e);
-			}
+		for (int i = 0; i < p->m->conf.nsensors; i++) {
+			char ev[MHC_EVENT_MAX];
+			int n;
+			if (p->m->sensors[i].value &&
+			    (n = mhc_sensor_event(&p->m->sensors[i], ev, sizeof ev)) > 0)
+				link_send_raw(l, ev, (size_t)n);
+		}
 		return;
 	}
 	if (!p->hello) {
-		log_warnx("link %s: '%s' before hello; dropped", link_peer_addr(l), type);
+		log_warnx("link %s: '%s' before hello; dropped", link_peer_addr(l), msg->type_name);
 		mhc_peer_free(p);
 		return;
 	}
-	if (strcmp(type, "command") == 0) {
+	if (msg->type == LANMSG_COMMAND) {
 		if (p->m->stopping) {
-			const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
-			mhc_reply(p, "result", cJSON_IsString(id) ? id->valuestring : NULL, "rejected",
-				  "the controller is shutting down");
+			struct command c;
+			if (lanmsg_command(msg, &c, why, sizeof why) == 0)
+				command_clear(&c);   /* only its id is needed */
+			mhc_refuse(p, c.id[0] ? c.id : NULL, "rejected", "the controller is shutting down");
 			return;
 		}
 		mhc_command(p, msg);
-	} else if (strcmp(type, "bye") == 0) {
+	} else if (msg->type == LANMSG_BYE) {
 		log_info("link %s: peer said bye", link_peer_addr(l));
 	} else {
 		/* Newer peers may send types we do not know; ignoring them keeps v1 extensible. */
-		log_debug("link %s: ignored message type '%s'", link_peer_addr(l), type);
+		log_debug("link %s: ignored message type '%s'", link_peer_addr(l), msg->type_name);
 	}
 }
 
@@ -653,9 +637,10 @@ static void mhc_sensor_done(void *arg, const struct runner_result *res)
 			s->value = v;
 			s->ts_ms = (int64_t)loop_wall_ms();
 			log_debug("sensor %s = %s", s->def->name, v);
-			cJSON *e = mhc_sensor_event(s);
-			mhc_broadcast(m, e);
-			cJSON_Delete(e);
+			char ev[MHC_EVENT_MAX];
+			int n = mhc_sensor_event(s, ev, sizeof ev);
+			if (n > 0)
+				mhc_broadcast(m, ev, (size_t)n);
 		} else {
 			free(v);
 		}
@@ -695,10 +680,11 @@ static void mhc_maybe_exit(struct mhc *m)
 	 * bye as "offline at once", and a result after it would reach requesters as lost instead
 	 * of the failed outcome the journal holds. */
 	m->bye_sent = true;
-	cJSON *bye = cJSON_CreateObject();
-	cJSON_AddStringToObject(bye, "type", "bye");
-	cJSON_AddStringToObject(bye, "reason", "shutdown");
-	mhc_broadcast(m, bye);
+	cJSON *bye = lanmsg_bye_new("shutdown");
+	char *text = bye ? cJSON_PrintUnformatted(bye) : NULL;
+	if (text)
+		mhc_broadcast(m, text, strlen(text));
+	free(text);
 	cJSON_Delete(bye);
 	/* Let the links flush the final results and the bye before closing. */
 	loop_timer_start(m->loop, &m->stop_timer, 200);

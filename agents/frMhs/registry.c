@@ -3,6 +3,7 @@
 
 #include "command.h"
 #include "ctl.h"
+#include "lanmsg.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
@@ -71,14 +72,18 @@ void ctl_set_json(cJSON **dst, const cJSON *src)
 	*dst = cJSON_Duplicate(src, 1);
 }
 
-/* Copies a string field of o into dst (size n) if it fits; true if it changed. */
+bool ctl_take(char *dst, size_t n, const char *src)
+{
+	if (!src || strlen(src) >= n || strcmp(dst, src) == 0)
+		return false;
+	snprintf(dst, n, "%s", src);
+	return true;
+}
+
 bool ctl_take_str(char *dst, size_t n, const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	if (!cJSON_IsString(v) || strlen(v->valuestring) >= n || strcmp(dst, v->valuestring) == 0)
-		return false;
-	snprintf(dst, n, "%s", v->valuestring);
-	return true;
+	return ctl_take(dst, n, cJSON_IsString(v) ? v->valuestring : NULL);
 }
 
 /* --- controllers --- */
@@ -299,10 +304,8 @@ struct registry *registry_new(struct loop *loop, struct link_ctx *lctx,
 void registry_shutdown(struct registry *r)
 {
 	r->shutting_down = true;
-	cJSON *bye = cJSON_CreateObject();
-	cJSON_AddStringToObject(bye, "type", "bye");
-	cJSON_AddStringToObject(bye, "reason", "shutdown");
-	for (struct ctl *c = r->ctls; c; c = c->next)
+	cJSON *bye = lanmsg_bye_new("shutdown");
+	for (struct ctl *c = r->ctls; bye && c; c = c->next)
 		if (c->up)
 			link_send(c->up->link, bye);
 	cJSON_Delete(bye);

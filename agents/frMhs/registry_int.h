@@ -78,7 +78,9 @@ void ctl_step(struct ctl *c, enum ctl_event ev, const char *detail);
 /* Republish status and info. */
 void ctl_changed(struct ctl *c);
 void ctl_set_json(cJSON **dst, const cJSON *src);
-/* Copies the string field key of o into dst (size n) if it fits; true if dst changed. */
+/* Copies src (NULL: nothing) into dst (size n) if it fits; true if dst changed. */
+bool ctl_take(char *dst, size_t n, const char *src);
+/* The same with the string field key of o. */
 bool ctl_take_str(char *dst, size_t n, const cJSON *o, const char *key);
 bool registry_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 const char *registry_addr_str(const struct sockaddr_storage *a, char *buf, size_t n);

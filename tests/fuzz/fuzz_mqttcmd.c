@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (command_parse(payload, pl, &c, why, sizeof why) == 0) {
 		if (!c.id[0] || !c.action[0] || !c.args)
 			abort();
-		cJSON *j = command_to_json(&c);
+		cJSON *j = command_to_json(&c, true);
 		cJSON_Delete(j);
 		command_clear(&c);
 	} else if (!why[0]) {

@@ -307,7 +307,7 @@ START_TEST(test_round_trip)
 		cJSON *j;
 
 		ck_assert_int_eq(parse(inputs[i], &a), 0);
-		j = command_to_json(&a);
+		j = command_to_json(&a, true);
 		ck_assert_ptr_nonnull(j);
 		ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(j, "type"));
 		ck_assert_int_eq(command_from_json(j, &b, why, sizeof why), 0);

@@ -219,7 +219,7 @@ void command_peek(const char *buf, size_t len, char id[COMMAND_ID_MAX + 1],
 	cJSON_Delete(obj);
 }
 
-cJSON *command_to_json(const struct command *c)
+cJSON *command_to_json(const struct command *c, bool requester)
 {
 	cJSON *o = cJSON_CreateObject();
 	if (!o)
@@ -231,9 +231,9 @@ cJSON *command_to_json(const struct command *c)
 		cJSON_AddNumberToObject(o, "timeout", (double)c->timeout_ms / 1000.0);
 	if (c->deadline_ms)
 		cJSON_AddNumberToObject(o, "deadline", (double)c->deadline_ms / 1000.0);
-	if (c->reply_to[0])
+	if (requester && c->reply_to[0])
 		cJSON_AddStringToObject(o, "reply_to", c->reply_to);
-	if (c->final_only)
+	if (requester && c->final_only)
 		cJSON_AddFalseToObject(o, "progress");
 	return o;
 }

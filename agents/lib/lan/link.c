@@ -1,8 +1,8 @@
 /* link: TLS 1.3 PSK link carrying JSON frames inside the epoll loop; see link.h. */
 #include "link.h"
-#include "command.h"
 #include "frame.h"
 #include "keys.h"
+#include "lanmsg.h"
 #include "log.h"
 #include "loop.h"
 #include "name.h"
@@ -451,56 +451,25 @@ int link_send(struct link *l, const cJSON *msg)
 
 /* --- input --- */
 
-static void link_answer_ping(struct link *l, const cJSON *seq)
-{
-	char buf[96];
-	int n = snprintf(buf, sizeof buf, "{\"type\":\"pong\",\"seq\":%.17g}", seq->valuedouble);
-	link_send_raw(l, buf, (size_t)n);
-}
-
-/* One frame body: checked, then pings answered, pongs swallowed, the rest delivered. */
+/* One frame body: checked (lanmsg_decode), then pings answered, pongs swallowed, the rest
+ * delivered. */
 static void link_body(struct link *l, const char *body, size_t len)
 {
-	cJSON *m = NULL;
+	struct lanmsg m;
+	char why[200], pong[96];
 
-	if (strlen(body) != len) {
-		link_fail(l, LINK_DOWN_BAD_FRAME, "NUL byte in a %zu-byte frame", len);
+	if (lanmsg_decode(&m, body, len, why, sizeof why) < 0) {
+		link_fail(l, LINK_DOWN_BAD_FRAME, "%s", why);
 		return;
 	}
-	if (!frame_utf8_valid(body, len)) {
-		link_fail(l, LINK_DOWN_BAD_FRAME, "%zu-byte frame is not UTF-8", len);
-		return;
+	if (m.type == LANMSG_PING) {
+		int n = lanmsg_pong(pong, sizeof pong, &m);
+		if (n > 0)
+			link_send_raw(l, pong, (size_t)n);
+	} else if (m.type != LANMSG_PONG && l->ops->on_msg) {
+		l->ops->on_msg(l, &m, l->arg);
 	}
-	/* require_null_terminated: nothing but white space may follow the object. */
-	m = cJSON_ParseWithOpts(body, NULL, 1);
-	if (!m) {
-		link_fail(l, LINK_DOWN_BAD_FRAME, "%zu-byte frame is not JSON", len);
-		return;
-	}
-	/* Escaped, a NUL is still a NUL: cJSON would cut the string there, silently. */
-	long nul = command_json_nul(body, len);
-	if (nul >= 0) {
-		link_fail(l, LINK_DOWN_BAD_FRAME, "NUL (\\u0000) in a string at byte %ld of a %zu-byte frame",
-			  nul, len);
-		cJSON_Delete(m);
-		return;
-	}
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
-	if (!cJSON_IsObject(m)) {
-		link_fail(l, LINK_DOWN_BAD_FRAME, "frame is not a JSON object");
-	} else if (!cJSON_IsString(type) || !type->valuestring) {
-		link_fail(l, LINK_DOWN_BAD_FRAME, "frame without a string \"type\"");
-	} else if (strcmp(type->valuestring, "ping") == 0 || strcmp(type->valuestring, "pong") == 0) {
-		const cJSON *seq = cJSON_GetObjectItemCaseSensitive(m, "seq");
-		if (!cJSON_IsNumber(seq))
-			link_fail(l, LINK_DOWN_BAD_FRAME, "%s without a numeric \"seq\"",
-				  type->valuestring);
-		else if (type->valuestring[1] == 'i')
-			link_answer_ping(l, seq);
-	} else if (l->ops->on_msg) {
-		l->ops->on_msg(l, m, l->arg);
-	}
-	cJSON_Delete(m);
+	lanmsg_clear(&m);
 }
 
 /* Returns -1 once the link went down (or a callback freed it: then it is down too). */
@@ -670,9 +639,8 @@ static void link_on_ping_timer(void *arg)
 		return;
 	}
 	char buf[64];
-	int n = snprintf(buf, sizeof buf, "{\"type\":\"ping\",\"seq\":%llu}",
-			 (unsigned long long)++l->ping_seq);
-	if (link_send_raw(l, buf, (size_t)n) == 0)
+	int n = lanmsg_ping(buf, sizeof buf, ++l->ping_seq);
+	if (n > 0 && link_send_raw(l, buf, (size_t)n) == 0)
 		loop_timer_start(l->loop, &l->t_ping, l->ctx->ping_interval_ms);
 }
 

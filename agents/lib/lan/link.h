@@ -13,6 +13,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "lanmsg.h"
+
 struct loop;
 struct link;
 /* One per agent: the SSL_CTXs and a copy of the secret. Owned by the caller; free it after
@@ -51,7 +53,9 @@ const char *link_down_str(enum link_down r);
 
 struct link_ops {
 	void (*on_up)(struct link *l, void *arg);                    /* handshake done */
-	void (*on_msg)(struct link *l, const cJSON *msg, void *arg); /* msg borrowed for the call */
+	/* A message that passed the frame checks (lanmsg_decode; ping and pong are the link's
+	 * own and never come here); m borrowed for the call. */
+	void (*on_msg)(struct link *l, const struct lanmsg *m, void *arg);
 	/* Exactly once per link that did not get link_free first; always called from the loop,
 	 * never from inside link_send. detail is borrowed for the call. */
 	void (*on_down)(struct link *l, enum link_down why, const char *detail, void *arg);
