@@ -1,5 +1,6 @@
 /* test_command: command request parsing, each rejection's reason, and the JSON round trip. */
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ static void assert_rejected(const char *json, const char *want)
 	struct command c;
 
 	memset(&c, 0x5a, sizeof c);
-	ck_assert_msg(parse(json, &c) == -1, "accepted: %s", json);
+	ck_assert_msg(parse(json, &c) == -EINVAL, "accepted: %s", json);
 	ck_assert_msg(strcmp(why, want) == 0, "for %s\n  why: %s\n want: %s", json, why, want);
 	ck_assert_ptr_null(c.args);
 	ck_assert_str_eq(c.id, "");
@@ -284,7 +285,7 @@ START_TEST(test_no_why_buffer)
 	struct command c;
 	const char *bad = "{\"id\":1}";
 
-	ck_assert_int_eq(command_parse(bad, strlen(bad), &c, NULL, 0), -1);
+	ck_assert_int_eq(command_parse(bad, strlen(bad), &c, NULL, 0), -EINVAL);
 	ck_assert_ptr_null(c.args);
 }
 END_TEST

@@ -1,8 +1,10 @@
 /* command: parse and validate a command request; see command.h. */
 #include "command.h"
 
+#include "log.h"
+
+#include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +19,7 @@ static bool command_valid_topic(const char *s)
 	return strpbrk(s, "+#") == NULL;
 }
 
-__attribute__((format(printf, 3, 4)))
-static int command_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (why && whylen)
-		vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-#define WHY(...) command_why(why, whylen, __VA_ARGS__)
+#define WHY(...) log_why(why, whylen, __VA_ARGS__)
 
 int command_from_json(const cJSON *obj, struct command *c, char *why, size_t whylen)
 {
@@ -154,7 +146,7 @@ fail_args:
 	WHY("'args' must be an object of name: value");
 fail:
 	command_clear(c);
-	return -1;
+	return -EINVAL;
 }
 
 /* The offset of the next \u0000 escape inside a string of text from `from` on (in_string: the

@@ -29,7 +29,7 @@ struct command {
 };
 
 /* Fills c from a JSON object; numbers and booleans in args are turned into their JSON text so
- * actions always see strings. On error returns -1 with why ("missing 'id'") and c cleared. */
+ * actions always see strings. On error returns -EINVAL with why ("missing 'id'") and c cleared. */
 int command_from_json(const cJSON *obj, struct command *c, char *why, size_t whylen);
 int command_parse(const char *buf, size_t len, struct command *c, char *why, size_t whylen);
 /* What a rejected request still tells (command_parse failed): its id and reply_to, each

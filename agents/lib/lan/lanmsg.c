@@ -3,13 +3,14 @@
 #include "lanmsg.h"
 
 #include "command.h"
+#include "fields.h"
 #include "frame.h"
+#include "log.h"
 #include "name.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,96 +27,7 @@ const char *lanmsg_type_str(enum lanmsg_type t)
 	return (unsigned)t < sizeof lm_names / sizeof lm_names[0] ? lm_names[t] : "?";
 }
 
-__attribute__((format(printf, 3, 4)))
-static int lm_why(char *why, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (why && n)
-		vsnprintf(why, n, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-#define WHY(...) lm_why(why, n, __VA_ARGS__)
-
-/* --- field checks, ntpd's way: each type's known fields in a table --- */
-
-enum lm_kind {
-	K_STR, K_NAME, K_ID, K_ID_NULL, K_INT, K_INT_NULL, K_NUM, K_BOOL, K_ARRAY, K_ANY,
-};
-
-static const char *const lm_kind_str[] = {
-	[K_STR] = "a string",
-	[K_NAME] = "a name ([A-Za-z0-9_-]{1,63})",
-	[K_ID] = "a command id ([A-Za-z0-9_.:-]{1,64})",
-	[K_ID_NULL] = "a command id or null",
-	[K_INT] = "an integer",
-	[K_INT_NULL] = "an integer or null",
-	[K_NUM] = "a number",
-	[K_BOOL] = "true or false",
-	[K_ARRAY] = "an array",
-	[K_ANY] = "a value",
-};
-
-struct lm_field {
-	const char *name;
-	enum lm_kind kind;
-	bool required;
-};
-
-#define LM_FIELDS_MAX 16
-
-/* Integers are exact in a double up to 2^53 - 1 (as the announce's are). */
-static bool lm_is_int(const cJSON *v)
-{
-	return cJSON_IsNumber(v) && isfinite(v->valuedouble) && floor(v->valuedouble) == v->valuedouble &&
-	       fabs(v->valuedouble) <= 9007199254740991.0;
-}
-
-static bool lm_kind_ok(const cJSON *v, enum lm_kind k)
-{
-	switch (k) {
-	case K_STR: return cJSON_IsString(v) && v->valuestring;
-	case K_NAME: return cJSON_IsString(v) && name_valid(v->valuestring, NAME_LEN_MAX);
-	case K_ID: return cJSON_IsString(v) && name_valid_id(v->valuestring, NAME_ID_LEN_MAX);
-	case K_ID_NULL: return cJSON_IsNull(v) || lm_kind_ok(v, K_ID);
-	case K_INT: return lm_is_int(v);
-	case K_INT_NULL: return cJSON_IsNull(v) || lm_is_int(v);
-	case K_NUM: return cJSON_IsNumber(v) && isfinite(v->valuedouble);
-	case K_BOOL: return cJSON_IsBool(v);
-	case K_ARRAY: return cJSON_IsArray(v);
-	case K_ANY: return true;
-	}
-	return false;
-}
-
-/* Every member of o that the table names: once, of its kind; then the required ones present.
- * found[i] is the member of f[i] (NULL if absent). Other members are not looked at. */
-static int lm_fields(const cJSON *o, const char *what, const struct lm_field *f,
-		     const cJSON **found, char *why, size_t n)
-{
-	size_t nf = 0;
-	while (f[nf].name)
-		nf++;
-	memset(found, 0, nf * sizeof *found);
-	const cJSON *it;
-	cJSON_ArrayForEach(it, o) {
-		for (size_t i = 0; i < nf; i++) {
-			if (!it->string || strcmp(it->string, f[i].name) != 0)
-				continue;
-			if (found[i])
-				return WHY("%s: field '%s' given twice", what, f[i].name);
-			if (!lm_kind_ok(it, f[i].kind))
-				return WHY("%s: field '%s' is not %s", what, f[i].name, lm_kind_str[f[i].kind]);
-			found[i] = it;
-			break;
-		}
-	}
-	for (size_t i = 0; i < nf; i++)
-		if (f[i].required && !found[i])
-			return WHY("%s: field '%s' missing", what, f[i].name);
-	return 0;
-}
+#define WHY(...) log_why(why, n, __VA_ARGS__)
 
 static const char *lm_str(const cJSON *v) { return cJSON_IsString(v) ? v->valuestring : NULL; }
 
@@ -160,10 +72,10 @@ int lanmsg_decode(struct lanmsg *m, const char *text, size_t len, char *why, siz
 		if (strcmp(type->valuestring, lm_names[i]) == 0)
 			m->type = (enum lanmsg_type)i;
 	if (m->type == LANMSG_PING || m->type == LANMSG_PONG) {
-		static const struct lm_field f[] = { { "type", K_STR, true }, { "seq", K_NUM, true },
+		static const struct field f[] = { { "type", FIELD_STR, true }, { "seq", FIELD_NUM, true },
 						     { NULL, 0, false } };
 		const cJSON *found[2];
-		if ((rc = lm_fields(o, type->valuestring, f, found, why, n)) < 0)
+		if ((rc = fields_check(o, type->valuestring, f, found, why, n)) < 0)
 			goto fail;
 	}
 	m->type_name = type->valuestring;
@@ -265,20 +177,20 @@ static bool lm_boot_ok(const char *s)
 int lanmsg_hello(const struct lanmsg *m, struct lanmsg_hello *h, char *why, size_t n)
 {
 	/* The version first: a later one may change the rest. */
-	static const struct lm_field fv[] = { { "type", K_STR, true }, { "proto", K_INT, true },
+	static const struct field fv[] = { { "type", FIELD_STR, true }, { "proto", FIELD_INT, true },
 					      { NULL, 0, false } };
 	enum { T, PROTO, ROLE, ID, NAME, VERSION, BOOT, PORT, ACTIONS, SENSORS };
-	static const struct lm_field f[] = {
-		{ "type", K_STR, true },     { "proto", K_INT, true },    { "role", K_STR, true },
-		{ "id", K_NAME, false },     { "name", K_STR, false },    { "version", K_STR, true },
-		{ "boot", K_STR, false },    { "port", K_INT, false },    { "actions", K_ARRAY, false },
-		{ "sensors", K_ARRAY, false }, { NULL, 0, false }
+	static const struct field f[] = {
+		{ "type", FIELD_STR, true },     { "proto", FIELD_INT, true },    { "role", FIELD_STR, true },
+		{ "id", FIELD_NAME, false },     { "name", FIELD_STR, false },    { "version", FIELD_STR, true },
+		{ "boot", FIELD_STR, false },    { "port", FIELD_INT, false },    { "actions", FIELD_ARRAY, false },
+		{ "sensors", FIELD_ARRAY, false }, { NULL, 0, false }
 	};
-	const cJSON *v[LM_FIELDS_MAX];
+	const cJSON *v[FIELDS_MAX];
 	int rc;
 
 	memset(h, 0, sizeof *h);
-	if ((rc = lm_fields(m->json, "hello", fv, v, why, n)) < 0)
+	if ((rc = fields_check(m->json, "hello", fv, v, why, n)) < 0)
 		return rc;
 	if (v[PROTO]->valuedouble != LANMSG_PROTO) {
 		WHY("hello with protocol version %.0f; this side speaks %d", v[PROTO]->valuedouble,
@@ -286,7 +198,7 @@ int lanmsg_hello(const struct lanmsg *m, struct lanmsg_hello *h, char *why, size
 		return -EPROTONOSUPPORT;
 	}
 	h->proto = LANMSG_PROTO;
-	if ((rc = lm_fields(m->json, "hello", f, v, why, n)) < 0)
+	if ((rc = fields_check(m->json, "hello", f, v, why, n)) < 0)
 		return rc;
 	const char *role = v[ROLE]->valuestring;
 	if (strcmp(role, "controller") == 0)
@@ -344,13 +256,13 @@ cJSON *lanmsg_command_new(const struct command *c)
 int lanmsg_command(const struct lanmsg *m, struct command *c, char *why, size_t n)
 {
 	/* Their values are command.c's to check, with the words an MQTT requester gets too. */
-	static const struct lm_field f[] = {
-		{ "type", K_STR, true }, { "id", K_ANY, false },      { "action", K_ANY, false },
-		{ "args", K_ANY, false }, { "timeout", K_ANY, false }, { "deadline", K_ANY, false },
+	static const struct field f[] = {
+		{ "type", FIELD_STR, true }, { "id", FIELD_ANY, false },      { "action", FIELD_ANY, false },
+		{ "args", FIELD_ANY, false }, { "timeout", FIELD_ANY, false }, { "deadline", FIELD_ANY, false },
 		{ NULL, 0, false }
 	};
-	const cJSON *v[LM_FIELDS_MAX];
-	int rc = lm_fields(m->json, "command", f, v, why, n);
+	const cJSON *v[FIELDS_MAX];
+	int rc = fields_check(m->json, "command", f, v, why, n);
 	if (rc == 0 && command_from_json(m->json, c, why, n) < 0)
 		rc = -EINVAL;
 	if (rc < 0) {
@@ -411,18 +323,18 @@ cJSON *lanmsg_started_new(const char *id, long pid, bool duplicate)
 int lanmsg_progress(const struct lanmsg *m, struct lanmsg_progress *p, char *why, size_t n)
 {
 	enum { T, ID, PID, DUP };
-	static const struct lm_field f[] = {
-		{ "type", K_STR, true }, { "id", K_ID, true }, { "pid", K_INT, false },
-		{ "duplicate", K_BOOL, false }, { NULL, 0, false }
+	static const struct field f[] = {
+		{ "type", FIELD_STR, true }, { "id", FIELD_ID, true }, { "pid", FIELD_INT, false },
+		{ "duplicate", FIELD_BOOL, false }, { NULL, 0, false }
 	};
-	const cJSON *v[LM_FIELDS_MAX];
+	const cJSON *v[FIELDS_MAX];
 	const char *what = lanmsg_type_str(m->type);
 	int rc;
 
 	memset(p, 0, sizeof *p);
 	if (m->type != LANMSG_ACCEPTED && m->type != LANMSG_STARTED)
 		return WHY("'%s' is neither accepted nor started", m->type_name);
-	if ((rc = lm_fields(m->json, what, f, v, why, n)) < 0)
+	if ((rc = fields_check(m->json, what, f, v, why, n)) < 0)
 		return rc;
 	p->id = v[ID]->valuestring;
 	p->duplicate = cJSON_IsTrue(v[DUP]);
@@ -479,23 +391,23 @@ cJSON *lanmsg_result_new(const struct lanmsg_result *r)
 int lanmsg_result(const struct lanmsg *m, struct lanmsg_result *r, char *why, size_t n)
 {
 	enum { T, ID, ACTION, STATUS, REASON, EXIT, SIG, DUR, STARTED, OUT, ERR, OUTT, ERRT, REC, DUP };
-	static const struct lm_field f[] = {
-		{ "type", K_STR, true },              { "id", K_ID_NULL, true },
-		{ "action", K_NAME, false },          { "status", K_STR, true },
-		{ "reason", K_STR, false },           { "exit_code", K_INT_NULL, false },
-		{ "signal", K_INT_NULL, false },      { "duration_ms", K_INT, false },
-		{ "started", K_INT, false },          { "stdout", K_STR, false },
-		{ "stderr", K_STR, false },           { "stdout_truncated", K_BOOL, false },
-		{ "stderr_truncated", K_BOOL, false }, { "recorded", K_BOOL, false },
-		{ "duplicate", K_BOOL, false },       { NULL, 0, false }
+	static const struct field f[] = {
+		{ "type", FIELD_STR, true },              { "id", FIELD_ID_NULL, true },
+		{ "action", FIELD_NAME, false },          { "status", FIELD_STR, true },
+		{ "reason", FIELD_STR, false },           { "exit_code", FIELD_INT_NULL, false },
+		{ "signal", FIELD_INT_NULL, false },      { "duration_ms", FIELD_INT, false },
+		{ "started", FIELD_INT, false },          { "stdout", FIELD_STR, false },
+		{ "stderr", FIELD_STR, false },           { "stdout_truncated", FIELD_BOOL, false },
+		{ "stderr_truncated", FIELD_BOOL, false }, { "recorded", FIELD_BOOL, false },
+		{ "duplicate", FIELD_BOOL, false },       { NULL, 0, false }
 	};
-	const cJSON *v[LM_FIELDS_MAX];
+	const cJSON *v[FIELDS_MAX];
 	int rc;
 
 	memset(r, 0, sizeof *r);
 	if (m->type != LANMSG_RESULT)
 		return WHY("'%s' is not a result", m->type_name);
-	if ((rc = lm_fields(m->json, "result", f, v, why, n)) < 0)
+	if ((rc = fields_check(m->json, "result", f, v, why, n)) < 0)
 		return rc;
 	r->id = lm_str(v[ID]);
 	r->action = lm_str(v[ACTION]);
@@ -505,14 +417,14 @@ int lanmsg_result(const struct lanmsg *m, struct lanmsg_result *r, char *why, si
 	r->reason = lm_str(v[REASON]);
 	/* Any of a run's fields makes it a run's result: passed on with all of them. */
 	r->run = v[EXIT] || v[SIG] || v[DUR] || v[STARTED] || v[OUT] || v[ERR] || v[OUTT] || v[ERRT];
-	r->exited = lm_is_int(v[EXIT]);
+	r->exited = fields_is_int(v[EXIT]);
 	/* What waitpid can tell: an exit status is a byte, a signal a small number. */
 	if (r->exited && (v[EXIT]->valuedouble < 0 || v[EXIT]->valuedouble > 255))
 		return WHY("result: field 'exit_code' out of range 0..255");
 	r->exit_code = r->exited ? (int)v[EXIT]->valuedouble : 0;
-	if (lm_is_int(v[SIG]) && (v[SIG]->valuedouble < 1 || v[SIG]->valuedouble > 127))
+	if (fields_is_int(v[SIG]) && (v[SIG]->valuedouble < 1 || v[SIG]->valuedouble > 127))
 		return WHY("result: field 'signal' out of range 1..127");
-	r->signal = lm_is_int(v[SIG]) ? (int)v[SIG]->valuedouble : 0;
+	r->signal = fields_is_int(v[SIG]) ? (int)v[SIG]->valuedouble : 0;
 	if (v[DUR] && v[DUR]->valuedouble < 0)
 		return WHY("result: field 'duration_ms' is negative");
 	r->duration_ms = v[DUR] ? (uint64_t)v[DUR]->valuedouble : 0;
@@ -541,17 +453,17 @@ int lanmsg_event_state(char *buf, size_t n, const char *sensor, const char *valu
 int lanmsg_event(const struct lanmsg *m, struct lanmsg_event *e, char *why, size_t n)
 {
 	enum { T, KIND, SENSOR, VALUE, TS };
-	static const struct lm_field f[] = {
-		{ "type", K_STR, true }, { "kind", K_STR, true }, { "sensor", K_NAME, false },
-		{ "value", K_ANY, false }, { "ts", K_INT, false }, { NULL, 0, false }
+	static const struct field f[] = {
+		{ "type", FIELD_STR, true }, { "kind", FIELD_STR, true }, { "sensor", FIELD_NAME, false },
+		{ "value", FIELD_ANY, false }, { "ts", FIELD_INT, false }, { NULL, 0, false }
 	};
-	const cJSON *v[LM_FIELDS_MAX];
+	const cJSON *v[FIELDS_MAX];
 	int rc;
 
 	memset(e, 0, sizeof *e);
 	if (m->type != LANMSG_EVENT)
 		return WHY("'%s' is not an event", m->type_name);
-	if ((rc = lm_fields(m->json, "event", f, v, why, n)) < 0)
+	if ((rc = fields_check(m->json, "event", f, v, why, n)) < 0)
 		return rc;
 	e->kind = v[KIND]->valuestring;
 	e->sensor = lm_str(v[SENSOR]);
@@ -580,11 +492,11 @@ cJSON *lanmsg_bye_new(const char *reason)
 
 int lanmsg_bye(const struct lanmsg *m, const char **reason, char *why, size_t n)
 {
-	static const struct lm_field f[] = { { "type", K_STR, true }, { "reason", K_STR, false },
+	static const struct field f[] = { { "type", FIELD_STR, true }, { "reason", FIELD_STR, false },
 					     { NULL, 0, false } };
-	const cJSON *v[LM_FIELDS_MAX];
+	const cJSON *v[FIELDS_MAX];
 	*reason = NULL;
-	int rc = lm_fields(m->json, "bye", f, v, why, n);
+	int rc = fields_check(m->json, "bye", f, v, why, n);
 	if (rc == 0)
 		*reason = lm_str(v[1]);
 	return rc;
@@ -608,94 +520,9 @@ int lanmsg_pong(char *buf, size_t n, const struct lanmsg *ping)
 
 /* --- passing on --- */
 
-static bool lm_listed(const char *const *list, const char *s)
-{
-	for (; list && *list; list++)
-		if (strcmp(*list, s) == 0)
-			return true;
-	return false;
-}
-
-/* Where m's bytes can be kept: the offset after which its members start (past a leading
- * "type" member that is dropped), or -1 when something of m itself would change. */
-static long lm_keep_from(const struct lanmsg *m, const char *const *drop, const cJSON *set)
-{
-	if (!m->text || m->len < 2 || m->text[0] != '{')
-		return -1;
-	long from = 1;
-	const cJSON *it;
-	cJSON_ArrayForEach(it, m->json) {
-		if (!it->string)
-			return -1;
-		if (cJSON_GetObjectItemCaseSensitive(set, it->string))
-			return -1;
-		if (!lm_listed(drop, it->string))
-			continue;
-		if (strcmp(it->string, "type") != 0 || it != m->json->child)
-			return -1;
-		/* Written first and plainly, as lm_new writes it, then a comma. */
-		char head[96];
-		int hl = snprintf(head, sizeof head, "{\"type\":\"%s\",", m->type_name);
-		if (hl < 0 || (size_t)hl >= sizeof head || (size_t)hl >= m->len ||
-		    memcmp(m->text, head, (size_t)hl) != 0)
-			return -1;
-		from = hl;
-	}
-	return from;
-}
-
 char *lanmsg_forward(const struct lanmsg *m, const char *const *drop, const cJSON *set,
 		     size_t *len)
 {
-	char *out = NULL, *members = NULL;
-	size_t ol = 0;
-	long from = lm_keep_from(m, drop, set);
-
-	if (from >= 0) {
-		size_t end = m->len;
-		while (end > 0 && m->text[end - 1] != '}')
-			end--;   /* white space after the object */
-		size_t ml = 0;
-		if (set && set->child) {
-			if (!(members = cJSON_PrintUnformatted(set)))
-				return NULL;
-			ml = strlen(members) - 2;   /* without the braces */
-		}
-		size_t kl = end - 1 - (size_t)from;   /* m's members, without the closing brace */
-		if (!(out = malloc(1 + kl + 1 + ml + 2)))
-			goto out;
-		out[ol++] = '{';
-		memcpy(out + ol, m->text + from, kl);
-		ol += kl;
-		if (kl && ml)
-			out[ol++] = ',';
-		if (ml) {
-			memcpy(out + ol, members + 1, ml);
-			ol += ml;
-		}
-		out[ol++] = '}';
-		out[ol] = '\0';
-	} else {
-		cJSON *o = cJSON_Duplicate(m->json, 1);
-		if (!o)
-			return NULL;
-		/* Every copy: a member given twice must not survive as its second copy. */
-		for (const char *const *d = drop; d && *d; d++)
-			while (cJSON_GetObjectItemCaseSensitive(o, *d))
-				cJSON_DeleteItemFromObjectCaseSensitive(o, *d);
-		const cJSON *it;
-		cJSON_ArrayForEach(it, set) {
-			while (cJSON_GetObjectItemCaseSensitive(o, it->string))
-				cJSON_DeleteItemFromObjectCaseSensitive(o, it->string);
-			cJSON_AddItemToObject(o, it->string, cJSON_Duplicate(it, 1));
-		}
-		out = cJSON_PrintUnformatted(o);
-		cJSON_Delete(o);
-		ol = out ? strlen(out) : 0;
-	}
-out:
-	free(members);
-	if (out && len)
-		*len = ol;
-	return out;
+	/* A received "type" is the first member, written plainly, as lm_new writes it. */
+	return fields_forward(m->json, m->text, m->len, drop, set, len);
 }
