@@ -1,7 +1,7 @@
 /* cmd.c: a command's lifecycle on the controller -- the checks of docs/lan-protocol.md
  * (command) in order, the journal before the spawn, the run, and its one result, serialised
  * once and sent to every peer. */
-#include "mhc.h"
+#include "mhc_int.h"
 
 #include "journal.h"
 #include "lanmsg.h"

@@ -2,8 +2,8 @@
  * runs each action as a child process under a timeout watchdog, never runs a command id twice
  * (journal), and pushes sensor changes as events. One epoll loop; see docs/lan-protocol.md.
  * This file: links and peers, dialling the home server, announces, shutdown, setup; commands
- * are cmd.c's, sensors sensors.c's, --help usage.c's (mhc.h). */
-#include "mhc.h"
+ * are cmd.c's, sensors sensors.c's, --help usage.c's (mhc_int.h). */
+#include "mhc_int.h"
 
 #include "announce.h"
 #include "agent.h"

@@ -1,9 +1,9 @@
-/* mhc.h: what frMhc's files share -- the controller's state (main.c owns it: links, dials,
+/* mhc_int.h: what frMhc's files share -- the controller's state (main.c owns it: links, dials,
  * announces, shutdown, setup), and the functions each file offers the others: cmd.c (a command's
  * lifecycle: checks, journal, run, result), sensors.c (readings and their events), usage.c
  * (--help). Nothing outside agents/frMhc includes it. */
-#ifndef MHC_H
-#define MHC_H
+#ifndef MHC_INT_H
+#define MHC_INT_H
 
 #include "conf.h"
 #include "command.h"

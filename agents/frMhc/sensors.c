@@ -1,6 +1,6 @@
 /* sensors.c: frMhc's sensors -- each a program run every interval; its trimmed output is the
  * value, and a change is an event to every peer (docs/lan-protocol.md, event). */
-#include "mhc.h"
+#include "mhc_int.h"
 
 #include "lanmsg.h"
 #include "link.h"

@@ -1,6 +1,6 @@
 /* usage.c: frMhc's --help, a man page in short (kept apart from the code it describes so a
  * reader of main.c is not scrolling past it). */
-#include "mhc.h"
+#include "mhc_int.h"
 
 #include <stdio.h>
 
