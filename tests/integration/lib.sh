@@ -31,10 +31,11 @@ fr_teardown() {
 		fr_is_child "$pid" && kill -KILL "$pid" 2>/dev/null
 	done
 	if [ "$rc" -ne 0 ] || [ "$FR_FAILED" -ne 0 ]; then
-		for f in "$T"/*.log; do
+		# one level down too: the demo (and other nested setups) keep their daemons' logs there
+		for f in "$T"/*.log "$T"/*/logs/*.log; do
 			[ -e "$f" ] || continue
 			echo "----- $f -----" >&2
-			tail -n 200 "$f" >&2
+			tail -n 60 "$f" >&2
 		done
 		echo "FAILED: $FR_NAME (work dir $T kept)" >&2
 	else
@@ -46,25 +47,10 @@ trap fr_teardown EXIT
 fr_fail() { FR_FAILED=1; fr_log "FAIL: $*"; exit 1; }
 fr_ok() { fr_log "ok: $*"; }
 
-# A free TCP/UDP port on loopback (the kernel picks it; both protocols are checked), never one
-# this test was given before: the kernel may hand out a port again as soon as it is closed, so
-# two calls in a row could return the same one (seen: the shim and http ports of it.04 equal).
+# A free TCP/UDP port on loopback below the ephemeral range, never one this test was given
+# before (tests/tools/free_port.py says why both).
 fr_free_port() {
-	python3 - "$T/.ports" <<'PY'
-import os, socket, sys
-used = set(open(sys.argv[1]).read().split()) if os.path.exists(sys.argv[1]) else set()
-while True:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p))
-    except OSError:
-        t.close(); continue
-    t.close(); u.close()
-    if str(p) in used: continue
-    open(sys.argv[1], "a").write("%d\n" % p)
-    print(p); break
-PY
+	python3 "$FR_SRC/tests/tools/free_port.py" "$T/.ports"
 }
 
 # fr_start NAME CMD...: runs CMD in the background, output in $T/NAME.log, pid in $T/NAME.pid.

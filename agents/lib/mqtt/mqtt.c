@@ -130,6 +130,10 @@ struct mqtt {
 	size_t nsubs;
 	struct mqtt_out *buf_head, **buf_tail;
 	int nbuf;
+	/* Publishes refused because the buffer was full: the first is logged, the rest summed up
+	 * at most every MQTT_DROP_LOG_MS (a broker outage under an event stream gave 79 000 lines). */
+	uint64_t drop_logged_ms;
+	unsigned long drops_unlogged;
 	struct mqtt_track *track[MQTT_TRACK_BUCKETS];
 	struct mqtt_track *finished, **finished_tail;   /* completions waiting for the flush */
 	uint64_t next_ticket;
@@ -384,6 +388,8 @@ static void mqtt_unacked_set(struct mqtt *m, int mid, bool set)
 	}
 }
 
+#define MQTT_DROP_LOG_MS 10000
+
 /* --- libmosquitto's callbacks: run inside mosquitto_loop_read/write on the loop thread --- */
 
 static void mqtt_schedule_retry(struct mqtt *m);
@@ -396,6 +402,13 @@ static void mqtt_flush_buffer(struct mqtt *m)
 {
 	struct mqtt_out *o;
 
+	if (m->drops_unlogged && m->state == MQTT_CONNECTED &&
+	    loop_wall_ms() - m->drop_logged_ms >= MQTT_DROP_LOG_MS) {
+		log_warnx("mqtt %s: %lu more publishes were dropped while the buffer was full",
+			  mqtt_cur_uri(m), m->drops_unlogged);
+		m->drops_unlogged = 0;
+		m->drop_logged_ms = loop_wall_ms();
+	}
 	while ((o = m->buf_head) && m->state == MQTT_CONNECTED) {
 		int mid = 0;
 		int rc = mqtt_hand_over(m, o->topic, o->payload, o->len, o->qos, o->retain,
@@ -1314,6 +1327,27 @@ nomem:
 	return -ENOMEM;
 }
 
+/* A publish the full buffer refused: logged at once when none was for MQTT_DROP_LOG_MS, else
+ * counted and summed up with the next one logged. */
+static void mqtt_log_drop(struct mqtt *m, const char *topic)
+{
+	uint64_t now = loop_wall_ms();
+
+	if (m->drop_logged_ms && now - m->drop_logged_ms < MQTT_DROP_LOG_MS) {
+		m->drops_unlogged++;
+		return;
+	}
+	if (m->drops_unlogged)
+		log_warnx("mqtt %s: publish to %s: %d messages already wait for the broker (and %lu "
+			  "more publishes dropped since the last such line)", mqtt_cur_uri(m), topic,
+			  m->nbuf, m->drops_unlogged);
+	else
+		log_warnx("mqtt %s: publish to %s: %d messages already wait for the broker",
+			  mqtt_cur_uri(m), topic, m->nbuf);
+	m->drop_logged_ms = now;
+	m->drops_unlogged = 0;
+}
+
 static int mqtt_buffer(struct mqtt *m, const char *topic, const void *payload, size_t len,
 		       int qos, bool retain, const char *rtopic, const void *corr,
 		       size_t corr_len, uint64_t ticket)
@@ -1401,8 +1435,7 @@ static int mqtt_publish_common(struct mqtt *m, const char *topic, const void *pa
 	if (rc < 0) {
 		free(t);
 		if (rc == -ENOBUFS)
-			log_warnx("mqtt %s: publish to %s: %d messages already wait for the broker",
-				  mqtt_cur_uri(m), topic, m->nbuf);
+			mqtt_log_drop(m, topic);
 		else
 			log_warnx("mqtt %s: publish to %s: out of memory", mqtt_cur_uri(m), topic);
 		return rc;
