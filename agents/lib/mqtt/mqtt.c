@@ -2,6 +2,7 @@
 #include "mqtt.h"
 #include "log.h"
 #include "loop.h"
+#include "mqttdns.h"
 #include "mqtttunnel.h"
 #include "net.h"
 
@@ -41,19 +42,6 @@ struct mqtt_target {
 	uint16_t port;
 	bool tls, ws;
 	bool v5_refused;   /* its CONNACK said "unsupported protocol version" to MQTT 5 */
-};
-
-/* A name lookup on its own thread (getaddrinfo blocks for seconds when DNS is down). Shared by
- * the thread and the client; whoever drops the last reference frees it, under lock. */
-struct mqtt_dns {
-	pthread_mutex_t lock;
-	int refs;
-	bool cancelled, done;
-	struct loop_wake *wake;   /* the client's; never touched once cancelled */
-	char *host;
-	int err;                  /* getaddrinfo's code, 0 = ok */
-	char **addrs;
-	size_t naddrs;
 };
 
 /* A message kept while disconnected (copies, owned by the buffer). */
@@ -121,7 +109,7 @@ struct mqtt {
 	struct loop_defer retry_now;   /* the next attempt at once, not from inside a callback */
 
 	struct loop_wake *dns_wake;
-	struct mqtt_dns *dns;
+	struct mqttdns *dns;
 	char **addrs;             /* numeric addresses of the current target */
 	size_t naddrs, addr_i;
 	struct mqtttunnel *tunnel;
@@ -181,78 +169,11 @@ static const char *mqtt_cur_uri(const struct mqtt *m)
 	return m->targets[m->cur].uri;
 }
 
-/* --- name lookups --- */
-
-static void mqtt_dns_put(struct mqtt_dns *d)
-{
-	bool last;
-	size_t i;
-
-	pthread_mutex_lock(&d->lock);
-	last = --d->refs == 0;
-	pthread_mutex_unlock(&d->lock);
-	if (!last)
-		return;
-	for (i = 0; i < d->naddrs; i++)
-		free(d->addrs[i]);
-	free(d->addrs);
-	free(d->host);
-	pthread_mutex_destroy(&d->lock);
-	free(d);
-}
-
-static void *mqtt_dns_thread(void *arg)
-{
-	struct mqtt_dns *d = arg;
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_ADDRCONFIG };
-	struct addrinfo *res = NULL, *ai;
-	char **addrs = NULL;
-	size_t n = 0;
-	int err = getaddrinfo(d->host, NULL, &hints, &res);
-
-	for (ai = res; !err && ai; ai = ai->ai_next) {
-		char buf[INET6_ADDRSTRLEN];
-		const void *a = ai->ai_family == AF_INET6 ?
-			(const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr :
-			(const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-		char **p;
-		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
-		    !inet_ntop(ai->ai_family, a, buf, sizeof buf))
-			continue;
-		p = realloc(addrs, (n + 1) * sizeof *p);
-		if (!p || !(p[n] = strdup(buf))) {
-			addrs = p ? p : addrs;
-			err = EAI_MEMORY;
-			break;
-		}
-		addrs = p;
-		n++;
-	}
-	if (res)
-		freeaddrinfo(res);
-	if (!err && n == 0)
-		err = EAI_NONAME;
-	pthread_mutex_lock(&d->lock);
-	d->addrs = addrs;
-	d->naddrs = n;
-	d->err = err;
-	d->done = true;
-	if (!d->cancelled)
-		loop_wake_notify(d->wake);
-	pthread_mutex_unlock(&d->lock);
-	mqtt_dns_put(d);
-	return NULL;
-}
+/* --- name lookups (mqttdns) --- */
 
 static void mqtt_dns_cancel(struct mqtt *m)
 {
-	if (!m->dns)
-		return;
-	pthread_mutex_lock(&m->dns->lock);
-	m->dns->cancelled = true;
-	pthread_mutex_unlock(&m->dns->lock);
-	mqtt_dns_put(m->dns);
+	mqttdns_cancel(m->dns);
 	m->dns = NULL;
 }
 
@@ -264,33 +185,6 @@ static void mqtt_addrs_clear(struct mqtt *m)
 	free(m->addrs);
 	m->addrs = NULL;
 	m->naddrs = m->addr_i = 0;
-}
-
-static int mqtt_dns_start(struct mqtt *m, const char *host)
-{
-	struct mqtt_dns *d = calloc(1, sizeof *d);
-	pthread_attr_t at;
-	pthread_t th;
-	int rc;
-
-	if (!d || !(d->host = strdup(host))) {
-		free(d);
-		return -ENOMEM;
-	}
-	pthread_mutex_init(&d->lock, NULL);
-	d->refs = 2;
-	d->wake = m->dns_wake;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&th, &at, mqtt_dns_thread, d);
-	pthread_attr_destroy(&at);
-	if (rc != 0) {
-		d->refs = 1;
-		mqtt_dns_put(d);
-		return -rc;
-	}
-	m->dns = d;
-	return 0;
 }
 
 /* --- the disconnected buffer and tracked publishes --- */
@@ -924,29 +818,19 @@ static void mqtt_connect_addr(struct mqtt *m, const char *addr)
 static void mqtt_on_dns(void *arg)
 {
 	struct mqtt *m = arg;
-	struct mqtt_dns *d = m->dns;
 	char why[160];
 
-	if (!d || m->state != MQTT_RESOLVING)
+	if (!m->dns || m->state != MQTT_RESOLVING)
 		return;
-	pthread_mutex_lock(&d->lock);
-	if (!d->done) {
-		pthread_mutex_unlock(&d->lock);
+	int rc = mqttdns_take(m->dns, &m->addrs, &m->naddrs, why, sizeof why);
+	if (rc == 0)
 		return;
-	}
-	if (d->err) {
-		snprintf(why, sizeof why, "cannot resolve %s: %s", d->host, gai_strerror(d->err));
-		pthread_mutex_unlock(&d->lock);
+	mqtt_dns_cancel(m);
+	if (rc < 0) {
 		mqtt_attempt_failed(m, why);
 		return;
 	}
-	m->addrs = d->addrs;
-	m->naddrs = d->naddrs;
 	m->addr_i = 0;
-	d->addrs = NULL;
-	d->naddrs = 0;
-	pthread_mutex_unlock(&d->lock);
-	mqtt_dns_cancel(m);
 	loop_timer_stop(m->loop, &m->timeout);
 	mqtt_connect_addr(m, m->addrs[0]);
 }
@@ -971,8 +855,11 @@ static void mqtt_attempt(struct mqtt *m)
 		mqtt_connect_addr(m, t->host);
 		return;
 	}
-	if (mqtt_dns_start(m, t->host) < 0) {
-		mqtt_attempt_failed(m, "cannot start the name lookup");
+	int err;
+	if (!(m->dns = mqttdns_start(t->host, m->dns_wake, &err))) {
+		char why[96];
+		snprintf(why, sizeof why, "cannot start the name lookup: %s", strerror(-err));
+		mqtt_attempt_failed(m, why);
 		return;
 	}
 	m->state = MQTT_RESOLVING;
