@@ -111,7 +111,7 @@ static void mhc_on_up(struct link *l, void *arg)
 	p->up = true;
 	m->nlinks++;
 	if (p->dialled)
-		m->home_backoff_ms = 0;
+		backoff_reset(&m->home_backoff);
 	log_info("link %s: up", link_peer_addr(l));
 	mhc_send(p, mhc_hello(m));
 }
@@ -258,12 +258,9 @@ retry:
 
 static void mhc_home_schedule(struct mhc *m)
 {
-	/* Exponential backoff with jitter: a home server coming back is not hit by every
-	 * controller in the same millisecond. */
-	m->home_backoff_ms = m->home_backoff_ms ? m->home_backoff_ms * 2 : 500;
-	if (m->home_backoff_ms > 30000)
-		m->home_backoff_ms = 30000;
-	loop_timer_start(m->loop, &m->home_timer, mhc_jitter(m->home_backoff_ms, 50));
+	/* Jittered: a home server coming back is not hit by every controller in the same
+	 * millisecond. */
+	loop_timer_start(m->loop, &m->home_timer, backoff_next(&m->home_backoff, (uint64_t)random()));
 }
 
 /* --- announces --- */
@@ -454,7 +451,8 @@ int main(int argc, char **argv)
 	agent_parse_args(argc, argv, "frMhc", usage_print, " (LAN protocol v1)", &args);
 	const char *config = args.config;
 	bool check = args.check;
-	struct mhc m = { .lfd = -1, .ufd = -1 };
+	struct mhc m = { .lfd = -1, .ufd = -1,
+			 .home_backoff = { .min_ms = 500, .max_ms = 30000 } };
 	if (conf_load(&m.conf, config) < 0) {
 		conf_free(&m.conf);
 		return 1;

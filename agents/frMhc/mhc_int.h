@@ -7,6 +7,7 @@
 
 #include "conf.h"
 #include "command.h"
+#include "backoff.h"
 #include "loop.h"
 
 #include <cjson/cJSON.h>
@@ -76,7 +77,7 @@ struct mhc {
 	int nlinks;      /* peers whose handshake completed */
 	struct peerlimit *pending;
 	struct loop_timer home_timer;
-	uint64_t home_backoff_ms;
+	struct backoff home_backoff;   /* dials to the home server */
 	struct runner *runner;
 	struct journal *journal;
 	struct run *runs;

@@ -93,6 +93,7 @@ struct ctl *ctl_new(struct registry *r, const char *id)
 	struct ctl *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
+	c->backoff = (struct backoff){ .min_ms = 200, .max_ms = 30000 };
 	c->r = r;
 	snprintf(c->id, sizeof c->id, "%s", id);
 	snprintf(c->name, sizeof c->name, "%s", id);

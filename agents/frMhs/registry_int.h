@@ -6,6 +6,7 @@
 
 #include "registry.h"
 
+#include "backoff.h"
 #include "ctl.h"
 #include "loop.h"
 
@@ -39,7 +40,7 @@ struct ctl {
 	uint64_t ann_seq;
 	int64_t ann_ts;
 	struct loop_timer window, redial;
-	uint64_t backoff;
+	struct backoff backoff;         /* redials */
 	struct ctl *next;
 };
 

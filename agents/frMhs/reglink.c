@@ -91,11 +91,7 @@ static void ctl_schedule_redial(struct ctl *c)
 	struct registry *r = c->r;
 	if (r->shutting_down || !c->have_addr || c->up || loop_timer_armed(&c->redial))
 		return;
-	c->backoff = c->backoff ? c->backoff * 2 : 200;
-	if (c->backoff > 30000)
-		c->backoff = 30000;
-	uint64_t d = c->backoff / 2 + (uint64_t)(random() % (long)(c->backoff / 2 + 1));
-	loop_timer_start(r->loop, &c->redial, d);
+	loop_timer_start(r->loop, &c->redial, backoff_next(&c->backoff, (uint64_t)random()));
 }
 
 void registry_dial_waiting(void *arg)
@@ -182,7 +178,7 @@ static void registry_hello(struct attempt *a, const struct lanmsg *msg)
 	while (c->tries)
 		attempt_free(c->tries);
 	c->dial_wanted = false;
-	c->backoff = 0;
+	backoff_reset(&c->backoff);
 	loop_timer_stop(c->r->loop, &c->redial);
 	c->last_seen = (int64_t)loop_wall_ms();
 	log_info("controller %s: link up with %s (boot %.8s)", c->id, link_peer_addr(a->link), c->boot);

@@ -109,7 +109,7 @@ static void mqtt_cb_connect(struct mosquitto *mosq, void *obj, int rc, int flags
 		return;
 	}
 	m->state = MQTT_CONNECTED;
-	m->attempts = 0;
+	backoff_reset(&m->backoff);
 	m->spoken = m->version;
 	log_info("mqtt %s: connected as %s (%s)%s", mqtt_cur_uri(m), m->client_id,
 		 mqtt_version_name(m->version),
@@ -218,16 +218,7 @@ static void mqtt_teardown(struct mqtt *m)
 
 static void mqtt_schedule_retry(struct mqtt *m)
 {
-	/* Full jitter (uniform up to an exponentially growing cap) keeps a house of agents from
-	 * reconnecting in lockstep after a broker restart; the floor stops a tight loop. */
-	unsigned shift = m->attempts < 32 ? m->attempts : 32;
-	uint64_t cap = m->backoff_min << shift;
-	uint64_t delay;
-
-	if (cap > m->backoff_max || (cap >> shift) != m->backoff_min)
-		cap = m->backoff_max;
-	delay = m->backoff_min + mqtt_rand(m) % (cap - m->backoff_min + 1);
-	m->attempts++;
+	uint64_t delay = backoff_next(&m->backoff, mqtt_rand(m));
 	m->state = MQTT_BACKOFF;
 	loop_defer_cancel(m->loop, &m->retry_now);
 	log_debug("mqtt %s: reconnecting in %llu ms", mqtt_cur_uri(m), (unsigned long long)delay);
@@ -252,7 +243,7 @@ static void mqtt_advance(struct mqtt *m)
 static void mqtt_attempt_failed(struct mqtt *m, const char *why)
 {
 	/* Only the first failure in a row is worth a warning; the rest repeat it. */
-	if (m->attempts == 0)
+	if (backoff_failures(&m->backoff) == 0)
 		log_warnx("mqtt %s: %s", mqtt_cur_uri(m), why);
 	else
 		log_debug("mqtt %s: %s", mqtt_cur_uri(m), why);

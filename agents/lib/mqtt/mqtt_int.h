@@ -7,6 +7,7 @@
 
 #include "mqtt.h"
 
+#include "backoff.h"
 #include "loop.h"
 
 #include <mosquitto.h>
@@ -82,7 +83,7 @@ struct mqtt {
 	bool clean_first, wiped, wipe_done;
 	int will_qos, version_cfg, keepalive, max_buffered;
 	uint32_t session_expiry;
-	uint64_t backoff_min, backoff_max;
+	struct backoff backoff;   /* reconnect delays; its failures: attempts since the last success */
 
 	struct mosquitto *mosq;
 	enum mqtt_state state;
@@ -97,7 +98,6 @@ struct mqtt {
 	char lost_reason[160];
 	int fd;
 	uint32_t events;
-	unsigned attempts;        /* failed attempts since the last success */
 	uint64_t rng;
 	struct loop_timer retry, misc, timeout;
 	struct loop_defer flush;       /* delivers publish completions from the loop */

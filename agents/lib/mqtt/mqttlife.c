@@ -160,10 +160,8 @@ struct mqtt *mqtt_new(struct loop *loop, const struct mqtt_opts *o, const struct
 	m->keepalive = o->keepalive ? o->keepalive : MQTT_DEF_KEEPALIVE;
 	m->will_qos = o->will_qos;
 	m->will_retain = o->will_retain;
-	m->backoff_min = o->backoff_min_ms ? o->backoff_min_ms : MQTT_DEF_BACKOFF_MIN;
-	m->backoff_max = o->backoff_max_ms ? o->backoff_max_ms : MQTT_DEF_BACKOFF_MAX;
-	if (m->backoff_max < m->backoff_min)
-		m->backoff_max = m->backoff_min;
+	m->backoff.min_ms = o->backoff_min_ms ? o->backoff_min_ms : MQTT_DEF_BACKOFF_MIN;
+	m->backoff.max_ms = o->backoff_max_ms ? o->backoff_max_ms : MQTT_DEF_BACKOFF_MAX;
 	m->max_buffered = o->max_buffered ? o->max_buffered : MQTT_DEF_BUFFERED;
 	if (getrandom(&m->rng, sizeof m->rng, GRND_NONBLOCK) != (ssize_t)sizeof m->rng)
 		m->rng = loop_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)m;
