@@ -9,6 +9,7 @@
 
 #include "lanmsg.h"
 #include "log.h"
+#include "strhash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,17 +42,9 @@ struct journal {
 	size_t nbuckets;
 };
 
-static size_t journal_hash(const char *s)
-{
-	size_t h = 1469598103934665603ull;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h;
-}
-
 static struct jentry *journal_find(struct journal *j, const char *id)
 {
-	for (struct jentry *e = j->buckets[journal_hash(id) % j->nbuckets]; e; e = e->next)
+	for (struct jentry *e = j->buckets[strhash(id) % j->nbuckets]; e; e = e->next)
 		if (strcmp(e->id, id) == 0)
 			return e;
 	return NULL;
@@ -69,7 +62,7 @@ static struct jentry *journal_put(struct journal *j, const char *id)
 		free(e);
 		return NULL;
 	}
-	size_t b = journal_hash(id) % j->nbuckets;
+	size_t b = strhash(id) % j->nbuckets;
 	e->next = j->buckets[b];
 	e->order = ++j->order;
 	j->buckets[b] = e;
@@ -79,7 +72,7 @@ static struct jentry *journal_put(struct journal *j, const char *id)
 
 static void journal_drop(struct journal *j, struct jentry *victim)
 {
-	struct jentry **pp = &j->buckets[journal_hash(victim->id) % j->nbuckets];
+	struct jentry **pp = &j->buckets[strhash(victim->id) % j->nbuckets];
 	while (*pp != victim)
 		pp = &(*pp)->next;
 	*pp = victim->next;
