@@ -10,6 +10,7 @@
 #include "announce.h"
 #include "cfg.h"
 #include "keys.h"
+#include "lanmsg.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
@@ -105,11 +106,10 @@ static void sim_push(void *arg)
 			due = x->nevents;
 	}
 	while (x->pushed < due && link_outq_len(s->link) < SIM_OUTQ_HIGH) {
-		char ev[192];
-		int len = snprintf(ev, sizeof ev,
-				   "{\"type\":\"event\",\"kind\":\"state\",\"sensor\":\"s\",\"value\":%d,\"ts\":%llu}",
-				   x->pushed, (unsigned long long)loop_wall_ms());
-		int rc = link_send_raw(s->link, ev, (size_t)len);
+		char ev[192], value[16];
+		snprintf(value, sizeof value, "%d", x->pushed);
+		int len = lanmsg_event_state(ev, sizeof ev, "s", value, (int64_t)loop_wall_ms());
+		int rc = len < 0 ? len : link_send_raw(s->link, ev, (size_t)len);
 		if (rc < 0) {
 			/* The link is dropped (on_down follows): nothing more to push. */
 			log_warnx("event %d not sent: %s", x->pushed, strerror(-rc));
@@ -145,32 +145,27 @@ static void sim_on_up(struct link *l, void *arg)
 {
 	struct sim *s = arg;
 	/* What frMhc's mhc_hello says, with no actions and one sensor. */
-	cJSON *h = cJSON_CreateObject();
-	cJSON_AddStringToObject(h, "type", "hello");
-	cJSON_AddNumberToObject(h, "proto", ANNOUNCE_PROTO_VERSION);
-	cJSON_AddStringToObject(h, "role", "controller");
-	cJSON_AddStringToObject(h, "id", s->id);
-	cJSON_AddStringToObject(h, "name", s->id);
-	cJSON_AddStringToObject(h, "version", FR_VERSION);
-	cJSON_AddStringToObject(h, "boot", s->boot);
-	cJSON_AddNumberToObject(h, "port", s->port);
-	cJSON_AddItemToObject(h, "actions", cJSON_CreateArray());
-	cJSON *sens = cJSON_AddArrayToObject(h, "sensors");
+	cJSON *actions = cJSON_CreateArray(), *sens = cJSON_CreateArray();
 	cJSON *one = cJSON_CreateObject();
 	cJSON_AddStringToObject(one, "name", "s");
 	cJSON_AddNumberToObject(one, "interval", 1);
 	cJSON_AddItemToArray(sens, one);
-	link_send(l, h);
+	struct lanmsg_hello hello = { .controller = true, .id = s->id, .name = s->id, .boot = s->boot,
+				      .port = s->port, .actions = actions, .sensors = sens };
+	cJSON *h = lanmsg_hello_new(&hello);
+	if (h)
+		link_send(l, h);
 	cJSON_Delete(h);
+	cJSON_Delete(actions);
+	cJSON_Delete(sens);
 }
 
-static void sim_on_msg(struct link *l, const cJSON *msg, void *arg)
+static void sim_on_msg(struct link *l, const struct lanmsg *msg, void *arg)
 {
 	struct sim *s = arg;
 	struct simctx *x = s->x;
 	(void)l;
-	const char *type = cJSON_GetObjectItemCaseSensitive(msg, "type")->valuestring;
-	if (strcmp(type, "hello") != 0 || s->hello)
+	if (msg->type != LANMSG_HELLO || s->hello)
 		return;   /* pings are answered by the link; commands are not part of these benches */
 	s->hello = true;
 	x->hellos++;

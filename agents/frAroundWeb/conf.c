@@ -126,12 +126,12 @@ int conf_load(struct conf *c, const char *path)
 	    cfg_int(root, "max_bytes_per_home", 4 << 20, 4096, 1LL << 40, &c->max_bytes_per_home) ||
 	    mqttconf_load(root, "mqtt", 4, &c->mqtt))
 		return -1;
-	if (!command_valid_name(c->prefix, COMMAND_NAME_MAX)) {
+	if (!name_valid(c->prefix, COMMAND_NAME_MAX)) {
 		cfg_error(config_setting_get_member(root, "topic_prefix"),
 			  "topic_prefix must be one topic level of A-Z a-z 0-9 _ -");
 		return -1;
 	}
-	if (c->instance && !command_valid_name(c->instance, 32)) {
+	if (c->instance && !name_valid(c->instance, 32)) {
 		cfg_error(config_setting_get_member(root, "instance"),
 			  "instance must be 1..32 of A-Z a-z 0-9 _ -");
 		return -1;

@@ -42,7 +42,8 @@ struct client {
 	bool closing;          /* an error was sent; flush, then close */
 	enum metrics_disc close_why;
 	char close_reason[96];
-	bool dead;             /* fd closed; memory freed by the reaper */
+	bool dead;             /* fd closed; memory freed at the end of the iteration (reap) */
+	struct loop_defer reap;
 	struct session *sess;  /* owned */
 	bool authed;           /* counted in nauth */
 	struct peerlimit *pl;        /* the budgets of its transport (TCP or unix) */
@@ -55,12 +56,11 @@ struct shim {
 	struct shim_deps d;
 	int tcp_fd, unix_fd;
 	struct listener *tcp_listener, *unix_listener;
-	struct client *clients, *graveyard;
+	struct client *clients;
 	int nclients;
 	int nauth;                   /* authenticated clients, for max_clients */
 	struct peerlimit *pending_tcp, *pending_unix;
 	bool full_logged, stopping;
-	struct loop_timer reaper;
 };
 
 static void client_kill(struct client *c, enum metrics_disc why, const char *fmt, ...)
@@ -200,21 +200,17 @@ void shim_client_wrong_token(struct client *c, int failures)
 
 /* --- client lifetime --- */
 
-static void shim_reap(void *arg)
+static void client_reap(void *arg)
 {
-	struct shim *s = arg;
-	while (s->graveyard) {
-		struct client *c = s->graveyard;
-		s->graveyard = c->next;
-		session_free(c->sess);
-		free(c->in);
-		free(c->out);
-		free(c);
-	}
+	struct client *c = arg;
+	session_free(c->sess);
+	free(c->in);
+	free(c->out);
+	free(c);
 }
 
-/* Closes the connection now; the struct is freed by the reaper after this iteration, so loops
- * over clients and subscriptions in progress stay valid (they skip dead clients). */
+/* Closes the connection now; the struct is freed at the end of the loop iteration (loop_defer),
+ * so loops over clients and subscriptions in progress stay valid (they skip dead clients). */
 static void client_kill(struct client *c, enum metrics_disc why, const char *fmt, ...)
 {
 	struct shim *s = c->s;
@@ -261,9 +257,7 @@ static void client_kill(struct client *c, enum metrics_disc why, const char *fmt
 	if (c->next)
 		c->next->prev = c->prev;
 	s->nclients--;
-	c->next = s->graveyard;
-	s->graveyard = c;
-	loop_timer_start(s->d.loop, &s->reaper, 0);
+	loop_defer(s->d.loop, &c->reap);
 }
 
 static void client_on_linger(void *arg)
@@ -409,6 +403,7 @@ static void shim_accept(struct shim *s, int fd, const struct sockaddr_storage *p
 	}
 	c->s = s;
 	c->fd = fd;
+	loop_defer_init(&c->reap, client_reap, c);
 	c->pl = is_unix ? s->pending_unix : s->pending_tcp;
 	/* Makes room first: may close older strangers of the same transport. */
 	c->slot = peerlimit_admit(c->pl, fd, peer, shim_pending_close, c);
@@ -491,7 +486,6 @@ struct shim *shim_new(const struct shim_deps *d)
 		return NULL;
 	s->d = *d;
 	s->tcp_fd = s->unix_fd = -1;
-	loop_timer_init(&s->reaper, shim_reap, s);
 	const struct conf *c = d->conf;
 	/* TCP and unix-socket strangers have budgets of their own: a flood on one transport
 	 * leaves the other alone. */
@@ -573,8 +567,8 @@ void shim_free(struct shim *s)
 	if (!s)
 		return;
 	shim_shutdown(s);
-	loop_timer_stop(s->d.loop, &s->reaper);
-	shim_reap(s);
+	/* The closed clients' sessions use what the caller frees next. */
+	loop_defer_flush(s->d.loop);
 	peerlimit_free(s->pending_tcp);
 	peerlimit_free(s->pending_unix);
 	free(s);

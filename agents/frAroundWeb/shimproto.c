@@ -49,7 +49,7 @@ static enum shim_err bad(char *why, size_t n, const char *fmt, ...)
 /* Home, controller, action and argument names: the rule every agent uses. */
 static bool valid_name(const char *s)
 {
-	return command_valid_name(s, SHIM_NAME_MAX);
+	return name_valid(s, SHIM_NAME_MAX);
 }
 
 /* Integer ids were replaced by raw items holding their text (shimproto_raw_ints). */

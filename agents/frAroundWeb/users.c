@@ -51,7 +51,7 @@ static bool users_entry(struct users *u, config_setting_t *g, int i)
 	if (cfg_known_keys(g, keys) || cfg_string_req(g, "name", &e->name) ||
 	    cfg_string_req(g, "token_sha256", &hex))
 		return false;
-	if (!command_valid_name(e->name, COMMAND_NAME_MAX)) {
+	if (!name_valid(e->name, COMMAND_NAME_MAX)) {
 		cfg_error(g, "user name '%s' must be 1..63 of A-Z a-z 0-9 _ -", e->name);
 		return false;
 	}
@@ -68,7 +68,7 @@ static bool users_entry(struct users *u, config_setting_t *g, int i)
 		return false;
 	e->homes = u->homes[i];
 	for (e->nhomes = 0; e->homes[e->nhomes]; e->nhomes++) {
-		if (!command_valid_name(e->homes[e->nhomes], COMMAND_NAME_MAX)) {
+		if (!name_valid(e->homes[e->nhomes], COMMAND_NAME_MAX)) {
 			cfg_error(g, "user '%s': home '%s' must be 1..63 of A-Z a-z 0-9 _ -", e->name,
 				  e->homes[e->nhomes]);
 			return false;

@@ -101,7 +101,7 @@ static int conf_one_action(struct conf_action *a, const config_setting_t *g)
 	}
 	if (cfg_known_keys(g, keys) || cfg_string_req(g, "name", &a->name))
 		return -1;
-	if (!command_valid_name(a->name, COMMAND_NAME_MAX)) {
+	if (!name_valid(a->name, COMMAND_NAME_MAX)) {
 		cfg_error(g, "action name '%s' must be 1..63 of A-Z a-z 0-9 _ -", a->name);
 		return -1;
 	}
@@ -148,7 +148,7 @@ static int conf_one_action(struct conf_action *a, const config_setting_t *g)
 		    cfg_string_req(e, "name", &ar->name) || cfg_string_req(e, "pattern", &ar->pattern) ||
 		    cfg_string(e, "default", NULL, &ar->def))
 			goto bad;
-		if (!command_valid_name(ar->name, COMMAND_NAME_MAX)) {
+		if (!name_valid(ar->name, COMMAND_NAME_MAX)) {
 			cfg_error(e, "%s: arg name '%s' must be 1..63 of A-Z a-z 0-9 _ -", what, ar->name);
 			goto bad;
 		}
@@ -221,7 +221,7 @@ static int conf_one_sensor(struct conf_sensor *s, const config_setting_t *g)
 	}
 	if (cfg_known_keys(g, keys) || cfg_string_req(g, "name", &s->name))
 		return -1;
-	if (!command_valid_name(s->name, COMMAND_NAME_MAX)) {
+	if (!name_valid(s->name, COMMAND_NAME_MAX)) {
 		cfg_error(g, "sensor name '%s' must be 1..63 of A-Z a-z 0-9 _ -", s->name);
 		return -1;
 	}
@@ -249,7 +249,7 @@ int conf_load(struct conf *c, const char *path)
 	config_setting_t *root = config_root_setting(&c->cfg);
 	if (cfg_known_keys(root, keys) || cfg_string_req(root, "id", &c->id))
 		return -1;
-	if (!command_valid_name(c->id, COMMAND_NAME_MAX)) {
+	if (!name_valid(c->id, COMMAND_NAME_MAX)) {
 		cfg_error(config_setting_get_member(root, "id"),
 			  "id '%s' must be 1..63 of A-Z a-z 0-9 _ -", c->id);
 		return -1;

@@ -7,7 +7,9 @@
  * never contain a NUL byte, so the data ends at the first line that starts with one. */
 #include "journal.h"
 
+#include "lanmsg.h"
 #include "log.h"
+#include "strhash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +34,6 @@ struct journal {
 	int fd;
 	off_t end;       /* where the next record goes: the data ends here */
 	off_t alloc;     /* file size: [end, alloc) are zeros */
-	cJSON *scratch;  /* the last result journal_lookup parsed; owned */
 	size_t max_ids;
 	size_t records;  /* lines in the file */
 	size_t count;    /* live entries */
@@ -41,17 +42,9 @@ struct journal {
 	size_t nbuckets;
 };
 
-static size_t journal_hash(const char *s)
-{
-	size_t h = 1469598103934665603ull;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h;
-}
-
 static struct jentry *journal_find(struct journal *j, const char *id)
 {
-	for (struct jentry *e = j->buckets[journal_hash(id) % j->nbuckets]; e; e = e->next)
+	for (struct jentry *e = j->buckets[strhash(id) % j->nbuckets]; e; e = e->next)
 		if (strcmp(e->id, id) == 0)
 			return e;
 	return NULL;
@@ -69,7 +62,7 @@ static struct jentry *journal_put(struct journal *j, const char *id)
 		free(e);
 		return NULL;
 	}
-	size_t b = journal_hash(id) % j->nbuckets;
+	size_t b = strhash(id) % j->nbuckets;
 	e->next = j->buckets[b];
 	e->order = ++j->order;
 	j->buckets[b] = e;
@@ -79,7 +72,7 @@ static struct jentry *journal_put(struct journal *j, const char *id)
 
 static void journal_drop(struct journal *j, struct jentry *victim)
 {
-	struct jentry **pp = &j->buckets[journal_hash(victim->id) % j->nbuckets];
+	struct jentry **pp = &j->buckets[strhash(victim->id) % j->nbuckets];
 	while (*pp != victim)
 		pp = &(*pp)->next;
 	*pp = victim->next;
@@ -314,13 +307,11 @@ static int journal_load(struct journal *j, off_t *torn_at, bool *needs_nl, off_t
 	for (size_t b = 0; b < j->nbuckets; b++)
 		for (struct jentry *e = j->buckets[b]; e; e = e->next)
 			if (!e->result) {
-				cJSON *r = cJSON_CreateObject();
-				cJSON_AddStringToObject(r, "type", "result");
-				cJSON_AddStringToObject(r, "id", e->id);
-				cJSON_AddStringToObject(r, "status", "lost");
-				cJSON_AddStringToObject(r, "reason",
-							"the controller restarted while the action ran");
-				e->result = cJSON_PrintUnformatted(r);
+				struct lanmsg_result lost_r = {
+					.id = e->id, .status = "lost",
+					.reason = "the controller restarted while the action ran" };
+				cJSON *r = lanmsg_result_new(&lost_r);
+				e->result = r ? cJSON_PrintUnformatted(r) : NULL;
 				cJSON_Delete(r);
 				lost++;
 			}
@@ -396,28 +387,21 @@ void journal_close(struct journal *j)
 			journal_drop(j, j->buckets[b]);
 	if (j->fd >= 0)
 		close(j->fd);
-	cJSON_Delete(j->scratch);
 	free(j->buckets);
 	free(j->path);
 	free(j->tmp);
 	free(j);
 }
 
-enum journal_state journal_lookup(struct journal *j, const char *id, const cJSON **result)
+enum journal_state journal_lookup(struct journal *j, const char *id, const char **result)
 {
 	struct jentry *e = journal_find(j, id);
 	if (!e)
 		return JOURNAL_NONE;
 	if (!e->result)
 		return JOURNAL_RUNNING;
-	if (result) {
-		/* Parsed on demand: repeats are rare, memory for every remembered result is not. */
-		cJSON_Delete(j->scratch);
-		j->scratch = cJSON_Parse(e->result);
-		*result = j->scratch;
-		if (!j->scratch)
-			return JOURNAL_RUNNING;  /* out of memory: say "still running", never "run it" */
-	}
+	if (result)
+		*result = e->result;
 	return JOURNAL_DONE;
 }
 
@@ -439,12 +423,12 @@ int journal_started(struct journal *j, const char *id)
 	return 0;
 }
 
-int journal_finished(struct journal *j, const char *id, const cJSON *result)
+int journal_finished(struct journal *j, const char *id, const char *result)
 {
 	struct jentry *e = journal_put(j, id);
 	if (!e)
 		return -1;
-	char *text = cJSON_PrintUnformatted(result);
+	char *text = strdup(result);
 	if (!text)
 		return -1;
 	free(e->result);

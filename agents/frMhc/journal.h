@@ -18,16 +18,16 @@ enum journal_state { JOURNAL_NONE, JOURNAL_RUNNING, JOURNAL_DONE };
 /* Opens (creating) dir/journal and loads it. Returns NULL on error (logged). */
 struct journal *journal_open(const char *dir, size_t max_ids);
 void journal_close(struct journal *j);
-/* State of id; for JOURNAL_DONE *result is the stored result object (borrowed, lives until
- * the next journal call). */
-enum journal_state journal_lookup(struct journal *j, const char *id, const cJSON **result);
+/* State of id; for JOURNAL_DONE *result is the stored result, the JSON text it was sent as
+ * (borrowed, lives until the next journal call). */
+enum journal_state journal_lookup(struct journal *j, const char *id, const char **result);
 /* Durably records that id starts now. 0, or -1 if it could not be made durable (then the
  * action must not run, and the id is not remembered: once the disk works again the same id
  * may run). */
 int journal_started(struct journal *j, const char *id);
-/* Records the final result (a copy is kept); appended without fsync: after a crash before
- * the next sync it reads back as "lost", which never causes a second run. */
-int journal_finished(struct journal *j, const char *id, const cJSON *result);
+/* Records the final result, the JSON text sent (a copy is kept); appended without fsync: after
+ * a crash before the next sync it reads back as "lost", which never causes a second run. */
+int journal_finished(struct journal *j, const char *id, const char *result);
 size_t journal_count(const struct journal *j);
 
 #endif

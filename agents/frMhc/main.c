@@ -1,6 +1,10 @@
 /* frMhc: the IoT controller. Announces itself by UDP, serves commands over TLS-PSK links,
  * runs each action as a child process under a timeout watchdog, never runs a command id twice
- * (journal), and pushes sensor changes as events. One epoll loop; see docs/lan-protocol.md. */
+ * (journal), and pushes sensor changes as events. One epoll loop; see docs/lan-protocol.md.
+ * This file: links and peers, dialling the home server, announces, shutdown, setup; commands
+ * are cmd.c's, sensors sensors.c's, --help usage.c's (mhc_int.h). */
+#include "mhc_int.h"
+
 #include "announce.h"
 #include "agent.h"
 #include "cfg.h"
@@ -8,6 +12,7 @@
 #include "conf.h"
 #include "journal.h"
 #include "keys.h"
+#include "lanmsg.h"
 #include "link.h"
 #include "listener.h"
 #include "log.h"
@@ -18,7 +23,6 @@
 #include "runner.h"
 
 #include <errno.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <pwd.h>
@@ -27,67 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define MHC_SENSOR_VALUE_MAX 256
-
-struct mhc;
-
-struct peer {
-	struct mhc *m;
-	struct link *link;
-	bool hello;      /* the peer said hello: commands are served after that */
-	bool dialled;    /* the link to the configured home server */
-	bool up;         /* the handshake completed: counted in nlinks */
-	struct peerlimit_slot *slot;  /* accepted, handshake not done yet */
-	struct peer *next;
-};
-
-struct run {
-	struct mhc *m;
-	char id[COMMAND_ID_MAX + 1];
-	const struct conf_action *action;
-	int action_idx;
-	uint64_t started_wall;
-	struct run *next;
-};
-
-struct sensor {
-	struct mhc *m;
-	const struct conf_sensor *def;
-	struct loop_timer timer;
-	struct runner_job *job;
-	char *value;     /* last value as JSON text; NULL until first reading */
-	int64_t ts_ms;
-	bool failing;
-};
-
-struct mhc {
-	struct loop *loop;
-	struct conf conf;
-	uint8_t secret[32], announce_key[32];
-	char boot[33];
-	uint64_t seq;
-	struct link_ctx *lctx;
-	int lfd, ufd;
-	struct listener *listener;
-	uint16_t port;
-	struct sockaddr_storage announce_to;
-	struct loop_timer announce_timer;
-	struct peer *peers;
-	int nlinks;      /* peers whose handshake completed */
-	struct peerlimit *pending;
-	struct loop_timer home_timer;
-	uint64_t home_backoff_ms;
-	struct runner *runner;
-	struct journal *journal;
-	struct run *runs;
-	int *running;    /* per action index */
-	struct sensor *sensors;
-	bool stopping;
-	bool bye_sent;         /* stopping, every run reported: the links only flush now */
-	struct loop_timer stop_timer;
-	int exit_code;
-};
 
 static uint64_t mhc_jitter(uint64_t ms, int percent)
 {
@@ -100,38 +43,33 @@ static uint64_t mhc_jitter(uint64_t ms, int percent)
 
 /* --- peers --- */
 
-static void mhc_broadcast(struct mhc *m, const cJSON *msg)
+/* A message serialised once, to every peer that said hello (a final result reaches a home
+ * server that relinked mid-run too). */
+void mhc_broadcast(struct mhc *m, const char *text, size_t len)
 {
 	for (struct peer *p = m->peers; p; p = p->next)
 		if (p->hello && link_is_up(p->link))
-			link_send(p->link, msg);
+			link_send_raw(p->link, text, len);
+}
+
+/* Sends o (taken) to one peer. */
+void mhc_send(struct peer *p, cJSON *o)
+{
+	if (o)
+		link_send(p->link, o);
+	cJSON_Delete(o);
 }
 
 static cJSON *mhc_hello(struct mhc *m)
 {
-	cJSON *h = cJSON_CreateObject();
-	cJSON_AddStringToObject(h, "type", "hello");
-	cJSON_AddNumberToObject(h, "proto", ANNOUNCE_PROTO_VERSION);
-	cJSON_AddStringToObject(h, "role", "controller");
-	cJSON_AddStringToObject(h, "id", m->conf.id);
-	cJSON_AddStringToObject(h, "name", m->conf.name);
-	cJSON_AddStringToObject(h, "version", FR_VERSION);
-	cJSON_AddStringToObject(h, "boot", m->boot);
-	cJSON_AddNumberToObject(h, "port", m->port);
-	cJSON_AddItemToObject(h, "actions", conf_actions_json(&m->conf));
-	cJSON_AddItemToObject(h, "sensors", conf_sensors_json(&m->conf));
-	return h;
-}
-
-static cJSON *mhc_sensor_event(const struct sensor *s)
-{
-	cJSON *e = cJSON_CreateObject();
-	cJSON_AddStringToObject(e, "type", "event");
-	cJSON_AddStringToObject(e, "kind", "state");
-	cJSON_AddStringToObject(e, "sensor", s->def->name);
-	cJSON_AddItemToObject(e, "value", cJSON_Parse(s->value));
-	cJSON_AddNumberToObject(e, "ts", (double)s->ts_ms);
-	return e;
+	cJSON *actions = conf_actions_json(&m->conf), *sensors = conf_sensors_json(&m->conf);
+	struct lanmsg_hello h = { .controller = true, .id = m->conf.id, .name = m->conf.name,
+				  .boot = m->boot, .port = m->port, .actions = actions,
+				  .sensors = sensors };
+	cJSON *o = lanmsg_hello_new(&h);
+	cJSON_Delete(actions);
+	cJSON_Delete(sensors);
+	return o;
 }
 
 /* Unlinks and frees p and its link (which may be NULL: a link that could not be made). */
@@ -151,253 +89,6 @@ static void mhc_peer_free(struct peer *p)
 }
 
 static void mhc_home_schedule(struct mhc *m);
-
-static void mhc_reply(struct peer *p, const char *type, const char *id, const char *status,
-		      const char *reason)
-{
-	cJSON *r = cJSON_CreateObject();
-	cJSON_AddStringToObject(r, "type", type);
-	if (id)
-		cJSON_AddStringToObject(r, "id", id);
-	else
-		cJSON_AddNullToObject(r, "id");
-	if (status)
-		cJSON_AddStringToObject(r, "status", status);
-	if (reason)
-		cJSON_AddStringToObject(r, "reason", reason);
-	/* Every final answer made here is a refusal that left no trace in the journal: the home
-	 * server must not keep it as the id's outcome (docs/lan-protocol.md, result). */
-	if (strcmp(type, "result") == 0)
-		cJSON_AddFalseToObject(r, "recorded");
-	link_send(p->link, r);
-	cJSON_Delete(r);
-}
-
-/* --- commands --- */
-
-static void mhc_run_done(void *arg, const struct runner_result *res);
-
-/* A builtin completes at once, without a process, but with the same records and replies. */
-static void mhc_builtin(struct peer *p, const struct command *c, const struct conf_action *a)
-{
-	struct mhc *m = p->m;
-	if (cJSON_GetArraySize(c->args) > 0) {
-		mhc_reply(p, "result", c->id, "rejected", "a builtin takes no args");
-		return;
-	}
-	mhc_reply(p, "accepted", c->id, NULL, NULL);
-	if (journal_started(m->journal, c->id) < 0) {
-		mhc_reply(p, "result", c->id, "failed", "could not record the command durably");
-		return;
-	}
-	mhc_reply(p, "started", c->id, NULL, NULL);
-	cJSON *r = cJSON_CreateObject();
-	cJSON_AddStringToObject(r, "type", "result");
-	cJSON_AddStringToObject(r, "id", c->id);
-	cJSON_AddStringToObject(r, "action", a->name);
-	cJSON_AddStringToObject(r, "status", "ok");
-	cJSON_AddNumberToObject(r, "exit_code", 0);
-	cJSON_AddNullToObject(r, "signal");
-	cJSON_AddNumberToObject(r, "duration_ms", 0);
-	cJSON_AddNumberToObject(r, "started", (double)loop_wall_ms());
-	cJSON_AddStringToObject(r, "stdout", "");
-	cJSON_AddStringToObject(r, "stderr", "");
-	cJSON_AddBoolToObject(r, "stdout_truncated", 0);
-	cJSON_AddBoolToObject(r, "stderr_truncated", 0);
-	journal_finished(m->journal, c->id, r);
-	mhc_broadcast(m, r);
-	cJSON_Delete(r);
-}
-
-static void mhc_command(struct peer *p, const cJSON *msg)
-{
-	struct mhc *m = p->m;
-	struct command c;
-	char why[256];
-	const cJSON *idj = cJSON_GetObjectItemCaseSensitive(msg, "id");
-	const char *rawid = cJSON_IsString(idj) ? idj->valuestring : NULL;
-
-	if (command_from_json(msg, &c, why, sizeof why) < 0) {
-		log_warnx("command from %s rejected: %s", link_peer_addr(p->link), why);
-		mhc_reply(p, "result", rawid && strlen(rawid) <= COMMAND_ID_MAX ? rawid : NULL,
-			  "rejected", why);
-		return;
-	}
-	const cJSON *stored = NULL;
-	switch (journal_lookup(m->journal, c.id, &stored)) {
-	case JOURNAL_RUNNING: {
-		/* A redelivery while it runs: acknowledge; the result reaches every peer. */
-		log_info("command %s: repeated while running, not run again", c.id);
-		cJSON *r = cJSON_CreateObject();
-		cJSON_AddStringToObject(r, "type", "started");
-		cJSON_AddStringToObject(r, "id", c.id);
-		cJSON_AddBoolToObject(r, "duplicate", 1);
-		link_send(p->link, r);
-		cJSON_Delete(r);
-		goto out;
-	}
-	case JOURNAL_DONE: {
-		log_info("command %s: repeated after it ended, answered from the journal", c.id);
-		cJSON *r = cJSON_Duplicate(stored, 1);
-		cJSON_DeleteItemFromObjectCaseSensitive(r, "duplicate");
-		cJSON_AddBoolToObject(r, "duplicate", 1);
-		link_send(p->link, r);
-		cJSON_Delete(r);
-		goto out;
-	}
-	case JOURNAL_NONE:
-		break;
-	}
-	if (c.deadline_ms && (int64_t)loop_wall_ms() > c.deadline_ms) {
-		log_info("command %s (%s): deadline passed, not run", c.id, c.action);
-		mhc_reply(p, "result", c.id, "expired", "the command's deadline had passed");
-		goto out;
-	}
-	const struct conf_action *a = conf_action_find(&m->conf, c.action);
-	if (!a) {
-		log_info("command %s: unknown action '%s'", c.id, c.action);
-		snprintf(why, sizeof why, "no action '%s' on %s", c.action, m->conf.id);
-		mhc_reply(p, "result", c.id, "unknown_action", why);
-		goto out;
-	}
-	int idx = (int)(a - m->conf.actions);
-	if (a->builtin) {
-		mhc_builtin(p, &c, a);
-		goto out;
-	}
-	char **argv = NULL;
-	if (conf_action_argv(a, c.args, &argv, why, sizeof why) < 0) {
-		log_info("command %s (%s) rejected: %s", c.id, c.action, why);
-		mhc_reply(p, "result", c.id, "rejected", why);
-		goto out;
-	}
-	if (m->running[idx] >= a->max_running) {
-		log_info("command %s (%s): busy, %d already running", c.id, c.action, m->running[idx]);
-		snprintf(why, sizeof why, "action '%s' already runs %d time(s), its limit", a->name,
-			 m->running[idx]);
-		mhc_reply(p, "result", c.id, "busy", why);
-		conf_argv_free(argv);
-		goto out;
-	}
-	mhc_reply(p, "accepted", c.id, NULL, NULL);
-	if (journal_started(m->journal, c.id) < 0) {
-		mhc_reply(p, "result", c.id, "failed", "could not record the command durably");
-		conf_argv_free(argv);
-		goto out;
-	}
-	struct run *run = calloc(1, sizeof *run);
-	if (!run) {
-		conf_argv_free(argv);
-		goto out;
-	}
-	run->m = m;
-	run->action = a;
-	run->action_idx = idx;
-	run->started_wall = loop_wall_ms();
-	strcpy(run->id, c.id);
-	uint64_t timeout = a->timeout_ms;
-	/* A caller may shorten the configured timeout, never extend it. */
-	if (c.timeout_ms && c.timeout_ms < timeout)
-		timeout = c.timeout_ms;
-	struct runner_spec spec = { .argv = argv, .timeout_ms = timeout, .grace_ms = a->grace_ms };
-	int err = 0;
-	struct runner_job *job = runner_start(m->runner, &spec, mhc_run_done, run, &err);
-	conf_argv_free(argv);
-	if (!job) {
-		snprintf(why, sizeof why, "could not start: %s", strerror(-err));
-		log_warnx("command %s (%s): %s", c.id, c.action, why);
-		cJSON *r = cJSON_CreateObject();
-		cJSON_AddStringToObject(r, "type", "result");
-		cJSON_AddStringToObject(r, "id", c.id);
-		cJSON_AddStringToObject(r, "status", "failed");
-		cJSON_AddStringToObject(r, "reason", why);
-		journal_finished(m->journal, c.id, r);
-		mhc_broadcast(m, r);
-		cJSON_Delete(r);
-		free(run);
-		goto out;
-	}
-	m->running[idx]++;
-	run->next = m->runs;
-	m->runs = run;
-	log_info("command %s: %s started, pid %d", c.id, c.action, (int)runner_job_pid(job));
-	cJSON *s = cJSON_CreateObject();
-	cJSON_AddStringToObject(s, "type", "started");
-	cJSON_AddStringToObject(s, "id", c.id);
-	cJSON_AddNumberToObject(s, "pid", runner_job_pid(job));
-	link_send(p->link, s);
-	cJSON_Delete(s);
-out:
-	command_clear(&c);
-}
-
-static void mhc_maybe_exit(struct mhc *m);
-
-static void mhc_run_done(void *arg, const struct runner_result *res)
-{
-	struct run *run = arg;
-	struct mhc *m = run->m;
-	const char *status = "failed";
-	char reason[160] = "";
-
-	switch (res->status) {
-	case RUNNER_EXITED:
-		status = res->exit_code == 0 ? "ok" : "failed";
-		if (res->exit_code)
-			snprintf(reason, sizeof reason, "exit code %d", res->exit_code);
-		break;
-	case RUNNER_SIGNALED:
-		snprintf(reason, sizeof reason, "killed by signal %d (%s)", res->signal,
-			 strsignal(res->signal));
-		break;
-	case RUNNER_TIMEOUT:
-		status = "timeout";
-		snprintf(reason, sizeof reason, "no result within the timeout; process group killed");
-		break;
-	case RUNNER_KILLED:
-		snprintf(reason, sizeof reason, "stopped: the controller is shutting down");
-		break;
-	case RUNNER_SPAWN_FAILED:
-		snprintf(reason, sizeof reason, "could not start %s: %s", run->action->argv[0],
-			 strerror(res->spawn_errno));
-		break;
-	}
-	cJSON *r = cJSON_CreateObject();
-	cJSON_AddStringToObject(r, "type", "result");
-	cJSON_AddStringToObject(r, "id", run->id);
-	cJSON_AddStringToObject(r, "action", run->action->name);
-	cJSON_AddStringToObject(r, "status", status);
-	if (res->status == RUNNER_EXITED || (res->status != RUNNER_SPAWN_FAILED && !res->signal))
-		cJSON_AddNumberToObject(r, "exit_code", res->exit_code);
-	else
-		cJSON_AddNullToObject(r, "exit_code");
-	if (res->signal)
-		cJSON_AddNumberToObject(r, "signal", res->signal);
-	else
-		cJSON_AddNullToObject(r, "signal");
-	cJSON_AddNumberToObject(r, "duration_ms", (double)res->duration_ms);
-	cJSON_AddNumberToObject(r, "started", (double)run->started_wall);
-	cJSON_AddStringToObject(r, "stdout", res->out ? res->out : "");
-	cJSON_AddStringToObject(r, "stderr", res->err ? res->err : "");
-	cJSON_AddBoolToObject(r, "stdout_truncated", res->out_truncated);
-	cJSON_AddBoolToObject(r, "stderr_truncated", res->err_truncated);
-	if (reason[0])
-		cJSON_AddStringToObject(r, "reason", reason);
-	journal_finished(m->journal, run->id, r);
-	mhc_broadcast(m, r);
-	cJSON_Delete(r);
-	log_info("command %s: %s ended: %s%s%s (%llu ms)", run->id, run->action->name, status,
-		 reason[0] ? ", " : "", reason, (unsigned long long)res->duration_ms);
-
-	m->running[run->action_idx]--;
-	for (struct run **pp = &m->runs; *pp; pp = &(*pp)->next)
-		if (*pp == run) {
-			*pp = run->next;
-			break;
-		}
-	free(run);
-	mhc_maybe_exit(m);
-}
 
 /* --- link callbacks --- */
 
@@ -420,54 +111,52 @@ static void mhc_on_up(struct link *l, void *arg)
 	p->up = true;
 	m->nlinks++;
 	if (p->dialled)
-		m->home_backoff_ms = 0;
+		backoff_reset(&m->home_backoff);
 	log_info("link %s: up", link_peer_addr(l));
-	cJSON *h = mhc_hello(m);
-	link_send(l, h);
-	cJSON_Delete(h);
+	mhc_send(p, mhc_hello(m));
 }
 
-static void mhc_on_msg(struct link *l, const cJSON *msg, void *arg)
+static void mhc_on_msg(struct link *l, const struct lanmsg *msg, void *arg)
 {
 	struct peer *p = arg;
-	const char *type = cJSON_GetObjectItemCaseSensitive(msg, "type")->valuestring;
+	char why[256];
 
-	if (strcmp(type, "hello") == 0) {
-		const cJSON *proto = cJSON_GetObjectItemCaseSensitive(msg, "proto");
-		if (!cJSON_IsNumber(proto) || proto->valueint != ANNOUNCE_PROTO_VERSION) {
-			log_warnx("link %s: hello with unsupported protocol version; dropped",
-				  link_peer_addr(l));
+	if (msg->type == LANMSG_HELLO) {
+		struct lanmsg_hello h;
+		int rc = lanmsg_hello(msg, &h, why, sizeof why);
+		if (rc == 0 && h.controller) {
+			snprintf(why, sizeof why, "hello from a controller, not a home server");
+			rc = -EINVAL;
+		}
+		if (rc < 0) {
+			log_warnx("link %s: %s; dropped", link_peer_addr(l), why);
 			mhc_peer_free(p);
 			return;
 		}
 		p->hello = true;
 		/* A fresh home server learns current values without waiting for a change. */
-		for (int i = 0; i < p->m->conf.nsensors; i++)
-			if (p->m->sensors[i].value) {
-				cJSON *e = mhc_sensor_event(&p->m->sensors[i]);
-				link_send(l, e);
-				cJSON_Delete(e);
-			}
+		sensors_send_current(p->m, l);
 		return;
 	}
 	if (!p->hello) {
-		log_warnx("link %s: '%s' before hello; dropped", link_peer_addr(l), type);
+		log_warnx("link %s: '%s' before hello; dropped", link_peer_addr(l), msg->type_name);
 		mhc_peer_free(p);
 		return;
 	}
-	if (strcmp(type, "command") == 0) {
+	if (msg->type == LANMSG_COMMAND) {
 		if (p->m->stopping) {
-			const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
-			mhc_reply(p, "result", cJSON_IsString(id) ? id->valuestring : NULL, "rejected",
-				  "the controller is shutting down");
+			struct command c;
+			if (lanmsg_command(msg, &c, why, sizeof why) == 0)
+				command_clear(&c);   /* only its id is needed */
+			cmd_refuse(p, c.id[0] ? c.id : NULL, "rejected", "the controller is shutting down");
 			return;
 		}
-		mhc_command(p, msg);
-	} else if (strcmp(type, "bye") == 0) {
+		cmd_serve(p, msg);
+	} else if (msg->type == LANMSG_BYE) {
 		log_info("link %s: peer said bye", link_peer_addr(l));
 	} else {
 		/* Newer peers may send types we do not know; ignoring them keeps v1 extensible. */
-		log_debug("link %s: ignored message type '%s'", link_peer_addr(l), type);
+		log_debug("link %s: ignored message type '%s'", link_peer_addr(l), msg->type_name);
 	}
 }
 
@@ -569,12 +258,9 @@ retry:
 
 static void mhc_home_schedule(struct mhc *m)
 {
-	/* Exponential backoff with jitter: a home server coming back is not hit by every
-	 * controller in the same millisecond. */
-	m->home_backoff_ms = m->home_backoff_ms ? m->home_backoff_ms * 2 : 500;
-	if (m->home_backoff_ms > 30000)
-		m->home_backoff_ms = 30000;
-	loop_timer_start(m->loop, &m->home_timer, mhc_jitter(m->home_backoff_ms, 50));
+	/* Jittered: a home server coming back is not hit by every controller in the same
+	 * millisecond. */
+	loop_timer_start(m->loop, &m->home_timer, backoff_next(&m->home_backoff, (uint64_t)random()));
 }
 
 /* --- announces --- */
@@ -606,79 +292,6 @@ static void mhc_announce(void *arg)
 	loop_timer_start(m->loop, &m->announce_timer, mhc_jitter(m->conf.announce_interval_ms, 10));
 }
 
-/* --- sensors --- */
-
-static void mhc_sensor_tick(void *arg);
-
-/* Trimmed output; a number stays a JSON number, anything else becomes a JSON string. */
-static char *mhc_sensor_json(const char *out, size_t len)
-{
-	while (len && (out[len - 1] == '\n' || out[len - 1] == '\r' || out[len - 1] == ' ' ||
-		       out[len - 1] == '\t'))
-		len--;
-	while (len && (*out == ' ' || *out == '\t' || *out == '\n' || *out == '\r')) {
-		out++;
-		len--;
-	}
-	if (len > MHC_SENSOR_VALUE_MAX)
-		len = MHC_SENSOR_VALUE_MAX;
-	char tmp[MHC_SENSOR_VALUE_MAX + 1];
-	memcpy(tmp, out, len);
-	tmp[len] = '\0';
-	char *end;
-	double d = strtod(tmp, &end);
-	cJSON *v = (len && *end == '\0' && isfinite(d) && tmp[0] != ' ') ? cJSON_CreateNumber(d)
-									  : cJSON_CreateString(tmp);
-	char *s = cJSON_PrintUnformatted(v);
-	cJSON_Delete(v);
-	return s;
-}
-
-static void mhc_sensor_done(void *arg, const struct runner_result *res)
-{
-	struct sensor *s = arg;
-	struct mhc *m = s->m;
-	s->job = NULL;
-	if (res->status != RUNNER_EXITED || res->exit_code != 0) {
-		if (!s->failing)
-			log_warnx("sensor %s: reading failed (%s, exit %d, signal %d); keeping the last value",
-				  s->def->name, res->status == RUNNER_TIMEOUT ? "timeout" : "error",
-				  res->exit_code, res->signal);
-		s->failing = true;
-	} else {
-		s->failing = false;
-		char *v = mhc_sensor_json(res->out, res->out_len);
-		if (v && (!s->value || strcmp(v, s->value) != 0)) {
-			free(s->value);
-			s->value = v;
-			s->ts_ms = (int64_t)loop_wall_ms();
-			log_debug("sensor %s = %s", s->def->name, v);
-			cJSON *e = mhc_sensor_event(s);
-			mhc_broadcast(m, e);
-			cJSON_Delete(e);
-		} else {
-			free(v);
-		}
-	}
-	if (!m->stopping)
-		loop_timer_start(m->loop, &s->timer, s->def->interval_ms);
-	mhc_maybe_exit(m);
-}
-
-static void mhc_sensor_tick(void *arg)
-{
-	struct sensor *s = arg;
-	struct runner_spec spec = { .argv = (char *const *)s->def->argv,
-				    .timeout_ms = s->def->timeout_ms, .grace_ms = 500,
-				    .tail_max = MHC_SENSOR_VALUE_MAX * 4 };
-	int err;
-	s->job = runner_start(s->m->runner, &spec, mhc_sensor_done, s, &err);
-	if (!s->job) {
-		log_warnx("sensor %s: cannot start: %s", s->def->name, strerror(-err));
-		loop_timer_start(s->m->loop, &s->timer, s->def->interval_ms);
-	}
-}
-
 /* --- shutdown --- */
 
 static void mhc_finish(void *arg)
@@ -687,7 +300,7 @@ static void mhc_finish(void *arg)
 	loop_stop(m->loop);
 }
 
-static void mhc_maybe_exit(struct mhc *m)
+void mhc_maybe_exit(struct mhc *m)
 {
 	if (!m->stopping || runner_count(m->runner) > 0 || m->bye_sent)
 		return;
@@ -695,10 +308,11 @@ static void mhc_maybe_exit(struct mhc *m)
 	 * bye as "offline at once", and a result after it would reach requesters as lost instead
 	 * of the failed outcome the journal holds. */
 	m->bye_sent = true;
-	cJSON *bye = cJSON_CreateObject();
-	cJSON_AddStringToObject(bye, "type", "bye");
-	cJSON_AddStringToObject(bye, "reason", "shutdown");
-	mhc_broadcast(m, bye);
+	cJSON *bye = lanmsg_bye_new("shutdown");
+	char *text = bye ? cJSON_PrintUnformatted(bye) : NULL;
+	if (text)
+		mhc_broadcast(m, text, strlen(text));
+	free(text);
 	cJSON_Delete(bye);
 	/* Let the links flush the final results and the bye before closing. */
 	loop_timer_start(m->loop, &m->stop_timer, 200);
@@ -714,97 +328,12 @@ static void mhc_on_term(void *arg, const struct signalfd_siginfo *si)
 	notify_stopping();
 	loop_timer_stop(m->loop, &m->announce_timer);
 	loop_timer_stop(m->loop, &m->home_timer);
-	for (int i = 0; i < m->conf.nsensors; i++)
-		loop_timer_stop(m->loop, &m->sensors[i].timer);
+	sensors_stop(m);
 	runner_kill_all(m->runner);
 	mhc_maybe_exit(m);
 }
 
 /* --- setup --- */
-
-static void mhc_usage(FILE *f)
-{
-	fputs(
-"NAME\n"
-"    frMhc - fr IoT controller: announces itself, runs actions, pushes sensor events\n"
-"\n"
-"SYNOPSIS\n"
-"    frMhc [-f] [-v]... -c FILE\n"
-"    frMhc --check-config -c FILE\n"
-"\n"
-"DESCRIPTION\n"
-"    frMhc runs on each IoT controller (e.g. a Raspberry Pi beside a relay board). It\n"
-"    announces itself by signed UDP datagrams so the home server (frMhs) finds it wherever\n"
-"    its address moves, serves commands over TLS-PSK links (LAN protocol v1, see\n"
-"    docs/lan-protocol.md), runs each action as a child process in its own process group\n"
-"    (never through a shell) under a timeout watchdog (SIGTERM, then SIGKILL to the whole\n"
-"    group), records every command id durably so no command ever runs twice, and pushes a\n"
-"    sensor's value as an event whenever it changes.\n"
-"\n"
-"OPTIONS\n"
-"    -c, --config FILE   configuration file (required)\n"
-"    -f, --foreground    stay in the foreground and log to stderr (default: daemon, syslog)\n"
-"    -v, --verbose       more logging (debug); repeat for more\n"
-"        --check-config  load and check the configuration, print problems, exit 0 if valid\n"
-"    -h, --help          this text\n"
-"    -V, --version       print the version\n"
-"\n"
-"CONFIGURATION (libconfig syntax; see docs/frmhc.conf.example)\n"
-"    id = \"kitchen\";                  # controller id, [A-Za-z0-9_-]{1,63}\n"
-"    name = \"Kitchen Pi\";\n"
-"    secret_file = \"/etc/fr/home.secret\"; # 64 hex digits, the home's 32-byte secret\n"
-"    state_dir = \"/var/lib/frmhc\";     # command journal (exactly-once across restarts)\n"
-"    listen = { address = \"0.0.0.0\"; port = 7410;\n"
-"               max_links = 16;              # links that completed the handshake\n"
-"               max_pending = 32;            # connections still in their handshake ...\n"
-"               max_pending_per_peer = 4; }; # ... and from one address (or IPv6 /64)\n"
-"    announce = { address = \"192.168.1.255\"; port = 7400; interval = 5; };\n"
-"                                       # optional: without it nothing is broadcast\n"
-"    home_server = { address = \"192.168.1.2\"; port = 7401; };  # optional: dial out\n"
-"    ping_interval = 10; ping_timeout = 30; journal_max = 10000;\n"
-"    handshake_timeout = 10;            # seconds for TCP + TLS-PSK handshake of a link\n"
-"    user = \"frmhc\"; group = \"frmhc\";   # optional: drop root to this user once the\n"
-"                                       # sockets are bound; actions run as this user\n"
-"    allow_root_actions = false;        # true: run actions as root (started as root, no user)\n"
-"    actions = (\n"
-"      { name = \"lamp_on\"; argv = [\"/usr/local/lib/fr/lamp\", \"on\"]; timeout = 10; },\n"
-"      { name = \"dim\"; argv = [\"/usr/local/lib/fr/dim\", \"{level}\"]; timeout = 5;\n"
-"        max_running = 1; kill_grace = 2;\n"
-"        args = ( { name = \"level\"; pattern = \"[0-9]{1,3}\"; default = \"50\"; } ); }\n"
-"    );\n"
-"    sensors = (\n"
-"      { name = \"temp\"; argv = [\"/usr/local/lib/fr/temp\"]; interval = 10; timeout = 5;\n"
-"        unit = \"°C\"; device_class = \"temperature\"; }\n"
-"    );\n"
-"    A sensor's unit and device_class are optional; they reach Home Assistant through frMhs's\n"
-"    MQTT discovery (device_class: one of HA's sensor device classes, a-z 0-9 _).\n"
-"    A builtin action runs inside frMhc, without a process: { name = \"ping\"; builtin = \"noop\"; }\n"
-"    argv[0] is an absolute path; \"{arg}\" in later elements is replaced by the argument's\n"
-"    value, which must match the whole pattern (POSIX extended regex). An action's defaults:\n"
-"    timeout = 30, kill_grace = 2, max_running = 1 (a second concurrent request is answered\n"
-"    busy). Durations are in seconds and may be decimal.\n"
-"\n"
-"PRIVILEGES\n"
-"    Started as root, frMhc binds its sockets, creates state_dir for 'user', then becomes\n"
-"    'user' (group 'group', else the user's primary group, plus the user's supplementary\n"
-"    groups, e.g. gpio, i2c, dialout) and runs actions and sensors as that user. It refuses\n"
-"    to start as root without 'user' unless allow_root_actions = true, and stops if the\n"
-"    switch fails. Started as 'user' directly (e.g. by its unit), it just runs.\n"
-"\n"
-"LIMITS\n"
-"    A connection to the link port that has not completed its handshake is a stranger's:\n"
-"    at most max_pending of them, max_pending_per_peer from one address; a newer one closes\n"
-"    an older one (its address's oldest; over max_pending, one that sent nothing yet, of the\n"
-"    address holding the most), so a flood never locks out the home server. Refusals are\n"
-"    logged with counts at most every 10 s (docs/lan-protocol.md).\n"
-"\n"
-"SIGNALS\n"
-"    SIGTERM, SIGINT  stop: running actions are killed and reported as failed, then exit.\n"
-"\n"
-"EXIT STATUS\n"
-"    0 after a clean stop or a valid --check-config; 1 on a configuration or start-up error.\n",
-	      f);
-}
 
 static int mhc_setup(struct mhc *m)
 {
@@ -877,13 +406,7 @@ static int mhc_setup(struct mhc *m)
 	loop_timer_init(&m->home_timer, mhc_home_dial, m);
 	if (c->home_addr)
 		loop_timer_start(m->loop, &m->home_timer, 0);
-	for (int i = 0; i < c->nsensors; i++) {
-		struct sensor *s = &m->sensors[i];
-		s->m = m;
-		s->def = &c->sensors[i];
-		loop_timer_init(&s->timer, mhc_sensor_tick, s);
-		loop_timer_start(m->loop, &s->timer, (uint64_t)(random() % 200));
-	}
+	sensors_start(m);
 	loop_timer_init(&m->stop_timer, mhc_finish, m);
 	if (loop_signal_add(m->loop, SIGTERM, mhc_on_term, m) < 0 ||
 	    loop_signal_add(m->loop, SIGINT, mhc_on_term, m) < 0)
@@ -903,8 +426,7 @@ static void mhc_teardown(struct mhc *m)
 	peerlimit_free(m->pending);
 	listener_free(m->listener);
 	runner_free(m->runner);
-	for (int i = 0; m->sensors && i < m->conf.nsensors; i++)
-		free(m->sensors[i].value);
+	sensors_free(m);
 	while (m->runs) {
 		struct run *r = m->runs;
 		m->runs = r->next;
@@ -926,10 +448,11 @@ static void mhc_teardown(struct mhc *m)
 int main(int argc, char **argv)
 {
 	struct agent_args args;
-	agent_parse_args(argc, argv, "frMhc", mhc_usage, " (LAN protocol v1)", &args);
+	agent_parse_args(argc, argv, "frMhc", usage_print, " (LAN protocol v1)", &args);
 	const char *config = args.config;
 	bool check = args.check;
-	struct mhc m = { .lfd = -1, .ufd = -1 };
+	struct mhc m = { .lfd = -1, .ufd = -1,
+			 .home_backoff = { .min_ms = 500, .max_ms = 30000 } };
 	if (conf_load(&m.conf, config) < 0) {
 		conf_free(&m.conf);
 		return 1;

@@ -2,6 +2,7 @@
 #include "bridge.h"
 
 #include "command.h"
+#include "lanmsg.h"
 #include "log.h"
 #include "loop.h"
 #include "mqtt.h"
@@ -177,19 +178,25 @@ int bridge_publish_raw(struct bridge *b, const char *topic, const void *payload,
 	return bridge_send(b, topic, payload, len, qos, retain, NULL, 0);
 }
 
-void bridge_reply(struct bridge *b, const struct req_route *rt, const cJSON *msg)
+void bridge_reply(struct bridge *b, const struct req_route *rt, const char *msg, size_t len)
 {
-	bridge_publish_json(b, rt->topic, msg, 1, false, rt->corr, rt->corr_len);
+	bridge_send(b, rt->topic, msg, len, 1, false, rt->corr, rt->corr_len);
 }
 
-void bridge_unclaimed_result(struct bridge *b, const char *ctl, const cJSON *msg)
+void bridge_unclaimed_result(struct bridge *b, const char *ctl, const struct lanmsg *msg)
 {
 	char topic[512];
 	bridge_topic(b, topic, sizeof topic, ctl, "result");
-	cJSON *o = cJSON_Duplicate(msg, 1);
-	req_json_set(o, "ctl", ctl);
-	bridge_publish_json(b, topic, o, 1, false, NULL, 0);
-	cJSON_Delete(o);
+	cJSON *set = cJSON_CreateObject();
+	cJSON_AddStringToObject(set, "ctl", ctl);
+	size_t len;
+	char *text = lanmsg_forward(msg, NULL, set, &len);
+	if (text)
+		bridge_send(b, topic, text, len, 1, false, NULL, 0);
+	else
+		b->n.publish_failed++;
+	free(text);
+	cJSON_Delete(set);
 }
 
 void bridge_note_answer(struct bridge *b, const char *ctl, const char *action, const char *status)
@@ -276,22 +283,19 @@ static void bridge_state(struct bridge *b, const char *topic, const char *payloa
 		loop_timer_start(b->loop, &b->state_timer, BRIDGE_STATE_MS);
 }
 
-void bridge_ctl_event(struct bridge *b, const char *ctl, const cJSON *msg)
+void bridge_ctl_event(struct bridge *b, const char *ctl, const struct lanmsg *msg,
+		      const struct lanmsg_event *e)
 {
+	static const char *const drop[] = { "type", NULL };
 	char topic[512];
 	bool up = mqtt_is_connected(b->mqtt);
 	b->n.events_in++;
-	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(msg, "kind");
-	const cJSON *sensor = cJSON_GetObjectItemCaseSensitive(msg, "sensor");
-	if (cJSON_IsString(kind) && strcmp(kind->valuestring, "state") == 0 &&
-	    cJSON_IsString(sensor) && command_valid_name(sensor->valuestring, COMMAND_NAME_MAX)) {
+	if (strcmp(e->kind, "state") == 0) {
 		cJSON *st = cJSON_CreateObject();
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg, "value");
-		const cJSON *ts = cJSON_GetObjectItemCaseSensitive(msg, "ts");
-		cJSON_AddItemToObject(st, "value", v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
-		cJSON_AddNumberToObject(st, "ts", cJSON_IsNumber(ts) ? ts->valuedouble : (double)loop_wall_ms());
+		cJSON_AddItemToObject(st, "value", cJSON_Duplicate(e->value, 1));
+		cJSON_AddNumberToObject(st, "ts", (double)e->ts_ms);
 		char leaf[128];
-		snprintf(leaf, sizeof leaf, "state/%s", sensor->valuestring);
+		snprintf(leaf, sizeof leaf, "state/%s", e->sensor);
 		bridge_topic(b, topic, sizeof topic, ctl, leaf);
 		char *s = cJSON_PrintUnformatted(st);
 		if (s)
@@ -307,16 +311,14 @@ void bridge_ctl_event(struct bridge *b, const char *ctl, const cJSON *msg)
 	}
 	if (!up)
 		b->offline_events++;
-	cJSON *e = cJSON_Duplicate(msg, 1);
-	cJSON_DeleteItemFromObjectCaseSensitive(e, "type");
 	bridge_topic(b, topic, sizeof topic, ctl, "event");
-	char *s = cJSON_PrintUnformatted(e);
-	if (s && mqtt_publish(b->mqtt, topic, s, strlen(s), 0, false, NULL, NULL, 0) == 0)
+	size_t len;
+	char *s = lanmsg_forward(msg, drop, NULL, &len);
+	if (s && mqtt_publish(b->mqtt, topic, s, len, 0, false, NULL, NULL, 0) == 0)
 		b->n.events_out++;
 	else
 		b->n.events_dropped++;
 	free(s);
-	cJSON_Delete(e);
 }
 
 void bridge_publish_retained(struct bridge *b, const char *leaf, const cJSON *doc)

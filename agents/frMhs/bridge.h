@@ -19,6 +19,8 @@
 
 struct loop;
 struct bridge;
+struct lanmsg;
+struct lanmsg_event;
 struct command;
 struct req_route;
 struct mqtt_msg;
@@ -58,12 +60,16 @@ void bridge_free(struct bridge *b);
 
 /* Retained status and info of a controller (info borrowed). */
 void bridge_publish_ctl(struct bridge *b, const char *ctl, const cJSON *info, bool online);
-/* A reply (borrowed) to one requester. */
-void bridge_reply(struct bridge *b, const struct req_route *rt, const cJSON *msg);
-/* An event from a controller (borrowed): .../event, and .../state/<sensor> for a state event. */
-void bridge_ctl_event(struct bridge *b, const char *ctl, const cJSON *msg);
-/* A result no request of this home server waits for: on .../ctl/<ctl>/result. */
-void bridge_unclaimed_result(struct bridge *b, const char *ctl, const cJSON *msg);
+/* A reply (len bytes of JSON, borrowed) to one requester. */
+void bridge_reply(struct bridge *b, const struct req_route *rt, const char *msg, size_t len);
+/* An event from a controller (msg as its link delivered it, e its fields; both borrowed):
+ * .../event (the bytes it arrived in without the LAN protocol's "type"), and
+ * .../state/<sensor> for a state event. */
+void bridge_ctl_event(struct bridge *b, const char *ctl, const struct lanmsg *msg,
+		      const struct lanmsg_event *e);
+/* A result no request of this home server waits for: on .../ctl/<ctl>/result, the bytes it
+ * arrived in with "ctl" added. */
+void bridge_unclaimed_result(struct bridge *b, const char *ctl, const struct lanmsg *msg);
 /* Retained fr/<home>/<leaf> (borrowed). */
 void bridge_publish_retained(struct bridge *b, const char *leaf, const cJSON *doc);
 /* For other modules of frMhs (ha.c): a subscription of their own, remembered across

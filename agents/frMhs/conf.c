@@ -70,7 +70,7 @@ static int conf_statics(struct conf *c, const config_setting_t *root)
 		    cfg_string_req(g, "address", &c->statics[i].address) ||
 		    cfg_int(g, "port", 7410, 1, 65535, &port))
 			return -1;
-		if (!command_valid_name(c->statics[i].id, COMMAND_NAME_MAX)) {
+		if (!name_valid(c->statics[i].id, COMMAND_NAME_MAX)) {
 			cfg_error(g, "controller id '%s' must be 1..63 of A-Z a-z 0-9 _ -",
 				  c->statics[i].id);
 			return -1;
@@ -160,7 +160,7 @@ int conf_load(struct conf *c, const char *path)
 	config_setting_t *root = config_root_setting(&c->cfg);
 	if (cfg_known_keys(root, keys) || cfg_string_req(root, "home", &c->home))
 		return -1;
-	if (!command_valid_name(c->home, COMMAND_NAME_MAX)) {
+	if (!name_valid(c->home, COMMAND_NAME_MAX)) {
 		cfg_error(config_setting_get_member(root, "home"),
 			  "home '%s' must be 1..63 of A-Z a-z 0-9 _ -", c->home);
 		return -1;
@@ -183,7 +183,7 @@ int conf_load(struct conf *c, const char *path)
 			  "state_dir must be an absolute path");
 		return -1;
 	}
-	if (!command_valid_name(c->prefix, COMMAND_NAME_MAX)) {
+	if (!name_valid(c->prefix, COMMAND_NAME_MAX)) {
 		cfg_error(config_setting_get_member(root, "topic_prefix"),
 			  "topic_prefix must be one topic level of A-Z a-z 0-9 _ -");
 		return -1;

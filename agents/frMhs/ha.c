@@ -239,7 +239,7 @@ static void ha_classify(struct ha_ctl *c)
 void ha_ctl_info(struct ha *h, const char *ctl, const cJSON *info)
 {
 	struct ha_ctl *c;
-	if (!ha_enabled(h) || !command_valid_name(ctl, COMMAND_NAME_MAX) || !(c = ha_ctl_get(h, ctl)))
+	if (!ha_enabled(h) || !name_valid(ctl, COMMAND_NAME_MAX) || !(c = ha_ctl_get(h, ctl)))
 		return;
 	char *sig = ha_signature(info);
 	bool same = c->known && sig && c->sig && strcmp(sig, c->sig) == 0;

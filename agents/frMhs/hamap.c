@@ -69,7 +69,7 @@ static enum hamap_kind hamap_words(struct hamap_action *a, const char *pattern, 
 		bar = strchr(w, '|');
 		if (bar)
 			*bar = '\0';
-		if (!command_valid_name(w, COMMAND_NAME_MAX) || !hamap_match(re, w) ||
+		if (!name_valid(w, COMMAND_NAME_MAX) || !hamap_match(re, w) ||
 		    n >= HAMAP_OPTIONS_MAX) {
 			cJSON_Delete(words);
 			return HAMAP_NONE;
@@ -303,7 +303,7 @@ enum hamap_kind hamap_classify(const cJSON *action, struct hamap_action *a)
 {
 	memset(a, 0, sizeof *a);
 	const char *name = hamap_str(action, "name");
-	if (!name || !command_valid_name(name, COMMAND_NAME_MAX))
+	if (!name || !name_valid(name, COMMAND_NAME_MAX))
 		return hamap_none(a, "it has no valid name");
 	snprintf(a->name, sizeof a->name, "%s", name);
 	const cJSON *args = cJSON_GetObjectItemCaseSensitive(action, "args");
@@ -314,7 +314,7 @@ enum hamap_kind hamap_classify(const cJSON *action, struct hamap_action *a)
 	cJSON_ArrayForEach(e, args) {
 		const cJSON *def = cJSON_GetObjectItemCaseSensitive(e, "default");
 		const char *an = hamap_str(e, "name");
-		if (!an || !command_valid_name(an, COMMAND_NAME_MAX) || !hamap_str(e, "pattern") ||
+		if (!an || !name_valid(an, COMMAND_NAME_MAX) || !hamap_str(e, "pattern") ||
 		    (def && !cJSON_IsString(def)))
 			return hamap_none(a, "an argument has no valid name, pattern or default");
 		if (n++ == 0 || !def)

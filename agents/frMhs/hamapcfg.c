@@ -334,7 +334,7 @@ cJSON *hamap_ctl_configs(const struct hamap_ctx *x, const char *ctl, const cJSON
 	const cJSON *s;
 	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(info, "sensors")) {
 		const char *name = hamap_str(s, "name");
-		if (!name || !command_valid_name(name, COMMAND_NAME_MAX))
+		if (!name || !name_valid(name, COMMAND_NAME_MAX))
 			continue;
 		hamap_object_id(ctl, name, obj, sizeof obj);
 		hamap_config_topic(x, "sensor", obj, t, sizeof t);

@@ -10,6 +10,7 @@
 #include "display.h"
 #include "ha.h"
 #include "keys.h"
+#include "lanmsg.h"
 #include "link.h"
 #include "listener.h"
 #include "log.h"
@@ -159,17 +160,23 @@ static void mhs_on_offline(void *arg, struct ctl *c)
 	reqs_ctl_offline(((struct mhs *)arg)->reqs, ctl_id(c), ctl_offline_reason(c));
 }
 
-static void mhs_on_msg(void *arg, struct ctl *c, const cJSON *m)
+static void mhs_on_msg(void *arg, struct ctl *c, const struct lanmsg *m)
 {
 	struct mhs *h = arg;
-	const char *type = cJSON_GetObjectItemCaseSensitive(m, "type")->valuestring;
-	if (strcmp(type, "event") == 0) {
-		bridge_ctl_event(h->bridge, ctl_id(c), m);
-		ha_ctl_event(h->ha, ctl_id(c), m);
-	} else if (!reqs_ctl_msg(h->reqs, ctl_id(c), m) && strcmp(type, "result") == 0)
+	char why[256];
+	if (m->type == LANMSG_EVENT) {
+		struct lanmsg_event e;
+		if (lanmsg_event(m, &e, why, sizeof why) < 0) {
+			log_warnx("controller %s: %s; event dropped", ctl_id(c), why);
+			return;
+		}
+		bridge_ctl_event(h->bridge, ctl_id(c), m, &e);
+		ha_ctl_event(h->ha, ctl_id(c), m->json);
+	} else if (!reqs_ctl_msg(h->reqs, ctl_id(c), m) && m->type == LANMSG_RESULT) {
 		/* A result for a request this home server does not know (sent by frcmd, or before
 		 * a restart that lost the state dir): the default result topic is the best place. */
 		bridge_unclaimed_result(h->bridge, ctl_id(c), m);
+	}
 }
 
 static const struct registry_ops mhs_registry_ops = { mhs_on_changed, mhs_on_link_up,
@@ -254,9 +261,9 @@ static void mhs_why_not(void *arg, const char *ctl, char *buf, size_t n)
 		snprintf(buf, n, "has no link up yet");
 }
 
-static void mhs_reply(void *arg, const struct req_route *rt, const cJSON *msg)
+static void mhs_reply(void *arg, const struct req_route *rt, const char *msg, size_t len)
 {
-	bridge_reply(((struct mhs *)arg)->bridge, rt, msg);
+	bridge_reply(((struct mhs *)arg)->bridge, rt, msg, len);
 }
 
 static void mhs_answered(void *arg, const char *ctl, const char *action, const char *status)

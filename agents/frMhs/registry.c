@@ -3,6 +3,7 @@
 
 #include "command.h"
 #include "ctl.h"
+#include "lanmsg.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
@@ -71,14 +72,18 @@ void ctl_set_json(cJSON **dst, const cJSON *src)
 	*dst = cJSON_Duplicate(src, 1);
 }
 
-/* Copies a string field of o into dst (size n) if it fits; true if it changed. */
+bool ctl_take(char *dst, size_t n, const char *src)
+{
+	if (!src || strlen(src) >= n || strcmp(dst, src) == 0)
+		return false;
+	snprintf(dst, n, "%s", src);
+	return true;
+}
+
 bool ctl_take_str(char *dst, size_t n, const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	if (!cJSON_IsString(v) || strlen(v->valuestring) >= n || strcmp(dst, v->valuestring) == 0)
-		return false;
-	snprintf(dst, n, "%s", v->valuestring);
-	return true;
+	return ctl_take(dst, n, cJSON_IsString(v) ? v->valuestring : NULL);
 }
 
 /* --- controllers --- */
@@ -88,6 +93,7 @@ struct ctl *ctl_new(struct registry *r, const char *id)
 	struct ctl *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
+	c->backoff = (struct backoff){ .min_ms = 200, .max_ms = 30000 };
 	c->r = r;
 	snprintf(c->id, sizeof c->id, "%s", id);
 	snprintf(c->name, sizeof c->name, "%s", id);
@@ -216,7 +222,7 @@ static void ctl_from_info(struct ctl *c, const cJSON *info)
 void registry_add_known(struct registry *r, const char *id, const cJSON *info)
 {
 	struct ctl *c = registry_find(r, id);
-	if (!command_valid_name(id, COMMAND_NAME_MAX))
+	if (!name_valid(id, COMMAND_NAME_MAX))
 		return;
 	if (c) {
 		/* Linked in this run before its retained info arrived: to everyone who saw it
@@ -241,7 +247,7 @@ void registry_restore(struct registry *r, const cJSON *doc)
 	const cJSON *e;
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "controllers")) {
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-		if (!cJSON_IsString(id) || !command_valid_name(id->valuestring, COMMAND_NAME_MAX))
+		if (!cJSON_IsString(id) || !name_valid(id->valuestring, COMMAND_NAME_MAX))
 			continue;
 		struct ctl *c = registry_find(r, id->valuestring);
 		if (c && c->live.state != CTL_NEW)
@@ -292,17 +298,15 @@ struct registry *registry_new(struct loop *loop, struct link_ctx *lctx,
 	r->o = *o;
 	r->ops = ops;
 	r->arg = arg;
-	loop_timer_init(&r->dial_timer, registry_dial_waiting, r);
+	loop_defer_init(&r->dial_next, registry_dial_waiting, r);
 	return r;
 }
 
 void registry_shutdown(struct registry *r)
 {
 	r->shutting_down = true;
-	cJSON *bye = cJSON_CreateObject();
-	cJSON_AddStringToObject(bye, "type", "bye");
-	cJSON_AddStringToObject(bye, "reason", "shutdown");
-	for (struct ctl *c = r->ctls; c; c = c->next)
+	cJSON *bye = lanmsg_bye_new("shutdown");
+	for (struct ctl *c = r->ctls; bye && c; c = c->next)
 		if (c->up)
 			link_send(c->up->link, bye);
 	cJSON_Delete(bye);
@@ -313,7 +317,7 @@ void registry_free(struct registry *r)
 	if (!r)
 		return;
 	r->shutting_down = true;
-	loop_timer_stop(r->loop, &r->dial_timer);
+	loop_defer_cancel(r->loop, &r->dial_next);
 	registry_inbound_free_all(r);
 	while (r->ctls) {
 		struct ctl *c = r->ctls;
@@ -328,7 +332,7 @@ void registry_free(struct registry *r)
 		cJSON_Delete(c->sensors);
 		free(c);
 	}
-	loop_timer_stop(r->loop, &r->dial_timer);
+	loop_defer_cancel(r->loop, &r->dial_next);
 	free(r);
 }
 

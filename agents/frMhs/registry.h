@@ -27,6 +27,7 @@
 #define REGISTRY_QUARANTINE_MS 30000
 
 struct loop;
+struct lanmsg;
 struct link_ctx;
 struct peerlimit;
 struct registry;
@@ -44,8 +45,9 @@ struct registry_ops {
 	void (*on_link_up)(void *arg, struct ctl *c);
 	/* the controller went offline (reason as in ctl_offline_reason) */
 	void (*on_offline)(void *arg, struct ctl *c);
-	/* accepted / started / result / event from the controller (msg borrowed) */
-	void (*on_msg)(void *arg, struct ctl *c, const cJSON *msg);
+	/* accepted / started / result / event (or a type of a later version) from the
+	 * controller, as the link delivered it (lanmsg.h; borrowed) */
+	void (*on_msg)(void *arg, struct ctl *c, const struct lanmsg *msg);
 };
 
 struct registry *registry_new(struct loop *loop, struct link_ctx *lctx,

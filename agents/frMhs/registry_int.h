@@ -6,6 +6,7 @@
 
 #include "registry.h"
 
+#include "backoff.h"
 #include "ctl.h"
 #include "loop.h"
 
@@ -39,7 +40,7 @@ struct ctl {
 	uint64_t ann_seq;
 	int64_t ann_ts;
 	struct loop_timer window, redial;
-	uint64_t backoff;
+	struct backoff backoff;         /* redials */
 	struct ctl *next;
 };
 
@@ -64,7 +65,7 @@ struct registry {
 	struct inbound *inbound;
 	bool shutting_down;
 	int dialing;                    /* attempts holding a dial slot */
-	struct loop_timer dial_timer;   /* hands free dial slots to waiting controllers */
+	struct loop_defer dial_next;    /* hands free dial slots to waiting controllers */
 };
 
 /* Handshakes in flight at once: a home server (re)starting among many controllers dials them
@@ -78,7 +79,9 @@ void ctl_step(struct ctl *c, enum ctl_event ev, const char *detail);
 /* Republish status and info. */
 void ctl_changed(struct ctl *c);
 void ctl_set_json(cJSON **dst, const cJSON *src);
-/* Copies the string field key of o into dst (size n) if it fits; true if dst changed. */
+/* Copies src (NULL: nothing) into dst (size n) if it fits; true if dst changed. */
+bool ctl_take(char *dst, size_t n, const char *src);
+/* The same with the string field key of o. */
 bool ctl_take_str(char *dst, size_t n, const cJSON *o, const char *key);
 bool registry_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 const char *registry_addr_str(const struct sockaddr_storage *a, char *buf, size_t n);
@@ -93,7 +96,7 @@ struct attempt *ctl_try_to(struct ctl *c, const struct sockaddr_storage *to);
 void ctl_redial(void *arg);
 /* Closes and frees one of the controller's links, silently. */
 void attempt_free(struct attempt *a);
-/* Timer callback: hands free dial slots to controllers that wait for one. */
+/* Deferred call: hands free dial slots to controllers that wait for one. */
 void registry_dial_waiting(void *arg);
 /* Closes the dialled-in links that have not said who they are. */
 void registry_inbound_free_all(struct registry *r);

@@ -3,6 +3,7 @@
  * link and its address the verified one; see registry.h. */
 #include "registry_int.h"
 
+#include "lanmsg.h"
 #include "link.h"
 #include "log.h"
 #include "net.h"
@@ -32,7 +33,7 @@ void attempt_free(struct attempt *a)
 	}
 	if (a->dialing) {
 		c->r->dialing--;
-		loop_timer_start(c->r->loop, &c->r->dial_timer, 0);
+		loop_defer(c->r->loop, &c->r->dial_next);
 	}
 	if (a->link)
 		link_free(a->link);
@@ -90,11 +91,7 @@ static void ctl_schedule_redial(struct ctl *c)
 	struct registry *r = c->r;
 	if (r->shutting_down || !c->have_addr || c->up || loop_timer_armed(&c->redial))
 		return;
-	c->backoff = c->backoff ? c->backoff * 2 : 200;
-	if (c->backoff > 30000)
-		c->backoff = 30000;
-	uint64_t d = c->backoff / 2 + (uint64_t)(random() % (long)(c->backoff / 2 + 1));
-	loop_timer_start(r->loop, &c->redial, d);
+	loop_timer_start(r->loop, &c->redial, backoff_next(&c->backoff, (uint64_t)random()));
 }
 
 void registry_dial_waiting(void *arg)
@@ -112,38 +109,40 @@ static void registry_on_tls_up(struct link *l, void *arg)
 	if (a->dialing) {
 		a->dialing = false;
 		r->dialing--;
-		loop_timer_start(r->loop, &r->dial_timer, 0);
+		loop_defer(r->loop, &r->dial_next);
 	}
-	cJSON *h = cJSON_CreateObject();
-	cJSON_AddStringToObject(h, "type", "hello");
-	cJSON_AddNumberToObject(h, "proto", ANNOUNCE_PROTO_VERSION);
-	cJSON_AddStringToObject(h, "role", "home");
-	cJSON_AddStringToObject(h, "version", FR_VERSION);
-	link_send(l, h);
+	cJSON *h = lanmsg_hello_new(&(struct lanmsg_hello){ .controller = false });
+	if (h)
+		link_send(l, h);
 	cJSON_Delete(h);
 }
 
 /* The controller's hello on link a: a becomes its link, its address the verified one. */
-static void registry_hello(struct attempt *a, const cJSON *msg)
+static void registry_hello(struct attempt *a, const struct lanmsg *msg)
 {
 	struct ctl *c = a->c;
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg, "proto");
-	if (!cJSON_IsNumber(v) || v->valueint != ANNOUNCE_PROTO_VERSION) {
-		log_warnx("controller %s: hello with unsupported protocol; link dropped", c->id);
+	struct lanmsg_hello h;
+	char why[256];
+	int rc = lanmsg_hello(msg, &h, why, sizeof why);
+	if (rc == 0 && !h.controller) {
+		snprintf(why, sizeof why, "hello from a home server, not a controller");
+		rc = -EINVAL;
+	}
+	if (rc < 0) {
+		log_warnx("controller %s: %s; link dropped", c->id, why);
 		attempt_free(a);
 		ctl_schedule_redial(c);
 		return;
 	}
-	ctl_take_str(c->name, sizeof c->name, msg, "name");
-	ctl_take_str(c->version, sizeof c->version, msg, "version");
-	bool changed = ctl_take_str(c->boot, sizeof c->boot, msg, "boot");
+	ctl_take(c->name, sizeof c->name, h.name);
+	ctl_take(c->version, sizeof c->version, h.version);
+	bool changed = ctl_take(c->boot, sizeof c->boot, h.boot);
 	struct sockaddr_storage addr = a->addr;
-	v = cJSON_GetObjectItemCaseSensitive(msg, "port");
 	/* A controller that dialled in tells its own link port for later dials. */
-	if (a->inbound && cJSON_IsNumber(v) && v->valueint > 0 && v->valueint < 65536) {
+	if (a->inbound) {
 		char host[64];
 		net_host_str((struct sockaddr *)&a->addr, host, sizeof host);
-		net_addr_parse(host, (uint16_t)v->valueint, &addr, NULL);
+		net_addr_parse(host, (uint16_t)h.port, &addr, NULL);
 	}
 	if (!c->have_addr || !registry_same_addr(&c->addr, &addr)) {
 		char was[NET_ADDRSTRLEN], now[NET_ADDRSTRLEN];
@@ -155,8 +154,8 @@ static void registry_hello(struct attempt *a, const cJSON *msg)
 		c->have_addr = true;
 		changed = true;
 	}
-	ctl_set_json(&c->actions, cJSON_GetObjectItemCaseSensitive(msg, "actions"));
-	ctl_set_json(&c->sensors, cJSON_GetObjectItemCaseSensitive(msg, "sensors"));
+	ctl_set_json(&c->actions, h.actions);
+	ctl_set_json(&c->sensors, h.sensors);
 	if (c->up == a) {   /* a second hello on the same link: nothing moves */
 		if (changed)
 			ctl_changed(c);
@@ -179,7 +178,7 @@ static void registry_hello(struct attempt *a, const cJSON *msg)
 	while (c->tries)
 		attempt_free(c->tries);
 	c->dial_wanted = false;
-	c->backoff = 0;
+	backoff_reset(&c->backoff);
 	loop_timer_stop(c->r->loop, &c->redial);
 	c->last_seen = (int64_t)loop_wall_ms();
 	log_info("controller %s: link up with %s (boot %.8s)", c->id, link_peer_addr(a->link), c->boot);
@@ -189,24 +188,23 @@ static void registry_hello(struct attempt *a, const cJSON *msg)
 	ctl_step(c, CTL_EV_LINK_UP, NULL);
 }
 
-static void registry_on_msg(struct link *l, const cJSON *msg, void *arg)
+static void registry_on_msg(struct link *l, const struct lanmsg *msg, void *arg)
 {
 	struct attempt *a = arg;
 	struct ctl *c = a->c;
 	(void)l;
-	const char *type = cJSON_GetObjectItemCaseSensitive(msg, "type")->valuestring;
-	if (strcmp(type, "hello") == 0) {
+	if (msg->type == LANMSG_HELLO) {
 		registry_hello(a, msg);
 		return;
 	}
 	if (c->up != a) {
-		log_warnx("controller %s: '%s' before hello; link dropped", c->id, type);
+		log_warnx("controller %s: '%s' before hello; link dropped", c->id, msg->type_name);
 		attempt_free(a);
 		ctl_schedule_redial(c);
 		return;
 	}
 	c->last_seen = (int64_t)loop_wall_ms();
-	if (strcmp(type, "bye") == 0) {
+	if (msg->type == LANMSG_BYE) {
 		attempt_free(a);
 		ctl_step(c, CTL_EV_BYE, NULL);
 		return;

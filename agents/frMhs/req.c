@@ -2,6 +2,7 @@
 #include "req_int.h"
 
 #include "command.h"
+#include "lanmsg.h"
 #include "log.h"
 #include "loop.h"
 #include "store.h"
@@ -12,7 +13,8 @@
 
 /* What an event carries. */
 struct req_in {
-	const cJSON *msg;              /* ACCEPTED, STARTED, RESULT */
+	const struct lanmsg *msg;      /* ACCEPTED, STARTED, RESULT */
+	const struct lanmsg_result *result;   /* RESULT: its fields */
 	const char *reason;            /* OFFLINE */
 	const struct command *cmd;     /* REPEAT */
 	const struct req_route *rt;    /* REPEAT */
@@ -39,14 +41,11 @@ static void req_json_set_ts(cJSON *o)
 cJSON *req_result_json(const char *ctl, const char *id, const char *action, const char *status,
 		       const char *reason, bool retry)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "type", "result");
-	req_json_set(o, "id", id);
+	struct lanmsg_result lr = { .id = id, .action = action, .status = status, .reason = reason };
+	cJSON *o = lanmsg_result_new(&lr);
+	if (!o)
+		return NULL;
 	cJSON_AddStringToObject(o, "ctl", ctl);
-	if (action)
-		cJSON_AddStringToObject(o, "action", action);
-	cJSON_AddStringToObject(o, "status", status);
-	cJSON_AddStringToObject(o, "reason", reason);
 	if (retry)
 		cJSON_AddTrueToObject(o, "retry");
 	req_json_set_ts(o);
@@ -56,14 +55,11 @@ cJSON *req_result_json(const char *ctl, const char *id, const char *action, cons
 /* offline and lost say the request may not have run or that nobody knows: not an outcome; a
  * controller marks answers that left no trace of the id with "recorded": false
  * (docs/lan-protocol.md), frMhs its own with "retry". */
-static bool req_is_outcome(const cJSON *result)
+static bool req_is_outcome(const struct lanmsg *m, const struct lanmsg_result *lr)
 {
-	const cJSON *st = cJSON_GetObjectItemCaseSensitive(result, "status");
-	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "retry")) ||
-	    cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(result, "recorded")))
+	if (lr->unrecorded || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m->json, "retry")))
 		return false;
-	return !(cJSON_IsString(st) &&
-		 (strcmp(st->valuestring, "lost") == 0 || strcmp(st->valuestring, "offline") == 0));
+	return strcmp(lr->status, "lost") != 0 && strcmp(lr->status, "offline") != 0;
 }
 
 void req_arm(struct req *r)
@@ -90,54 +86,72 @@ static int64_t req_guard_until(const struct req *r)
 
 /* --- replies --- */
 
-/* msg as one requester gets it: this request's ctl and id (once each), a ts, and duplicate set
- * only where it is true for that requester. */
-static cJSON *req_reply_msg(const struct req *r, const cJSON *msg, bool dup)
+/* msg as requesters get it (docs/topics.md, "Replies"): with this request's ctl, a ts, the
+ * LAN protocol's "recorded": false as the MQTT contract's "retry": true, and duplicate only
+ * where it is true for them. A controller's message keeps the bytes it arrived in
+ * (lanmsg_forward); serialised once per variant however many requesters wait. */
+static char *req_reply_text(const struct req *r, const struct lanmsg *msg, bool unrecorded,
+			    bool dup, size_t *len)
 {
-	cJSON *o = cJSON_Duplicate(msg, 1);
-	req_json_set(o, "ctl", r->ctl);
-	req_json_set(o, "id", r->id);
-	cJSON_DeleteItemFromObjectCaseSensitive(o, "duplicate");
+	static const char *const drop[] = { "duplicate", NULL };
+	static const char *const drop_rec[] = { "duplicate", "recorded", NULL };
+	cJSON *set = cJSON_CreateObject();
+	if (!set)
+		return NULL;
+	cJSON_AddStringToObject(set, "ctl", r->ctl);
 	if (dup)
-		cJSON_AddTrueToObject(o, "duplicate");
-	/* The LAN protocol's "recorded": false (the controller left no trace of the id) is what
-	 * the MQTT contract calls "retry": true. */
-	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "recorded"))) {
-		cJSON_DeleteItemFromObjectCaseSensitive(o, "recorded");
-		if (!cJSON_GetObjectItemCaseSensitive(o, "retry"))
-			cJSON_AddTrueToObject(o, "retry");
-	}
-	if (!cJSON_GetObjectItemCaseSensitive(o, "ts"))
-		req_json_set_ts(o);
-	return o;
+		cJSON_AddTrueToObject(set, "duplicate");
+	if (unrecorded && !cJSON_GetObjectItemCaseSensitive(msg->json, "retry"))
+		cJSON_AddTrueToObject(set, "retry");
+	if (!cJSON_GetObjectItemCaseSensitive(msg->json, "ts"))
+		cJSON_AddNumberToObject(set, "ts", (double)loop_wall_ms());
+	char *text = lanmsg_forward(msg, unrecorded ? drop_rec : drop, set, len);
+	cJSON_Delete(set);
+	return text;
 }
 
-static void req_send_to(const struct req *r, const struct route *rt, const cJSON *msg)
+static void req_send_to(const struct req *r, const struct route *rt, const char *text, size_t len)
 {
 	struct req_route pub = { rt->topic, rt->corr, rt->corr_len, rt->final_only };
-	r->q->ops->reply(r->q->arg, &pub, msg);
+	r->q->ops->reply(r->q->arg, &pub, text, len);
+}
+
+/* o (borrowed), made here, to one requester. */
+static void req_reply_json(struct reqs *q, const struct req_route *rt, const cJSON *o)
+{
+	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+	if (text)
+		q->ops->reply(q->arg, rt, text, strlen(text));
+	free(text);
 }
 
 /* The first requester sees the controller's duplicate flag (true when the id ran before this
  * request, e.g. before a restart of frMhs), except after frMhs's own re-send on a new link,
- * where it is an artefact. Every later requester asked again: for them it is a duplicate. */
-static void req_fan_out(struct req *r, const cJSON *msg, bool progress, char **first_text)
+ * where it is an artefact. Every later requester asked again: for them it is a duplicate.
+ * *first_text (if asked for) is the reply without the flag, kept for a later repeat. */
+static void req_fan_out(struct req *r, const struct lanmsg *msg, bool unrecorded, bool progress,
+			char **first_text)
 {
-	bool ctl_dup = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "duplicate"));
+	bool ctl_dup = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg->json, "duplicate"));
+	char *text[2] = { NULL, NULL };   /* without, with "duplicate": true */
+	size_t len[2] = { 0, 0 };
 	for (int i = 0; i < r->nroutes; i++) {
 		if (progress && r->routes[i].final_only)
 			continue;
-		cJSON *m = req_reply_msg(r, msg, i == 0 ? ctl_dup && r->sends <= 1 : true);
-		if (i == 0 && first_text) {
-			/* Kept without the flag: a later repeat gets it with duplicate: true. */
-			cJSON *k = cJSON_Duplicate(m, 1);
-			cJSON_DeleteItemFromObjectCaseSensitive(k, "duplicate");
-			*first_text = cJSON_PrintUnformatted(k);
-			cJSON_Delete(k);
-		}
-		req_send_to(r, &r->routes[i], m);
-		cJSON_Delete(m);
+		int v = (i == 0 ? ctl_dup && r->sends <= 1 : true) ? 1 : 0;
+		if (!text[v])
+			text[v] = req_reply_text(r, msg, unrecorded, v == 1, &len[v]);
+		if (text[v])
+			req_send_to(r, &r->routes[i], text[v], len[v]);
 	}
+	if (first_text) {
+		if (!text[0])
+			text[0] = req_reply_text(r, msg, unrecorded, false, &len[0]);
+		*first_text = text[0];
+		text[0] = NULL;
+	}
+	free(text[0]);
+	free(text[1]);
 }
 
 /* --- transitions --- */
@@ -150,26 +164,24 @@ static void req_persist_state(struct req *r) { req_write_step(r->q, r, "state");
  * its answer, as the conformance suite does) made the next frMhs re-send the answer -- a second
  * final result. Closed first, a crash in between loses the answer instead, and the requester's
  * repeat of the id gets it, duplicate (docs/topics.md, "Across restarts of frMhs"). */
-static void req_finish(struct req *r, const cJSON *result)
+static void req_finish(struct req *r, const struct lanmsg *msg, const struct lanmsg_result *lr)
 {
 	struct reqs *q = r->q;
-	bool outcome = req_is_outcome(result);
+	bool outcome = req_is_outcome(msg, lr);
 	char *text = NULL;
 	/* Out of the open set first: a compaction the close record triggers rewrites the open
 	 * requests, and must not write this one as open again. */
 	loop_timer_stop(q->loop, &r->timer);
 	req_unlink(q, r);
 	req_write_step(q, r, "close");
-	req_fan_out(r, result, false, &text);
-	const cJSON *st = cJSON_GetObjectItemCaseSensitive(result, "status");
-	const char *status = cJSON_IsString(st) ? st->valuestring : "?";
-	log_info("request %s (%s): %s%s", r->key, r->action, status, outcome ? "" : " (not final: "
+	req_fan_out(r, msg, lr->unrecorded, false, &text);
+	log_info("request %s (%s): %s%s", r->key, r->action, lr->status, outcome ? "" : " (not final: "
 		 "the same id asked again is tried again)");
 	if (q->ops->answered)
-		q->ops->answered(q->arg, r->ctl, r->action, status);
+		q->ops->answered(q->arg, r->ctl, r->action, lr->status);
 	if (q->ops->outcome)
 		q->ops->outcome(q->arg, r->ctl, r->action,
-				cJSON_GetObjectItemCaseSensitive(r->frame, "args"), result);
+				cJSON_GetObjectItemCaseSensitive(r->frame, "args"), msg->json);
 	req_routes_free(r);
 	cJSON_Delete(r->frame);
 	r->frame = NULL;
@@ -177,6 +189,16 @@ static void req_finish(struct req *r, const cJSON *result)
 	r->final = text;
 	r->state = outcome ? REQ_DONE : REQ_GAVEUP;
 	req_link_ended(q, r);
+}
+
+/* A final answer made here (o borrowed). */
+static void req_finish_own(struct req *r, const cJSON *o)
+{
+	struct lanmsg m;
+	struct lanmsg_result lr;
+	lanmsg_wrap(&m, o);
+	if (o && lanmsg_result(&m, &lr, NULL, 0) == 0)
+		req_finish(r, &m, &lr);
 }
 
 static void req_ev_ignore(struct req *r, const struct req_in *in)
@@ -201,19 +223,21 @@ static void req_ev_send(struct req *r, const struct req_in *in)
 
 static void req_ev_progress(struct req *r, const struct req_in *in)
 {
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(in->msg, "type");
-	enum req_state ns = strcmp(type->valuestring, "accepted") == 0 ? REQ_ACCEPTED : REQ_STARTED;
+	enum req_state ns = in->msg->type == LANMSG_ACCEPTED ? REQ_ACCEPTED : REQ_STARTED;
 	if (r->state == REQ_WAITING) {
 		/* Sent before this process knew it (a previous run): the controller has it now. */
 		r->until = req_guard_until(r);
 		req_arm(r);
 	}
 	r->state = ns;
-	req_fan_out(r, in->msg, true, NULL);
+	req_fan_out(r, in->msg, false, true, NULL);
 	req_persist_state(r);
 }
 
-static void req_ev_finish(struct req *r, const struct req_in *in) { req_finish(r, in->msg); }
+static void req_ev_finish(struct req *r, const struct req_in *in)
+{
+	req_finish(r, in->msg, in->result);
+}
 
 static void req_ev_timer(struct req *r, const struct req_in *in)
 {
@@ -230,7 +254,7 @@ static void req_ev_timer(struct req *r, const struct req_in *in)
 				    "no result from the controller within the action's timeout + "
 				    "result_grace; ask again with the same id to learn the outcome", true);
 	}
-	req_finish(r, o);
+	req_finish_own(r, o);
 	cJSON_Delete(o);
 }
 
@@ -240,7 +264,7 @@ static void req_ev_lost(struct req *r, const struct req_in *in)
 	snprintf(reason, sizeof reason, "controller went offline: %s; ask again with the same id "
 		 "to learn the outcome", in->reason);
 	cJSON *o = req_result_json(r->ctl, r->id, r->action, "lost", reason, true);
-	req_finish(r, o);
+	req_finish_own(r, o);
 	cJSON_Delete(o);
 }
 
@@ -248,7 +272,7 @@ static void req_busy(struct reqs *q, const char *ctl, const char *id, const stru
 		     const char *reason)
 {
 	cJSON *o = req_result_json(ctl, id, NULL, "busy", reason, true);
-	q->ops->reply(q->arg, rt, o);
+	req_reply_json(q, rt, o);
 	cJSON_Delete(o);
 }
 
@@ -280,51 +304,53 @@ static void req_ev_join(struct req *r, const struct req_in *in)
 		 req_state_name(r->state));
 	if (rt->final_only || r->state < REQ_ACCEPTED)
 		return;
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "type", r->state == REQ_STARTED ? "started" : "accepted");
-	cJSON *m = req_reply_msg(r, o, true);
-	r->q->ops->reply(r->q->arg, rt, m);
-	cJSON_Delete(m);
+	cJSON *o = r->state == REQ_STARTED ? lanmsg_started_new(r->id, 0, true)
+					   : lanmsg_accepted_new(r->id);
+	struct lanmsg m;
+	lanmsg_wrap(&m, o);
+	size_t len;
+	char *text = o ? req_reply_text(r, &m, false, true, &len) : NULL;
+	if (text)
+		r->q->ops->reply(r->q->arg, rt, text, len);
+	free(text);
 	cJSON_Delete(o);
 }
 
 static void req_ev_answer(struct req *r, const struct req_in *in)
 {
-	cJSON *o = r->final ? cJSON_Parse(r->final) : NULL;
-	if (!o)
+	static const char *const drop[] = { "duplicate", "ts", NULL };
+	struct lanmsg m;
+	if (!r->final || lanmsg_decode(&m, r->final, strlen(r->final), NULL, 0) < 0)
 		return;
 	log_info("request %s: repeated; answered from the first run, not run again", r->key);
-	cJSON_AddTrueToObject(o, "duplicate");
-	req_json_set_ts(o);
-	r->q->ops->reply(r->q->arg, in->rt, o);
-	cJSON_Delete(o);
+	cJSON *set = cJSON_CreateObject();
+	cJSON_AddTrueToObject(set, "duplicate");
+	cJSON_AddNumberToObject(set, "ts", (double)loop_wall_ms());
+	size_t len;
+	char *text = lanmsg_forward(&m, drop, set, &len);
+	if (text)
+		r->q->ops->reply(r->q->arg, in->rt, text, len);
+	free(text);
+	cJSON_Delete(set);
+	lanmsg_clear(&m);
 }
 
 /* A late real outcome of a request answered lost: kept, so a repeat learns it here. */
 static void req_ev_settle(struct req *r, const struct req_in *in)
 {
-	if (!req_is_outcome(in->msg))
+	if (!req_is_outcome(in->msg, in->result))
 		return;
-	cJSON *m = req_reply_msg(r, in->msg, false);
+	char *text = req_reply_text(r, in->msg, false, false, NULL);
+	if (!text)
+		return;
 	free(r->final);
-	r->final = cJSON_PrintUnformatted(m);
-	cJSON_Delete(m);
+	r->final = text;
 	r->state = REQ_DONE;
 	log_info("request %s: its outcome arrived after it was answered lost; kept for a repeat",
 		 r->key);
 }
 
-static cJSON *req_frame(const struct command *cmd)
-{
-	cJSON *f = command_to_json(cmd);
-	if (!f)
-		return NULL;
-	/* Requester-side fields the controller has no use for. */
-	cJSON_DeleteItemFromObjectCaseSensitive(f, "reply_to");
-	cJSON_DeleteItemFromObjectCaseSensitive(f, "progress");
-	cJSON_AddStringToObject(f, "type", "command");
-	return f;
-}
+static cJSON *req_frame(const struct command *cmd) { return lanmsg_command_new(cmd); }
 
 /* Waiting, or sent at once when the controller's link is up. */
 static void req_start(struct req *r)
@@ -418,7 +444,7 @@ void reqs_request(struct reqs *q, const char *ctl, const struct command *cmd,
 		cJSON *o = req_result_json(ctl, cmd->id, cmd->action, "expired",
 					   "its deadline had passed when the home server received it; "
 					   "not sent", true);
-		q->ops->reply(q->arg, rt, o);
+		req_reply_json(q, rt, o);
 		cJSON_Delete(o);
 		return;
 	}
@@ -471,26 +497,37 @@ void reqs_ctl_offline(struct reqs *q, const char *ctl, const char *reason)
 	reqs_ctl_event(q, ctl, REQ_EV_OFFLINE, reason);
 }
 
-bool reqs_ctl_msg(struct reqs *q, const char *ctl, const cJSON *msg)
+bool reqs_ctl_msg(struct reqs *q, const char *ctl, const struct lanmsg *msg)
 {
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(msg, "type");
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
-	if (!cJSON_IsString(type) || !cJSON_IsString(id) || strlen(id->valuestring) > COMMAND_ID_MAX)
-		return false;
+	struct lanmsg_result lr;
+	struct req_in in = { .msg = msg, .result = &lr };
+	char why[256];
+	const char *id;
 	enum req_event ev;
-	if (strcmp(type->valuestring, "accepted") == 0)
-		ev = REQ_EV_ACCEPTED;
-	else if (strcmp(type->valuestring, "started") == 0)
-		ev = REQ_EV_STARTED;
-	else if (strcmp(type->valuestring, "result") == 0)
+	if (msg->type == LANMSG_RESULT) {
+		if (lanmsg_result(msg, &lr, why, sizeof why) < 0)
+			goto bad;
+		if (!lr.id)
+			return false;   /* the refusal of an unreadable command: nobody's here */
+		id = lr.id;
 		ev = REQ_EV_RESULT;
-	else
+	} else if (msg->type == LANMSG_ACCEPTED || msg->type == LANMSG_STARTED) {
+		struct lanmsg_progress p;
+		if (lanmsg_progress(msg, &p, why, sizeof why) < 0)
+			goto bad;
+		id = p.id;
+		ev = msg->type == LANMSG_ACCEPTED ? REQ_EV_ACCEPTED : REQ_EV_STARTED;
+	} else {
 		return false;
+	}
 	char key[sizeof ((struct req *)0)->key];
-	snprintf(key, sizeof key, "%s/%s", ctl, id->valuestring);
+	snprintf(key, sizeof key, "%s/%s", ctl, id);
 	struct req *r = req_find(q, key);
 	if (!r)
 		return false;
-	req_dispatch(r, ev, &(struct req_in){ .msg = msg });
+	req_dispatch(r, ev, &in);
+	return true;
+bad:
+	log_warnx("controller %s: %s; message dropped", ctl, why);
 	return true;
 }

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct lanmsg;
 struct loop;
 struct store;
 struct command;
@@ -49,7 +50,8 @@ struct req_route {
 };
 
 struct reqs_ops {
-	/* Sends the link command (borrowed) to the controller: 0, or <0 if its link is not up. */
+	/* Sends the link command (borrowed; lanmsg_command_new) to the controller: 0, or <0 if
+	 * its link is not up. */
 	int (*send)(void *arg, const char *ctl, const cJSON *frame);
 	/* The controller's link is up (its hello arrived): a request may be sent now. */
 	bool (*linked)(void *arg, const char *ctl);
@@ -57,8 +59,8 @@ struct reqs_ops {
 	uint64_t (*action_timeout)(void *arg, const char *ctl, const char *action);
 	/* Why the controller cannot take the request ("offline: shut down cleanly"). */
 	void (*why_not)(void *arg, const char *ctl, char *buf, size_t n);
-	/* Publishes msg (borrowed) to one requester. */
-	void (*reply)(void *arg, const struct req_route *rt, const cJSON *msg);
+	/* Publishes a reply (len bytes of JSON, borrowed) to one requester. */
+	void (*reply)(void *arg, const struct req_route *rt, const char *msg, size_t len);
 	/* A request got its final answer (displays, stats); may be NULL. */
 	void (*answered)(void *arg, const char *ctl, const char *action, const char *status);
 	/* The same with the request's arguments (its "args", NULL if none) and the final result
@@ -90,9 +92,11 @@ void reqs_request(struct reqs *q, const char *ctl, const struct command *cmd,
 void reqs_ctl_linked(struct reqs *q, const char *ctl);
 /* The controller went offline: its sent requests end lost; waiting ones go on waiting. */
 void reqs_ctl_offline(struct reqs *q, const char *ctl, const char *reason);
-/* accepted / started / result from the controller (borrowed). false if no request of this
- * frMhs has that id (a result nobody here waits for). */
-bool reqs_ctl_msg(struct reqs *q, const char *ctl, const cJSON *msg);
+/* accepted / started / result from the controller, as its link delivered it (borrowed); one
+ * that fails lanmsg's checks is logged and dropped. false if no request of this frMhs has that
+ * id (a result nobody here waits for). A result is passed on as the bytes it arrived in, with
+ * the reply's own fields added (lanmsg_forward). */
+bool reqs_ctl_msg(struct reqs *q, const char *ctl, const struct lanmsg *msg);
 
 /* A final result made by the home server itself (not run by it, or lost): "retry" is set when
  * it is not the request's outcome. id NULL gives "id": null. Caller owns. */

@@ -1,6 +1,7 @@
 /* reqlog.c: the request table's records in the state dir (store.h has the format). */
 #include "req_int.h"
 
+#include "lanmsg.h"
 #include "log.h"
 #include "store.h"
 
@@ -113,6 +114,27 @@ static void req_restore_route(struct req *r, const cJSON *o)
 	OPENSSL_free(buf);
 }
 
+/* The link command a previous run wrote, checked as a received one (lanmsg) and built again:
+ * a state dir damaged or edited by hand can hold anything. NULL if it is not a command for
+ * this request. */
+static cJSON *req_restore_frame(const cJSON *cmd, const char *id)
+{
+	struct lanmsg m;
+	struct command c;
+	char why[200];
+	cJSON *frame = NULL;
+	lanmsg_wrap(&m, cmd);
+	if (m.type != LANMSG_COMMAND || lanmsg_command(&m, &c, why, sizeof why) < 0) {
+		log_warnx("state dir: request %s: command not restored: %s", id,
+			  m.type != LANMSG_COMMAND ? "not a command" : why);
+		return NULL;
+	}
+	if (strcmp(c.id, id) == 0)
+		frame = lanmsg_command_new(&c);
+	command_clear(&c);
+	return frame;
+}
+
 static void req_restore_one(void *arg, const cJSON *rec)
 {
 	struct reqs *q = arg;
@@ -120,7 +142,7 @@ static void req_restore_one(void *arg, const cJSON *rec)
 	const cJSON *ctl = cJSON_GetObjectItemCaseSensitive(rec, "ctl");
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
 	if (!cJSON_IsString(op) || !cJSON_IsString(ctl) || !cJSON_IsString(id) ||
-	    !command_valid_name(ctl->valuestring, COMMAND_NAME_MAX) ||
+	    !name_valid(ctl->valuestring, COMMAND_NAME_MAX) ||
 	    strlen(id->valuestring) > COMMAND_ID_MAX)
 		return;
 	char key[sizeof ((struct req *)0)->key];
@@ -141,7 +163,7 @@ static void req_restore_one(void *arg, const cJSON *rec)
 		if (!(r = req_new(q, ctl->valuestring, id->valuestring)))
 			return;
 		snprintf(r->action, sizeof r->action, "%s", action->valuestring);
-		r->frame = cJSON_Duplicate(cmd, 1);
+		r->frame = req_restore_frame(cmd, id->valuestring);
 		const cJSON *rt;
 		cJSON_ArrayForEach(rt, routes)
 			req_restore_route(r, rt);

@@ -2,6 +2,8 @@
  * requests in arrival order, and the ended ones oldest first (forgotten beyond dedup_max). */
 #include "req_int.h"
 
+#include "strhash.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,17 +17,9 @@ const char *req_state_name(enum req_state s)
 	return s < REQ_NSTATES ? req_state_names[s] : "?";
 }
 
-static size_t req_hash(const char *s)
-{
-	size_t h = 1469598103934665603ull;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h;
-}
-
 struct req *req_find(const struct reqs *q, const char *key)
 {
-	for (struct req *r = q->buckets[req_hash(key) & (q->nbuckets - 1)]; r; r = r->hnext)
+	for (struct req *r = q->buckets[strhash(key) & (q->nbuckets - 1)]; r; r = r->hnext)
 		if (strcmp(r->key, key) == 0)
 			return r;
 	return NULL;
@@ -33,7 +27,7 @@ struct req *req_find(const struct reqs *q, const char *key)
 
 struct reqq *reqq_get(struct reqs *q, const char *ctl, bool create)
 {
-	struct reqq **pp = &q->qbuckets[req_hash(ctl) & (q->nqbuckets - 1)];
+	struct reqq **pp = &q->qbuckets[strhash(ctl) & (q->nqbuckets - 1)];
 	for (struct reqq *qq = *pp; qq; qq = qq->hnext)
 		if (strcmp(qq->ctl, ctl) == 0)
 			return qq;
@@ -50,7 +44,7 @@ static void reqq_put(struct reqs *q, struct reqq *qq)
 {
 	if (qq->n)
 		return;
-	struct reqq **pp = &q->qbuckets[req_hash(qq->ctl) & (q->nqbuckets - 1)];
+	struct reqq **pp = &q->qbuckets[strhash(qq->ctl) & (q->nqbuckets - 1)];
 	while (*pp != qq)
 		pp = &(*pp)->hnext;
 	*pp = qq->hnext;
@@ -110,7 +104,7 @@ void req_routes_free(struct req *r)
 
 void req_free(struct reqs *q, struct req *r)
 {
-	struct req **pp = &q->buckets[req_hash(r->key) & (q->nbuckets - 1)];
+	struct req **pp = &q->buckets[strhash(r->key) & (q->nbuckets - 1)];
 	while (*pp != r)
 		pp = &(*pp)->hnext;
 	*pp = r->hnext;
@@ -157,7 +151,7 @@ struct req *req_new(struct reqs *q, const char *ctl, const char *id)
 	snprintf(r->id, sizeof r->id, "%s", id);
 	snprintf(r->key, sizeof r->key, "%s/%s", ctl, id);
 	loop_timer_init(&r->timer, req_timer, r);
-	size_t h = req_hash(r->key) & (q->nbuckets - 1);
+	size_t h = strhash(r->key) & (q->nbuckets - 1);
 	r->hnext = q->buckets[h];
 	q->buckets[h] = r;
 	return r;

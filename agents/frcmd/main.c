@@ -5,6 +5,7 @@
 #include "cfg.h"
 #include "command.h"
 #include "keys.h"
+#include "lanmsg.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
@@ -41,33 +42,44 @@ static void frcmd_print(const cJSON *msg)
 static void frcmd_on_up(struct link *l, void *arg)
 {
 	struct cmdctx *c = arg;
-	cJSON *h = cJSON_CreateObject();
-	cJSON_AddStringToObject(h, "type", "hello");
-	cJSON_AddNumberToObject(h, "proto", ANNOUNCE_PROTO_VERSION);
-	cJSON_AddStringToObject(h, "role", "home");
-	cJSON_AddStringToObject(h, "id", "frcmd");
-	cJSON_AddStringToObject(h, "version", FR_VERSION);
-	link_send(l, h);
-	cJSON_Delete(h);
+	struct lanmsg_hello h = { .id = "frcmd" };
+	cJSON *hello = lanmsg_hello_new(&h);
+	if (hello)
+		link_send(l, hello);
+	cJSON_Delete(hello);
 	link_send_raw(l, c->cmd, strlen(c->cmd));
 }
 
-static void frcmd_on_msg(struct link *l, const cJSON *msg, void *arg)
+/* Printed as the bytes it arrived in. */
+static void frcmd_print_msg(const struct lanmsg *m)
+{
+	fwrite(m->text, 1, m->len, stdout);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void frcmd_on_msg(struct link *l, const struct lanmsg *msg, void *arg)
 {
 	struct cmdctx *c = arg;
+	struct lanmsg_result r;
+	struct lanmsg_progress p;
+	char why[256];
 	(void)l;
-	const char *type = cJSON_GetObjectItemCaseSensitive(msg, "type")->valuestring;
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
-	bool mine = cJSON_IsString(id) && strcmp(id->valuestring, c->id) == 0;
-	/* A rejection of an unparseable command carries a null id. */
-	bool ours = mine || (cJSON_IsNull(id) && strcmp(type, "result") == 0);
-	if (c->verbose && (ours || strcmp(type, "hello") == 0 || strcmp(type, "event") == 0))
-		frcmd_print(msg);
-	if (ours && strcmp(type, "result") == 0) {
+	bool result = msg->type == LANMSG_RESULT, ours = false;
+	if (result && lanmsg_result(msg, &r, why, sizeof why) == 0)
+		/* A rejection of an unparseable command carries a null id. */
+		ours = !r.id || strcmp(r.id, c->id) == 0;
+	else if (result)
+		fprintf(stderr, "frcmd: %s\n", why);
+	else if ((msg->type == LANMSG_ACCEPTED || msg->type == LANMSG_STARTED) &&
+		 lanmsg_progress(msg, &p, why, sizeof why) == 0)
+		ours = strcmp(p.id, c->id) == 0;
+	if (c->verbose && (ours || msg->type == LANMSG_HELLO || msg->type == LANMSG_EVENT))
+		frcmd_print_msg(msg);
+	if (ours && result) {
 		if (!c->verbose)
-			frcmd_print(msg);
-		const cJSON *st = cJSON_GetObjectItemCaseSensitive(msg, "status");
-		c->exit_code = cJSON_IsString(st) && strcmp(st->valuestring, "ok") == 0 ? 0 : 1;
+			frcmd_print_msg(msg);
+		c->exit_code = strcmp(r.status, "ok") == 0 ? 0 : 1;
 		loop_stop(c->loop);
 	}
 }
@@ -327,14 +339,7 @@ int main(int argc, char **argv)
 		const cJSON *rid = cJSON_GetObjectItemCaseSensitive(o, "id");
 		snprintf(idbuf, sizeof idbuf, "%s", cJSON_IsString(rid) ? rid->valuestring : "");
 		c.id = idbuf;
-		if (cJSON_GetObjectItemCaseSensitive(o, "type")) {
-			c.cmd = strdup(raw);
-		} else {
-			const char *brace = strchr(raw, '{');
-			bool empty = cJSON_GetArraySize(o) == 0;
-			if (asprintf(&c.cmd, "{\"type\":\"command\"%s%s", empty ? "" : ",", brace + 1) < 0)
-				c.cmd = NULL;
-		}
+		c.cmd = lanmsg_command_raw(raw);
 		cJSON_Delete(o);
 		if (!c.cmd)
 			return 2;
@@ -344,25 +349,25 @@ int main(int argc, char **argv)
 			id = idbuf;
 		}
 		c.id = id;
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "type", "command");
-		cJSON_AddStringToObject(o, "id", id);
-		cJSON_AddStringToObject(o, "action", argv[optind + 2]);
-		cJSON *args = cJSON_AddObjectToObject(o, "args");
+		struct command cmd = { .args = cJSON_CreateObject() };
+		snprintf(cmd.id, sizeof cmd.id, "%s", id);
+		snprintf(cmd.action, sizeof cmd.action, "%s", argv[optind + 2]);
 		for (int i = optind + 3; i < argc; i++) {
 			char *eq = strchr(argv[i], '=');
 			if (!eq) {
 				fprintf(stderr, "frcmd: argument '%s' is not NAME=VALUE\n", argv[i]);
-				cJSON_Delete(o);
+				command_clear(&cmd);
 				return 2;
 			}
 			*eq = '\0';
-			cJSON_AddStringToObject(args, argv[i], eq + 1);
+			cJSON_AddStringToObject(cmd.args, argv[i], eq + 1);
 		}
-		if (timeout > 0)
-			cJSON_AddNumberToObject(o, "timeout", timeout);
+		if (timeout > 0)   /* at least 1 ms, as command.c reads a tiny one */
+			cmd.timeout_ms = timeout < 0.001 ? 1 : (uint64_t)(timeout * 1000.0 + 0.5);
 		if (have_deadline)
-			cJSON_AddNumberToObject(o, "deadline", deadline);
+			cmd.deadline_ms = (int64_t)(deadline * 1000.0 + 0.5);
+		cJSON *o = lanmsg_command_new(&cmd);
+		command_clear(&cmd);
 		c.cmd = cJSON_PrintUnformatted(o);
 		cJSON_Delete(o);
 		if (!c.cmd)

@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (command_json_nul((const char *)data, size) >= 0)
 		abort();
-	j = command_to_json(&a);
+	j = command_to_json(&a, true);
 	if (!j)
 		abort();
 	if (command_from_json(j, &b, why, sizeof why) != 0)

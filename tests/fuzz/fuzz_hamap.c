@@ -61,7 +61,7 @@ static void check_topic(const char *topic)
 	char ctl[COMMAND_NAME_MAX + 1], action[COMMAND_NAME_MAX + 1], obj[HAMAP_ID_MAX];
 	const char *leaf;
 	if (hamap_topic_parse(&X, topic, ctl, action, &leaf) == 0 &&
-	    (!command_valid_name(ctl, COMMAND_NAME_MAX) || !command_valid_name(action, COMMAND_NAME_MAX) ||
+	    (!name_valid(ctl, COMMAND_NAME_MAX) || !name_valid(action, COMMAND_NAME_MAX) ||
 	     !*leaf || strchr(leaf, '/') || leaf < topic || leaf >= topic + strlen(topic)))
 		abort();
 	if (hamap_config_topic_parse(&X, topic, obj) && hamap_object_parse(obj, ctl, action) == 0) {

@@ -28,7 +28,7 @@ static int f_send(void *a, const char *c, const cJSON *f) { (void)a; (void)c; (v
 static bool f_linked(void *a, const char *c) { (void)a; (void)c; return false; }
 static uint64_t f_timeout(void *a, const char *c, const char *x) { (void)a; (void)c; (void)x; return 0; }
 static void f_why(void *a, const char *c, char *b, size_t n) { (void)a; (void)c; snprintf(b, n, "-"); }
-static void f_reply(void *a, const struct req_route *r, const cJSON *m) { (void)a; (void)r; (void)m; }
+static void f_reply(void *a, const struct req_route *r, const char *m, size_t n) { (void)a; (void)r; (void)m; (void)n; }
 static const struct reqs_ops ops = { f_send, f_linked, f_timeout, f_why, f_reply, NULL, NULL };
 static const struct registry_ops rops = { NULL, NULL, NULL, NULL };
 

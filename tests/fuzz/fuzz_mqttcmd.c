@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum topic_kind k = topic_parse("fr", topic, &t);
 	if (k == TOPIC_CTL) {
 		/* What the parser hands out must be valid names and a leaf inside the topic. */
-		if (!command_valid_name(t.home, TOPIC_NAME_MAX) || !command_valid_name(t.ctl, TOPIC_NAME_MAX) ||
+		if (!name_valid(t.home, TOPIC_NAME_MAX) || !name_valid(t.ctl, TOPIC_NAME_MAX) ||
 		    t.leaf < topic || t.leaf >= topic + tl || !*t.leaf)
 			abort();
 	}
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (command_parse(payload, pl, &c, why, sizeof why) == 0) {
 		if (!c.id[0] || !c.action[0] || !c.args)
 			abort();
-		cJSON *j = command_to_json(&c);
+		cJSON *j = command_to_json(&c, true);
 		cJSON_Delete(j);
 		command_clear(&c);
 	} else if (!why[0]) {

@@ -66,7 +66,7 @@ python3 "$T/rec.py" "$APORT" "$T/old.ann" || fr_fail "no announce of c2 recorded
 
 # An at-least-once client (asks again with the same id after 5 s without an answer): a request
 # that reaches frMhs in the moments it disconnects is acknowledged by the MQTT library and
-# never handled (reported: agents/lib/mqtt.c must hand it over or not acknowledge it).
+# never handled (reported: agents/lib/mqtt/mqtt.c must hand it over or not acknowledge it).
 fr_start legit "$FR_BIN/mqttreq" -u "mqtt://127.0.0.1:$BPORT" -t fr/home1/ctl/c2/cmd \
 	-s fr/home1/reply/legit -n 60 -R 2 -p legit -a rec -A '{"tag":"%n"}' -T 5 -w 90
 fr_start tarpit python3 "$T/tarpit.py" "$LPORT" 30

@@ -11,6 +11,7 @@
  * text cut on a character boundary; the retained info of a previous run learned at start;
  * other modules' subscriptions. */
 #include "bridge.h"
+#include "lanmsg.h"
 #include "broker.h"
 #include "command.h"
 #include "conf.h"
@@ -350,21 +351,39 @@ START_TEST(refusals)
 }
 END_TEST
 
+/* A link message as frMhs's link hands it on: decoded, its fields checked by lanmsg. */
+static void decode(struct lanmsg *m, const char *text)
+{
+	char why[160];
+	ck_assert_msg(lanmsg_decode(m, text, strlen(text), why, sizeof why) == 0, "%s", why);
+}
+
+static void feed_event(const char *text)
+{
+	struct lanmsg m;
+	struct lanmsg_event e;
+	char why[160];
+	decode(&m, text);
+	ck_assert_msg(lanmsg_event(&m, &e, why, sizeof why) == 0, "%s", why);
+	bridge_ctl_event(bridge, "k", &m, &e);
+	lanmsg_clear(&m);
+}
+
 START_TEST(replies_info_and_states)
 {
 	start_bridge();
 	struct req_route rt = { "fr/h1/reply/u/z", "corr-9", 6, false };
-	cJSON *msg = cJSON_Parse("{\"type\":\"accepted\",\"id\":\"r9\",\"ctl\":\"k\"}");
-	bridge_reply(bridge, &rt, msg);
-	cJSON_Delete(msg);
+	const char *acc = "{\"type\":\"accepted\",\"id\":\"r9\",\"ctl\":\"k\"}";
+	bridge_reply(bridge, &rt, acc, strlen(acc));
 	const struct seen *s = await("fr/h1/reply/u/z", 1);
 	ck_assert_str_eq(s->corr, "corr-9");
 	ck_assert(!s->retained);
 	ck_assert_ptr_nonnull(strstr(s->payload, "\"accepted\""));
 
-	msg = cJSON_Parse("{\"type\":\"result\",\"id\":\"x\",\"status\":\"ok\"}");
-	bridge_unclaimed_result(bridge, "k", msg);
-	cJSON_Delete(msg);
+	struct lanmsg m;
+	decode(&m, "{\"type\":\"result\",\"id\":\"x\",\"status\":\"ok\"}");
+	bridge_unclaimed_result(bridge, "k", &m);
+	lanmsg_clear(&m);
 	s = await("fr/h1/ctl/k/result", 1);
 	cJSON *o = cJSON_Parse(s->payload);
 	ck_assert_str_eq(jstr(o, "ctl"), "k");
@@ -388,9 +407,7 @@ START_TEST(replies_info_and_states)
 		char e[128];
 		snprintf(e, sizeof e, "{\"type\":\"event\",\"kind\":\"state\",\"sensor\":\"temp\","
 			 "\"value\":%d,\"ts\":%d}", i, 1000 + i);
-		msg = cJSON_Parse(e);
-		bridge_ctl_event(bridge, "k", msg);
-		cJSON_Delete(msg);
+		feed_event(e);
 	}
 	s = await("fr/h1/ctl/k/event", 5);
 	ck_assert_ptr_null(strstr(s->payload, "\"type\""));
@@ -438,10 +455,9 @@ static void events_while_away(int n)
 	test_broker_kill(&broker);
 	test_run_until(loop, NULL, WAIT_MS, bridge_down, NULL, "the bridge to see the broker gone");
 	ck_assert_int_gt(got.status_changes, changes);
-	cJSON *msg = cJSON_Parse("{\"type\":\"event\",\"kind\":\"tick\"}");
 	for (int i = 0; i < n; i++)
-		bridge_ctl_event(bridge, "k", msg);
-	cJSON_Delete(msg);
+		feed_event("{\"type\":\"event\",\"kind\":\"state\",\"sensor\":\"tick\","
+			   "\"value\":1,\"ts\":1}");
 }
 
 static void broker_back(void)

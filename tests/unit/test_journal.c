@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "lanmsg.h"
 
 static char dir[64];
 static char jpath[128];
@@ -43,23 +44,25 @@ static struct journal *open_quiet(size_t max_ids, const char **log)
 	return j;
 }
 
-static cJSON *result_of(const char *id, const char *status, int code)
+/* A result as frMhc sends it (lanmsg), as text; caller frees. */
+static char *result_of(const char *id, const char *status, int code)
 {
-	cJSON *r = cJSON_CreateObject();
+	struct lanmsg_result lr = { .id = id, .status = status, .run = true, .exited = true,
+				    .exit_code = code };
+	cJSON *r = lanmsg_result_new(&lr);
+	char *text = cJSON_PrintUnformatted(r);
 
-	cJSON_AddStringToObject(r, "type", "result");
-	cJSON_AddStringToObject(r, "id", id);
-	cJSON_AddStringToObject(r, "status", status);
-	cJSON_AddNumberToObject(r, "exit_code", code);
-	return r;
+	cJSON_Delete(r);
+	ck_assert_ptr_nonnull(text);
+	return text;
 }
 
 static void finish(struct journal *j, const char *id, int code)
 {
-	cJSON *r = result_of(id, "ok", code);
+	char *r = result_of(id, "ok", code);
 
 	ck_assert_int_eq(journal_finished(j, id, r), 0);
-	cJSON_Delete(r);
+	free(r);
 }
 
 static void run(struct journal *j, const char *id, int code)
@@ -71,16 +74,23 @@ static void run(struct journal *j, const char *id, int code)
 /* id is done, with the status (and exit code, if code >= 0) given. */
 static void assert_done(struct journal *j, const char *id, const char *status, int code)
 {
-	const cJSON *r = NULL;
-	const cJSON *s;
+	const char *text = NULL;
+	struct lanmsg m;
+	struct lanmsg_result r;
+	char why[200];
 
-	ck_assert_msg(journal_lookup(j, id, &r) == JOURNAL_DONE, "id '%s' not done", id);
-	ck_assert_ptr_nonnull(r);
-	s = cJSON_GetObjectItemCaseSensitive(r, "status");
-	ck_assert(cJSON_IsString(s));
-	ck_assert_str_eq(s->valuestring, status);
-	if (code >= 0)
-		ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(r, "exit_code")->valueint, code);
+	ck_assert_msg(journal_lookup(j, id, &text) == JOURNAL_DONE, "id '%s' not done", id);
+	ck_assert_ptr_nonnull(text);
+	/* Kept as the link message it was sent as. */
+	ck_assert_msg(lanmsg_decode(&m, text, strlen(text), why, sizeof why) == 0, "%s", why);
+	ck_assert_msg(lanmsg_result(&m, &r, why, sizeof why) == 0, "%s: %s", text, why);
+	ck_assert_str_eq(r.id, id);
+	ck_assert_str_eq(r.status, status);
+	if (code >= 0) {
+		ck_assert(r.exited);
+		ck_assert_int_eq(r.exit_code, code);
+	}
+	lanmsg_clear(&m);
 }
 
 static size_t file_lines(void)
@@ -122,8 +132,8 @@ START_TEST(test_started_finished_lookup)
 {
 	const char *log;
 	struct journal *j = open_quiet(100, &log);
-	const cJSON *r = (const cJSON *)1;
-	cJSON *res;
+	const char *r = (const char *)1;
+	char *res;
 
 	ck_assert_int_eq(journal_lookup(j, "a", &r), JOURNAL_NONE);
 	ck_assert_int_eq(journal_count(j), 0);
@@ -136,7 +146,8 @@ START_TEST(test_started_finished_lookup)
 	res = result_of("a", "ok", 3);
 	ck_assert_int_eq(journal_finished(j, "a", res), 0);
 	/* The journal keeps its own copy. */
-	cJSON_Delete(res);
+	memset(res, 'x', strlen(res));
+	free(res);
 	assert_done(j, "a", "ok", 3);
 	ck_assert_int_eq(journal_count(j), 1);
 	ck_assert_uint_eq(file_lines(), 2);
@@ -171,7 +182,7 @@ START_TEST(test_unfinished_is_lost)
 {
 	const char *log;
 	struct journal *j = open_quiet(100, &log);
-	const cJSON *r = NULL;
+	const char *r = NULL;
 
 	run(j, "done", 0);
 	ck_assert_int_eq(journal_started(j, "inflight"), 0);
@@ -182,8 +193,7 @@ START_TEST(test_unfinished_is_lost)
 	assert_done(j, "done", "ok", 0);
 	assert_done(j, "inflight", "lost", -1);
 	ck_assert_int_eq(journal_lookup(j, "inflight", &r), JOURNAL_DONE);
-	ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r, "id")->valuestring, "inflight");
-	ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r, "type")->valuestring, "result");
+	ck_assert_msg(strncmp(r, "{\"type\":\"result\",\"id\":\"inflight\",", 32) == 0, "%s", r);
 	journal_close(j);
 }
 END_TEST
@@ -227,7 +237,7 @@ START_TEST(test_complete_record_without_newline)
 	ck_assert_int_eq(journal_started(j, "a"), 0);
 	journal_close(j);
 	/* The whole record made it, only its newline did not. */
-	append_raw("{\"id\":\"a\",\"result\":{\"status\":\"ok\",\"exit_code\":7}}");
+	append_raw("{\"id\":\"a\",\"result\":{\"type\":\"result\",\"id\":\"a\",\"status\":\"ok\",\"exit_code\":7}}");
 
 	j = open_quiet(100, &log);
 	assert_done(j, "a", "ok", 7);

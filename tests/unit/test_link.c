@@ -99,14 +99,17 @@ static void on_up(struct link *l, void *arg)
 	check_done();
 }
 
-static void on_msg(struct link *l, const cJSON *msg, void *arg)
+static void on_msg(struct link *l, const struct lanmsg *lm, void *arg)
 {
 	struct ep *e = arg;
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(msg, "type");
+	const cJSON *msg = lm->json;
 	const cJSON *n = cJSON_GetObjectItemCaseSensitive(msg, "n");
 
 	e->msgs++;
-	snprintf(e->last_type, sizeof e->last_type, "%s", type->valuestring);
+	/* The bytes as they came, and the type they say. */
+	ck_assert_uint_eq(strlen(lm->text), lm->len);
+	ck_assert_ptr_nonnull(strstr(lm->text, lm->type_name));
+	snprintf(e->last_type, sizeof e->last_type, "%s", lm->type_name);
 	e->last_n = cJSON_IsNumber(n) ? n->valueint : -1;
 	ck_assert_str_ne(e->last_type, "ping");
 	ck_assert_str_ne(e->last_type, "pong");

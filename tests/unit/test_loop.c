@@ -1,5 +1,5 @@
-/* test_loop: timers, fd callbacks (with deletes and fd reuse inside a batch), signalfd and
- * cross-thread wake-ups of the epoll loop. */
+/* test_loop: timers, fd callbacks (with deletes and fd reuse inside a batch), signalfd,
+ * cross-thread wake-ups and deferred calls of the epoll loop. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -609,6 +609,285 @@ START_TEST(test_now_and_wall)
 }
 END_TEST
 
+/* --- deferred calls --- */
+
+/* A log of what ran, in order: 'T' a timer, 'I' an fd callback, digits deferred calls. */
+struct trace {
+	struct loop *loop;
+	char s[64];
+	int n;
+	int iteration;          /* counted by an always-readable fd, where a test has one */
+	int ran_in[8];          /* the iteration each deferred call last ran in */
+	struct loop_defer d[8];
+	struct loop_timer t;
+	bool timer_queues;      /* the timer queues d[1] and d[2] */
+	int requeue;            /* d[0] queues itself again this many times, then stops the loop */
+	int cancel_from;        /* the deferred call that cancels d[cancel_target], -1: none */
+	int cancel_target;
+};
+
+static void trace_put(struct trace *tr, char c)
+{
+	ck_assert_int_lt(tr->n, 63);
+	tr->s[tr->n++] = c;
+	tr->s[tr->n] = '\0';
+}
+
+struct dtag {
+	struct trace *tr;
+	int id;
+};
+
+static void on_deferred(void *arg)
+{
+	struct dtag *t = arg;
+	struct trace *tr = t->tr;
+
+	trace_put(tr, (char)('0' + t->id));
+	tr->ran_in[t->id] = tr->iteration;
+	if (t->id == tr->cancel_from)
+		loop_defer_cancel(tr->loop, &tr->d[tr->cancel_target]);
+	if (t->id == 0) {
+		if (tr->requeue-- <= 0) {
+			loop_stop(tr->loop);
+			return;
+		}
+		loop_defer(tr->loop, &tr->d[0]);
+		/* Queued again from here on: a second loop_defer changes nothing. */
+		ck_assert(loop_defer_queued(&tr->d[0]));
+		loop_defer(tr->loop, &tr->d[0]);
+	}
+}
+
+static void on_trace_timer(void *arg)
+{
+	struct trace *tr = arg;
+
+	trace_put(tr, 'T');
+	if (tr->timer_queues) {
+		/* Queued from a timer: after the I/O of this same iteration. */
+		loop_defer(tr->loop, &tr->d[1]);
+		loop_defer(tr->loop, &tr->d[2]);
+	} else {
+		loop_stop(tr->loop);
+	}
+}
+
+/* Reads one byte, queues d[3] and stops the loop (which ends the iteration first). */
+static void on_trace_fd(void *arg, int fd, uint32_t events)
+{
+	struct trace *tr = arg;
+	char c;
+
+	(void)events;
+	if (read(fd, &c, 1) != 1)
+		return;
+	trace_put(tr, 'I');
+	loop_defer(tr->loop, &tr->d[3]);
+	loop_stop(tr->loop);
+}
+
+/* Never reads: level-triggered, it runs once per iteration. */
+static void on_tick_fd(void *arg, int fd, uint32_t events)
+{
+	struct trace *tr = arg;
+
+	(void)fd;
+	(void)events;
+	tr->iteration++;
+}
+
+static void trace_init(struct trace *tr, struct dtag *tags)
+{
+	memset(tr, 0, sizeof *tr);
+	tr->loop = loop_new();
+	ck_assert_ptr_nonnull(tr->loop);
+	tr->cancel_from = -1;
+	for (int i = 0; i < 8; i++) {
+		tags[i] = (struct dtag){ tr, i };
+		loop_defer_init(&tr->d[i], on_deferred, &tags[i]);
+		ck_assert(!loop_defer_queued(&tr->d[i]));
+		tr->ran_in[i] = -1;
+	}
+	loop_timer_init(&tr->t, on_trace_timer, tr);
+}
+
+/* Timers, then I/O, then the deferred calls in the order they were queued, once each. */
+START_TEST(test_defer_end_of_iteration)
+{
+	struct trace tr;
+	struct dtag tags[8];
+	int p[2];
+
+	trace_init(&tr, tags);
+	tr.timer_queues = true;
+	ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	ck_assert_int_eq(loop_io_add(tr.loop, p[0], EPOLLIN, on_trace_fd, &tr), 0);
+	/* Queued before the loop runs: at the end of its first iteration, first of all. */
+	loop_defer(tr.loop, &tr.d[4]);
+	loop_defer(tr.loop, &tr.d[4]);
+	loop_timer_start(tr.loop, &tr.t, 0);
+	ck_assert_int_eq(loop_run(tr.loop), 0);
+	ck_assert_str_eq(tr.s, "TI4123");
+	for (int i = 1; i <= 4; i++)
+		ck_assert(!loop_defer_queued(&tr.d[i]));
+	loop_io_del(tr.loop, p[0]);
+	close(p[0]);
+	close(p[1]);
+	loop_free(tr.loop);
+}
+END_TEST
+
+/* One queued while the deferred calls run waits for the end of the next iteration. */
+START_TEST(test_defer_requeue_next_iteration)
+{
+	struct trace tr;
+	struct dtag tags[8];
+	int p[2];
+
+	trace_init(&tr, tags);
+	ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	ck_assert_int_eq(loop_io_add(tr.loop, p[0], EPOLLIN, on_tick_fd, &tr), 0);
+	tr.requeue = 3;
+	loop_defer(tr.loop, &tr.d[0]);
+	loop_defer(tr.loop, &tr.d[1]);
+	ck_assert_int_eq(loop_run(tr.loop), 0);
+	ck_assert_str_eq(tr.s, "01000");
+	ck_assert_int_eq(tr.ran_in[1], 1);
+	ck_assert_int_eq(tr.ran_in[0], 4);
+	ck_assert_int_eq(tr.iteration, 4);
+	loop_io_del(tr.loop, p[0]);
+	close(p[0]);
+	close(p[1]);
+	loop_free(tr.loop);
+}
+END_TEST
+
+/* With nothing else to wake it (no fd, no timer) the loop does not sleep in epoll while a
+ * deferred call is queued: this returns (a hang would be the test's timeout). */
+START_TEST(test_defer_no_sleep)
+{
+	struct trace tr;
+	struct dtag tags[8];
+
+	trace_init(&tr, tags);
+	tr.requeue = 5;
+	loop_defer(tr.loop, &tr.d[0]);
+	ck_assert_int_eq(loop_run(tr.loop), 0);
+	ck_assert_str_eq(tr.s, "000000");
+	loop_free(tr.loop);
+}
+END_TEST
+
+/* A cancelled call never runs, also when the cancel comes from a deferred call of the same
+ * batch, and also when it was the batch's last one. */
+START_TEST(test_defer_cancel)
+{
+	struct trace tr;
+	struct dtag tags[8];
+
+	trace_init(&tr, tags);
+	loop_defer(tr.loop, &tr.d[5]);
+	loop_defer(tr.loop, &tr.d[6]);
+	loop_defer(tr.loop, &tr.d[7]);
+	loop_defer_cancel(tr.loop, &tr.d[6]);
+	ck_assert(!loop_defer_queued(&tr.d[6]));
+	loop_defer_cancel(tr.loop, &tr.d[6]);   /* not queued: nothing */
+	tr.cancel_from = 5;
+	tr.cancel_target = 7;                   /* the batch's last */
+	loop_timer_start(tr.loop, &tr.t, 0);    /* stops the loop: one iteration */
+	ck_assert_int_eq(loop_run(tr.loop), 0);
+	ck_assert_str_eq(tr.s, "T5");
+	ck_assert(!loop_defer_queued(&tr.d[7]));
+	/* Cancelled, it can be queued again; loop_free runs it. */
+	loop_defer(tr.loop, &tr.d[7]);
+	loop_free(tr.loop);
+	ck_assert_str_eq(tr.s, "T57");
+}
+END_TEST
+
+/* libuv's use: an object closed inside its own callback stays readable until the iteration
+ * ends, then is freed (ASan would report a use after free or a leak). */
+struct closable {
+	struct loop *loop;
+	int fd;
+	bool closed;
+	int *freed;
+	struct loop_defer free_later;
+};
+
+static void closable_free(void *arg)
+{
+	struct closable *c = arg;
+
+	(*c->freed)++;
+	free(c);
+}
+
+static void closable_close(struct closable *c)
+{
+	loop_io_del(c->loop, c->fd);
+	c->closed = true;
+	loop_defer(c->loop, &c->free_later);
+}
+
+static void on_closable(void *arg, int fd, uint32_t events)
+{
+	struct closable *c = arg;
+
+	(void)fd;
+	(void)events;
+	closable_close(c);
+	/* What a caller up the stack would do next: look at the object it was handed. */
+	ck_assert(c->closed);
+	ck_assert_int_eq(*c->freed, 0);
+	loop_stop(c->loop);
+}
+
+START_TEST(test_defer_free_in_own_callback)
+{
+	struct loop *loop = loop_new();
+	int p[2], freed = 0;
+
+	ck_assert_ptr_nonnull(loop);
+	ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	struct closable *c = calloc(1, sizeof *c);
+	ck_assert_ptr_nonnull(c);
+	c->loop = loop;
+	c->fd = p[0];
+	c->freed = &freed;
+	loop_defer_init(&c->free_later, closable_free, c);
+	ck_assert_int_eq(loop_io_add(loop, p[0], EPOLLIN, on_closable, c), 0);
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	ck_assert_int_eq(loop_run(loop), 0);
+	/* loop_stop from the callback still ends the iteration with its deferred calls. */
+	ck_assert_int_eq(freed, 1);
+	close(p[0]);
+	close(p[1]);
+	loop_free(loop);
+}
+END_TEST
+
+/* What is still queued when the loop is freed (or flushed for a teardown) runs, once. */
+START_TEST(test_defer_flush_and_free)
+{
+	struct trace tr;
+	struct dtag tags[8];
+
+	trace_init(&tr, tags);
+	tr.requeue = 2;
+	loop_defer(tr.loop, &tr.d[0]);
+	loop_defer(tr.loop, &tr.d[1]);
+	loop_defer_flush(tr.loop);
+	ck_assert_str_eq(tr.s, "0100");   /* d[0] stops a loop that is not running: harmless */
+	loop_defer(tr.loop, &tr.d[2]);
+	loop_free(tr.loop);
+	ck_assert_str_eq(tr.s, "01002");
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
 	Suite *s = suite_create("loop");
@@ -626,6 +905,12 @@ static Suite *loop_suite(void)
 	tcase_add_test(tc, test_wake_coalesces);
 	tcase_add_test(tc, test_now_and_wall);
 	tcase_add_test(tc, test_timer_never_early);
+	tcase_add_test(tc, test_defer_end_of_iteration);
+	tcase_add_test(tc, test_defer_requeue_next_iteration);
+	tcase_add_test(tc, test_defer_no_sleep);
+	tcase_add_test(tc, test_defer_cancel);
+	tcase_add_test(tc, test_defer_free_in_own_callback);
+	tcase_add_test(tc, test_defer_flush_and_free);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -55,22 +55,17 @@ static struct {
 static void fake_up(struct link *l, void *arg)
 {
 	struct fake *f = arg;
-	cJSON *h = cJSON_CreateObject();
-	cJSON_AddStringToObject(h, "type", "hello");
-	cJSON_AddNumberToObject(h, "proto", 1);
-	cJSON_AddStringToObject(h, "role", "controller");
-	cJSON_AddStringToObject(h, "id", "c1");
-	cJSON_AddStringToObject(h, "name", "Controller one");
-	cJSON_AddStringToObject(h, "version", "0.1.0");
-	cJSON_AddStringToObject(h, "boot", f->boot);
-	cJSON_AddNumberToObject(h, "port", f->port);
-	cJSON_AddItemToObject(h, "actions", cJSON_CreateArray());
-	cJSON_AddItemToObject(h, "sensors", cJSON_CreateArray());
+	cJSON *none = cJSON_CreateArray();
+	struct lanmsg_hello hello = { .controller = true, .id = "c1", .name = "Controller one",
+				      .version = "0.1.0", .boot = f->boot, .port = f->port,
+				      .actions = none, .sensors = none };
+	cJSON *h = lanmsg_hello_new(&hello);
 	link_send(l, h);
 	cJSON_Delete(h);
+	cJSON_Delete(none);
 }
 
-static void fake_msg(struct link *l, const cJSON *msg, void *arg)
+static void fake_msg(struct link *l, const struct lanmsg *msg, void *arg)
 {
 	(void)l;
 	(void)msg;

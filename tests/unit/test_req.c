@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "command.h"
+#include "lanmsg.h"
 #include "log.h"
 #include "logcapture.h"
 #include "loop.h"
@@ -72,7 +73,7 @@ static void fx_why(void *arg, const char *ctl, char *buf, size_t n)
 	snprintf(buf, n, "is offline: test");
 }
 
-static void fx_reply(void *arg, const struct req_route *rt, const cJSON *msg)
+static void fx_reply(void *arg, const struct req_route *rt, const char *text, size_t len)
 {
 	(void)arg;
 	cJSON *o = cJSON_CreateObject();
@@ -81,10 +82,11 @@ static void fx_reply(void *arg, const struct req_route *rt, const cJSON *msg)
 	memcpy(corr, rt->corr ? rt->corr : "", rt->corr_len < 63 ? rt->corr_len : 63);
 	cJSON_AddItemToObject(o, "corr", cJSON_CreateString(corr));
 	cJSON_AddNumberToObject(o, "corr_len", (double)rt->corr_len);
-	char *text = cJSON_PrintUnformatted(msg);
+	ck_assert_uint_eq(strlen(text), len);
 	cJSON_AddStringToObject(o, "text", text);
-	free(text);
-	cJSON_AddItemToObject(o, "msg", cJSON_Duplicate(msg, 1));
+	cJSON *msg = cJSON_ParseWithLength(text, len);
+	ck_assert_ptr_nonnull(msg);
+	cJSON_AddItemToObject(o, "msg", msg);
 	cJSON_AddItemToArray(F.replies, o);
 }
 
@@ -188,10 +190,11 @@ static bool from_ctl(const char *type, const char *id, const char *status, const
 	snprintf(json, sizeof json, "{\"type\":\"%s\",\"id\":\"%s\"%s%s%s%s%s}", type, id,
 		 status ? ",\"status\":\"" : "", status ? status : "", status ? "\"" : "",
 		 extra ? "," : "", extra ? extra : "");
-	cJSON *m = cJSON_Parse(json);
-	ck_assert_ptr_nonnull(m);
-	bool known = reqs_ctl_msg(F.q, CTL, m);
-	cJSON_Delete(m);
+	struct lanmsg m;
+	char why[200];
+	ck_assert_msg(lanmsg_decode(&m, json, strlen(json), why, sizeof why) == 0, "%s", why);
+	bool known = reqs_ctl_msg(F.q, CTL, &m);
+	lanmsg_clear(&m);
 	return known;
 }
 
@@ -582,7 +585,7 @@ START_TEST(test_restart)
 	clear_replies();
 	reqs_ctl_linked(F.q, CTL);
 	ck_assert_int_eq(F.sends, 3);
-	from_ctl("started", "s", NULL, NULL);
+	from_ctl("started", "s", NULL, "\"pid\":9");
 	from_ctl("result", "s", "ok", "\"duplicate\":true");
 	from_ctl("result", "bin", "ok", NULL);
 	/* Progress only to those that asked for it; the controller's duplicate flag after the

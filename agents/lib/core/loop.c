@@ -1,4 +1,4 @@
-/* loop: epoll + deadline heap + signalfd + eventfd; see loop.h. */
+/* loop: epoll + deadline heap + signalfd + eventfd + deferred calls; see loop.h. */
 #include "loop.h"
 #include "log.h"
 
@@ -35,6 +35,8 @@ struct loop {
 	int sigfd;
 	sigset_t sigmask;
 	struct loop_sig sigs[65];
+	struct loop_defer *defer_head, *defer_tail;
+	struct loop_defer *defer_last;   /* while the deferred calls run: the last one to run now */
 };
 
 struct loop_wake {
@@ -74,6 +76,7 @@ void loop_free(struct loop *loop)
 {
 	if (!loop)
 		return;
+	loop_defer_flush(loop);
 	if (loop->sigfd >= 0)
 		close(loop->sigfd);
 	close(loop->epfd);
@@ -328,6 +331,71 @@ void loop_wake_free(struct loop_wake *w)
 	free(w);
 }
 
+/* --- deferred calls --- */
+
+void loop_defer_init(struct loop_defer *d, loop_defer_cb cb, void *arg)
+{
+	d->prev = d->next = NULL;
+	d->cb = cb;
+	d->arg = arg;
+	d->queued = false;
+}
+
+bool loop_defer_queued(const struct loop_defer *d) { return d->queued; }
+
+void loop_defer(struct loop *loop, struct loop_defer *d)
+{
+	if (d->queued)
+		return;
+	d->queued = true;
+	d->next = NULL;
+	d->prev = loop->defer_tail;
+	if (loop->defer_tail)
+		loop->defer_tail->next = d;
+	else
+		loop->defer_head = d;
+	loop->defer_tail = d;
+}
+
+void loop_defer_cancel(struct loop *loop, struct loop_defer *d)
+{
+	if (!d->queued)
+		return;
+	/* The batch being run ends one earlier (or, if d was all that was left of it, now). */
+	if (d == loop->defer_last)
+		loop->defer_last = d->prev;
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		loop->defer_head = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	else
+		loop->defer_tail = d->prev;
+	d->prev = d->next = NULL;
+	d->queued = false;
+}
+
+/* The calls queued before this phase began; later ones wait for the next iteration, so a call
+ * that queues itself again cannot hold the loop here. */
+static void loop_run_deferred(struct loop *loop)
+{
+	loop->defer_last = loop->defer_tail;
+	while (loop->defer_last) {
+		struct loop_defer *d = loop->defer_head;
+		if (d == loop->defer_last)
+			loop->defer_last = NULL;
+		loop_defer_cancel(loop, d);
+		d->cb(d->arg);
+	}
+}
+
+void loop_defer_flush(struct loop *loop)
+{
+	while (loop->defer_head)
+		loop_run_deferred(loop);
+}
+
 /* --- run --- */
 
 int loop_run(struct loop *loop)
@@ -338,21 +406,26 @@ int loop_run(struct loop *loop)
 	while (!loop->stop) {
 		loop->now = loop_clock_ms(CLOCK_MONOTONIC);
 		loop_run_timers(loop);
-		if (loop->stop)
-			break;
-		int timeout = -1;
-		if (loop->heap_len > 0) {
-			uint64_t d = loop->heap[0]->deadline;
-			timeout = d <= loop->now ? 0 : (int)(d - loop->now > 86400000 ? 86400000 : d - loop->now);
+		int n = 0;
+		if (!loop->stop) {
+			int timeout = -1;
+			if (loop->defer_head) {
+				timeout = 0;
+			} else if (loop->heap_len > 0) {
+				uint64_t d = loop->heap[0]->deadline;
+				timeout = d <= loop->now ? 0 : (int)(d - loop->now > 86400000 ? 86400000 : d - loop->now);
+			}
+			n = epoll_wait(loop->epfd, evs, LOOP_MAX_EVENTS, timeout);
+			if (n < 0) {
+				if (errno != EINTR) {
+					int e = errno;
+					log_warn("epoll_wait");
+					return -e;
+				}
+				n = 0;
+			}
+			loop->now = loop_clock_ms(CLOCK_MONOTONIC);
 		}
-		int n = epoll_wait(loop->epfd, evs, LOOP_MAX_EVENTS, timeout);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_warn("epoll_wait");
-			return -errno;
-		}
-		loop->now = loop_clock_ms(CLOCK_MONOTONIC);
 		for (int i = 0; i < n; i++) {
 			int fd = (int)(uint32_t)evs[i].data.u64;
 			uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
@@ -363,6 +436,7 @@ int loop_run(struct loop *loop)
 				continue;
 			f->cb(f->arg, fd, evs[i].events);
 		}
+		loop_run_deferred(loop);
 	}
 	return 0;
 }

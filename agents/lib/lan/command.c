@@ -1,40 +1,14 @@
 /* command: parse and validate a command request; see command.h. */
 #include "command.h"
 
+#include "log.h"
+
+#include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int command_valid_name(const char *s, size_t max)
-{
-	size_t n = 0;
-	if (!s)
-		return 0;
-	for (; s[n]; n++) {
-		char ch = s[n];
-		if (n >= max || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-				  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
-			return 0;
-	}
-	return n > 0;
-}
-
-/* Command ids may also carry '.' and ':' so UUIDs and "client:counter" ids fit. */
-static bool command_valid_id(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++) {
-		char ch = s[n];
-		if (n >= COMMAND_ID_MAX || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-					     (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
-					     ch == '.' || ch == ':'))
-			return false;
-	}
-	return n > 0;
-}
 
 static bool command_valid_topic(const char *s)
 {
@@ -45,17 +19,7 @@ static bool command_valid_topic(const char *s)
 	return strpbrk(s, "+#") == NULL;
 }
 
-__attribute__((format(printf, 3, 4)))
-static int command_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (why && whylen)
-		vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-#define WHY(...) command_why(why, whylen, __VA_ARGS__)
+#define WHY(...) log_why(why, whylen, __VA_ARGS__)
 
 int command_from_json(const cJSON *obj, struct command *c, char *why, size_t whylen)
 {
@@ -68,7 +32,7 @@ int command_from_json(const cJSON *obj, struct command *c, char *why, size_t why
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "id");
 	if (!id)
 		return WHY("missing 'id'");
-	if (!cJSON_IsString(id) || !command_valid_id(id->valuestring))
+	if (!cJSON_IsString(id) || !name_valid_id(id->valuestring, COMMAND_ID_MAX))
 		return WHY("'id' must be 1..%d characters of A-Z a-z 0-9 _ - . :", COMMAND_ID_MAX);
 	strcpy(c->id, id->valuestring);
 	/* From here on every error goes through fail: c must come back cleared. */
@@ -77,7 +41,7 @@ int command_from_json(const cJSON *obj, struct command *c, char *why, size_t why
 		WHY("missing 'action'");
 		goto fail;
 	}
-	if (!cJSON_IsString(action) || !command_valid_name(action->valuestring, COMMAND_NAME_MAX)) {
+	if (!cJSON_IsString(action) || !name_valid(action->valuestring, COMMAND_NAME_MAX)) {
 		WHY("'action' must be 1..%d characters of A-Z a-z 0-9 _ -", COMMAND_NAME_MAX);
 		goto fail;
 	}
@@ -99,7 +63,7 @@ int command_from_json(const cJSON *obj, struct command *c, char *why, size_t why
 				WHY("more than %d args", COMMAND_ARGS_MAX);
 				goto fail;
 			}
-			if (!command_valid_name(a->string, COMMAND_NAME_MAX)) {
+			if (!name_valid(a->string, COMMAND_NAME_MAX)) {
 				WHY("arg name must be 1..%d characters of A-Z a-z 0-9 _ -", COMMAND_NAME_MAX);
 				goto fail;
 			}
@@ -182,7 +146,7 @@ fail_args:
 	WHY("'args' must be an object of name: value");
 fail:
 	command_clear(c);
-	return -1;
+	return -EINVAL;
 }
 
 /* The offset of the next \u0000 escape inside a string of text from `from` on (in_string: the
@@ -239,7 +203,7 @@ void command_peek(const char *buf, size_t len, char id[COMMAND_ID_MAX + 1],
 	cJSON *obj = cJSON_ParseWithLength(text, len);
 	free(text);
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "id");
-	if (cJSON_IsString(v) && command_valid_id(v->valuestring))
+	if (cJSON_IsString(v) && name_valid_id(v->valuestring, COMMAND_ID_MAX))
 		strcpy(id, v->valuestring);
 	v = cJSON_GetObjectItemCaseSensitive(obj, "reply_to");
 	if (cJSON_IsString(v) && command_valid_topic(v->valuestring))
@@ -247,7 +211,7 @@ void command_peek(const char *buf, size_t len, char id[COMMAND_ID_MAX + 1],
 	cJSON_Delete(obj);
 }
 
-cJSON *command_to_json(const struct command *c)
+cJSON *command_to_json(const struct command *c, bool requester)
 {
 	cJSON *o = cJSON_CreateObject();
 	if (!o)
@@ -259,9 +223,9 @@ cJSON *command_to_json(const struct command *c)
 		cJSON_AddNumberToObject(o, "timeout", (double)c->timeout_ms / 1000.0);
 	if (c->deadline_ms)
 		cJSON_AddNumberToObject(o, "deadline", (double)c->deadline_ms / 1000.0);
-	if (c->reply_to[0])
+	if (requester && c->reply_to[0])
 		cJSON_AddStringToObject(o, "reply_to", c->reply_to);
-	if (c->final_only)
+	if (requester && c->final_only)
 		cJSON_AddFalseToObject(o, "progress");
 	return o;
 }

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include "keys.h"
 #include "log.h"
+#include "name.h"
 
 #define ANNOUNCE_PREFIX "fr1 "
 #define ANNOUNCE_PREFIX_LEN 4
@@ -66,19 +66,7 @@ const char *announce_strerror(int err)
 	}
 }
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || whylen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
+#define set_why(...) ((void)log_why(__VA_ARGS__))
 
 static int hexval(unsigned char c)
 {
@@ -96,22 +84,6 @@ static bool is_lower_hex(const char *s, size_t n)
 	for (i = 0; i < n; i++)
 		if (hexval((unsigned char)s[i]) < 0)
 			return false;
-	return true;
-}
-
-static bool valid_id(const char *s)
-{
-	size_t i, n = strnlen(s, 64);
-
-	if (n < 1 || n > 63)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-'))
-			return false;
-	}
 	return true;
 }
 
@@ -152,7 +124,7 @@ static int check_fields(const struct announce *a, char *why, size_t whylen)
 {
 	size_t n;
 
-	if (!valid_id(a->id)) {
+	if (!name_valid(a->id, NAME_LEN_MAX)) {
 		set_why(why, whylen, "field 'id' is not 1..63 of [A-Za-z0-9_-]");
 		return ANNOUNCE_EFIELD;
 	}
@@ -399,7 +371,7 @@ static int parse_body(const cJSON *root, struct announce *out, char *why, size_t
 	ret = get_str(root, "id", 1, sizeof out->id - 1, out->id, why, whylen);
 	if (ret != ANNOUNCE_OK)
 		return ret;
-	if (!valid_id(out->id)) {
+	if (!name_valid(out->id, NAME_LEN_MAX)) {
 		set_why(why, whylen, "field 'id' has a character outside [A-Za-z0-9_-]");
 		return ANNOUNCE_EFIELD;
 	}

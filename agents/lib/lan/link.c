@@ -1,14 +1,14 @@
-/* link: TLS 1.3 PSK link carrying JSON frames inside the epoll loop; see link.h. */
-#include "link.h"
-#include "command.h"
+/* link: TLS 1.3 PSK link carrying JSON frames inside the epoll loop; see link.h. Its TLS set-up
+ * (contexts, PSK callbacks) is linktls.c. */
+#include "link_int.h"
 #include "frame.h"
-#include "keys.h"
+#include "lanmsg.h"
 #include "log.h"
 #include "loop.h"
+#include "name.h"
 #include "net.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,52 +17,6 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-
-#define LINK_SECRET_LEN 32
-#define LINK_READ_CHUNK 16384   /* one TLS record of plaintext at most */
-#define LINK_WRITE_CHUNK 16384
-
-/* The only suite: its hash (SHA-256) must match the one the PSK session is made for. */
-#define LINK_CIPHERSUITE "TLS_AES_128_GCM_SHA256"
-static const unsigned char link_cipher_id[2] = { 0x13, 0x01 };
-
-enum link_state { LS_CONNECTING, LS_HANDSHAKE, LS_UP, LS_DOWN };
-
-struct link_ctx {
-	SSL_CTX *cli, *srv;
-	uint8_t secret[LINK_SECRET_LEN];
-	uint64_t ping_interval_ms, ping_timeout_ms, handshake_timeout_ms;
-	size_t max_frame, max_outq;
-};
-
-struct link {
-	struct link_ctx *ctx;
-	struct loop *loop;
-	const struct link_ops *ops;
-	void *arg;
-	int fd;
-	SSL *ssl;
-	enum link_state state;
-	bool server;
-	bool has_expect;
-	char expect_id[LINK_ID_MAX + 1];
-	char peer_id[LINK_ID_MAX + 1];
-	char addr[NET_ADDRSTRLEN];
-	char reject[192];           /* why the PSK callback refused the identity */
-	uint32_t events;            /* current epoll interest */
-	bool read_wants_write, write_wants_read;
-	struct frame_dec dec;
-	uint8_t *out;               /* output queue: bytes [out_off, out_len) are pending */
-	size_t out_off, out_len, out_cap;
-	size_t wpend;               /* length of an SSL_write to repeat after WANT_*, 0 if none */
-	uint64_t last_rx, last_tx, ping_seq;
-	struct loop_timer t_hs, t_ping, t_rx, t_down;
-	int depth;                  /* > 0 while this link runs a user callback */
-	bool dead;                  /* link_free was called during a callback */
-	bool rx_seen;               /* on_rx was called */
-	enum link_down why;
-	char detail[256];
-};
 
 static const char *link_down_names[] = {
 	[LINK_DOWN_CONNECT] = "connect failed",
@@ -82,184 +36,23 @@ const char *link_down_str(enum link_down r)
 	return link_down_names[r];
 }
 
-static bool link_id_valid_n(const char *s, size_t n)
-{
-	if (n < 1 || n > LINK_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
-static bool link_id_valid(const char *s)
-{
-	return s && link_id_valid_n(s, strnlen(s, LINK_ID_MAX + 1));
-}
-
 static const char *link_id_or_unknown(const struct link *l)
 {
 	return l->peer_id[0] ? l->peer_id : "?";
 }
 
-/* --- PSK: an SSL_SESSION that carries the derived key as its resumption secret --- */
-
-static SSL_SESSION *link_psk_session(struct link *l, SSL *ssl, const char *id)
-{
-	uint8_t key[KEYS_LEN];
-	SSL_SESSION *s = NULL;
-	const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, link_cipher_id);
-
-	if (!cipher || keys_link_psk(l->ctx->secret, id, key) < 0)
-		goto fail;
-	if (!(s = SSL_SESSION_new()) || !SSL_SESSION_set1_master_key(s, key, sizeof key) ||
-	    !SSL_SESSION_set_cipher(s, cipher) ||
-	    !SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION))
-		goto fail;
-	OPENSSL_cleanse(key, sizeof key);
-	return s;
-fail:
-	OPENSSL_cleanse(key, sizeof key);
-	SSL_SESSION_free(s);
-	snprintf(l->reject, sizeof l->reject, "cannot make the PSK session");
-	return NULL;
-}
-
-/* Client: offer identity = the controller id we dial (ours when we are the controller). */
-static int link_psk_use(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen,
-			SSL_SESSION **sess)
-{
-	struct link *l = SSL_get_app_data(ssl);
-	(void)md; /* one suite only, so the digest always matches */
-	*sess = link_psk_session(l, ssl, l->peer_id);
-	if (!*sess)
-		return 0;
-	*id = (const unsigned char *)l->peer_id;
-	*idlen = strlen(l->peer_id);
-	return 1;
-}
-
-/* Server: a session for an acceptable identity, none otherwise. With no certificate to fall
- * back on, "none" makes the handshake fail with a handshake_failure alert. */
-static int link_psk_find(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SESSION **sess)
-{
-	struct link *l = SSL_get_app_data(ssl);
-	char name[LINK_ID_MAX + 1];
-
-	*sess = NULL;
-	if (!link_id_valid_n((const char *)id, idlen)) {
-		snprintf(l->reject, sizeof l->reject, "invalid identity (%zu bytes)", idlen);
-		return 1;
-	}
-	memcpy(name, id, idlen);
-	name[idlen] = '\0';
-	if (l->has_expect && strcmp(name, l->expect_id) != 0) {
-		snprintf(l->reject, sizeof l->reject, "identity '%s' refused (expecting '%s')", name,
-			 l->expect_id);
-		return 1;
-	}
-	*sess = link_psk_session(l, ssl, name);
-	if (!*sess)
-		return 0;
-	memcpy(l->peer_id, name, idlen + 1);
-	return 1;
-}
-
-/* --- context --- */
-
-static SSL_CTX *link_ssl_ctx(bool server)
-{
-	SSL_CTX *s = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-	if (!s)
-		return NULL;
-	if (!SSL_CTX_set_min_proto_version(s, TLS1_3_VERSION) ||
-	    !SSL_CTX_set_max_proto_version(s, TLS1_3_VERSION) ||
-	    !SSL_CTX_set_ciphersuites(s, LINK_CIPHERSUITE))
-		goto fail;
-	/* Partial writes keep each SSL_write to one record; the moving buffer lets the output
-	 * queue be compacted or grown between a WANT_WRITE and its retry. */
-	/* RELEASE_BUFFERS: an idle link gives its 2 x ~17 KiB record buffers back; a home server
-	 * holds one link per controller, mostly idle (bench/: discovery memory). */
-	SSL_CTX_set_mode(s, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-				    SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
-	if (server) {
-		SSL_CTX_set_psk_find_session_callback(s, link_psk_find);
-		/* Each connection starts from the PSK again: no resumption tickets. */
-		SSL_CTX_set_num_tickets(s, 0);
-		SSL_CTX_set_options(s, SSL_OP_NO_TICKET);
-	} else {
-		SSL_CTX_set_psk_use_session_callback(s, link_psk_use);
-		/* No trust store: a server that answers with a certificate instead of the PSK
-		 * fails verification; link_up also insists that the PSK was used. */
-		SSL_CTX_set_verify(s, SSL_VERIFY_PEER, NULL);
-	}
-	return s;
-fail:
-	SSL_CTX_free(s);
-	return NULL;
-}
-
-struct link_ctx *link_ctx_new(const struct link_ctx_opts *o)
-{
-	struct link_ctx *c = calloc(1, sizeof *c);
-	if (!c) {
-		log_warn("link_ctx_new");
-		return NULL;
-	}
-	if (!o->secret) {
-		log_warnx("link_ctx_new: no secret");
-		goto fail;
-	}
-	memcpy(c->secret, o->secret, LINK_SECRET_LEN);
-	c->ping_interval_ms = o->ping_interval_ms ? o->ping_interval_ms : 10000;
-	c->ping_timeout_ms = o->ping_timeout_ms ? o->ping_timeout_ms : 30000;
-	c->handshake_timeout_ms = o->handshake_timeout_ms ? o->handshake_timeout_ms : 10000;
-	c->max_frame = o->max_frame ? o->max_frame : FRAME_MAX_DEFAULT;
-	if (c->max_frame > UINT32_MAX)
-		c->max_frame = UINT32_MAX;
-	c->max_outq = o->max_outq ? o->max_outq : 1024 * 1024;
-	/* One largest frame must always fit in an empty queue. */
-	if (c->max_outq < c->max_frame + FRAME_HDR_LEN)
-		c->max_outq = c->max_frame + FRAME_HDR_LEN;
-	c->cli = link_ssl_ctx(false);
-	c->srv = link_ssl_ctx(true);
-	if (!c->cli || !c->srv) {
-		log_warnx("link_ctx_new: cannot set up TLS: %s",
-			  ERR_reason_error_string(ERR_get_error()) ?: "unknown error");
-		ERR_clear_error();
-		goto fail;
-	}
-	/* OpenSSL writes to the socket with write(2), without MSG_NOSIGNAL: a peer that resets
-	 * must give EPIPE, not kill the agent. */
-	signal(SIGPIPE, SIG_IGN);
-	return c;
-fail:
-	link_ctx_free(c);
-	return NULL;
-}
-
-void link_ctx_free(struct link_ctx *c)
-{
-	if (!c)
-		return;
-	SSL_CTX_free(c->cli);
-	SSL_CTX_free(c->srv);
-	OPENSSL_cleanse(c->secret, sizeof c->secret);
-	free(c);
-}
-
 /* --- teardown and callbacks --- */
 
-static void link_destroy(struct link *l)
+/* Only from the loop's deferred calls (link_free) or before the link was handed out: callers
+ * up the stack may still hold l while the iteration lasts (they see LS_DOWN). */
+static void link_destroy(void *arg)
 {
+	struct link *l = arg;
 	loop_timer_stop(l->loop, &l->t_hs);
 	loop_timer_stop(l->loop, &l->t_ping);
 	loop_timer_stop(l->loop, &l->t_rx);
-	loop_timer_stop(l->loop, &l->t_down);
+	loop_defer_cancel(l->loop, &l->d_down);
+	loop_defer_cancel(l->loop, &l->d_free);
 	if (l->fd >= 0) {
 		loop_io_del(l->loop, l->fd);
 		close(l->fd);
@@ -268,21 +61,6 @@ static void link_destroy(struct link *l)
 	frame_dec_free(&l->dec);
 	free(l->out);
 	free(l);
-}
-
-static void link_hold(struct link *l)
-{
-	l->depth++;
-}
-
-/* Returns false if l was freed. */
-static bool link_release(struct link *l)
-{
-	if (--l->depth == 0 && l->dead) {
-		link_destroy(l);
-		return false;
-	}
-	return true;
 }
 
 /* Stops all I/O; the SSL object stays until link_destroy because callers up the stack may
@@ -305,18 +83,16 @@ static void link_close_io(struct link *l, bool notify)
 	l->fd = -1;
 }
 
-static void link_on_down_timer(void *arg)
+static void link_on_down_deferred(void *arg)
 {
 	struct link *l = arg;
 
-	link_hold(l);
 	if (l->ops->on_down)
 		l->ops->on_down(l, l->why, l->detail, l->arg);
-	link_release(l);
 }
 
-/* Closes the link and schedules on_down for the next loop iteration, so it never runs inside
- * link_send or inside another callback of this link. */
+/* Closes the link and queues on_down for the end of the loop iteration, so it never runs
+ * inside link_send or inside another callback of this link. */
 static void link_fail(struct link *l, enum link_down why, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void link_fail(struct link *l, enum link_down why, const char *fmt, ...)
@@ -342,25 +118,7 @@ static void link_fail(struct link *l, enum link_down why, const char *fmt, ...)
 			  link_down_str(why), l->detail);
 	link_close_io(l, false);
 	l->state = LS_DOWN;
-	loop_timer_start(l->loop, &l->t_down, 0);
-}
-
-/* The reason of a failed SSL call, from the error queue or errno (saved by the caller). */
-static void link_ssl_reason(struct link *l, int err, int rc, int saved_errno, char *buf, size_t n)
-{
-	unsigned long e = ERR_get_error();
-
-	if (l->reject[0])
-		snprintf(buf, n, "%s", l->reject);
-	else if (e)
-		snprintf(buf, n, "%s", ERR_reason_error_string(e) ?: "TLS error");
-	else if (err == SSL_ERROR_SYSCALL && rc < 0 && saved_errno)
-		snprintf(buf, n, "%s", strerror(saved_errno));
-	else if (err == SSL_ERROR_SYSCALL)
-		snprintf(buf, n, "connection closed by peer");
-	else
-		snprintf(buf, n, "TLS error %d", err);
-	ERR_clear_error();
+	loop_defer(l->loop, &l->d_down);
 }
 
 static void link_io_update(struct link *l)
@@ -411,7 +169,7 @@ static void link_flush(struct link *l)
 			break;
 		}
 		char why[200];
-		link_ssl_reason(l, err, rc, saved, why, sizeof why);
+		linktls_reason(l, err, rc, saved, why, sizeof why);
 		link_fail(l, LINK_DOWN_IO, "write: %s", why);
 		return;
 	}
@@ -481,59 +239,28 @@ int link_send(struct link *l, const cJSON *msg)
 
 /* --- input --- */
 
-static void link_answer_ping(struct link *l, const cJSON *seq)
-{
-	char buf[96];
-	int n = snprintf(buf, sizeof buf, "{\"type\":\"pong\",\"seq\":%.17g}", seq->valuedouble);
-	link_send_raw(l, buf, (size_t)n);
-}
-
-/* One frame body: checked, then pings answered, pongs swallowed, the rest delivered. */
+/* One frame body: checked (lanmsg_decode), then pings answered, pongs swallowed, the rest
+ * delivered. */
 static void link_body(struct link *l, const char *body, size_t len)
 {
-	cJSON *m = NULL;
+	struct lanmsg m;
+	char why[200], pong[96];
 
-	if (strlen(body) != len) {
-		link_fail(l, LINK_DOWN_BAD_FRAME, "NUL byte in a %zu-byte frame", len);
+	if (lanmsg_decode(&m, body, len, why, sizeof why) < 0) {
+		link_fail(l, LINK_DOWN_BAD_FRAME, "%s", why);
 		return;
 	}
-	if (!frame_utf8_valid(body, len)) {
-		link_fail(l, LINK_DOWN_BAD_FRAME, "%zu-byte frame is not UTF-8", len);
-		return;
+	if (m.type == LANMSG_PING) {
+		int n = lanmsg_pong(pong, sizeof pong, &m);
+		if (n > 0)
+			link_send_raw(l, pong, (size_t)n);
+	} else if (m.type != LANMSG_PONG && l->ops->on_msg) {
+		l->ops->on_msg(l, &m, l->arg);
 	}
-	/* require_null_terminated: nothing but white space may follow the object. */
-	m = cJSON_ParseWithOpts(body, NULL, 1);
-	if (!m) {
-		link_fail(l, LINK_DOWN_BAD_FRAME, "%zu-byte frame is not JSON", len);
-		return;
-	}
-	/* Escaped, a NUL is still a NUL: cJSON would cut the string there, silently. */
-	long nul = command_json_nul(body, len);
-	if (nul >= 0) {
-		link_fail(l, LINK_DOWN_BAD_FRAME, "NUL (\\u0000) in a string at byte %ld of a %zu-byte frame",
-			  nul, len);
-		cJSON_Delete(m);
-		return;
-	}
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
-	if (!cJSON_IsObject(m)) {
-		link_fail(l, LINK_DOWN_BAD_FRAME, "frame is not a JSON object");
-	} else if (!cJSON_IsString(type) || !type->valuestring) {
-		link_fail(l, LINK_DOWN_BAD_FRAME, "frame without a string \"type\"");
-	} else if (strcmp(type->valuestring, "ping") == 0 || strcmp(type->valuestring, "pong") == 0) {
-		const cJSON *seq = cJSON_GetObjectItemCaseSensitive(m, "seq");
-		if (!cJSON_IsNumber(seq))
-			link_fail(l, LINK_DOWN_BAD_FRAME, "%s without a numeric \"seq\"",
-				  type->valuestring);
-		else if (type->valuestring[1] == 'i')
-			link_answer_ping(l, seq);
-	} else if (l->ops->on_msg) {
-		l->ops->on_msg(l, m, l->arg);
-	}
-	cJSON_Delete(m);
+	lanmsg_clear(&m);
 }
 
-/* Returns -1 once the link went down (or was freed by a callback: l->dead). */
+/* Returns -1 once the link went down (or a callback freed it: then it is down too). */
 static int link_feed(struct link *l, const uint8_t *buf, size_t n)
 {
 	size_t off = 0;
@@ -548,7 +275,7 @@ static int link_feed(struct link *l, const uint8_t *buf, size_t n)
 			char *body = frame_dec_take(&l->dec, &len);
 			link_body(l, body, len);
 			free(body);
-			if (l->state != LS_UP || l->dead)
+			if (l->state != LS_UP)
 				return -1;
 			continue;
 		}
@@ -571,7 +298,7 @@ static void link_read(struct link *l)
 {
 	uint8_t buf[LINK_READ_CHUNK];
 
-	while (l->state == LS_UP && !l->dead) {
+	while (l->state == LS_UP) {
 		ERR_clear_error();
 		int n = SSL_read(l->ssl, buf, sizeof buf);
 		int saved = errno;
@@ -597,7 +324,7 @@ static void link_read(struct link *l)
 			return;
 		}
 		char why[200];
-		link_ssl_reason(l, err, n, saved, why, sizeof why);
+		linktls_reason(l, err, n, saved, why, sizeof why);
 		link_fail(l, LINK_DOWN_IO, "read: %s", why);
 		return;
 	}
@@ -620,7 +347,7 @@ static void link_up(struct link *l)
 	log_info("link %s (%s): up", l->addr, l->peer_id);
 	if (l->ops->on_up)
 		l->ops->on_up(l, l->arg);
-	if (l->state == LS_UP && !l->dead) {
+	if (l->state == LS_UP) {
 		link_read(l);
 		link_flush(l);
 	}
@@ -642,7 +369,7 @@ static void link_handshake(struct link *l)
 		return;
 	}
 	char why[200];
-	link_ssl_reason(l, err, rc, saved, why, sizeof why);
+	linktls_reason(l, err, rc, saved, why, sizeof why);
 	link_fail(l, LINK_DOWN_HANDSHAKE, "%s", why);
 }
 
@@ -651,7 +378,6 @@ static void link_on_io(void *arg, int fd, uint32_t events)
 	struct link *l = arg;
 	(void)fd;
 
-	link_hold(l);
 	if (l->state == LS_CONNECTING) {
 		int rc = net_tcp_connect_result(l->fd);
 		if (rc == 0 && (events & EPOLLERR))
@@ -667,15 +393,14 @@ static void link_on_io(void *arg, int fd, uint32_t events)
 			l->rx_seen = true;
 			l->ops->on_rx(l, l->arg);
 		}
-		if (l->state == LS_HANDSHAKE && !l->dead)
+		if (l->state == LS_HANDSHAKE)
 			link_handshake(l);
 	} else if (l->state == LS_UP) {
 		link_read(l);
 		link_flush(l);
 	}
-	if (l->state != LS_DOWN && !l->dead)
+	if (l->state != LS_DOWN)
 		link_io_update(l);
-	link_release(l);
 }
 
 static void link_on_hs_timeout(void *arg)
@@ -702,9 +427,8 @@ static void link_on_ping_timer(void *arg)
 		return;
 	}
 	char buf[64];
-	int n = snprintf(buf, sizeof buf, "{\"type\":\"ping\",\"seq\":%llu}",
-			 (unsigned long long)++l->ping_seq);
-	if (link_send_raw(l, buf, (size_t)n) == 0)
+	int n = lanmsg_ping(buf, sizeof buf, ++l->ping_seq);
+	if (n > 0 && link_send_raw(l, buf, (size_t)n) == 0)
 		loop_timer_start(l->loop, &l->t_ping, l->ctx->ping_interval_ms);
 }
 
@@ -745,7 +469,8 @@ static struct link *link_new(struct link_ctx *c, struct loop *loop,
 	loop_timer_init(&l->t_hs, link_on_hs_timeout, l);
 	loop_timer_init(&l->t_ping, link_on_ping_timer, l);
 	loop_timer_init(&l->t_rx, link_on_rx_timer, l);
-	loop_timer_init(&l->t_down, link_on_down_timer, l);
+	loop_defer_init(&l->d_down, link_on_down_deferred, l);
+	loop_defer_init(&l->d_free, link_destroy, l);
 	l->ssl = SSL_new(server ? c->srv : c->cli);
 	if (!l->ssl) {
 		ERR_clear_error();
@@ -783,7 +508,7 @@ struct link *link_dial(struct link_ctx *c, struct loop *loop, const struct socka
 		       const char *bind_host, const char *ctl_id, const struct link_ops *ops,
 		       void *arg)
 {
-	if (!link_id_valid(ctl_id)) {
+	if (!name_valid(ctl_id, LINK_ID_MAX)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -808,7 +533,7 @@ struct link *link_accept(struct link_ctx *c, struct loop *loop, int fd,
 			 const struct sockaddr_storage *peer, const char *expect_id,
 			 const struct link_ops *ops, void *arg)
 {
-	if (expect_id && !link_id_valid(expect_id)) {
+	if (expect_id && !name_valid(expect_id, LINK_ID_MAX)) {
 		close(fd);
 		errno = EINVAL;
 		return NULL;
@@ -840,12 +565,8 @@ void link_free(struct link *l)
 		l->state = LS_DOWN;
 	}
 	/* A pending on_down is cancelled: link_free is silent. */
-	loop_timer_stop(l->loop, &l->t_down);
-	if (l->depth > 0) {
-		l->dead = true;
-		return;
-	}
-	link_destroy(l);
+	loop_defer_cancel(l->loop, &l->d_down);
+	loop_defer(l->loop, &l->d_free);
 }
 
 bool link_is_up(const struct link *l)

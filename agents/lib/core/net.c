@@ -82,18 +82,29 @@ int net_set_nodelay(int fd)
 	return 0;
 }
 
-int net_tcp_listen(const char *host, uint16_t port, int backlog)
+/* A socket of type for host:port, SO_REUSEADDR set, not bound yet (ss, len: where to bind).
+ * The fd, or -errno. */
+static int net_socket_for(const char *host, uint16_t port, int type, struct sockaddr_storage *ss,
+			  socklen_t *len)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int rc = net_addr_parse(host, port, &ss, &len);
+	int rc = net_addr_parse(host, port, ss, len);
 	if (rc < 0)
 		return rc;
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(ss->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	return fd;
+}
+
+int net_tcp_listen(const char *host, uint16_t port, int backlog)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int rc, fd = net_socket_for(host, port, SOCK_STREAM, &ss, &len);
+	if (fd < 0)
+		return fd;
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, backlog) < 0) {
 		rc = -errno;
 		close(fd);
@@ -157,15 +168,10 @@ int net_udp_bind(const char *host, uint16_t port, bool broadcast)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int rc = net_addr_parse(host, port, &ss, &len);
-	if (rc < 0)
-		return rc;
-	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int rc, one = 1, fd = net_socket_for(host, port, SOCK_DGRAM, &ss, &len);
 	if (fd < 0)
-		return -errno;
-	int one = 1;
+		return fd;
 	/* Several receivers (a test listener beside frMhs) may share a discovery port. */
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
 	if (broadcast && setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) < 0) {
 		rc = -errno;

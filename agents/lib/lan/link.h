@@ -13,13 +13,15 @@
 
 #include <cjson/cJSON.h>
 
+#include "lanmsg.h"
+
 struct loop;
 struct link;
 /* One per agent: the SSL_CTXs and a copy of the secret. Owned by the caller; free it after
  * every link made from it. */
 struct link_ctx;
 
-#define LINK_ID_MAX 63  /* controller ids are [A-Za-z0-9_-]{1,63} */
+#define LINK_ID_MAX 63  /* controller ids are names (name.h): [A-Za-z0-9_-]{1,63} */
 
 /* Zero fields take the defaults in brackets. */
 struct link_ctx_opts {
@@ -51,7 +53,9 @@ const char *link_down_str(enum link_down r);
 
 struct link_ops {
 	void (*on_up)(struct link *l, void *arg);                    /* handshake done */
-	void (*on_msg)(struct link *l, const cJSON *msg, void *arg); /* msg borrowed for the call */
+	/* A message that passed the frame checks (lanmsg_decode; ping and pong are the link's
+	 * own and never come here); m borrowed for the call. */
+	void (*on_msg)(struct link *l, const struct lanmsg *m, void *arg);
 	/* Exactly once per link that did not get link_free first; always called from the loop,
 	 * never from inside link_send. detail is borrowed for the call. */
 	void (*on_down)(struct link *l, enum link_down why, const char *detail, void *arg);
@@ -82,9 +86,10 @@ int link_send(struct link *l, const cJSON *msg);
 /* Same with an already serialised object; json is not checked, only framed. */
 int link_send_raw(struct link *l, const char *json, size_t len);
 
-/* Closes now (close_notify if the link is up) without calling on_down, and frees l. Safe
- * inside any of this link's own callbacks: then l is freed once the callback returns. The
- * owner calls it exactly once, after on_down or instead of waiting for it. */
+/* Closes now (close_notify if the link is up) without calling on_down; l is freed at the end
+ * of the loop iteration (loop_defer), so this is safe inside any of this link's own callbacks.
+ * The owner calls it exactly once, after on_down or instead of waiting for it, and uses l no
+ * more; the loop must outlive it (loop_free runs what is still deferred). */
 void link_free(struct link *l);
 
 bool link_is_up(const struct link *l);

@@ -1,5 +1,6 @@
 /* runner: child processes under a timeout watchdog in the agent's loop; see runner.h. */
 #include "runner.h"
+#include "tail.h"
 #include "log.h"
 #include "loop.h"
 
@@ -28,9 +29,7 @@ static char *runner_min_env[] = { "PATH=" RUNNER_MIN_PATH, "LANG=C.UTF-8", NULL 
 
 struct runner_stream {
 	int fd;            /* read end, -1 after EOF */
-	char *buf;         /* ring of cap bytes, +1 for the final NUL */
-	size_t cap, head, len;
-	bool truncated;
+	struct tail tail;
 };
 
 struct runner_job {
@@ -48,7 +47,8 @@ struct runner_job {
 	uint64_t grace_ms;
 	uint64_t start_ms;
 	struct loop_timer t_kill;    /* timeout, then grace */
-	struct loop_timer t_drain;   /* after reap; also delivers a spawn failure asynchronously */
+	struct loop_timer t_drain;   /* bounds the wait for the pipes after the reap */
+	struct loop_defer d_failed;  /* delivers a spawn failure, never from inside runner_start */
 	struct runner_stream out, err;
 };
 
@@ -80,51 +80,7 @@ const char *runner_status_str(enum runner_status s)
 size_t runner_count(const struct runner *r) { return r->count; }
 pid_t runner_job_pid(const struct runner_job *job) { return job->pid; }
 
-/* --- output tails --- */
-
-static void stream_append(struct runner_stream *s, const char *p, size_t n)
-{
-	if (n >= s->cap) {
-		if (n > s->cap || s->len > 0)
-			s->truncated = true;
-		memcpy(s->buf, p + n - s->cap, s->cap);
-		s->head = 0;
-		s->len = s->cap;
-		return;
-	}
-	size_t pos = (s->head + s->len) % s->cap;
-	size_t first = n < s->cap - pos ? n : s->cap - pos;
-	memcpy(s->buf + pos, p, first);
-	memcpy(s->buf, p + first, n - first);
-	if (s->len + n > s->cap) {
-		s->truncated = true;
-		s->head = (s->head + s->len + n - s->cap) % s->cap;
-		s->len = s->cap;
-	} else {
-		s->len += n;
-	}
-}
-
-static void mem_reverse(char *p, size_t n)
-{
-	for (size_t i = 0; i < n / 2; i++) {
-		char c = p[i];
-		p[i] = p[n - 1 - i];
-		p[n - 1 - i] = c;
-	}
-}
-
-/* Rotates the ring in place so the tail starts at buf[0]; head > 0 implies a full ring. */
-static void stream_linearize(struct runner_stream *s)
-{
-	if (s->head > 0) {
-		mem_reverse(s->buf, s->head);
-		mem_reverse(s->buf + s->head, s->cap - s->head);
-		mem_reverse(s->buf, s->cap);
-		s->head = 0;
-	}
-	s->buf[s->len] = '\0';
-}
+/* --- output (tail.c keeps its last bytes) --- */
 
 static void stream_close(struct runner *r, struct runner_stream *s)
 {
@@ -143,7 +99,7 @@ static bool stream_read(struct runner_job *job, struct runner_stream *s, size_t 
 	while (budget > 0) {
 		ssize_t n = read(s->fd, tmp, sizeof tmp < budget ? sizeof tmp : budget);
 		if (n > 0) {
-			stream_append(s, tmp, (size_t)n);
+			tail_append(&s->tail, tmp, (size_t)n);
 			budget -= (size_t)n;
 			continue;
 		}
@@ -177,10 +133,11 @@ static void job_release(struct runner *r, struct runner_job *job)
 {
 	loop_timer_stop(r->loop, &job->t_kill);
 	loop_timer_stop(r->loop, &job->t_drain);
+	loop_defer_cancel(r->loop, &job->d_failed);
 	stream_close(r, &job->out);
 	stream_close(r, &job->err);
-	free(job->out.buf);
-	free(job->err.buf);
+	tail_free(&job->out.tail);
+	tail_free(&job->err.tail);
 	free(job);
 }
 
@@ -191,21 +148,20 @@ static void job_finish(struct runner_job *job)
 
 	loop_timer_stop(r->loop, &job->t_kill);
 	loop_timer_stop(r->loop, &job->t_drain);
+	loop_defer_cancel(r->loop, &job->d_failed);
 	stream_close(r, &job->out);
 	stream_close(r, &job->err);
 	job_unlink(r, job);
 	job->done = true;
 
-	stream_linearize(&job->out);
-	stream_linearize(&job->err);
 	res.pid = job->pid;
 	res.duration_ms = runner_mono_ms() - job->start_ms;
-	res.out = job->out.buf;
-	res.out_len = job->out.len;
-	res.out_truncated = job->out.truncated;
-	res.err = job->err.buf;
-	res.err_len = job->err.len;
-	res.err_truncated = job->err.truncated;
+	res.out = tail_str(&job->out.tail);
+	res.out_len = tail_len(&job->out.tail);
+	res.out_truncated = tail_truncated(&job->out.tail);
+	res.err = tail_str(&job->err.tail);
+	res.err_len = tail_len(&job->err.tail);
+	res.err_truncated = tail_truncated(&job->err.tail);
 	if (job->spawn_errno) {
 		res.status = RUNNER_SPAWN_FAILED;
 		res.spawn_errno = job->spawn_errno;
@@ -249,18 +205,18 @@ static void job_on_drain(void *arg)
 {
 	struct runner_job *job = arg;
 
-	if (!job->spawn_errno) {
-		/* Whatever is still buffered in the pipes; a writer that escaped the group may keep
-		 * going, so bound it. */
-		if (job->out.fd >= 0)
-			stream_read(job, &job->out, 16 * RUNNER_READ_BUDGET);
-		if (job->err.fd >= 0)
-			stream_read(job, &job->err, 16 * RUNNER_READ_BUDGET);
-		log_warnx("runner: pid %d: output still open %d ms after exit, a process left its group",
-			  (int)job->pid, RUNNER_DRAIN_MS);
-	}
+	/* Whatever is still buffered in the pipes; a writer that escaped the group may keep
+	 * going, so bound it. */
+	if (job->out.fd >= 0)
+		stream_read(job, &job->out, 16 * RUNNER_READ_BUDGET);
+	if (job->err.fd >= 0)
+		stream_read(job, &job->err, 16 * RUNNER_READ_BUDGET);
+	log_warnx("runner: pid %d: output still open %d ms after exit, a process left its group",
+		  (int)job->pid, RUNNER_DRAIN_MS);
 	job_finish(job);
 }
+
+static void job_on_failed(void *arg) { job_finish(arg); }
 
 /* --- reaping --- */
 
@@ -455,9 +411,7 @@ static int stream_init(struct runner *r, struct runner_job *job, struct runner_s
 	int p[2] = { -1, -1 };  /* gcc -O2 cannot see that make_pipe sets both on success */
 	int rc;
 
-	s->cap = cap;
-	s->buf = malloc(cap + 1);
-	if (!s->buf)
+	if (tail_init(&s->tail, cap) < 0)
 		return -ENOMEM;
 	rc = make_pipe(p);
 	if (rc < 0)
@@ -544,6 +498,7 @@ struct runner_job *runner_start(struct runner *r, const struct runner_spec *spec
 	job->grace_ms = spec->grace_ms ? spec->grace_ms : RUNNER_GRACE_MS;
 	loop_timer_init(&job->t_kill, job_on_timer, job);
 	loop_timer_init(&job->t_drain, job_on_drain, job);
+	loop_defer_init(&job->d_failed, job_on_failed, job);
 	size_t cap = spec->tail_max ? spec->tail_max : RUNNER_TAIL_MAX;
 	if ((rc = stream_init(r, job, &job->out, cap, &wout)) < 0 ||
 	    (rc = stream_init(r, job, &job->err, cap, &werr)) < 0)
@@ -565,7 +520,7 @@ struct runner_job *runner_start(struct runner *r, const struct runner_spec *spec
 		job->spawn_errno = rc;
 		stream_close(r, &job->out);
 		stream_close(r, &job->err);
-		loop_timer_start(r->loop, &job->t_drain, 0);
+		loop_defer(r->loop, &job->d_failed);
 		log_debug("runner: spawn %s: %s", spec->argv[0], strerror(rc));
 		return job;
 	}

@@ -1,6 +1,6 @@
 /* mqtttunnel: TLS and WebSocket under libmosquitto, relayed through a private unix socket;
  * see mqtttunnel.h. */
-#include "mqtttunnel.h"
+#include "mqtttunnel_int.h"
 #include "log.h"
 #include "loop.h"
 #include "net.h"
@@ -25,47 +25,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define TUN_BUF 65536            /* each direction; a full buffer stops reading the other side */
-#define TUN_HTTP_MAX 8192        /* the upgrade response's headers */
-#define TUN_WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-enum tun_state { TUN_TCP, TUN_TLS, TUN_UPGRADE, TUN_OPEN, TUN_CLOSED };
-
-struct mqtttunnel {
-	struct loop *loop;
-	enum tun_state st;
-	bool reached, client_eof, close_sent;
-	char err[200];
-	char dir[40], sock[80];
-	int lfd, cfd, rfd;
-	uint32_t cev, rev;       /* registered epoll events (0 = not registered) */
-	SSL_CTX *ctx;
-	SSL *ssl;
-	bool ssl_want_write;
-	char *host, *path;
-	uint16_t port;
-	bool tls, ws, insecure;
-	char key[32];            /* Sec-WebSocket-Key */
-	/* to the broker (framed when ws) */
-	unsigned char up[TUN_BUF + 16];
-	size_t up_len;
-	/* to the client (plain MQTT) */
-	unsigned char down[TUN_BUF];
-	size_t down_len;
-	/* from the broker, not yet parsed (HTTP response, WebSocket frame headers/control) */
-	unsigned char in[TUN_HTTP_MAX];
-	size_t in_len;
-	/* the WebSocket frame being read */
-	uint64_t frame_left;     /* payload bytes still to come */
-	int frame_op;
-	bool in_frame;
-	unsigned char ctl[125];  /* a control frame's payload */
-	size_t ctl_len;
-};
-
-static void tun_fail(struct mqtttunnel *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
 static void tun_close_fd(struct mqtttunnel *t, int *fd, uint32_t *ev)
 {
 	if (*fd < 0)
@@ -79,7 +38,7 @@ static void tun_close_fd(struct mqtttunnel *t, int *fd, uint32_t *ev)
 }
 
 /* The broker side is over: the client side is closed too, so libmosquitto sees the end. */
-static void tun_fail(struct mqtttunnel *t, const char *fmt, ...)
+void mqtttunnel_fail(struct mqtttunnel *t, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -135,7 +94,7 @@ static ssize_t tun_rwrite(struct mqtttunnel *t, const void *p, size_t n)
 		case SSL_ERROR_WANT_READ:
 			return 0;
 		default:
-			tun_fail(t, "TLS write: %s", tun_ssl_reason(t));
+			mqtttunnel_fail(t, "TLS write: %s", tun_ssl_reason(t));
 			return -1;
 		}
 	}
@@ -144,7 +103,7 @@ static ssize_t tun_rwrite(struct mqtttunnel *t, const void *p, size_t n)
 		return w;
 	if (errno == EAGAIN || errno == EINTR)
 		return 0;
-	tun_fail(t, "write: %s", strerror(errno));
+	mqtttunnel_fail(t, "write: %s", strerror(errno));
 	return -1;
 }
 
@@ -165,10 +124,10 @@ static ssize_t tun_rread(struct mqtttunnel *t, void *p, size_t n)
 			t->ssl_want_write = true;
 			return 0;
 		case SSL_ERROR_ZERO_RETURN:
-			tun_fail(t, "the broker closed the TLS connection");
+			mqtttunnel_fail(t, "the broker closed the TLS connection");
 			return -1;
 		default:
-			tun_fail(t, "TLS read: %s", tun_ssl_reason(t));
+			mqtttunnel_fail(t, "TLS read: %s", tun_ssl_reason(t));
 			return -1;
 		}
 	}
@@ -177,237 +136,8 @@ static ssize_t tun_rread(struct mqtttunnel *t, void *p, size_t n)
 		return r;
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
-	tun_fail(t, r == 0 ? "the broker closed the connection" : "read: %s", strerror(errno));
+	mqtttunnel_fail(t, r == 0 ? "the broker closed the connection" : "read: %s", strerror(errno));
 	return -1;
-}
-
-/* --- WebSocket framing (RFC 6455) --- */
-
-static int tun_b64(const unsigned char *in, size_t n, char *out, size_t cap)
-{
-	if (cap < 4 * ((n + 2) / 3) + 1)
-		return -1;
-	EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-	return 0;
-}
-
-/* Appends one masked client frame (FIN set) to up; the caller checked the room. */
-static int tun_frame(struct mqtttunnel *t, int op, const void *p, size_t n)
-{
-	unsigned char *h = t->up + t->up_len, mask[4];
-	size_t hl = 2, i;
-
-	if (RAND_bytes(mask, sizeof mask) != 1)
-		return -1;
-	h[0] = (unsigned char)(0x80 | op);
-	if (n < 126) {
-		h[1] = (unsigned char)(0x80 | n);
-	} else if (n < 65536) {
-		h[1] = 0x80 | 126;
-		h[2] = (unsigned char)(n >> 8);
-		h[3] = (unsigned char)n;
-		hl = 4;
-	} else {
-		h[1] = 0x80 | 127;
-		for (i = 0; i < 8; i++)
-			h[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
-		hl = 10;
-	}
-	memcpy(h + hl, mask, 4);
-	hl += 4;
-	for (i = 0; i < n; i++)
-		h[hl + i] = ((const unsigned char *)p)[i] ^ mask[i & 3];
-	t->up_len += hl + n;
-	return 0;
-}
-
-/* Moves what in holds of WebSocket frames: data to down, control frames answered. Returns
- * whether anything moved. */
-static bool tun_deframe(struct mqtttunnel *t)
-{
-	bool moved = false;
-
-	while (t->st == TUN_OPEN) {
-		if (!t->in_frame) {
-			size_t need = 2, i;
-			uint64_t len;
-			if (t->in_len < 2)
-				break;
-			if (t->in[1] & 0x80) {
-				tun_fail(t, "the broker sent a masked WebSocket frame");
-				break;
-			}
-			len = t->in[1] & 0x7f;
-			need += len == 126 ? 2 : len == 127 ? 8 : 0;
-			if (t->in_len < need)
-				break;
-			if (len == 126)
-				len = (uint64_t)t->in[2] << 8 | t->in[3];
-			else if (len == 127)
-				for (len = 0, i = 0; i < 8; i++)
-					len = len << 8 | t->in[2 + i];
-			t->frame_op = t->in[0] & 0x0f;
-			if ((t->frame_op & 0x08) && (len > 125 || !(t->in[0] & 0x80))) {
-				tun_fail(t, "bad WebSocket control frame from the broker");
-				break;
-			}
-			if (t->frame_op != 0 && t->frame_op != 1 && t->frame_op != 2 &&
-			    t->frame_op != 8 && t->frame_op != 9 && t->frame_op != 10) {
-				tun_fail(t, "unknown WebSocket opcode %d from the broker", t->frame_op);
-				break;
-			}
-			memmove(t->in, t->in + need, t->in_len - need);
-			t->in_len -= need;
-			t->frame_left = len;
-			t->ctl_len = 0;
-			t->in_frame = true;
-			moved = true;
-		}
-		if (t->frame_op & 0x08) {
-			size_t k = t->in_len < t->frame_left ? t->in_len : (size_t)t->frame_left;
-			memcpy(t->ctl + t->ctl_len, t->in, k);
-			t->ctl_len += k;
-			t->frame_left -= k;
-			memmove(t->in, t->in + k, t->in_len - k);
-			t->in_len -= k;
-			if (t->frame_left)
-				break;
-			if (TUN_BUF + 16 - t->up_len < t->ctl_len + 14)
-				break;   /* no room for the answer yet: keep the frame */
-			t->in_frame = false;
-			moved = true;
-			if (t->frame_op == 9) {
-				tun_frame(t, 10, t->ctl, t->ctl_len);
-			} else if (t->frame_op == 8) {
-				if (!t->close_sent)
-					tun_frame(t, 8, t->ctl, t->ctl_len < 2 ? t->ctl_len : 2);
-				t->close_sent = true;
-				tun_fail(t, "the broker closed the WebSocket");
-			}
-			continue;
-		}
-		{
-			size_t room = sizeof t->down - t->down_len;
-			size_t k = t->in_len < t->frame_left ? t->in_len : (size_t)t->frame_left;
-			if (k > room)
-				k = room;
-			if (k == 0 && t->frame_left)
-				break;
-			memcpy(t->down + t->down_len, t->in, k);
-			t->down_len += k;
-			t->frame_left -= k;
-			memmove(t->in, t->in + k, t->in_len - k);
-			t->in_len -= k;
-			if (!t->frame_left)
-				t->in_frame = false;
-			moved = true;
-		}
-	}
-	return moved;
-}
-
-/* --- the upgrade --- */
-
-static int tun_upgrade_request(struct mqtttunnel *t)
-{
-	unsigned char raw[16];
-	bool v6 = strchr(t->host, ':') != NULL;
-	char host[300], port[8] = "";
-	int n;
-
-	if (RAND_bytes(raw, sizeof raw) != 1 || tun_b64(raw, sizeof raw, t->key, sizeof t->key) < 0)
-		return -1;
-	if (t->port != (t->tls ? 443 : 80))
-		snprintf(port, sizeof port, ":%u", t->port);
-	snprintf(host, sizeof host, "%s%s%s%s", v6 ? "[" : "", t->host, v6 ? "]" : "", port);
-	n = snprintf((char *)t->up, sizeof t->up,
-		     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-		     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-		     "Sec-WebSocket-Protocol: mqtt\r\n\r\n", t->path, host, t->key);
-	if (n < 0 || (size_t)n >= sizeof t->up)
-		return -1;
-	t->up_len = (size_t)n;
-	return 0;
-}
-
-/* A header's value in the response head (NUL-terminated), or NULL. */
-static const char *tun_header(const char *head, const char *name, char *val, size_t cap)
-{
-	size_t nl = strlen(name);
-	const char *p = strstr(head, "\r\n");
-
-	while (p && p[2]) {
-		const char *line = p + 2, *end = strstr(line, "\r\n");
-		if (!end)
-			break;
-		if ((size_t)(end - line) > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
-			const char *v = line + nl + 1;
-			size_t k;
-			while (*v == ' ' || *v == '\t')
-				v++;
-			k = (size_t)(end - v);
-			while (k && (v[k - 1] == ' ' || v[k - 1] == '\t'))
-				k--;
-			if (k >= cap)
-				k = cap - 1;
-			memcpy(val, v, k);
-			val[k] = '\0';
-			return val;
-		}
-		p = end;
-	}
-	return NULL;
-}
-
-/* Parses the 101 answer once it is complete; leaves what follows it in in. */
-static void tun_upgrade_response(struct mqtttunnel *t)
-{
-	char head[TUN_HTTP_MAX + 1], val[256], want[64], cat[96];
-	unsigned char sha[20];
-	unsigned int sl = 0;
-	char *end;
-	size_t hl;
-
-	memcpy(head, t->in, t->in_len);
-	head[t->in_len] = '\0';
-	end = strstr(head, "\r\n\r\n");
-	if (!end) {
-		if (t->in_len >= sizeof t->in)
-			tun_fail(t, "WebSocket upgrade: response headers too long");
-		return;
-	}
-	hl = (size_t)(end - head) + 4;
-	end[2] = '\0';
-	if (strncmp(head, "HTTP/1.1 101", 12) != 0) {
-		char *nl = strstr(head, "\r\n");
-		if (nl)
-			*nl = '\0';
-		tun_fail(t, "WebSocket upgrade refused: %.80s", head);
-		return;
-	}
-	snprintf(cat, sizeof cat, "%s%s", t->key, TUN_WS_GUID);
-	if (!EVP_Digest(cat, strlen(cat), sha, &sl, EVP_sha1(), NULL) ||
-	    tun_b64(sha, sl, want, sizeof want) < 0) {
-		tun_fail(t, "WebSocket upgrade: cannot compute the accept key");
-		return;
-	}
-	if (!tun_header(head, "Sec-WebSocket-Accept", val, sizeof val) || strcmp(val, want) != 0) {
-		tun_fail(t, "WebSocket upgrade: wrong or missing Sec-WebSocket-Accept");
-		return;
-	}
-	if (!tun_header(head, "Upgrade", val, sizeof val) || strcasecmp(val, "websocket") != 0) {
-		tun_fail(t, "WebSocket upgrade: no 'Upgrade: websocket'");
-		return;
-	}
-	if (tun_header(head, "Sec-WebSocket-Protocol", val, sizeof val) &&
-	    strcasecmp(val, "mqtt") != 0) {
-		tun_fail(t, "WebSocket upgrade: subprotocol '%s', not mqtt", val);
-		return;
-	}
-	memmove(t->in, t->in + hl, t->in_len - hl);
-	t->in_len -= hl;
-	t->st = TUN_OPEN;
-	t->reached = true;
 }
 
 /* --- the pump: move what can move, then watch what can block --- */
@@ -438,8 +168,8 @@ static bool tun_handshake(struct mqtttunnel *t)
 	if (r == 1) {
 		t->st = t->ws ? TUN_UPGRADE : TUN_OPEN;
 		t->reached = !t->ws;
-		if (t->ws && tun_upgrade_request(t) < 0)
-			tun_fail(t, "cannot build the WebSocket upgrade");
+		if (t->ws && mqttws_upgrade_request(t) < 0)
+			mqtttunnel_fail(t, "cannot build the WebSocket upgrade");
 		return true;
 	}
 	switch (SSL_get_error(t->ssl, r)) {
@@ -449,7 +179,7 @@ static bool tun_handshake(struct mqtttunnel *t)
 		t->ssl_want_write = true;
 		return false;
 	default:
-		tun_fail(t, "TLS handshake: %s", tun_ssl_reason(t));
+		mqtttunnel_fail(t, "TLS handshake: %s", tun_ssl_reason(t));
 		return false;
 	}
 }
@@ -462,13 +192,13 @@ static bool tun_tcp_done(struct mqtttunnel *t)
 	if (getsockopt(t->rfd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
 		err = errno;
 	if (err) {
-		tun_fail(t, "connect: %s", strerror(err));
+		mqtttunnel_fail(t, "connect: %s", strerror(err));
 		return false;
 	}
 	if (t->tls) {
 		t->ssl = SSL_new(t->ctx);
 		if (!t->ssl || SSL_set_fd(t->ssl, t->rfd) != 1) {
-			tun_fail(t, "TLS: %s", tun_ssl_reason(t));
+			mqtttunnel_fail(t, "TLS: %s", tun_ssl_reason(t));
 			return false;
 		}
 		/* The broker's name: SNI (never for an address literal) and the certificate check. */
@@ -480,7 +210,7 @@ static bool tun_tcp_done(struct mqtttunnel *t)
 			int ok = lit ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), t->host)
 				     : SSL_set1_host(t->ssl, t->host);
 			if (ok != 1) {
-				tun_fail(t, "TLS: cannot set the name to check");
+				mqtttunnel_fail(t, "TLS: cannot set the name to check");
 				return false;
 			}
 		}
@@ -489,8 +219,8 @@ static bool tun_tcp_done(struct mqtttunnel *t)
 	}
 	if (t->ws) {
 		t->st = TUN_UPGRADE;
-		if (tun_upgrade_request(t) < 0)
-			tun_fail(t, "cannot build the WebSocket upgrade");
+		if (mqttws_upgrade_request(t) < 0)
+			mqtttunnel_fail(t, "cannot build the WebSocket upgrade");
 	} else {
 		t->st = TUN_OPEN;
 		t->reached = true;
@@ -534,8 +264,8 @@ static bool tun_step(struct mqtttunnel *t)
 			}
 		}
 		if (t->st == TUN_UPGRADE && t->in_len)
-			tun_upgrade_response(t);
-		if (t->st == TUN_OPEN && tun_deframe(t))
+			mqttws_upgrade_response(t);
+		if (t->st == TUN_OPEN && mqttws_deframe(t))
 			moved = true;
 	} else if (t->down_len < sizeof t->down) {
 		n = tun_rread(t, t->down + t->down_len, sizeof t->down - t->down_len);
@@ -552,7 +282,7 @@ static bool tun_step(struct mqtttunnel *t)
 	if (t->down_len) {
 		n = send(t->cfd, t->down, t->down_len, MSG_NOSIGNAL);
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			tun_fail(t, "client side: %s", strerror(errno));
+			mqtttunnel_fail(t, "client side: %s", strerror(errno));
 			return false;
 		}
 		if (n > 0) {
@@ -570,11 +300,11 @@ static bool tun_step(struct mqtttunnel *t)
 			t->client_eof = true;
 			moved = true;
 		} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			tun_fail(t, "client side: %s", strerror(errno));
+			mqtttunnel_fail(t, "client side: %s", strerror(errno));
 			return false;
 		} else if (n > 0) {
 			if (t->ws)
-				tun_frame(t, 2, buf, (size_t)n);
+				mqttws_frame(t, 2, buf, (size_t)n);
 			else
 				t->up_len += (size_t)n;
 			moved = true;
@@ -595,7 +325,7 @@ static void tun_pump(struct mqtttunnel *t)
 	if (t->st == TUN_CLOSED)
 		return;
 	if (t->client_eof && t->st == TUN_OPEN && !t->up_len) {
-		tun_fail(t, "the client closed the connection");
+		mqtttunnel_fail(t, "the client closed the connection");
 		return;
 	}
 	if (t->rfd >= 0) {
@@ -827,7 +557,7 @@ void mqtttunnel_drain(struct mqtttunnel *t, uint64_t timeout_ms)
 	if (t->st == TUN_OPEN && t->ws && !t->close_sent && t->up_len + 20 < sizeof t->up) {
 		/* A WebSocket close (1000) and the TLS close_notify, best effort. */
 		static const unsigned char bye[2] = { 0x03, 0xe8 };
-		tun_frame(t, 8, bye, sizeof bye);
+		mqttws_frame(t, 8, bye, sizeof bye);
 		t->close_sent = true;
 		tun_rwrite(t, t->up, t->up_len);
 	}
@@ -861,50 +591,4 @@ void mqtttunnel_free(struct mqtttunnel *t)
 	free(t->host);
 	free(t->path);
 	free(t);
-}
-
-size_t mqtttunnel_parse_broker(const uint8_t *p, size_t n, size_t chunk, uint8_t *out,
-			       size_t cap, bool *closed)
-{
-	/* One scratch tunnel, kept: a fresh 140 KiB allocation per call is most of a fuzz run. */
-	static struct mqtttunnel *t;
-	size_t total = 0, off = 0;
-	static char host[] = "fuzz";
-
-	*closed = true;
-	if (!t && !(t = malloc(sizeof *t)))
-		return 0;
-	memset(t, 0, sizeof *t);
-	t->lfd = t->cfd = t->rfd = -1;
-	t->ws = true;
-	t->host = host;
-	t->st = TUN_UPGRADE;
-	snprintf(t->key, sizeof t->key, "dGhlIHNhbXBsZSBub25jZQ==");
-	if (!chunk)
-		chunk = 1;
-	for (;;) {
-		size_t k = n - off < chunk ? n - off : chunk;
-		bool moved = false;
-		if (k > sizeof t->in - t->in_len)
-			k = sizeof t->in - t->in_len;
-		memcpy(t->in + t->in_len, p + off, k);
-		t->in_len += k;
-		off += k;
-		if (t->st == TUN_UPGRADE)
-			tun_upgrade_response(t);
-		if (t->st == TUN_OPEN)
-			moved = tun_deframe(t);
-		if (t->down_len) {
-			size_t c = total < cap ? cap - total : 0;
-			memcpy(out + total, t->down, t->down_len < c ? t->down_len : c);
-			total += t->down_len;
-			t->down_len = 0;
-			moved = true;
-		}
-		t->up_len = 0;   /* pongs and close answers would go to the broker */
-		if (t->st == TUN_CLOSED || (!k && !moved))
-			break;
-	}
-	*closed = t->st == TUN_CLOSED;
-	return total;
 }

@@ -109,3 +109,13 @@ void fatalx(const char *fmt, ...)
 	va_end(ap);
 	exit(1);
 }
+
+int log_why(char *why, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (why && n)
+		vsnprintf(why, n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}

@@ -9,8 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define COMMAND_ID_MAX 64
-#define COMMAND_NAME_MAX 63
+#include "name.h"
+
+#define COMMAND_ID_MAX NAME_ID_LEN_MAX
+#define COMMAND_NAME_MAX NAME_LEN_MAX
 #define COMMAND_ARGS_MAX 32
 #define COMMAND_ARG_LEN_MAX 1024
 #define COMMAND_TOPIC_MAX 255
@@ -27,7 +29,7 @@ struct command {
 };
 
 /* Fills c from a JSON object; numbers and booleans in args are turned into their JSON text so
- * actions always see strings. On error returns -1 with why ("missing 'id'") and c cleared. */
+ * actions always see strings. On error returns -EINVAL with why ("missing 'id'") and c cleared. */
 int command_from_json(const cJSON *obj, struct command *c, char *why, size_t whylen);
 int command_parse(const char *buf, size_t len, struct command *c, char *why, size_t whylen);
 /* What a rejected request still tells (command_parse failed): its id and reply_to, each
@@ -35,15 +37,14 @@ int command_parse(const char *buf, size_t len, struct command *c, char *why, siz
  * refusal can name the id and reach the requester. */
 void command_peek(const char *buf, size_t len, char id[COMMAND_ID_MAX + 1],
 		  char reply_to[COMMAND_TOPIC_MAX + 1]);
-/* A JSON object of c (without "type"); caller owns it. */
-cJSON *command_to_json(const struct command *c);
+/* A JSON object of c (without "type"); requester: with the fields only an MQTT requester
+ * sends (reply_to, progress), else what a controller needs (lanmsg_command_new). Caller owns. */
+cJSON *command_to_json(const struct command *c, bool requester);
 void command_clear(struct command *c);
 /* cJSON ends a string at an escaped NUL ("a\u0000b" reads as "a", which could then pass an
  * argument's pattern), so NULs are found in the JSON text: the offset of the first \u0000
  * escape inside a string (key or value) of text, or -1. Meaningful for valid JSON only (parse
  * first). command_parse and the link's frame checks refuse such text. */
 long command_json_nul(const char *text, size_t len);
-/* [A-Za-z0-9_-]{1,max}: ids of controllers, homes, actions, sensors, args. */
-int command_valid_name(const char *s, size_t max);
 
 #endif

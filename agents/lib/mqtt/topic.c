@@ -1,7 +1,7 @@
 /* topic: split fr topic names; see topic.h. */
 #include "topic.h"
 
-#include "command.h"
+#include "name.h"
 
 #include <string.h>
 
@@ -13,7 +13,7 @@ const char *topic_level(const char *s, char out[TOPIC_NAME_MAX + 1])
 		return NULL;
 	memcpy(out, s, n);
 	out[n] = '\0';
-	if (!command_valid_name(out, TOPIC_NAME_MAX))
+	if (!name_valid(out, TOPIC_NAME_MAX))
 		return NULL;
 	return s + n;
 }

@@ -1,0 +1,231 @@
+/* cmd.c: a command's lifecycle on the controller -- the checks of docs/lan-protocol.md
+ * (command) in order, the journal before the spawn, the run, and its one result, serialised
+ * once and sent to every peer. */
+#include "mhc_int.h"
+
+#include "journal.h"
+#include "lanmsg.h"
+#include "link.h"
+#include "log.h"
+#include "runner.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A refusal before any run: it left no trace in the journal, so the home server must not keep
+ * it as the id's outcome (docs/lan-protocol.md, result: "recorded": false). id NULL: null. */
+void cmd_refuse(struct peer *p, const char *id, const char *status, const char *reason)
+{
+	struct lanmsg_result r = { .id = id, .status = status, .reason = reason, .unrecorded = true };
+	mhc_send(p, lanmsg_result_new(&r));
+}
+
+/* A final result (o taken): serialised once, journalled, sent to every peer. */
+static void cmd_final(struct mhc *m, const char *id, cJSON *o)
+{
+	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	if (!text) {
+		log_warnx("command %s: no memory for its result", id);
+		return;
+	}
+	journal_finished(m->journal, id, text);
+	mhc_broadcast(m, text, strlen(text));
+	free(text);
+}
+
+/* --- commands --- */
+
+static void cmd_run_done(void *arg, const struct runner_result *res);
+
+/* A builtin completes at once, without a process, but with the same records and replies. */
+static void cmd_builtin(struct peer *p, const struct command *c, const struct conf_action *a)
+{
+	struct mhc *m = p->m;
+	if (cJSON_GetArraySize(c->args) > 0) {
+		cmd_refuse(p, c->id, "rejected", "a builtin takes no args");
+		return;
+	}
+	mhc_send(p, lanmsg_accepted_new(c->id));
+	if (journal_started(m->journal, c->id) < 0) {
+		cmd_refuse(p, c->id, "failed", "could not record the command durably");
+		return;
+	}
+	mhc_send(p, lanmsg_started_new(c->id, 0, false));
+	struct lanmsg_result r = { .id = c->id, .action = a->name, .status = "ok", .run = true,
+				   .exited = true, .started_ms = (int64_t)loop_wall_ms() };
+	cmd_final(m, c->id, lanmsg_result_new(&r));
+}
+
+/* A repeat of an id the journal holds: its result again, marked duplicate, to this peer. */
+static void cmd_repeat(struct peer *p, const char *id, const char *stored)
+{
+	static const char *const drop[] = { "duplicate", NULL };
+	struct lanmsg was;
+	char why[200];
+	if (lanmsg_decode(&was, stored, strlen(stored), why, sizeof why) < 0) {
+		/* Still never run again: what a repeat of a running id gets. */
+		log_warnx("command %s: journalled result unreadable (%s); answered started", id, why);
+		mhc_send(p, lanmsg_started_new(id, 0, true));
+		return;
+	}
+	cJSON *dup = cJSON_CreateObject();
+	cJSON_AddTrueToObject(dup, "duplicate");
+	size_t len;
+	char *text = lanmsg_forward(&was, drop, dup, &len);
+	if (text)
+		link_send_raw(p->link, text, len);
+	free(text);
+	cJSON_Delete(dup);
+	lanmsg_clear(&was);
+}
+
+void cmd_serve(struct peer *p, const struct lanmsg *msg)
+{
+	struct mhc *m = p->m;
+	struct command c;
+	char why[256];
+
+	if (lanmsg_command(msg, &c, why, sizeof why) < 0) {
+		log_warnx("command from %s rejected: %s", link_peer_addr(p->link), why);
+		cmd_refuse(p, c.id[0] ? c.id : NULL, "rejected", why);
+		return;
+	}
+	const char *stored = NULL;
+	switch (journal_lookup(m->journal, c.id, &stored)) {
+	case JOURNAL_RUNNING:
+		/* A redelivery while it runs: acknowledge; the result reaches every peer. */
+		log_info("command %s: repeated while running, not run again", c.id);
+		mhc_send(p, lanmsg_started_new(c.id, 0, true));
+		goto out;
+	case JOURNAL_DONE:
+		log_info("command %s: repeated after it ended, answered from the journal", c.id);
+		cmd_repeat(p, c.id, stored);
+		goto out;
+	case JOURNAL_NONE:
+		break;
+	}
+	if (c.deadline_ms && (int64_t)loop_wall_ms() > c.deadline_ms) {
+		log_info("command %s (%s): deadline passed, not run", c.id, c.action);
+		cmd_refuse(p, c.id, "expired", "the command's deadline had passed");
+		goto out;
+	}
+	const struct conf_action *a = conf_action_find(&m->conf, c.action);
+	if (!a) {
+		log_info("command %s: unknown action '%s'", c.id, c.action);
+		snprintf(why, sizeof why, "no action '%s' on %s", c.action, m->conf.id);
+		cmd_refuse(p, c.id, "unknown_action", why);
+		goto out;
+	}
+	int idx = (int)(a - m->conf.actions);
+	if (a->builtin) {
+		cmd_builtin(p, &c, a);
+		goto out;
+	}
+	char **argv = NULL;
+	if (conf_action_argv(a, c.args, &argv, why, sizeof why) < 0) {
+		log_info("command %s (%s) rejected: %s", c.id, c.action, why);
+		cmd_refuse(p, c.id, "rejected", why);
+		goto out;
+	}
+	if (m->running[idx] >= a->max_running) {
+		log_info("command %s (%s): busy, %d already running", c.id, c.action, m->running[idx]);
+		snprintf(why, sizeof why, "action '%s' already runs %d time(s), its limit", a->name,
+			 m->running[idx]);
+		cmd_refuse(p, c.id, "busy", why);
+		conf_argv_free(argv);
+		goto out;
+	}
+	mhc_send(p, lanmsg_accepted_new(c.id));
+	if (journal_started(m->journal, c.id) < 0) {
+		cmd_refuse(p, c.id, "failed", "could not record the command durably");
+		conf_argv_free(argv);
+		goto out;
+	}
+	struct run *run = calloc(1, sizeof *run);
+	if (!run) {
+		conf_argv_free(argv);
+		goto out;
+	}
+	run->m = m;
+	run->action = a;
+	run->action_idx = idx;
+	run->started_wall = loop_wall_ms();
+	strcpy(run->id, c.id);
+	uint64_t timeout = a->timeout_ms;
+	/* A caller may shorten the configured timeout, never extend it. */
+	if (c.timeout_ms && c.timeout_ms < timeout)
+		timeout = c.timeout_ms;
+	struct runner_spec spec = { .argv = argv, .timeout_ms = timeout, .grace_ms = a->grace_ms };
+	int err = 0;
+	struct runner_job *job = runner_start(m->runner, &spec, cmd_run_done, run, &err);
+	conf_argv_free(argv);
+	if (!job) {
+		snprintf(why, sizeof why, "could not start: %s", strerror(-err));
+		log_warnx("command %s (%s): %s", c.id, c.action, why);
+		struct lanmsg_result r = { .id = c.id, .action = a->name, .status = "failed",
+					   .reason = why };
+		cmd_final(m, c.id, lanmsg_result_new(&r));
+		free(run);
+		goto out;
+	}
+	m->running[idx]++;
+	run->next = m->runs;
+	m->runs = run;
+	log_info("command %s: %s started, pid %d", c.id, c.action, (int)runner_job_pid(job));
+	mhc_send(p, lanmsg_started_new(c.id, (long)runner_job_pid(job), false));
+out:
+	command_clear(&c);
+}
+
+static void cmd_run_done(void *arg, const struct runner_result *res)
+{
+	struct run *run = arg;
+	struct mhc *m = run->m;
+	const char *status = "failed";
+	char reason[160] = "";
+
+	switch (res->status) {
+	case RUNNER_EXITED:
+		status = res->exit_code == 0 ? "ok" : "failed";
+		if (res->exit_code)
+			snprintf(reason, sizeof reason, "exit code %d", res->exit_code);
+		break;
+	case RUNNER_SIGNALED:
+		snprintf(reason, sizeof reason, "killed by signal %d (%s)", res->signal,
+			 strsignal(res->signal));
+		break;
+	case RUNNER_TIMEOUT:
+		status = "timeout";
+		snprintf(reason, sizeof reason, "no result within the timeout; process group killed");
+		break;
+	case RUNNER_KILLED:
+		snprintf(reason, sizeof reason, "stopped: the controller is shutting down");
+		break;
+	case RUNNER_SPAWN_FAILED:
+		snprintf(reason, sizeof reason, "could not start %s: %s", run->action->argv[0],
+			 strerror(res->spawn_errno));
+		break;
+	}
+	struct lanmsg_result r = {
+		.id = run->id, .action = run->action->name, .status = status, .run = true,
+		.exited = res->status == RUNNER_EXITED ||
+			  (res->status != RUNNER_SPAWN_FAILED && !res->signal),
+		.exit_code = res->exit_code, .signal = res->signal, .duration_ms = res->duration_ms,
+		.started_ms = (int64_t)run->started_wall, .out = res->out, .err = res->err,
+		.out_truncated = res->out_truncated, .err_truncated = res->err_truncated,
+		.reason = reason[0] ? reason : NULL,
+	};
+	cmd_final(m, run->id, lanmsg_result_new(&r));
+	log_info("command %s: %s ended: %s%s%s (%llu ms)", run->id, run->action->name, status,
+		 reason[0] ? ", " : "", reason, (unsigned long long)res->duration_ms);
+
+	m->running[run->action_idx]--;
+	for (struct run **pp = &m->runs; *pp; pp = &(*pp)->next)
+		if (*pp == run) {
+			*pp = run->next;
+			break;
+		}
+	free(run);
+	mhc_maybe_exit(m);
+}
