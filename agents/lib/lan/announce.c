@@ -122,38 +122,29 @@ static int check_list(const cJSON *list, const char *field, char *why, size_t wh
 
 static int check_fields(const struct announce *a, char *why, size_t whylen)
 {
-	size_t n;
+	size_t name_n = strnlen(a->name, sizeof a->name);
+	size_t version_n = strnlen(a->version, sizeof a->version);
+	/* Every field's rule and its reason, checked in order (ntpd's table style). */
+	const struct {
+		bool bad;
+		const char *why;
+	} rules[] = {
+		{ !name_valid(a->id, NAME_LEN_MAX), "field 'id' is not 1..63 of [A-Za-z0-9_-]" },
+		{ name_n < 1 || name_n >= sizeof a->name, "field 'name' is not 1..127 bytes" },
+		{ a->port == 0, "field 'port' out of range 1..65535" },
+		{ !valid_boot(a->boot), "field 'boot' is not 32 lowercase hex digits" },
+		{ a->seq < 1 || a->seq > (uint64_t)ANNOUNCE_INT_MAX,
+		  "field 'seq' out of range 1..9007199254740991" },
+		{ a->ts < -ANNOUNCE_INT_MAX || a->ts > ANNOUNCE_INT_MAX, "field 'ts' out of range" },
+		{ version_n < 1 || version_n >= sizeof a->version,
+		  "field 'version' is not 1..31 bytes" },
+	};
 
-	if (!name_valid(a->id, NAME_LEN_MAX)) {
-		set_why(why, whylen, "field 'id' is not 1..63 of [A-Za-z0-9_-]");
-		return ANNOUNCE_EFIELD;
-	}
-	n = strnlen(a->name, sizeof a->name);
-	if (n < 1 || n >= sizeof a->name) {
-		set_why(why, whylen, "field 'name' is not 1..127 bytes");
-		return ANNOUNCE_EFIELD;
-	}
-	if (a->port == 0) {
-		set_why(why, whylen, "field 'port' out of range 1..65535");
-		return ANNOUNCE_EFIELD;
-	}
-	if (!valid_boot(a->boot)) {
-		set_why(why, whylen, "field 'boot' is not 32 lowercase hex digits");
-		return ANNOUNCE_EFIELD;
-	}
-	if (a->seq < 1 || a->seq > (uint64_t)ANNOUNCE_INT_MAX) {
-		set_why(why, whylen, "field 'seq' out of range 1..%lld", ANNOUNCE_INT_MAX);
-		return ANNOUNCE_EFIELD;
-	}
-	if (a->ts < -ANNOUNCE_INT_MAX || a->ts > ANNOUNCE_INT_MAX) {
-		set_why(why, whylen, "field 'ts' out of range");
-		return ANNOUNCE_EFIELD;
-	}
-	n = strnlen(a->version, sizeof a->version);
-	if (n < 1 || n >= sizeof a->version) {
-		set_why(why, whylen, "field 'version' is not 1..31 bytes");
-		return ANNOUNCE_EFIELD;
-	}
+	for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+		if (rules[i].bad) {
+			set_why(why, whylen, "%s", rules[i].why);
+			return ANNOUNCE_EFIELD;
+		}
 	return ANNOUNCE_OK;
 }
 
