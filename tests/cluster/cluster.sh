@@ -102,11 +102,40 @@ cluster_start_node() {
 	cluster_wait_node "$1"
 }
 
-# cluster_wait_node I: node I has booted (bounded), else the test fails with its log.
-cluster_wait_node() {
+# cluster_node_ports I: fresh free ports for node I (its config is rewritten).
+cluster_node_ports() {
 	local i=$1
-	fr_wait "$CLUSTER_BOUND" "node ${CLUSTER_NODE[$i]}: MQTT listener on ${CLUSTER_MQTT[$i]}" \
-		bash -c "exec 3<>/dev/tcp/127.0.0.1/${CLUSTER_MQTT[$i]}"
+	CLUSTER_MQTT[i]=$(fr_free_port)
+	CLUSTER_WS[i]=$(fr_free_port)
+	CLUSTER_AMQP[i]=$(fr_free_port)
+	CLUSTER_DIST[i]=$(fr_free_port)
+	[ "$CLUSTER_MANAGEMENT" = 1 ] && CLUSTER_MGMT[i]=$(fr_free_port)
+	cluster_node_conf "$i"
+}
+
+# cluster_node_up_or_gone I: node I's MQTT listener answers, or its VM has exited.
+cluster_node_up_or_gone() {
+	bash -c "exec 3<>/dev/tcp/127.0.0.1/${CLUSTER_MQTT[$1]}" 2>/dev/null ||
+		fr_proc_gone "$(cat "$T/cluster-fr$1.pid")"
+}
+
+# cluster_wait_node I: node I has booted (bounded), else the test fails with its log. A free
+# port chosen for it may be taken by someone else before the node binds it (other tests run
+# beside this one); a node that exits while booting is started again on fresh ports, twice at
+# most, with the reason logged.
+cluster_wait_node() {
+	local i=$1 attempt
+	for attempt in 1 2 3; do
+		fr_wait "$CLUSTER_BOUND" "node ${CLUSTER_NODE[$i]}: MQTT listener on ${CLUSTER_MQTT[$i]}" \
+			cluster_node_up_or_gone "$i"
+		fr_proc_gone "$(cat "$T/cluster-fr$i.pid")" || break
+		wait "$(cat "$T/cluster-fr$i.pid")" 2>/dev/null
+		fr_log "cluster: node ${CLUSTER_NODE[$i]} exited while booting (attempt $attempt): $(grep -m1 -o 'ERROR: .*' "$T/cluster-fr$i.log" | tail -n1)"
+		[ "$attempt" -lt 3 ] || fr_fail "node ${CLUSTER_NODE[$i]} did not boot (see $T/cluster-fr$i.log)"
+		mv "$T/cluster-fr$i.log" "$T/cluster-fr$i.attempt$attempt.log"
+		cluster_node_ports "$i"
+		cluster_start_node_bg "$i"
+	done
 	cluster_ctl "$i" await_startup --timeout 120 >/dev/null ||
 		fr_fail "node ${CLUSTER_NODE[$i]} did not finish booting"
 }
@@ -245,12 +274,7 @@ cluster_start() {
 	CLUSTER_N=$n
 	for ((i = 1; i <= n; i++)); do
 		CLUSTER_NODE[i]=fr$i@localhost
-		CLUSTER_MQTT[i]=$(fr_free_port)
-		CLUSTER_WS[i]=$(fr_free_port)
-		CLUSTER_AMQP[i]=$(fr_free_port)
-		CLUSTER_DIST[i]=$(fr_free_port)
-		[ "$CLUSTER_MANAGEMENT" = 1 ] && CLUSTER_MGMT[i]=$(fr_free_port)
-		cluster_node_conf "$i"
+		cluster_node_ports "$i"
 	done
 	fr_start cluster-epmd epmd -port "$CLUSTER_EPMD" -address 127.0.0.1
 	fr_wait 10 "epmd on $CLUSTER_EPMD" bash -c "exec 3<>/dev/tcp/127.0.0.1/$CLUSTER_EPMD"

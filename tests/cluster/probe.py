@@ -18,6 +18,11 @@ figures and prints them as evidence. Every wait is bounded.
   pubdeny PORT TOPIC             publish one QoS 1 message; report PUBACK or the connection's end
   kick ID PORT                   connect with client id ID, report; then stay READY and report
                                  whether the broker closed it within --bound seconds
+  requests PORT TOPIC N          fr commands {"id": PREFIX<i>, "action": ACTION, "args": {"tag":
+                                 PREFIX<i>}, "reply_to": REPLY} at --rate per second (QoS 1,
+                                 each waiting for its PUBACK), subscribed (clean session) to
+                                 REPLY first; --pause-at/--go as pub; then waits up to --bound s
+                                 for a final answer ("type": "result") to each; reports finals per id
 Common options: -u USER -F PASSWORD_FILE (or -P PASSWORD).
 """
 import argparse
@@ -239,6 +244,72 @@ def cmd_kick(a):
     return 0
 
 
+def cmd_requests(a):
+    c = Conn(a, a.id or "%s:rq%d" % (a.user, os.getpid()), a.port, clean=True)
+    if not c.start() or c.subscribe(a.reply) != [1]:
+        out("RESULT", {"connack": c.rc, "granted": c.granted})
+        return 1
+    print("READY", flush=True)
+    ids = ["%s%d" % (a.prefix, i) for i in range(a.n)]
+    acked = 0
+    t0 = time.time()
+    for i, rid in enumerate(ids):
+        if a.pause_at is not None and i == a.pause_at:
+            print("PAUSE", i, flush=True)
+            end = time.time() + 120
+            while not os.path.exists(a.go) and time.time() < end:
+                time.sleep(0.05)
+        req = {"id": rid, "action": a.action, "args": {"tag": rid}, "reply_to": a.reply}
+        info = c.c.publish(a.topic, json.dumps(req), qos=1)
+        try:
+            info.wait_for_publish(30)
+        except (RuntimeError, ValueError):
+            pass
+        if info.is_published():
+            acked += 1
+        time.sleep(1.0 / a.rate)
+    t_sent = time.time()
+    end = time.time() + a.bound
+    finals = {}
+    statuses = {}
+
+    def scan():
+        finals.clear()
+        statuses.clear()
+        with c.lock:
+            msgs = list(c.msgs)
+        for m in msgs:
+            try:
+                p = json.loads(m[1])
+            except ValueError:
+                continue
+            st = p.get("status")
+            # accepted and started come first; one final "result" (docs/topics.md, Replies).
+            if p.get("type") != "result" or p.get("id") not in ids:
+                continue
+            finals.setdefault(p["id"], []).append(p)
+            statuses[str(st)] = statuses.get(str(st), 0) + 1
+
+    while time.time() < end:
+        scan()
+        if len(finals) == a.n:
+            break
+        time.sleep(0.1)
+    time.sleep(1)  # late repeats of an answer
+    scan()
+    closed = c.closed.is_set()
+    c.stop()
+    extra = [f for v in finals.values() for f in v[1:]]
+    missing = [r for r in ids if r not in finals]
+    out("RESULT", {"sent": a.n, "puback": acked, "answered": len(finals), "missing": len(missing),
+                   "missing_first": missing[:5], "statuses": statuses,
+                   "extra_answers": len(extra),
+                   "extra_not_marked_duplicate": sum(1 for f in extra if f.get("duplicate") is not True),
+                   "closed_by_broker": closed, "send_s": round(t_sent - t0, 2),
+                   "answers_s": round(time.time() - t0, 2)})
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-u", "--user")
@@ -257,6 +328,11 @@ def main():
     s = sp.add_parser("pubdeny"); s.add_argument("port", type=int); s.add_argument("topic")
     s = sp.add_parser("kick"); s.add_argument("id"); s.add_argument("port", type=int)
     s.add_argument("--bound", type=float, default=10)
+    s = sp.add_parser("requests"); s.add_argument("port", type=int); s.add_argument("topic")
+    s.add_argument("n", type=int); s.add_argument("--reply", required=True)
+    s.add_argument("--prefix", default="q"); s.add_argument("--action", default="rec")
+    s.add_argument("--rate", type=float, default=20); s.add_argument("--pause-at", type=int)
+    s.add_argument("--go"); s.add_argument("--bound", type=float, default=60)
     a = p.parse_args()
     return globals()["cmd_" + a.cmd](a)
 
