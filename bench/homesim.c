@@ -224,11 +224,17 @@ static void home_message(void *arg, const struct mqtt_msg *msg)
 		 ctl ? (int)strcspn(ctl + 5, "/") : 1, ctl ? ctl + 5 : "?");
 	const char *topic = msg->response_topic ? msg->response_topic
 			    : cJSON_IsString(rt) ? rt->valuestring : deftopic;
-	static const char *const status[] = { "accepted", "ok" };
+	/* frMhs's shapes (docs/topics.md, Replies): accepted, then the final result. */
 	for (int i = 0; i < 2; i++) {
-		char a[256];
-		snprintf(a, sizeof a, "{\"id\":\"%.64s\",\"status\":\"%s\"%s}", id->valuestring,
-			 status[i], i ? ",\"exit_code\":0,\"stdout\":\"\",\"stderr\":\"\"" : "");
+		char a[320];
+		if (i == 0)
+			snprintf(a, sizeof a, "{\"type\":\"accepted\",\"id\":\"%.64s\",\"ctl\":\"c0\",\"ts\":%llu}",
+				 id->valuestring, (unsigned long long)loop_wall_ms());
+		else
+			snprintf(a, sizeof a, "{\"type\":\"result\",\"id\":\"%.64s\",\"ctl\":\"c0\",\"action\":\"lamp\","
+				 "\"status\":\"ok\",\"exit_code\":0,\"signal\":null,\"duration_ms\":1,"
+				 "\"stdout\":\"\",\"stderr\":\"\",\"ts\":%llu}",
+				 id->valuestring, (unsigned long long)loop_wall_ms());
 		if (mqtt_publish(ho->m, topic, a, strlen(a), 1, false, NULL, msg->correlation,
 				 msg->correlation_len) == 0)
 			h->answers_sent++;
@@ -272,8 +278,8 @@ static void web_message(void *arg, const struct mqtt_msg *msg)
 		return;
 	cJSON *a = cJSON_ParseWithLength(msg->payload, msg->len);
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
-	const cJSON *st = cJSON_GetObjectItemCaseSensitive(a, "status");
-	if (cJSON_IsString(id) && cJSON_IsString(st) && strcmp(st->valuestring, "accepted") != 0) {
+	const cJSON *ty = cJSON_GetObjectItemCaseSensitive(a, "type");
+	if (cJSON_IsString(id) && cJSON_IsString(ty) && strcmp(ty->valuestring, "result") == 0) {
 		int i = id->valuestring[0] == 'w' ? atoi(id->valuestring + 1) : -1;
 		if (i < 0 || i >= h->sent)
 			h->bad++;
@@ -389,7 +395,8 @@ static void hs_usage(FILE *f)
 	      "    (default 10) its retained state (QoS 1) and an event (QoS 0), spread evenly over\n"
 	      "    the period; stats (retained, QoS 1) every 10 s; every controller's info (its\n"
 	      "    last_seen) every 60 s; fr/<name>/heartbeat (QoS 0) every BEAT s (default 30;\n"
-	      "    0 = none). Every command on fr/<name>/ctl/+/cmd is answered accepted, then ok.\n"
+	      "    0 = none). Every command on fr/<name>/ctl/+/cmd is answered as frMhs does:\n"
+	      "    \"accepted\", then the final \"result\" (status ok).\n"
 	      "    All clients connect at once (the storm after a broker restart); READY\n"
 	      "    {\"connect_all_ms\":...} once every home has connected.\n"
 	      "\n"
@@ -548,7 +555,6 @@ int main(int argc, char **argv)
 		cJSON_AddNumberToObject(r, "disconnects", (double)h.disconnects);
 		cJSON_AddNumberToObject(r, "publish_failed", (double)h.pub_failed);
 		rc = h.measuring && h.sent > 0 && h.finished == h.sent && h.dup_answers == 0 ? 0 : 1;
-		mqtt_free(h.m);
 	} else {
 		cJSON_AddNumberToObject(r, "homes", h.n);
 		cJSON_AddNumberToObject(r, "connected", h.n_connected);
@@ -560,15 +566,17 @@ int main(int argc, char **argv)
 		cJSON_AddNumberToObject(r, "answers", (double)h.answers_sent);
 		cJSON_AddNumberToObject(r, "disconnects", (double)h.disconnects);
 		rc = h.n_ever == h.n ? 0 : 1;
-		for (int i = 0; i < h.n; i++)
-			mqtt_free(h.homes[i].m);
-		free(h.homes);
 	}
+	/* The figures first: stopping thousands of clients takes a while. */
 	char *s = cJSON_PrintUnformatted(r);
 	printf("RESULT %s\n", s ? s : "{}");
 	fflush(stdout);
 	free(s);
 	cJSON_Delete(r);
+	mqtt_free(h.m);
+	for (int i = 0; h.homes && i < h.n; i++)
+		mqtt_free(h.homes[i].m);
+	free(h.homes);
 	free(h.t_sent);
 	free(h.done);
 	free(h.lat);
