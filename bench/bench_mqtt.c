@@ -13,6 +13,7 @@
 #include "log.h"
 #include "loop.h"
 #include "mqtt.h"
+#include "pwfile.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -600,20 +601,6 @@ static void bm_usage(FILE *f)
 	      "    0 when the figures are complete, 1 otherwise, 2 on a usage error.\n", f);
 }
 
-static int bm_read_password(const char *file, char *out, size_t size)
-{
-	FILE *f = fopen(file, "r");
-	if (!f) {
-		fprintf(stderr, "bench_mqtt: %s: %s\n", file, strerror(errno));
-		return -1;
-	}
-	if (!fgets(out, (int)size, f))
-		out[0] = '\0';
-	fclose(f);
-	out[strcspn(out, "\r\n")] = '\0';
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -678,7 +665,7 @@ int main(int argc, char **argv)
 		}
 	}
 	char password[256] = "";
-	if (pwfile && bm_read_password(pwfile, password, sizeof password) < 0)
+	if (pwfile && pwfile_read("bench_mqtt", pwfile, password, sizeof password) < 0)
 		return 2;
 	log_init("bench_mqtt", true, verbose);
 	char cid[40] = "bench-";

@@ -38,7 +38,8 @@ export FR_BENCH_PHP_N=5 FR_BENCH_PHP_FRESH_N=5 FR_BENCH_PHP_EXEC_N=2
 export FR_BENCH_FOOT_CMDS=50 FR_BENCH_FOOT_S=2 FR_BENCH_FOOT_I=1
 export FR_BENCH_DISC_N=20 FR_BENCH_DISC_I=0.5
 export FR_BENCH_LIBS_N=20 FR_BENCH_LIBS_TPUT_N=200
-groups=(rtt conc events footprint discovery libs)
+export FR_BENCH_SCALE_N=20 FR_BENCH_SCALE_S=3 FR_BENCH_SCALE_RATE=5
+groups=(rtt conc events footprint discovery libs scale)
 # The PHP group needs php, bridge-php and frAroundWeb; without them bench/run says "not
 # measured" and exits 1.
 if command -v php >/dev/null && [ -f "$FR_SRC/bridge-php/src/Client.php" ] && [ -x "$FR_BIN/frAroundWeb" ]; then
@@ -60,7 +61,9 @@ want=("noop round trip, progress off: median" "noop round trip, progress off: p9
 	"events offered as fast as each goes (200): delivered of offered"
 	"frMhc private RSS (USS) after 50 commands" "frMhc idle wake-ups/min" "frMhs VmRSS after 50 commands"
 	"frMhs VmHWM with 20 controllers" "time until all 20 controllers online"
-	"MQTT library round trip median" "MQTT library requests/s, 100 in flight")
+	"MQTT library round trip median" "MQTT library requests/s, 100 in flight"
+	"scale, 20 homes: all connected over TLS at once" "scale, 20 homes: broker CPU, steady"
+	"scale, 20 homes: broker VmRSS" "scale, 20 homes: commands answered")
 [[ " ${groups[*]} " == *" php "* ]] && want+=("PHP publish, kept connection" "PHP publish, fresh connection per page"
 	"PHP publishes delivered of sent" "PHP request noop, fresh connection per page" "PHP request noop, kept connection")
 for w in "${want[@]}"; do
