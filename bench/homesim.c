@@ -490,7 +490,7 @@ int main(int argc, char **argv)
 		if (!h.m)
 			return 1;
 		static const char *const filters[] = { "fr/+/status", "fr/+/ctl/+/status", "fr/+/ctl/+/info",
-						       "fr/+/ctl/+/state/+", "fr/+/reply/" HS_REPLY_SUB };
+						       "fr/+/ctl/+/state/+", ("fr/+/reply/" HS_REPLY_SUB) };
 		for (size_t i = 0; i < sizeof filters / sizeof *filters; i++)
 			mqtt_subscribe(h.m, filters[i], 1);
 		loop_timer_init(&h.t_cmd, web_cmd_tick, &h);
