@@ -426,6 +426,12 @@ bool cache_stale(const struct cache *c, const char *home, uint64_t now_ms, uint6
 	return home_stale(c, home_find(c, home), now_ms, silent_ms);
 }
 
+uint64_t cache_heartbeat_interval(const struct cache *c, const char *home)
+{
+	const struct home *h = home_find(c, home);
+	return h && h->beat_at ? h->beat_interval_ms : 0;
+}
+
 size_t cache_stale_count(const struct cache *c, uint64_t now_ms)
 {
 	size_t n = 0;

@@ -69,6 +69,8 @@ int cache_heartbeat(struct cache *c, const char *home, uint64_t interval_ms, uin
 /* Whether home missed stale_after beats at now_ms; if so *silent_ms (may be NULL) is the time
  * since its last beat. */
 bool cache_stale(const struct cache *c, const char *home, uint64_t now_ms, uint64_t *silent_ms);
+/* The interval home's last heartbeat announced, 0 if it never beat. */
+uint64_t cache_heartbeat_interval(const struct cache *c, const char *home);
 /* Homes stale at now_ms (for /metrics; walks every home). */
 size_t cache_stale_count(const struct cache *c, uint64_t now_ms);
 

@@ -379,6 +379,9 @@ static void op_list(struct session *s, const struct shim_req *r)
 			cJSON_AddItemToObject(h, "status", e ? cJSON_CreateString(e->payload)
 							     : cJSON_CreateNull());
 		}
+		uint64_t beat = cache_heartbeat_interval(s->d->cache, home);
+		if (beat)
+			cJSON_AddNumberToObject(h, "heartbeat_interval", (double)beat / 1000);
 		snprintf(topic, sizeof topic, "%s/%s/ctl/", prefix, home);
 		struct list_ctx l = { topic, strlen(topic), cJSON_CreateArray() };
 		cache_foreach_home(s->d->cache, home, list_entry, &l);

@@ -53,9 +53,14 @@ home() { shim "{\"op\":\"list\",\"home\":\"$1\"}"; }
 status_is() { local h; h=$(home "$1") && [ "$(fr_json "$h" homes.0.status)" = "$2" ]; }
 stale_count() { curl -s "http://127.0.0.1:$HPORT/metrics" | grep -q "^fr_homes_stale $1\$"; }
 
+beats() { local h; h=$(home "$1") && [ "$(fr_json "$h" homes.0.heartbeat_interval)" = "$2" ]; }
+
 fr_wait 15 "shim: home1 online" status_is home1 online
 fr_wait 15 "shim: home2 online" status_is home2 online
-fr_ok "shim reports both homes online"
+# frAroundWeb has heard home1's beat (before it, home1 has no liveness to lose).
+fr_wait 15 "shim: home1 beats every 1 s" beats home1 1
+fr_json "$(home home2)" homes.0.heartbeat_interval >/dev/null && fr_fail "home2 never beat: $(home home2)"
+fr_ok "shim reports both homes online, home1 with heartbeats"
 
 kill -STOP "$(fr_pid mhs)"
 fr_log "frMhs stopped (SIGSTOP): no beat, no will"

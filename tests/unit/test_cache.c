@@ -175,7 +175,9 @@ START_TEST(stale_after_missed_beats)
 	/* A home that never beat (an frMhs from before heartbeats) is never stale. */
 	ck_assert(!cache_stale(c, "old", 1000000000, &silent));
 	ck_assert(!cache_stale(c, "nobody", 1000000000, &silent));
+	ck_assert_uint_eq(cache_heartbeat_interval(c, "old"), 0);
 	ck_assert_int_eq(cache_heartbeat(c, "a", 1000, 10000), 0);
+	ck_assert_uint_eq(cache_heartbeat_interval(c, "a"), 1000);
 	ck_assert(!cache_stale(c, "a", 10000, &silent));
 	ck_assert(!cache_stale(c, "a", 13000, &silent));   /* three periods: not yet missed */
 	ck_assert(cache_stale(c, "a", 13001, &silent));
