@@ -100,7 +100,8 @@ static void web_on_heartbeat(void *arg, const struct mqtt_msg *m)
 {
 	struct web *w = arg;
 	char home[SHIM_NAME_MAX + 1];
-	if (!shimproto_topic_home(w->conf.prefix, m->topic, false, home))
+	/* A retained beat is an old one (frMhs never retains them): it says nothing of now. */
+	if (m->retained || !shimproto_topic_home(w->conf.prefix, m->topic, false, home))
 		return;
 	cJSON *o = cJSON_ParseWithLength(m->payload, m->len);
 	const cJSON *iv = cJSON_GetObjectItemCaseSensitive(o, "interval");

@@ -86,6 +86,23 @@ fr_json "$g" stale >/dev/null && fr_fail "get still stale after a beat: $g"
 fr_wait 10 "metrics: no stale home" stale_count 0
 fr_ok "a beat clears stale"
 
+# A retained beat (old; frMhs never sends one) gives a home no liveness: frAroundWeb, restarted,
+# hears it from the broker's store, and home3 (status online, beat retained, nothing since)
+# stays online with no heartbeat_interval beyond 3 of its intervals.
+mosquitto_pub -p "$BPORT" -t fr/home3/status -m online -r -q 1
+mosquitto_pub -p "$BPORT" -t fr/home3/heartbeat -m '{"ts":1,"seq":1,"interval":1}' -r -q 1
+fr_users alice:alice-token:home1,home2,home3
+fr_stop web
+fr_start web "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"
+fr_wait 10 "shim listening again" bash -c "exec 3<>/dev/tcp/127.0.0.1/$SPORT"
+fr_wait 15 "shim: home3 online" status_is home3 online
+sleep_until=$(( $(date +%s) + 4 ))
+fr_wait 15 "shim: home1 beats again" beats home1 1
+while [ "$(date +%s)" -lt "$sleep_until" ]; do status_is home3 online || fr_fail "home3 (retained beat only): $(home home3)"; sleep 0.5; done
+fr_json "$(home home3)" homes.0.heartbeat_interval >/dev/null && fr_fail "a retained beat counted: $(home home3)"
+mosquitto_pub -p "$BPORT" -t fr/home3/heartbeat -r -n -q 1
+fr_ok "a retained beat is not a heartbeat"
+
 # A garbage heartbeat is refused with a reason and changes nothing.
 mosquitto_pub -p "$BPORT" -t fr/home2/heartbeat -m 'not json'
 fr_wait 10 "web logs the bad heartbeat" fr_grep_log web "fr/home2/heartbeat: not a heartbeat"

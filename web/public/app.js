@@ -188,6 +188,7 @@ function onMessage(topic, payload, packet) {
 		return;
 	}
 	if (parts.length === 3 && parts[2] === 'heartbeat') {
+		if (packet?.retain) return; // an old beat (frMhs never retains them) says nothing of now
 		let b;
 		try { b = JSON.parse(text); } catch { return; }
 		if (!(typeof b?.interval === 'number' && b.interval >= 1 && b.interval <= 3600)) return;
