@@ -45,6 +45,7 @@ struct home {
 	int next_sensor;        /* round robin over controllers x sensors */
 	bool connected, ever;
 	struct loop_timer t_sensor, t_stats, t_info, t_beat;
+	unsigned long long beats;
 };
 
 struct hs {
@@ -153,8 +154,10 @@ static void hs_info_tick(void *arg)
 static void hs_beat_tick(void *arg)
 {
 	struct home *ho = arg;
-	char b[64];
-	snprintf(b, sizeof b, "{\"ts\":%llu}", (unsigned long long)loop_wall_ms());
+	char b[128];
+	/* frMhs's payload (docs/topics.md, fr/<home>/heartbeat). */
+	snprintf(b, sizeof b, "{\"ts\":%llu,\"seq\":%llu,\"interval\":%g}",
+		 (unsigned long long)loop_wall_ms(), ++ho->beats, ho->hs->beat_s);
 	hs_pub(ho, "heartbeat", b, 0, false);
 	loop_timer_start(ho->hs->loop, &ho->t_beat, (uint64_t)(ho->hs->beat_s * 1000));
 }

@@ -19,6 +19,8 @@ struct home {
 	size_t topics, bytes;
 	bool over_logged;     /* its budget was hit and said so; reset once it is below again */
 	struct node *nodes;   /* its topics, so listing a home never walks the others */
+	uint64_t beat_at;     /* monotonic ms of its last heartbeat; 0 = never beat */
+	uint64_t beat_interval_ms;
 	struct home *next;
 };
 
@@ -193,10 +195,10 @@ static struct home *home_get(struct cache *c, const char *name)
 	return h;
 }
 
-/* A home without topics is forgotten. */
+/* A home without topics or heartbeat is forgotten. */
 static void home_release(struct cache *c, struct home *h)
 {
-	if (h->topics > 0)
+	if (h->topics > 0 || h->beat_at)
 		return;
 	struct home **pp = &c->hb[strhash(h->name) & (c->nhbuckets - 1)];
 	while (*pp != h)
@@ -388,4 +390,53 @@ void cache_foreach_home(const struct cache *c, const char *home,
 	const struct home *h = home_find(c, home);
 	for (const struct node *n = h ? h->nodes : NULL; n; n = n->hnext)
 		cb(arg, &n->e);
+}
+
+/* --- liveness --- */
+
+int cache_heartbeat(struct cache *c, const char *home, uint64_t interval_ms, uint64_t now_ms)
+{
+	struct home *h = home_find(c, home);
+	if (!h && c->nhomes >= c->lim.max_topics) {
+		c->refused[CACHE_FULL]++;   /* as full as a topic would find it; logged there */
+		return -ENOSPC;
+	}
+	if (!h && !(h = home_get(c, home)))
+		return -ENOMEM;
+	h->beat_at = now_ms ? now_ms : 1;
+	h->beat_interval_ms = interval_ms;
+	return 0;
+}
+
+static bool home_stale(const struct cache *c, const struct home *h, uint64_t now_ms,
+		       uint64_t *silent_ms)
+{
+	if (!h || !h->beat_at)
+		return false;
+	uint64_t silent = now_ms > h->beat_at ? now_ms - h->beat_at : 0;
+	if (silent <= (uint64_t)c->lim.stale_after * h->beat_interval_ms)
+		return false;
+	if (silent_ms)
+		*silent_ms = silent;
+	return true;
+}
+
+bool cache_stale(const struct cache *c, const char *home, uint64_t now_ms, uint64_t *silent_ms)
+{
+	return home_stale(c, home_find(c, home), now_ms, silent_ms);
+}
+
+uint64_t cache_heartbeat_interval(const struct cache *c, const char *home)
+{
+	const struct home *h = home_find(c, home);
+	return h && h->beat_at ? h->beat_interval_ms : 0;
+}
+
+size_t cache_stale_count(const struct cache *c, uint64_t now_ms)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->nhbuckets; i++)
+		for (const struct home *h = c->hb[i]; h; h = h->next)
+			n += home_stale(c, h, now_ms, NULL);
+	return n;
 }

@@ -7,6 +7,11 @@
  * gets no new topics (logged once per fill), so it can never crowd out another home; nothing is
  * evicted. An empty retained payload deletes the topic.
  *
+ * Liveness: a home whose frMhs sends heartbeats (docs/topics.md, "Heartbeat") is stale once
+ * stale_after beats were missed, whatever its retained status says (a broker cluster losing
+ * the node that held the home's connection sends no will). A home that never beat has no
+ * liveness (stale is never true), as with an frMhs from before heartbeats.
+ *
  * Ownership: struct cache is owned by the caller (cache_free). struct cache_entry and its
  * strings are owned by the cache and valid until the next cache_put for the same topic. */
 #ifndef WEB_CACHE_H
@@ -28,6 +33,7 @@ struct cache_limits {
 	size_t max_topics;            /* in all */
 	size_t max_topics_per_home;
 	size_t max_bytes_per_home;    /* topic + payload bytes */
+	unsigned stale_after;         /* missed heartbeats before a home is stale */
 };
 
 /* Why messages were not kept, for /metrics. */
@@ -56,5 +62,16 @@ const char *cache_refusal_name(enum cache_refusal why);
 /* Calls cb for every entry of home (any order); the cost is that home's topics alone. */
 void cache_foreach_home(const struct cache *c, const char *home,
 			void (*cb)(void *arg, const struct cache_entry *e), void *arg);
+
+/* A heartbeat of home (a valid name) announcing interval_ms between beats, at now_ms
+ * (monotonic). 0, -ENOSPC (a new home while the cache holds max_topics homes) or -ENOMEM. */
+int cache_heartbeat(struct cache *c, const char *home, uint64_t interval_ms, uint64_t now_ms);
+/* Whether home missed stale_after beats at now_ms; if so *silent_ms (may be NULL) is the time
+ * since its last beat. */
+bool cache_stale(const struct cache *c, const char *home, uint64_t now_ms, uint64_t *silent_ms);
+/* The interval home's last heartbeat announced, 0 if it never beat. */
+uint64_t cache_heartbeat_interval(const struct cache *c, const char *home);
+/* Homes stale at now_ms (for /metrics; walks every home). */
+size_t cache_stale_count(const struct cache *c, uint64_t now_ms);
 
 #endif

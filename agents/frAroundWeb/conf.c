@@ -111,7 +111,7 @@ int conf_load(struct conf *c, const char *path)
 	static const char *const keys[] = { "topic_prefix", "instance", "users_file", "audit_file",
 					    "shim", "http", "max_topics", "max_topics_per_home",
 					    "max_bytes_per_home", "mqtt", "user", "group", "history",
-					    NULL };
+					    "stale_after", NULL };
 	memset(c, 0, sizeof *c);
 	if (cfg_load(&c->cfg, path) < 0)
 		return -1;
@@ -124,6 +124,7 @@ int conf_load(struct conf *c, const char *path)
 	    cfg_int(root, "max_topics", 100000, 16, 100000000, &c->max_topics) ||
 	    cfg_int(root, "max_topics_per_home", 4096, 4, 100000000, &c->max_topics_per_home) ||
 	    cfg_int(root, "max_bytes_per_home", 4 << 20, 4096, 1LL << 40, &c->max_bytes_per_home) ||
+	    cfg_int(root, "stale_after", 3, 1, 100, &c->stale_after) ||
 	    mqttconf_load(root, "mqtt", 4, &c->mqtt))
 		return -1;
 	if (!name_valid(c->prefix, COMMAND_NAME_MAX)) {

@@ -32,6 +32,7 @@ struct conf {
 	uint64_t http_timeout_ms;
 	const char *user, *group;  /* NULL = keep the user it was started as */
 	long long max_topics, max_topics_per_home, max_bytes_per_home;   /* the cache */
+	long long stale_after;   /* missed heartbeats before a home is stale (docs/topics.md) */
 	/* sensor history (history.h); history_file NULL = not recorded */
 	const char *history_file;
 	uint64_t history_keep_raw_ms, history_keep_ms, history_step_ms, history_flush_ms;

@@ -18,9 +18,11 @@
 #include "peerlimit.h"
 #include "relay.h"
 #include "shim.h"
+#include "shimproto.h"
 #include "subs.h"
 #include "users.h"
 
+#include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,7 @@ struct web {
 	char instance[33];
 	char client_id[64];
 	uint64_t started;
+	uint64_t beat_logged_at;   /* last line about a bad heartbeat (monotonic ms) */
 	bool stopping;
 	uint64_t users_reloads;     /* SIGHUPs handled */
 	bool users_reload_failed;   /* the last one could not use the file */
@@ -88,6 +91,32 @@ static void web_on_state(void *arg, const struct mqtt_msg *m)
 		if (w->history && rc == 0)
 			history_on_message(w->history, m->topic, m->payload, m->len, now);
 	}
+}
+
+/* fr/<home>/heartbeat: {"ts":<ms>,"seq":n,"interval":<s>} (docs/topics.md). A payload without a
+ * usable interval is refused with a reason, at most one line a minute (any number of homes
+ * could send them), and changes nothing. */
+static void web_on_heartbeat(void *arg, const struct mqtt_msg *m)
+{
+	struct web *w = arg;
+	char home[SHIM_NAME_MAX + 1];
+	/* A retained beat is an old one (frMhs never retains them): it says nothing of now. */
+	if (m->retained || !shimproto_topic_home(w->conf.prefix, m->topic, false, home))
+		return;
+	cJSON *o = cJSON_ParseWithLength(m->payload, m->len);
+	const cJSON *iv = cJSON_GetObjectItemCaseSensitive(o, "interval");
+	double s = cJSON_IsNumber(iv) ? iv->valuedouble : 0;
+	cJSON_Delete(o);
+	if (!(s >= 1 && s <= 3600)) {
+		uint64_t now = loop_now(w->loop);
+		if (!w->beat_logged_at || now - w->beat_logged_at >= 60000) {
+			log_warnx("%s: not a heartbeat (a JSON object with \"interval\" 1..3600 s, "
+				  "docs/topics.md): ignored", m->topic);
+			w->beat_logged_at = now;
+		}
+		return;
+	}
+	cache_heartbeat(w->cache, home, (uint64_t)(s * 1000), loop_now(w->loop));
 }
 
 static void web_on_reply(void *arg, const struct mqtt_msg *m)
@@ -148,6 +177,7 @@ static char *web_http(void *arg, const char *path, int *status, const char **cty
 		*ctype = "text/plain; version=0.0.4";
 		w->metrics.mqtt_connected = up;
 		w->metrics.cache_topics = cache_count(w->cache);
+		w->metrics.homes_stale = cache_stale_count(w->cache, loop_now(w->loop));
 		for (int i = 0; i < CACHE_REFUSAL_COUNT; i++)
 			w->metrics.cache_refused[i] = cache_refused(w->cache, (enum cache_refusal)i);
 		if (w->history) {
@@ -214,7 +244,8 @@ static void web_usage(FILE *f)
 "DESCRIPTION\n"
 "    frAroundWeb runs next to the web server. It subscribes (QoS 1) to every home's status,\n"
 "    controller status, info and sensor state (docs/topics.md) and keeps the latest retained\n"
-"    payload of each topic, within a budget per home. It serves the shim protocol\n"
+"    payload of each topic, within a budget per home, and each home's heartbeat: a home that\n"
+"    missed stale_after beats reads as stale. It serves the shim protocol\n"
 "    (docs/shim.md) on loopback TCP and/or a unix socket: newline-delimited JSON requests,\n"
 "    authenticated with a per-user token whose SHA-256 is in the users file; a user sees only\n"
 "    the homes granted to it. 'get' and 'list'\n"
@@ -263,6 +294,7 @@ static void web_usage(FILE *f)
 "                                     # once the listeners and files are open\n"
 "    max_topics = 100000;            # cache: topics in all; new ones beyond are refused\n"
 "    max_topics_per_home = 4096;     # cache: topics of one home (status, info, state)\n"
+"    stale_after = 3;                # missed heartbeats before a home reads as stale\n"
 "    max_bytes_per_home = 4194304;   # cache: topic + payload bytes of one home\n"
 "    history = { file = \"/var/lib/fr/history.db\";   # optional; without it nothing is recorded\n"
 "                keep_raw_days = 7; keep_days = 365; step = 300;   # buckets of step seconds\n"
@@ -310,7 +342,7 @@ static int web_setup(struct web *w)
 	snprintf(w->client_id, sizeof w->client_id, "frAroundWeb-%s", w->instance);
 	w->users = users_load(c->users_file);
 	struct cache_limits lim = { (size_t)c->max_topics, (size_t)c->max_topics_per_home,
-				    (size_t)c->max_bytes_per_home };
+				    (size_t)c->max_bytes_per_home, (unsigned)c->stale_after };
 	w->cache = cache_new(c->prefix, &lim);
 	w->audit = audit_open(c->audit_file);
 	if (c->history_file) {
@@ -363,6 +395,9 @@ static int web_setup(struct web *w)
 		if (!subs_add(w->subs, f, true, web_on_state, w))
 			return -1;
 	}
+	snprintf(f, sizeof f, "%s/+/heartbeat", c->prefix);
+	if (!subs_add(w->subs, f, true, web_on_heartbeat, w))
+		return -1;
 	if (!subs_add(w->subs, relay_reply_filter(w->relay), true, web_on_reply, w))
 		return -1;
 	if (c->http_addr) {

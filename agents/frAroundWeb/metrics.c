@@ -114,6 +114,8 @@ char *metrics_render(const struct metrics *m)
 	for (int i = 0; i < CACHE_REFUSAL_COUNT; i++)
 		series(&b, "fr_cache_refused_total", "reason",
 		       cache_refusal_name((enum cache_refusal)i), m->cache_refused[i]);
+	single(&b, "fr_homes_stale", "gauge",
+	       "Homes that missed stale_after heartbeats.", m->homes_stale);
 	single(&b, "fr_mqtt_connected", "gauge", "1 while connected to the broker.",
 	       m->mqtt_connected ? 1 : 0);
 	single(&b, "fr_mqtt_messages_total", "counter", "MQTT messages received.", m->mqtt_messages);

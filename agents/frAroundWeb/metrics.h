@@ -29,6 +29,7 @@ struct metrics {
 	/* relay outcomes by final status; unknown statuses land in "other" */
 	uint64_t relay[METRICS_STATUS_MAX];
 	uint64_t cache_topics;
+	uint64_t homes_stale;   /* homes that missed stale_after heartbeats (copied when rendered) */
 	uint64_t cache_refused[CACHE_REFUSAL_COUNT];   /* copied from the cache when rendered */
 	bool mqtt_connected;
 	uint64_t mqtt_messages;

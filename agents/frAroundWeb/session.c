@@ -241,6 +241,19 @@ static void op_publish(struct session *s, const struct shim_req *r)
 	loop_timer_start(s->d->loop, &w->timer, SESSION_PUBLISH_WAIT_MS);
 }
 
+/* A home that stopped its heartbeats (cache.h): its status reads as stale, with why, unless it
+ * is offline (a will or a clean stop says more than silence does). */
+static bool session_stale(const struct session *s, const char *home, const struct cache_entry *st,
+			  char *reason, size_t n)
+{
+	uint64_t silent;
+	if ((st && strcmp(st->payload, "offline") == 0) ||
+	    !cache_stale(s->d->cache, home, loop_now(s->d->loop), &silent))
+		return false;
+	snprintf(reason, n, "no heartbeat for %llu s", (unsigned long long)(silent / 1000));
+	return true;
+}
+
 static void op_get(struct session *s, const struct shim_req *r)
 {
 	char home[SHIM_NAME_MAX + 1];
@@ -258,6 +271,12 @@ static void op_get(struct session *s, const struct shim_req *r)
 	cJSON_AddItemToObject(o, "payload", shimproto_payload(e->payload, e->len));
 	cJSON_AddBoolToObject(o, "retained", e->retained);
 	cJSON_AddNumberToObject(o, "received", (double)e->received);
+	char status[256], reason[64];
+	snprintf(status, sizeof status, "%s/%s/status", s->d->conf->prefix, home);
+	if (strcmp(e->topic, status) == 0 && session_stale(s, home, e, reason, sizeof reason)) {
+		cJSON_AddBoolToObject(o, "stale", true);
+		cJSON_AddStringToObject(o, "reason", reason);
+	}
 	session_send(s, o);
 }
 
@@ -350,7 +369,19 @@ static void op_list(struct session *s, const struct shim_req *r)
 		cJSON_AddStringToObject(h, "home", home);
 		snprintf(topic, sizeof topic, "%s/%s/status", prefix, home);
 		const struct cache_entry *e = cache_get(s->d->cache, topic);
-		cJSON_AddItemToObject(h, "status", e ? cJSON_CreateString(e->payload) : cJSON_CreateNull());
+		char reason[64];
+		if (session_stale(s, home, e, reason, sizeof reason)) {
+			cJSON_AddStringToObject(h, "status", "stale");
+			cJSON_AddStringToObject(h, "reason", reason);
+			cJSON_AddItemToObject(h, "last_status", e ? cJSON_CreateString(e->payload)
+								  : cJSON_CreateNull());
+		} else {
+			cJSON_AddItemToObject(h, "status", e ? cJSON_CreateString(e->payload)
+							     : cJSON_CreateNull());
+		}
+		uint64_t beat = cache_heartbeat_interval(s->d->cache, home);
+		if (beat)
+			cJSON_AddNumberToObject(h, "heartbeat_interval", (double)beat / 1000);
 		snprintf(topic, sizeof topic, "%s/%s/ctl/", prefix, home);
 		struct list_ctx l = { topic, strlen(topic), cJSON_CreateArray() };
 		cache_foreach_home(s->d->cache, home, list_entry, &l);

@@ -49,6 +49,8 @@ struct bridge {
 	struct sstate *states;
 	size_t nstates;
 	struct loop_timer state_timer;   /* publishes throttled states */
+	struct loop_timer beat_timer;    /* fr/<home>/heartbeat */
+	unsigned long long beat_seq;
 	unsigned offline_events;   /* events queued since the broker went away */
 	struct bridge_counters n;
 	struct bridge_status st;
@@ -375,6 +377,23 @@ static void bridge_learn_done(void *arg)
 	mqtt_unsubscribe(b->mqtt, filter);
 }
 
+/* The heartbeat: liveness for consumers on brokers that send no will when the node holding the
+ * home's connection dies (a cluster). QoS 0, not retained: an old beat means nothing. The
+ * interval is in the payload so a consumer needs no configuration (docs/topics.md). */
+static void bridge_beat(void *arg)
+{
+	struct bridge *b = arg;
+	char topic[512], msg[128];
+	int n = b->conf->heartbeat_interval_s;
+	loop_timer_start(b->loop, &b->beat_timer, (uint64_t)n * 1000);
+	if (!mqtt_is_connected(b->mqtt))
+		return;   /* a beat queued while away would arrive late and say nothing true */
+	snprintf(topic, sizeof topic, "%s/heartbeat", b->base);
+	int len = snprintf(msg, sizeof msg, "{\"ts\":%llu,\"seq\":%llu,\"interval\":%d}",
+			   (unsigned long long)loop_wall_ms(), ++b->beat_seq, n);
+	bridge_send(b, topic, msg, (size_t)len, 0, false, NULL, 0);
+}
+
 static void bridge_on_connected(void *arg, bool session_present)
 {
 	struct bridge *b = arg;
@@ -388,6 +407,8 @@ static void bridge_on_connected(void *arg, bool session_present)
 		st->last = 0;   /* a fresh connection: everything that waited goes now */
 	bridge_flush_states(b);
 	b->offline_events = 0;
+	if (b->conf->heartbeat_interval_s > 0)
+		bridge_beat(b);   /* at once: a consumer that marked the home stale hears it back */
 	if (!b->st.broker_up) {
 		b->st.broker_up = true;
 		bridge_status_changed(b);
@@ -421,6 +442,7 @@ struct bridge *bridge_new(struct loop *loop, const struct conf *conf, const stru
 	snprintf(b->reply_base, sizeof b->reply_base, "%s/reply/", b->base);
 	loop_timer_init(&b->learn_timer, bridge_learn_done, b);
 	loop_timer_init(&b->state_timer, bridge_flush_states, b);
+	loop_timer_init(&b->beat_timer, bridge_beat, b);
 	char will[512], client[200];
 	snprintf(will, sizeof will, "%s/status", b->base);
 	snprintf(client, sizeof client, "frMhs-%s", conf->home);
@@ -477,6 +499,7 @@ void bridge_free(struct bridge *b)
 	loop_timer_stop(b->loop, &b->learn_timer);
 	mqtt_free(b->mqtt);
 	loop_timer_stop(b->loop, &b->state_timer);
+	loop_timer_stop(b->loop, &b->beat_timer);
 	while (b->states) {
 		struct sstate *st = b->states;
 		b->states = st->next;

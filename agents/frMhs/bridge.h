@@ -1,5 +1,6 @@
 /* bridge: the MQTT side of the home server and the topic contract of docs/topics.md. It
- * keeps the home's will/birth status, publishes what it is handed (controller status, info,
+ * keeps the home's will/birth status and its heartbeat (every heartbeat_interval s while
+ * connected, and at once on every connect), publishes what it is handed (controller status, info,
  * sensor state and events, replies, stats), and turns messages on fr/<home>/ctl/<ctl>/cmd
  * into requests for the request table: retained ones are refused, malformed ones answered
  * rejected, and a reply topic outside fr/<home>/reply/ is refused (docs/topics.md,

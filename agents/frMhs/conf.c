@@ -153,11 +153,13 @@ int conf_load(struct conf *c, const char *path)
 					    "link_listen", "controllers", "ping_interval",
 					    "ping_timeout", "mqtt", "result_grace", "dedup_max",
 					    "m5stack", "lcd", "handshake_timeout", "user", "group",
-					    "state_dir", "request_wait", "homeassistant", NULL };
+					    "state_dir", "request_wait", "homeassistant",
+					    "heartbeat_interval", NULL };
 	memset(c, 0, sizeof *c);
 	if (cfg_load(&c->cfg, path) < 0)
 		return -1;
 	config_setting_t *root = config_root_setting(&c->cfg);
+	long long beat;
 	if (cfg_known_keys(root, keys) || cfg_string_req(root, "home", &c->home))
 		return -1;
 	if (!name_valid(c->home, COMMAND_NAME_MAX)) {
@@ -171,6 +173,7 @@ int conf_load(struct conf *c, const char *path)
 	    cfg_seconds_ms(root, "ping_interval", 10000, 50, 3600000, &c->ping_interval_ms) ||
 	    cfg_seconds_ms(root, "ping_timeout", 30000, 100, 3600000, &c->ping_timeout_ms) ||
 	    cfg_seconds_ms(root, "handshake_timeout", 10000, 100, 600000, &c->handshake_timeout_ms) ||
+	    cfg_int(root, "heartbeat_interval", 30, 0, 3600, &beat) ||
 	    cfg_user_group(root, &c->user, &c->group) ||
 	    mqttconf_load(root, "mqtt", 4, &c->mqtt) ||
 	    cfg_seconds_ms(root, "result_grace", 30000, 100, 3600000, &c->result_grace_ms) ||
@@ -178,6 +181,7 @@ int conf_load(struct conf *c, const char *path)
 	    cfg_seconds_ms(root, "request_wait", 10000, 0, 86400000, &c->request_wait_ms) ||
 	    cfg_string(root, "state_dir", CONF_STATE_DIR, &c->state_dir) || conf_displays(c, root))
 		return -1;
+	c->heartbeat_interval_s = (int)beat;
 	if (c->state_dir[0] != '/') {
 		cfg_error(config_setting_get_member(root, "state_dir"),
 			  "state_dir must be an absolute path");

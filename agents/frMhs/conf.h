@@ -29,6 +29,7 @@ struct conf {
 	uint16_t link_port;
 	int link_max_pending, link_max_pending_per_peer;  /* dial-ins before their handshake */
 	uint64_t ping_interval_ms, ping_timeout_ms, handshake_timeout_ms;
+	int heartbeat_interval_s;    /* fr/<home>/heartbeat period; 0 = none (docs/topics.md) */
 	const char *user, *group;    /* NULL = keep the user it was started as */
 	struct conf_static *statics; /* owned */
 	int nstatics;

@@ -85,7 +85,9 @@ before(async () => {
 		// at most.
 		for (let attempt = 1; ; attempt++) {
 			for (const k of ['HTTPS', 'HTTP', 'BROKER', 'MQTTS', 'WS', 'ANNOUNCE', 'LINK', 'SHIM', 'METRICS']) ports[k] = await freePort();
-			env = { ...process.env, FR_DEMO_DIR: dir, FR_DEMO_BIN: BIN, FR_DEMO_READY_TIMEOUT: '60' };
+			// Heartbeats every 2 s: the page marks the home stale after 3 missed ones (6 s).
+			env = { ...process.env, FR_DEMO_DIR: dir, FR_DEMO_BIN: BIN, FR_DEMO_READY_TIMEOUT: '60',
+				FR_DEMO_HEARTBEAT: '2' };
 			for (const [k, v] of Object.entries(ports)) env[`FR_DEMO_${k}_PORT`] = String(v);
 			demoOut = '';
 			demo = spawn('bash', [DEMO], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -376,6 +378,31 @@ step('a killed controller goes offline with its reason and comes back', async ()
 	demoRestart('hall');
 	await page.locator('article.ctl[data-ctl="hall"][data-status="online"]').waitFor();
 	assert.equal(await ctl('hall').locator('[data-field="reason"]').textContent(), '');
+});
+
+// docs/topics.md, fr/<home>/heartbeat: frMhs frozen (SIGSTOP: its connection stays open, no will
+// is sent, as when the broker node holding it dies) still reads online on the broker; the page
+// marks the home stale with the reason after 3 missed beats, and online at the next beat.
+step('a home whose heartbeats stop is shown stale with the reason, and online again', async () => {
+	const pid = pids().get('frMhs');
+	assert.ok(pid, 'frMhs pid');
+	const home = page.locator('section.home[data-home="demo"]');
+	// The page has heard a beat (before one, a home has no liveness to lose).
+	await page.locator('section.home[data-home="demo"][data-status="online"][data-heartbeat="2"]').waitFor();
+	process.kill(pid, 'SIGSTOP');
+	try {
+		await page.locator('section.home[data-home="demo"][data-status="stale"]').waitFor();
+		assert.equal(await home.locator('[data-field="home-status"]').textContent(), 'stale');
+		const reason = await home.locator('[data-field="home-reason"]').textContent();
+		const m = /^no heartbeat for (\d+) s$/.exec(reason);
+		assert.ok(m, `stale reason: ${reason}`);
+		assert.ok(Number(m[1]) >= 6, `stale before 3 beats of 2 s were missed: ${reason}`);
+		await shot('04b-home-stale');
+	} finally {
+		process.kill(pid, 'SIGCONT');
+	}
+	await page.locator('section.home[data-home="demo"][data-status="online"]').waitFor();
+	assert.equal(await home.locator('[data-field="home-reason"]').textContent(), '');
 });
 
 step('a broker restart takes the connection down and back up', async () => {

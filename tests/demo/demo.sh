@@ -16,7 +16,8 @@
 # FR_DEMO_BROKER_PORT (plain MQTT on loopback, 1883), FR_DEMO_MQTTS_PORT (8883),
 # FR_DEMO_WS_PORT (9001), FR_DEMO_ANNOUNCE_PORT (7400), FR_DEMO_LINK_PORT (7410),
 # FR_DEMO_SHIM_PORT (7420), FR_DEMO_METRICS_PORT (7421), FR_DEMO_READY_TIMEOUT (60 s),
-# FR_DEMO_USER (fr-demo; used only when started as root).
+# FR_DEMO_USER (fr-demo; used only when started as root), FR_DEMO_HEARTBEAT (frMhs's
+# heartbeat_interval, 30 s).
 set -euo pipefail
 FR_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 D=$(realpath -m "${FR_DEMO_DIR:-$FR_ROOT/.demo}")
@@ -271,6 +272,7 @@ home = "$HOME_ID";
 secret_file = "$S/homes/$HOME_ID/home.secret";
 discovery = { address = "127.255.255.255"; port = $ANNOUNCE_PORT; interval = 2; offline_after = 3; };
 state_dir = "$D/state-frMhs";
+heartbeat_interval = ${FR_DEMO_HEARTBEAT:-30};
 mqtt = { uri = "mqtt://127.0.0.1:$BROKER_PORT"; username = "home-$HOME_ID";
          password_file = "$S/homes/$HOME_ID/mqtt.pw"; version = 5; backoff_min = 0.2; backoff_max = 2; };
 # Home Assistant MQTT discovery (README.md, "Use with Home Assistant"): an HA on the demo's

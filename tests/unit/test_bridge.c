@@ -293,6 +293,26 @@ START_TEST(birth_routes_and_stop)
 }
 END_TEST
 
+/* docs/topics.md, fr/<home>/heartbeat: one at once after the connect, then every interval;
+ * QoS 0, not retained, with ts, seq and interval. */
+START_TEST(heartbeat)
+{
+	ck_assert_int_eq(conf.heartbeat_interval_s, 30);   /* the default */
+	conf.heartbeat_interval_s = 1;
+	start_bridge();
+	for (int n = 1; n <= 2; n++) {
+		const struct seen *s = await("fr/h1/heartbeat", n);
+		ck_assert(!s->retained);
+		cJSON *o = cJSON_Parse(s->payload);
+		ck_assert_ptr_nonnull(o);
+		ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(o, "seq")->valueint, n);
+		ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(o, "interval")->valueint, 1);
+		ck_assert(cJSON_GetObjectItemCaseSensitive(o, "ts")->valuedouble > 1.7e12);
+		cJSON_Delete(o);
+	}
+}
+END_TEST
+
 START_TEST(refusals)
 {
 	start_bridge();
@@ -557,6 +577,7 @@ int main(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, birth_routes_and_stop);
 	tcase_add_test(tc, refusals);
+	tcase_add_test(tc, heartbeat);
 	tcase_add_test(tc, replies_info_and_states);
 	tcase_add_test(tc, events_while_the_broker_is_away);
 	tcase_add_test(tc, display_text_cut_whole);

@@ -1,7 +1,8 @@
 /* test_cache: frAroundWeb's state cache: which topics it keeps, that only retained messages are
  * state, the per-home budgets (topics and bytes) that keep one home from crowding out another,
  * the overall limit, deletion by an empty retained payload, listing one home, and that each
- * refusal is counted and logged once per fill. */
+ * refusal is counted and logged once per fill; liveness: a home is stale once stale_after
+ * heartbeats were missed, never without a first beat, and a beat clears it. */
 #include "cache.h"
 #include "log.h"
 #include "logcapture.h"
@@ -20,7 +21,7 @@ static int put(const char *topic, const char *payload, bool retained)
 
 static void make(size_t total, size_t per_home, size_t bytes)
 {
-	struct cache_limits lim = { total, per_home, bytes };
+	struct cache_limits lim = { total, per_home, bytes, 3 };
 	cache_free(c);
 	c = cache_new("fr", &lim);
 	ck_assert_ptr_nonnull(c);
@@ -166,6 +167,51 @@ START_TEST(listing_one_home)
 }
 END_TEST
 
+START_TEST(stale_after_missed_beats)
+{
+	make(100, 100, 1 << 20);
+	uint64_t silent = 0;
+	ck_assert_int_eq(put("fr/old/status", "online", true), 0);
+	/* A home that never beat (an frMhs from before heartbeats) is never stale. */
+	ck_assert(!cache_stale(c, "old", 1000000000, &silent));
+	ck_assert(!cache_stale(c, "nobody", 1000000000, &silent));
+	ck_assert_uint_eq(cache_heartbeat_interval(c, "old"), 0);
+	ck_assert_int_eq(cache_heartbeat(c, "a", 1000, 10000), 0);
+	ck_assert_uint_eq(cache_heartbeat_interval(c, "a"), 1000);
+	ck_assert(!cache_stale(c, "a", 10000, &silent));
+	ck_assert(!cache_stale(c, "a", 13000, &silent));   /* three periods: not yet missed */
+	ck_assert(cache_stale(c, "a", 13001, &silent));
+	ck_assert_uint_eq(silent, 3001);
+	ck_assert_uint_eq(cache_stale_count(c, 95000), 1);
+	/* The interval is the home's own, from its last beat. */
+	ck_assert_int_eq(cache_heartbeat(c, "a", 30000, 95000), 0);
+	ck_assert(!cache_stale(c, "a", 95000 + 90000, &silent));
+	ck_assert(cache_stale(c, "a", 95000 + 90001, &silent));
+	ck_assert_uint_eq(silent, 90001);
+	ck_assert_uint_eq(cache_stale_count(c, 95000 + 90001), 1);
+	ck_assert_uint_eq(cache_stale_count(c, 95000), 0);
+	/* A home known by its beat alone holds no topic, and its topics come and go apart. */
+	ck_assert_uint_eq(cache_count(c), 1);
+	ck_assert_int_eq(put("fr/a/status", "online", true), 0);
+	ck_assert_int_eq(cache_put(c, "fr/a/status", "", 0, true, 1000), 0);
+	ck_assert(cache_stale(c, "a", 95000 + 90001, &silent));
+}
+END_TEST
+
+START_TEST(heartbeat_homes_bounded)
+{
+	make(16, 100, 1 << 20);
+	char home[16];
+	for (int i = 0; i < 16; i++) {
+		snprintf(home, sizeof home, "h%d", i);
+		ck_assert_int_eq(cache_heartbeat(c, home, 1000, 1), 0);
+	}
+	ck_assert_int_eq(cache_heartbeat(c, "h16", 1000, 1), -ENOSPC);
+	ck_assert_int_eq(cache_heartbeat(c, "h3", 1000, 2), 0);   /* a known home still beats */
+	ck_assert_uint_eq(cache_refused(c, CACHE_FULL), 1);
+}
+END_TEST
+
 int main(void)
 {
 	log_init("test_cache", true, 0);
@@ -178,6 +224,8 @@ int main(void)
 	tcase_add_test(tc, home_byte_budget);
 	tcase_add_test(tc, overall_limit);
 	tcase_add_test(tc, listing_one_home);
+	tcase_add_test(tc, stale_after_missed_beats);
+	tcase_add_test(tc, heartbeat_homes_bounded);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -142,7 +142,7 @@ static void start(const char *shim_extra)
 	struct mqtt_opts mo = { .uri = uri, .client_id = "test-shim", .clean = true,
 				.backoff_min_ms = 100, .backoff_max_ms = 500 };
 	ck_assert_ptr_nonnull(mqtt = mqtt_new(loop, &mo, &web_ops, NULL));
-	struct cache_limits lim = { 1000, 100, 1 << 20 };
+	struct cache_limits lim = { 1000, 100, 1 << 20, 3 };
 	ck_assert_ptr_nonnull(cache = cache_new("fr", &lim));
 	ck_assert_ptr_nonnull(audit = audit_open(conf.audit_file));
 	memset(&metrics, 0, sizeof metrics);

@@ -222,8 +222,11 @@ function render_home(array $home): string
         return '';
     }
     $status = is_string($home['status'] ?? null) ? $home['status'] : 'unknown';
+    // A stale home (its heartbeats stopped, docs/shim.md) shows why.
+    $reason = $status === 'stale' && is_string($home['reason'] ?? null) ? $home['reason'] : '';
     $o = '<section class="home" data-home="' . h($id) . '" data-status="' . h($status) . '" aria-labelledby="h-' . h($id) . '">'
-        . '<h2 id="h-' . h($id) . '">Home ' . h($id) . ' <span class="badge" data-field="home-status">' . h($status) . '</span></h2>'
+        . '<h2 id="h-' . h($id) . '">Home ' . h($id) . ' <span class="badge" data-field="home-status">' . h($status) . '</span>'
+        . ' <span class="reason" data-field="home-reason">' . h($reason) . '</span></h2>'
         . '<div class="ctls">';
     $ctls = is_array($home['controllers'] ?? null) ? $home['controllers'] : [];
     usort($ctls, static fn ($a, $b) => strcmp((string) ($a['id'] ?? ''), (string) ($b['id'] ?? '')));

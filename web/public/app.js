@@ -62,7 +62,8 @@ function homeEl(home) {
 	let h = app.querySelector(`section.home[data-home="${CSS.escape(home)}"]`);
 	if (!h) {
 		h = el('section', { class: 'home', 'data-home': home, 'data-status': 'unknown', 'aria-labelledby': `h-${home}` },
-			el('h2', { id: `h-${home}` }, `Home ${home} `, el('span', { class: 'badge', 'data-field': 'home-status' }, 'unknown')),
+			el('h2', { id: `h-${home}` }, `Home ${home} `, el('span', { class: 'badge', 'data-field': 'home-status' }, 'unknown'),
+				' ', el('span', { class: 'reason', 'data-field': 'home-reason' })),
 			el('div', { class: 'ctls' }));
 		app.append(h);
 	}
@@ -132,6 +133,48 @@ function setCtlStatus(c, status, reason) {
 	if (reason !== undefined) c.querySelector('[data-field="reason"]').textContent = status === 'offline' ? (reason || '') : '';
 }
 
+// --- home liveness (docs/topics.md, fr/<home>/heartbeat) ----------------------------------------
+// A home that sent heartbeats is stale once it missed STALE_AFTER of them (no beat for more than
+// STALE_AFTER x the interval its last beat announced, by this page's clock), whatever its
+// retained status says: a broker node that dies sends no will. Offline stays offline; a home
+// that never beat has its retained status alone.
+const STALE_AFTER = 3;
+const live = new Map(); // home -> { status, beatAt (ms, page clock), interval (s; 0: stale until a beat) }
+
+function liveOf(home) {
+	let s = live.get(home);
+	if (!s) {
+		s = { status: null, beatAt: 0, interval: 0 };
+		// The server rendered it stale ("no heartbeat for N s"): stale until a beat comes.
+		const h = app.querySelector(`section.home[data-home="${CSS.escape(home)}"]`);
+		const m = h && h.dataset.status === 'stale' && /(\d+) s$/.exec(h.querySelector('[data-field="home-reason"]')?.textContent || '');
+		if (m) s.beatAt = Date.now() - Number(m[1]) * 1000;
+		live.set(home, s);
+	}
+	return s;
+}
+
+function showHome(home) {
+	const s = liveOf(home);
+	const h = homeEl(home);
+	let status = s.status ?? (h.dataset.status === 'stale' ? 'unknown' : h.dataset.status);
+	let reason = '';
+	const silent = Date.now() - s.beatAt;
+	if (s.beatAt && status !== 'offline' && silent > STALE_AFTER * s.interval * 1000) {
+		status = 'stale';
+		reason = `no heartbeat for ${Math.floor(silent / 1000)} s`;
+	}
+	h.dataset.status = status;
+	if (s.interval) h.dataset.heartbeat = String(s.interval);
+	h.querySelector('[data-field="home-status"]').textContent = status;
+	let r = h.querySelector('[data-field="home-reason"]');
+	if (!r) h.querySelector('h2').append(' ', r = el('span', { class: 'reason', 'data-field': 'home-reason' }));
+	r.textContent = reason;
+}
+
+for (const h of app.querySelectorAll('section.home[data-home]')) liveOf(h.dataset.home);
+setInterval(() => { for (const home of live.keys()) if (live.get(home).beatAt) showHome(home); }, 1000);
+
 // --- incoming messages ----------------------------------------------------------------------
 
 function onMessage(topic, payload, packet) {
@@ -140,9 +183,17 @@ function onMessage(topic, payload, packet) {
 	const home = parts[1];
 	const text = new TextDecoder().decode(payload);
 	if (parts.length === 3 && parts[2] === 'status') {
-		const h = homeEl(home);
-		h.dataset.status = text;
-		h.querySelector('[data-field="home-status"]').textContent = text;
+		liveOf(home).status = text;
+		showHome(home);
+		return;
+	}
+	if (parts.length === 3 && parts[2] === 'heartbeat') {
+		if (packet?.retain) return; // an old beat (frMhs never retains them) says nothing of now
+		let b;
+		try { b = JSON.parse(text); } catch { return; }
+		if (!(typeof b?.interval === 'number' && b.interval >= 1 && b.interval <= 3600)) return;
+		Object.assign(liveOf(home), { beatAt: Date.now(), interval: b.interval });
+		showHome(home);
 		return;
 	}
 	if (parts[2] === 'reply') {
@@ -301,6 +352,7 @@ client.on('connect', () => {
 	const subs = {};
 	for (const home of homes) {
 		for (const t of ['status', 'ctl/+/status', 'ctl/+/info', 'ctl/+/state/+']) subs[`${prefix}/${home}/${t}`] = { qos: 1 };
+		subs[`${prefix}/${home}/heartbeat`] = { qos: 0 };
 		subs[replyTopic(home)] = { qos: 1 };
 	}
 	client.subscribe(subs, (err) => {
