@@ -136,12 +136,14 @@ static void cmd_run(struct mhc *m, struct start *s)
 void cmd_durable(void *arg, int rc)
 {
 	struct mhc *m = arg;
-	/* Every command on the list was written before the flush: all of them are covered. */
-	struct start *s = m->starts;
-	m->starts = NULL;
-	m->starts_tail = &m->starts;
-	while (s) {
-		struct start *next = s->next;
+	/* Every command on the list was written before the flush: all of them are covered (no
+	 * command arrives while this runs). Each leaves the list only when it is handled, so a
+	 * peer freed meanwhile is still forgotten by the ones after it (cmd_peer_gone). */
+	struct start *s;
+	while ((s = m->starts)) {
+		m->starts = s->next;
+		if (!m->starts)
+			m->starts_tail = &m->starts;
 		m->running[s->action_idx]--;   /* the admission's slot; a run takes its own */
 		if (rc < 0) {
 			if (s->p)
@@ -151,7 +153,6 @@ void cmd_durable(void *arg, int rc)
 		}
 		conf_argv_free(s->argv);
 		free(s);
-		s = next;
 	}
 	mhc_maybe_exit(m);
 }
