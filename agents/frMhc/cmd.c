@@ -1,6 +1,11 @@
 /* cmd.c: a command's lifecycle on the controller -- the checks of docs/lan-protocol.md
  * (command) in order, the journal before the spawn, the run, and its one result, serialised
- * once and sent to every peer. */
+ * once and sent to every peer.
+ *
+ * The journal before the spawn is a group commit: an admitted command is answered accepted,
+ * its start record written, and it waits on m->starts; at the end of the loop iteration one
+ * flush covers every record written in it, and cmd_durable starts them all (or fails them all,
+ * unrecorded, as a failed flush of one record used to). */
 #include "mhc_int.h"
 
 #include "journal.h"
@@ -38,23 +43,136 @@ static void cmd_final(struct mhc *m, const char *id, cJSON *o)
 
 static void cmd_run_done(void *arg, const struct runner_result *res);
 
-/* A builtin completes at once, without a process, but with the same records and replies. */
-static void cmd_builtin(struct peer *p, const struct command *c, const struct conf_action *a)
+/* Accepted, written to the journal, queued for the group commit: the action's run slot is
+ * taken now, so the commands of one iteration cannot together exceed max_running. argv is
+ * taken (NULL for a builtin). */
+static void cmd_admit(struct peer *p, const struct command *c, const struct conf_action *a,
+		      char **argv)
 {
 	struct mhc *m = p->m;
-	if (cJSON_GetArraySize(c->args) > 0) {
-		cmd_refuse(p, c->id, "rejected", "a builtin takes no args");
-		return;
-	}
 	mhc_send(p, lanmsg_accepted_new(c->id));
-	if (journal_started(m->journal, c->id) < 0) {
+	struct start *s = calloc(1, sizeof *s);
+	if (!s || journal_started(m->journal, c->id) < 0) {
 		cmd_refuse(p, c->id, "failed", "could not record the command durably");
+		conf_argv_free(argv);
+		free(s);
 		return;
 	}
-	mhc_send(p, lanmsg_started_new(c->id, 0, false));
-	struct lanmsg_result r = { .id = c->id, .action = a->name, .status = "ok", .run = true,
-				   .exited = true, .started_ms = (int64_t)loop_wall_ms() };
-	cmd_final(m, c->id, lanmsg_result_new(&r));
+	s->p = p;
+	s->action = a;
+	s->action_idx = (int)(a - m->conf.actions);
+	s->argv = argv;
+	s->timeout_ms = a->timeout_ms;
+	/* A caller may shorten the configured timeout, never extend it. */
+	if (c->timeout_ms && c->timeout_ms < s->timeout_ms)
+		s->timeout_ms = c->timeout_ms;
+	strcpy(s->id, c->id);
+	m->running[s->action_idx]++;
+	*m->starts_tail = s;
+	m->starts_tail = &s->next;
+}
+
+/* A builtin completes at once, without a process, but with the same records and replies. */
+static void cmd_builtin_run(struct mhc *m, struct start *s)
+{
+	if (s->p)
+		mhc_send(s->p, lanmsg_started_new(s->id, 0, false));
+	struct lanmsg_result r = { .id = s->id, .action = s->action->name, .status = "ok",
+				   .run = true, .exited = true,
+				   .started_ms = (int64_t)loop_wall_ms() };
+	cmd_final(m, s->id, lanmsg_result_new(&r));
+}
+
+/* Its start record is durable: the action runs now. */
+static void cmd_run(struct mhc *m, struct start *s)
+{
+	char why[256];
+	const struct conf_action *a = s->action;
+
+	if (m->stopping) {
+		/* Recorded, so it gets a recorded outcome: the one a shutdown gives a run. */
+		struct lanmsg_result r = { .id = s->id, .action = a->name, .status = "failed",
+					   .reason = "stopped: the controller is shutting down" };
+		cmd_final(m, s->id, lanmsg_result_new(&r));
+		return;
+	}
+	if (a->builtin) {
+		cmd_builtin_run(m, s);
+		return;
+	}
+	struct run *run = calloc(1, sizeof *run);
+	if (!run) {
+		struct lanmsg_result r = { .id = s->id, .action = a->name, .status = "failed",
+					   .reason = "could not start: out of memory" };
+		cmd_final(m, s->id, lanmsg_result_new(&r));
+		return;
+	}
+	run->m = m;
+	run->action = a;
+	run->action_idx = s->action_idx;
+	run->started_wall = loop_wall_ms();
+	strcpy(run->id, s->id);
+	struct runner_spec spec = { .argv = s->argv, .timeout_ms = s->timeout_ms,
+				    .grace_ms = a->grace_ms };
+	int err = 0;
+	struct runner_job *job = runner_start(m->runner, &spec, cmd_run_done, run, &err);
+	if (!job) {
+		snprintf(why, sizeof why, "could not start: %s", strerror(-err));
+		log_warnx("command %s (%s): %s", s->id, a->name, why);
+		struct lanmsg_result r = { .id = s->id, .action = a->name, .status = "failed",
+					   .reason = why };
+		cmd_final(m, s->id, lanmsg_result_new(&r));
+		free(run);
+		return;
+	}
+	m->running[s->action_idx]++;   /* cmd_run_done gives it back */
+	run->next = m->runs;
+	m->runs = run;
+	log_info("command %s: %s started, pid %d", s->id, a->name, (int)runner_job_pid(job));
+	if (s->p)
+		mhc_send(s->p, lanmsg_started_new(s->id, (long)runner_job_pid(job), false));
+}
+
+void cmd_durable(void *arg, int rc)
+{
+	struct mhc *m = arg;
+	/* Every command on the list was written before the flush: all of them are covered (no
+	 * command arrives while this runs). Each leaves the list only when it is handled, so a
+	 * peer freed meanwhile is still forgotten by the ones after it (cmd_peer_gone). */
+	struct start *s;
+	while ((s = m->starts)) {
+		m->starts = s->next;
+		if (!m->starts)
+			m->starts_tail = &m->starts;
+		m->running[s->action_idx]--;   /* the admission's slot; a run takes its own */
+		if (rc < 0) {
+			if (s->p)
+				cmd_refuse(s->p, s->id, "failed", "could not record the command durably");
+		} else {
+			cmd_run(m, s);
+		}
+		conf_argv_free(s->argv);
+		free(s);
+	}
+	mhc_maybe_exit(m);
+}
+
+void cmd_peer_gone(struct mhc *m, struct peer *p)
+{
+	for (struct start *s = m->starts; s; s = s->next)
+		if (s->p == p)
+			s->p = NULL;
+}
+
+void cmd_free_starts(struct mhc *m)
+{
+	while (m->starts) {
+		struct start *s = m->starts;
+		m->starts = s->next;
+		conf_argv_free(s->argv);
+		free(s);
+	}
+	m->starts_tail = &m->starts;
 }
 
 /* A repeat of an id the journal holds: its result again, marked duplicate, to this peer. */
@@ -119,7 +237,10 @@ void cmd_serve(struct peer *p, const struct lanmsg *msg)
 	}
 	int idx = (int)(a - m->conf.actions);
 	if (a->builtin) {
-		cmd_builtin(p, &c, a);
+		if (cJSON_GetArraySize(c.args) > 0)
+			cmd_refuse(p, c.id, "rejected", "a builtin takes no args");
+		else
+			cmd_admit(p, &c, a, NULL);
 		goto out;
 	}
 	char **argv = NULL;
@@ -136,44 +257,7 @@ void cmd_serve(struct peer *p, const struct lanmsg *msg)
 		conf_argv_free(argv);
 		goto out;
 	}
-	mhc_send(p, lanmsg_accepted_new(c.id));
-	if (journal_started(m->journal, c.id) < 0) {
-		cmd_refuse(p, c.id, "failed", "could not record the command durably");
-		conf_argv_free(argv);
-		goto out;
-	}
-	struct run *run = calloc(1, sizeof *run);
-	if (!run) {
-		conf_argv_free(argv);
-		goto out;
-	}
-	run->m = m;
-	run->action = a;
-	run->action_idx = idx;
-	run->started_wall = loop_wall_ms();
-	strcpy(run->id, c.id);
-	uint64_t timeout = a->timeout_ms;
-	/* A caller may shorten the configured timeout, never extend it. */
-	if (c.timeout_ms && c.timeout_ms < timeout)
-		timeout = c.timeout_ms;
-	struct runner_spec spec = { .argv = argv, .timeout_ms = timeout, .grace_ms = a->grace_ms };
-	int err = 0;
-	struct runner_job *job = runner_start(m->runner, &spec, cmd_run_done, run, &err);
-	conf_argv_free(argv);
-	if (!job) {
-		snprintf(why, sizeof why, "could not start: %s", strerror(-err));
-		log_warnx("command %s (%s): %s", c.id, c.action, why);
-		struct lanmsg_result r = { .id = c.id, .action = a->name, .status = "failed",
-					   .reason = why };
-		cmd_final(m, c.id, lanmsg_result_new(&r));
-		free(run);
-		goto out;
-	}
-	m->running[idx]++;
-	run->next = m->runs;
-	m->runs = run;
-	log_info("command %s: %s started, pid %d", c.id, c.action, (int)runner_job_pid(job));
-	mhc_send(p, lanmsg_started_new(c.id, (long)runner_job_pid(job), false));
+	cmd_admit(p, &c, a, argv);
 out:
 	command_clear(&c);
 }

@@ -4,11 +4,19 @@
  * written into space that already exists, so the fdatasync of a start record flushes data
  * only, without the inode size update that an appending write would make ext4 commit (about
  * half the cost of a command's round trip on this project's machines, bench/: rtt). Records
- * never contain a NUL byte, so the data ends at the first line that starts with one. */
+ * never contain a NUL byte, so the data ends at the first line that starts with one.
+ *
+ * Group commit: journal_started writes its record at once (so a later record of the same
+ * iteration lands after it) and queues one loop_defer; the deferred flush covers every record
+ * written since the previous one. Until it succeeds the ids of those start records are on the
+ * pending list: known (a repeat in the same iteration is not run twice), not yet promised.
+ * A failed flush blanks each of their records in place with spaces (a line load skips), so
+ * the results written among them in that iteration stay. */
 #include "journal.h"
 
 #include "lanmsg.h"
 #include "log.h"
+#include "loop.h"
 #include "strhash.h"
 
 #include <errno.h>
@@ -25,6 +33,10 @@ struct jentry {
 			  * cJSON tree: ten thousand remembered results must stay small. */
 	unsigned long long order;
 	struct jentry *next;  /* hash chain */
+	struct jentry *pending_next;  /* on the pending list: start record not yet flushed */
+	bool pending;
+	off_t rec_off;   /* while pending: where its start record is, and its length without */
+	size_t rec_len;  /* the newline */
 };
 
 #define JOURNAL_CHUNK (256 * 1024)
@@ -40,7 +52,16 @@ struct journal {
 	unsigned long long order;
 	struct jentry **buckets;
 	size_t nbuckets;
+	/* the group commit */
+	struct loop *loop;
+	struct loop_defer commit;
+	journal_durable_cb on_durable;
+	void *arg;
+	struct jentry *pending;   /* start records not flushed yet */
+	unsigned long syncs;
 };
+
+int (*journal_fdatasync)(int fd) = fdatasync;
 
 static struct jentry *journal_find(struct journal *j, const char *id)
 {
@@ -150,7 +171,8 @@ static int journal_grow(int fd, off_t *alloc, off_t end, size_t need)
 	return 0;
 }
 
-static int journal_append(struct journal *j, const char *id, const char *result, bool sync)
+/* *len (if given): the record's length without its newline; it starts at j->end as was. */
+static int journal_append(struct journal *j, const char *id, const char *result, size_t *len)
 {
 	char *s = journal_line(id, result);
 	if (!s)
@@ -160,15 +182,9 @@ static int journal_append(struct journal *j, const char *id, const char *result,
 	int rc = journal_grow(j->fd, &j->alloc, j->end, n + 1);
 	if (rc == 0)
 		rc = journal_pwrite_all(j->fd, s, n + 1, j->end);
-	if (rc == 0 && sync && fdatasync(j->fd) < 0) {
-		rc = -errno;
-		/* The start is refused, so the id never runs; a record that reached the disk anyway
-		 * would read back as "lost" after a restart and keep the id from ever running.
-		 * Blanked (best effort): the data ends at a NUL, the next record goes here. */
-		memset(s, 0, n + 1);
-		journal_pwrite_all(j->fd, s, n + 1, j->end);
-	}
 	free(s);
+	if (len)
+		*len = n;
 	if (rc == 0)
 		j->end += (off_t)(n + 1);
 	if (rc < 0) {
@@ -271,6 +287,12 @@ static int journal_load(struct journal *j, off_t *torn_at, bool *needs_nl, off_t
 		}
 		bool complete = n > 0 && line[n - 1] == '\n';
 		off += n;
+		if (complete && n > 1 && strspn(line, " ") == (size_t)n - 1) {
+			/* A start record blanked when its flush failed: that id never ran. */
+			*data_end = off;
+			j->records++;
+			continue;
+		}
 		cJSON *o = cJSON_ParseWithLength(line, (size_t)n);
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
 		if (!cJSON_IsString(id)) {
@@ -321,12 +343,19 @@ static int journal_load(struct journal *j, off_t *torn_at, bool *needs_nl, off_t
 	return 0;
 }
 
-struct journal *journal_open(const char *dir, size_t max_ids)
+static void journal_commit(void *arg);
+
+struct journal *journal_open(const char *dir, size_t max_ids, struct loop *loop,
+			     journal_durable_cb on_durable, void *arg)
 {
 	struct journal *j = calloc(1, sizeof *j);
 	if (!j)
 		return NULL;
 	j->fd = -1;
+	j->loop = loop;
+	j->on_durable = on_durable;
+	j->arg = arg;
+	loop_defer_init(&j->commit, journal_commit, j);
 	j->max_ids = max_ids;
 	j->nbuckets = max_ids * 2 + 1;
 	j->buckets = calloc(j->nbuckets, sizeof *j->buckets);
@@ -382,6 +411,8 @@ void journal_close(struct journal *j)
 {
 	if (!j)
 		return;
+	if (j->loop)
+		loop_defer_cancel(j->loop, &j->commit);
 	for (size_t b = 0; j->buckets && b < j->nbuckets; b++)
 		while (j->buckets[b])
 			journal_drop(j, j->buckets[b]);
@@ -407,20 +438,65 @@ enum journal_state journal_lookup(struct journal *j, const char *id, const char 
 
 static int journal_maybe_compact(struct journal *j)
 {
-	if (j->records >= j->max_ids * 2)
+	/* Not while start records wait for their flush: the commit's offsets are in this file. */
+	if (j->records >= j->max_ids * 2 && !j->pending)
 		return journal_compact(j);
 	return 0;
 }
 
 int journal_started(struct journal *j, const char *id)
 {
-	int rc = journal_append(j, id, NULL, true);
-	if (rc < 0)
+	off_t at = j->end;
+	size_t len;
+	if (journal_append(j, id, NULL, &len) < 0)
 		return -1;
-	if (!journal_put(j, id))
-		return -1;
-	journal_maybe_compact(j);
+	struct jentry *e = journal_put(j, id);
+	if (!e)
+		return -1;   /* written but not remembered: its flush will not report it either */
+	e->rec_off = at;
+	e->rec_len = len;
+	if (!e->pending) {
+		e->pending = true;
+		e->pending_next = j->pending;
+		j->pending = e;
+	}
+	loop_defer(j->loop, &j->commit);
 	return 0;
+}
+
+/* The group commit, at the end of the iteration: one flush for every record written since the
+ * last one, then one on_durable for all the start records among them. */
+static void journal_commit(void *arg)
+{
+	struct journal *j = arg;
+	int rc = 0;
+
+	j->syncs++;
+	if (journal_fdatasync(j->fd) < 0) {
+		rc = -errno;
+		log_warn("journal %s: flush", j->path);
+	}
+	while (j->pending) {
+		struct jentry *e = j->pending;
+		j->pending = e->pending_next;
+		e->pending = false;
+		e->pending_next = NULL;
+		if (rc < 0 && !e->result) {
+			/* The start is refused, so the id never runs; a record that reached the disk
+			 * anyway would read back as "lost" after a restart and keep the id from ever
+			 * running. Blanked (best effort) to spaces, a line that load skips. */
+			char *sp = malloc(e->rec_len);
+			if (sp) {
+				memset(sp, ' ', e->rec_len);
+				journal_pwrite_all(j->fd, sp, e->rec_len, e->rec_off);
+				free(sp);
+			}
+			journal_drop(j, e);
+		}
+	}
+	if (j->on_durable)
+		j->on_durable(j->arg, rc < 0 ? -1 : 0);
+	journal_maybe_compact(j);
 }
 
 int journal_finished(struct journal *j, const char *id, const char *result)
@@ -433,12 +509,14 @@ int journal_finished(struct journal *j, const char *id, const char *result)
 		return -1;
 	free(e->result);
 	e->result = text;
-	/* Not synced: exactly-once rests on the start record. A result lost in a crash reads
-	 * back as "lost" (the run's outcome unknown), never as a reason to run again; the next
-	 * start record's fdatasync flushes it anyway. This halves the fsyncs on the command path. */
-	int rc = journal_append(j, id, text, false);
+	/* No flush of its own: exactly-once rests on the start record. A result lost in a crash
+	 * reads back as "lost" (the run's outcome unknown), never as a reason to run again; the
+	 * next group commit flushes it anyway. This halves the flushes on the command path. */
+	int rc = journal_append(j, id, text, NULL);
 	journal_maybe_compact(j);
 	return rc < 0 ? -1 : 0;
 }
 
 size_t journal_count(const struct journal *j) { return j->count; }
+
+unsigned long journal_syncs(const struct journal *j) { return j->syncs; }

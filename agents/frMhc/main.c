@@ -83,6 +83,7 @@ static void mhc_peer_free(struct peer *p)
 		}
 	if (p->up)
 		m->nlinks--;
+	cmd_peer_gone(m, p);
 	peerlimit_done(m->pending, p->slot);
 	link_free(p->link);
 	free(p);
@@ -302,7 +303,7 @@ static void mhc_finish(void *arg)
 
 void mhc_maybe_exit(struct mhc *m)
 {
-	if (!m->stopping || runner_count(m->runner) > 0 || m->bye_sent)
+	if (!m->stopping || runner_count(m->runner) > 0 || m->starts || m->bye_sent)
 		return;
 	/* Said only once the actions the shutdown stopped are reported: the home server takes a
 	 * bye as "offline at once", and a result after it would reach requesters as lost instead
@@ -396,7 +397,8 @@ static int mhc_setup(struct mhc *m)
 	if (agent_make_dir(c->state_dir, c->user, c->group) < 0 ||
 	    agent_drop_privileges(c->user, c->group) < 0)
 		return -1;
-	m->journal = journal_open(c->state_dir, (size_t)c->journal_max);
+	m->starts_tail = &m->starts;
+	m->journal = journal_open(c->state_dir, (size_t)c->journal_max, m->loop, cmd_durable, m);
 	if (!m->journal) {
 		if (c->user)
 			log_warnx("state_dir %s must belong to user %s (chown -R %s %s)", c->state_dir,
@@ -440,6 +442,7 @@ static void mhc_teardown(struct mhc *m)
 		close(m->ufd);
 	link_ctx_free(m->lctx);
 	journal_close(m->journal);
+	cmd_free_starts(m);
 	loop_free(m->loop);
 	conf_free(&m->conf);
 	OPENSSL_cleanse(m->secret, sizeof m->secret);

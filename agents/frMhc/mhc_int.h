@@ -42,6 +42,17 @@ struct peer {
 	struct peer *next;
 };
 
+/* A command admitted and written to the journal, waiting for the group commit (cmd.c). */
+struct start {
+	struct peer *p;   /* NULL once that peer is gone: the result still reaches every peer */
+	const struct conf_action *action;
+	int action_idx;
+	char **argv;      /* owned; NULL for a builtin */
+	uint64_t timeout_ms;
+	char id[COMMAND_ID_MAX + 1];
+	struct start *next;
+};
+
 struct run {
 	struct mhc *m;
 	char id[COMMAND_ID_MAX + 1];
@@ -81,6 +92,7 @@ struct mhc {
 	struct runner *runner;
 	struct journal *journal;
 	struct run *runs;
+	struct start *starts, **starts_tail;   /* waiting for the journal's flush, in order */
 	int *running;    /* per action index */
 	struct sensor *sensors;
 	bool stopping;
@@ -102,6 +114,14 @@ void mhc_maybe_exit(struct mhc *m);
 void cmd_serve(struct peer *p, const struct lanmsg *msg);
 /* A refusal before any run, "recorded": false; id NULL: "id": null. */
 void cmd_refuse(struct peer *p, const char *id, const char *status, const char *reason);
+/* The journal's group commit (journal_durable_cb, arg m): the waiting commands start, or fail
+ * unrecorded. */
+void cmd_durable(void *arg, int rc);
+/* p is being freed: its waiting commands will answer nobody but still run. */
+void cmd_peer_gone(struct mhc *m, struct peer *p);
+/* Teardown: frees the waiting commands without running them (the journal is closed first, so
+ * their records read back as "lost"). */
+void cmd_free_starts(struct mhc *m);
 
 /* sensors.c */
 /* Each sensor's first reading within 200 ms, then every interval. */

@@ -11,21 +11,67 @@
 
 #include "journal.h"
 #include "lanmsg.h"
+#include "loop.h"
+
+#include <errno.h>
 
 static char dir[64];
 static char jpath[128];
+static struct loop *lp;
+
+/* What on_durable saw: its calls, the last rc, and how many flushes had been made by then. */
+static int durable_calls, durable_rc;
+static unsigned long syncs_at_durable;
+static unsigned long flushes;   /* through the seam */
+
+static void on_durable(void *arg, int rc)
+{
+	durable_calls++;
+	durable_rc = rc;
+	syncs_at_durable = flushes;
+	(void)arg;
+}
+
+static int counting_fdatasync(int fd)
+{
+	flushes++;
+	return fdatasync(fd);
+}
+
+static int failing_fdatasync(int fd)
+{
+	(void)fd;
+	flushes++;
+	errno = EIO;
+	return -1;
+}
+
+/* The end of a loop iteration: the deferred group commit runs. */
+static void end_iteration(void)
+{
+	loop_defer_flush(lp);
+}
 
 static void setup(void)
 {
 	strcpy(dir, "/tmp/fr-tst-journal-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(jpath, sizeof jpath, "%s/journal", dir);
+	lp = loop_new();
+	ck_assert_ptr_nonnull(lp);
+	durable_calls = 0;
+	durable_rc = 1;
+	syncs_at_durable = 0;
+	flushes = 0;
+	journal_fdatasync = counting_fdatasync;
 }
 
 static void teardown(void)
 {
 	char p[160];
 
+	loop_free(lp);
+	journal_fdatasync = fdatasync;
 	unlink(jpath);
 	snprintf(p, sizeof p, "%s/journal.tmp", dir);
 	unlink(p);
@@ -38,7 +84,7 @@ static struct journal *open_quiet(size_t max_ids, const char **log)
 	struct journal *j;
 
 	capture_start();
-	j = journal_open(dir, max_ids);
+	j = journal_open(dir, max_ids, lp, on_durable, NULL);
 	*log = capture_end();
 	ck_assert_ptr_nonnull(j);
 	return j;
@@ -65,9 +111,17 @@ static void finish(struct journal *j, const char *id, int code)
 	free(r);
 }
 
-static void run(struct journal *j, const char *id, int code)
+/* id started, and its iteration ended: durable. */
+static void start(struct journal *j, const char *id)
 {
 	ck_assert_int_eq(journal_started(j, id), 0);
+	end_iteration();
+	ck_assert_int_eq(durable_rc, 0);
+}
+
+static void run(struct journal *j, const char *id, int code)
+{
+	start(j, id);
 	finish(j, id, code);
 }
 
@@ -140,8 +194,13 @@ START_TEST(test_started_finished_lookup)
 	ck_assert_int_eq(journal_started(j, "a"), 0);
 	ck_assert_int_eq(journal_lookup(j, "a", NULL), JOURNAL_RUNNING);
 	ck_assert_int_eq(journal_count(j), 1);
-	/* Durable before the action runs: already on disk. */
 	ck_assert_uint_eq(file_lines(), 1);
+	/* Durable before the action may run: on_durable comes after the flush. */
+	ck_assert_int_eq(durable_calls, 0);
+	end_iteration();
+	ck_assert_int_eq(durable_calls, 1);
+	ck_assert_int_eq(durable_rc, 0);
+	ck_assert_uint_eq(syncs_at_durable, 1);
 
 	res = result_of("a", "ok", 3);
 	ck_assert_int_eq(journal_finished(j, "a", res), 0);
@@ -309,6 +368,107 @@ START_TEST(test_compaction_bounded)
 }
 END_TEST
 
+/* Several start records written in one iteration: one flush covers them all, and nobody is
+ * told any of them is durable (may run) before it. */
+START_TEST(test_group_commit_one_flush)
+{
+	const char *log;
+	struct journal *j = open_quiet(100, &log);
+	unsigned long opened = flushes;   /* journal_open's own preparation is not counted */
+
+	run(j, "earlier", 0);
+	ck_assert_uint_eq(journal_syncs(j), 1);
+	ck_assert_int_eq(durable_calls, 1);
+
+	/* One iteration: a result of an earlier run and three starts. */
+	finish(j, "earlier", 1);
+	ck_assert_int_eq(journal_started(j, "a"), 0);
+	ck_assert_int_eq(journal_started(j, "b"), 0);
+	ck_assert_int_eq(journal_started(j, "c"), 0);
+	ck_assert_int_eq(journal_lookup(j, "b", NULL), JOURNAL_RUNNING);
+	ck_assert_uint_eq(journal_syncs(j), 1);
+	ck_assert_uint_eq(flushes, opened + 1);
+	ck_assert_int_eq(durable_calls, 1);
+	end_iteration();
+	ck_assert_uint_eq(journal_syncs(j), 2);
+	ck_assert_uint_eq(flushes, opened + 2);
+	ck_assert_int_eq(durable_calls, 2);
+	ck_assert_int_eq(durable_rc, 0);
+	ck_assert_uint_eq(syncs_at_durable, opened + 2);
+	ck_assert_uint_eq(file_lines(), 6);
+
+	/* An iteration without a start record flushes nothing. */
+	finish(j, "a", 0);
+	end_iteration();
+	ck_assert_uint_eq(journal_syncs(j), 2);
+	ck_assert_int_eq(durable_calls, 2);
+	journal_close(j);
+
+	j = open_quiet(100, &log);
+	assert_done(j, "earlier", "ok", 1);
+	assert_done(j, "a", "ok", 0);
+	assert_done(j, "b", "lost", -1);
+	assert_done(j, "c", "lost", -1);
+	journal_close(j);
+}
+END_TEST
+
+/* A failed flush fails every start it was to cover, as a failed flush of one record did: none
+ * is remembered, none reads back after a restart, and the same ids may run once it works. */
+START_TEST(test_group_commit_failed_flush)
+{
+	const char *log;
+	struct journal *j = open_quiet(100, &log);
+
+	start(j, "before");
+	/* One iteration: before's result, two starts; the flush fails. */
+	journal_fdatasync = failing_fdatasync;
+	finish(j, "before", 3);
+	ck_assert_int_eq(journal_started(j, "x"), 0);
+	ck_assert_int_eq(journal_started(j, "y"), 0);
+	capture_start();
+	end_iteration();
+	log = capture_end();
+	ck_assert_msg(strstr(log, "flush") != NULL, "log: %s", log);
+	ck_assert_int_eq(durable_calls, 2);
+	ck_assert_int_eq(durable_rc, -1);
+	ck_assert_uint_eq(journal_syncs(j), 2);
+	ck_assert_int_eq(journal_lookup(j, "x", NULL), JOURNAL_NONE);
+	ck_assert_int_eq(journal_lookup(j, "y", NULL), JOURNAL_NONE);
+	assert_done(j, "before", "ok", 3);
+	ck_assert_int_eq(journal_count(j), 1);
+	/* Blanked in place: the lines stay, the result among them too. */
+	ck_assert_uint_eq(file_lines(), 4);
+
+	/* The disk works again: x runs, its record where the blanked ones were. */
+	journal_fdatasync = counting_fdatasync;
+	run(j, "x", 5);
+	assert_done(j, "x", "ok", 5);
+	journal_close(j);
+
+	j = open_quiet(100, &log);
+	ck_assert_str_eq(log, "");
+	assert_done(j, "before", "ok", 3);
+	assert_done(j, "x", "ok", 5);
+	ck_assert_int_eq(journal_lookup(j, "y", NULL), JOURNAL_NONE);
+	ck_assert_int_eq(journal_count(j), 2);
+	journal_close(j);
+}
+END_TEST
+
+/* Closed with starts still waiting (the controller stops mid-iteration): no on_durable later. */
+START_TEST(test_close_with_pending)
+{
+	const char *log;
+	struct journal *j = open_quiet(100, &log);
+
+	ck_assert_int_eq(journal_started(j, "w"), 0);
+	journal_close(j);
+	end_iteration();
+	ck_assert_int_eq(durable_calls, 0);
+}
+END_TEST
+
 START_TEST(test_open_errors)
 {
 	char p[200];
@@ -317,7 +477,7 @@ START_TEST(test_open_errors)
 
 	snprintf(p, sizeof p, "%s/no/such/dir", dir);
 	capture_start();
-	j = journal_open(p, 16);
+	j = journal_open(p, 16, lp, on_durable, NULL);
 	log = capture_end();
 	ck_assert_ptr_null(j);
 	ck_assert_msg(strstr(log, p) != NULL, "log: %s", log);
@@ -337,6 +497,9 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, test_complete_record_without_newline);
 	tcase_add_test(tc, test_garbage_lines_skipped);
 	tcase_add_test(tc, test_compaction_bounded);
+	tcase_add_test(tc, test_group_commit_one_flush);
+	tcase_add_test(tc, test_group_commit_failed_flush);
+	tcase_add_test(tc, test_close_with_pending);
 	tcase_add_test(tc, test_open_errors);
 	suite_add_tcase(s, tc);
 	return s;
