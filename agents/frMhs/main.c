@@ -223,8 +223,25 @@ static void mhs_on_known_ctl(void *arg, const char *ctl, const cJSON *info)
 
 static void mhs_on_other(void *arg, const struct mqtt_msg *m) { ha_message(((struct mhs *)arg)->ha, m); }
 
+static cJSON *mhs_controllers(void *arg)
+{
+	struct mhs *h = arg;
+	cJSON *list = cJSON_CreateArray();
+	for (struct ctl *c = registry_first(h->reg); list && c; c = registry_next(c)) {
+		cJSON *o = cJSON_CreateObject();
+		if (!o)
+			break;
+		cJSON_AddStringToObject(o, "id", ctl_id(c));
+		cJSON_AddStringToObject(o, "status", ctl_online(c) ? "online" : "offline");
+		cJSON_AddItemToObject(o, "info", ctl_info_json(c));
+		cJSON_AddItemToArray(list, o);
+	}
+	return list;
+}
+
 static const struct bridge_ops mhs_bridge_ops = { mhs_on_connected, mhs_on_request, mhs_known,
-						  mhs_on_known_ctl, mhs_on_status, mhs_on_other };
+						  mhs_on_known_ctl, mhs_on_status, mhs_on_other,
+						  mhs_controllers };
 
 /* --- Home Assistant -> requests --- */
 
