@@ -4,7 +4,9 @@
 # retained one) and the latest state of its sensors -- on the MQTT 5 response topic with the
 # correlation data (mosquitto_rr), and on the payload's reply_to for an MQTT 3.1.1 client. A
 # reply_to outside fr/home1/reply/ gets no answer (logged), the retained status it names is not
-# touched, and a retained request is ignored (logged).
+# touched, and a retained request is ignored (logged). frAroundWeb asks on connect and fills
+# its cache from the answer: c2's retained status and info are removed from the broker first, so
+# the shim can only know them from the sync answer.
 . "$(dirname "$0")/lib.sh"
 
 fr_home
@@ -45,8 +47,9 @@ fr_ok "MQTT 5: c2 online with its info and temp $(fr_json "$doc" controllers.0.s
 # Everything on fr/home1/# from now on, one line each.
 fr_start watch mosquitto_sub -V 5 -p "$BPORT" -t 'fr/home1/#' -q 1 -F '%t %r %p'
 seen() { grep -q "^$1 " "$T/watch.log"; }
-mosquitto_pub -p "$BPORT" -t fr/home1/reply/t/probe -m probe
-fr_wait 10 "the watcher subscribed" seen fr/home1/reply/t/probe
+# A probe until the watcher shows it (one sent before its SUBSCRIBE would be lost).
+probe() { seen fr/home1/reply/t/probe || { mosquitto_pub -p "$BPORT" -t fr/home1/reply/t/probe -m probe; false; }; }
+fr_wait 15 "the watcher subscribed" probe
 
 # Refused: a reply_to outside the reply space (the retained status it names stays), and a
 # retained request. Then an MQTT 3.1.1 request with reply_to: once it is answered, the two
@@ -71,3 +74,25 @@ fr_grep_log mhs "sync (id bad2): reply topic 'fr/home1/other' refused" || fr_fai
 fr_grep_log mhs "sync: retained request ignored" || fr_fail "retained request not logged"
 mosquitto_pub -p "$BPORT" -q 1 -r -t fr/home1/sync -n
 fr_ok "reply_to outside fr/home1/reply/ refused, retained request ignored, both logged"
+
+# frAroundWeb: its cache from the answer alone.
+mosquitto_pub -p "$BPORT" -q 1 -r -t fr/home1/ctl/c2/status -n
+mosquitto_pub -p "$BPORT" -q 1 -r -t fr/home1/ctl/c2/info -n
+fr_has_retained "$BPORT" fr/home1/ctl/c2/info && fr_fail "c2's retained info still on the broker"
+SPORT=$(fr_free_port)
+HPORT=$(fr_free_port)
+fr_users alice:alice-token:home1
+fr_web_conf "$BPORT" "$SPORT" "$HPORT" "" 'instance = "w1";'
+fr_start web "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"
+fr_wait 10 "shim listening" bash -c "exec 3<>/dev/tcp/127.0.0.1/$SPORT"
+list() { fr_shim "$SPORT" alice-token '{"op":"list","home":"home1"}'; }
+c2_known() {
+	local l; l=$(list) && [ "$(fr_json "$l" homes.0.controllers.0.id)" = c2 ] &&
+		[ "$(fr_json "$l" homes.0.controllers.0.status)" = online ] &&
+		[ "$(fr_json "$l" homes.0.controllers.0.info.name)" = "Controller c2" ]
+}
+fr_wait 15 "the shim lists c2 online with its info" c2_known
+fr_grep_log web "sync: home home1: state taken from its answer" || fr_fail "frAroundWeb did not log the sync"
+seen fr/home1/reply/web-sync-w1 || fr_fail "no answer on frAroundWeb's sync reply topic"
+fr_has_retained "$BPORT" fr/home1/ctl/c2/info && fr_fail "c2's info came back retained (the test proves nothing)"
+fr_ok "frAroundWeb: c2 online with its info from the sync answer alone: $(list)"
