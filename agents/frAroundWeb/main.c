@@ -51,12 +51,99 @@ struct web {
 	bool users_reload_failed;   /* the last one could not use the file */
 };
 
+/* fr/<home>/sync (docs/topics.md): after every (re)connect each home a user is granted is
+ * asked for its whole state, so the cache is true even where the broker delivers no retained
+ * message (a cluster). The reply_to in the payload serves MQTT 5 and 3.1.1 alike. */
+static void web_sync_all(struct web *w)
+{
+	char topic[256], msg[320];
+	int nu = users_count(w->users), asked = 0;
+	for (int i = 0; i < nu; i++) {
+		const struct user *u = users_at(w->users, i);
+		for (int j = 0; j < u->nhomes; j++) {
+			bool dup = false;   /* asked for an earlier user already */
+			for (int k = 0; k <= i && !dup; k++) {
+				const struct user *e = users_at(w->users, k);
+				for (int l = 0; l < (k == i ? j : e->nhomes) && !dup; l++)
+					dup = strcmp(e->homes[l], u->homes[j]) == 0;
+			}
+			if (dup)
+				continue;
+			snprintf(topic, sizeof topic, "%s/%s/sync", w->conf.prefix, u->homes[j]);
+			int n = snprintf(msg, sizeof msg,
+					 "{\"id\":\"web-%s\",\"reply_to\":\"%s/%s/reply/web-sync-%s\"}",
+					 w->instance, w->conf.prefix, u->homes[j], w->instance);
+			if (mqtt_publish(w->mqtt, topic, msg, (size_t)n, 1, false, NULL, NULL, 0) == 0)
+				asked++;
+		}
+	}
+	log_info("sync: asked %d homes for their state", asked);
+}
+
 static void web_on_connected(void *arg, bool session_present)
 {
 	struct web *w = arg;
 	w->metrics.mqtt_connected = true;
 	log_info("broker %s: MQTT %s, connected (session %s)", mqtt_uri(w->mqtt),
 		 mqtt_version(w->mqtt) == 4 ? "3.1.1" : "5", session_present ? "resumed" : "new");
+	if (w->users)
+		web_sync_all(w);
+}
+
+static void web_cache_put(struct web *w, const char *topic, const cJSON *v, uint64_t now)
+{
+	char *s = cJSON_IsString(v) ? NULL : cJSON_PrintUnformatted(v);
+	const char *text = cJSON_IsString(v) ? v->valuestring : s;
+	if (text && cache_wants(w->cache, topic))
+		cache_put(w->cache, topic, text, strlen(text), true, now);
+	free(s);
+}
+
+/* The answer to web_sync_all, on <prefix>/<home>/reply/web-sync-<instance>: only the home's
+ * account writes its reply topics (docs/broker.md), so it is the home's state, kept as if each
+ * part had arrived retained. */
+static void web_on_sync(void *arg, const struct mqtt_msg *m)
+{
+	struct web *w = arg;
+	char home[SHIM_NAME_MAX + 1], topic[512];
+	if (!shimproto_topic_home(w->conf.prefix, m->topic, false, home))
+		return;
+	cJSON *o = cJSON_ParseWithLength(m->payload, m->len);
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type"));
+	const char *h = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "home"));
+	if (!type || strcmp(type, "sync") != 0 || !h || strcmp(h, home) != 0) {
+		log_warnx("%s: not a sync answer of home %s (docs/topics.md): ignored", m->topic, home);
+		goto out;
+	}
+	uint64_t now = loop_wall_ms();
+	snprintf(topic, sizeof topic, "%s/%s/status", w->conf.prefix, home);
+	web_cache_put(w, topic, cJSON_GetObjectItemCaseSensitive(o, "status"), now);
+	const cJSON *c;
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(o, "controllers")) {
+		const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
+		if (!id)
+			continue;
+		static const char *const leaves[] = { "status", "info" };
+		for (size_t i = 0; i < 2; i++) {
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, leaves[i]);
+			snprintf(topic, sizeof topic, "%s/%s/ctl/%s/%s", w->conf.prefix, home, id,
+				 leaves[i]);
+			if (v)
+				web_cache_put(w, topic, v, now);
+		}
+		const cJSON *st, *states = cJSON_GetObjectItemCaseSensitive(c, "states");
+		if (!cJSON_IsObject(states))
+			continue;
+		cJSON_ArrayForEach(st, states) {
+			snprintf(topic, sizeof topic, "%s/%s/ctl/%s/state/%s", w->conf.prefix, home,
+				 id, st->string);
+			web_cache_put(w, topic, st, now);
+		}
+	}
+	w->metrics.cache_topics = cache_count(w->cache);
+	log_info("sync: home %s: state taken from its answer", home);
+out:
+	cJSON_Delete(o);
 }
 
 static void web_on_disconnected(void *arg, const char *reason)
@@ -222,6 +309,8 @@ static void web_on_hup(void *arg, const struct signalfd_siginfo *si)
 		shim_set_users(w->shim, u);
 		users_free(w->users);
 		w->users = u;
+		if (mqtt_is_connected(w->mqtt))
+			web_sync_all(w);   /* homes granted now are asked too */
 		if (users_rejected(u))
 			log_warnx("SIGHUP: %s reloaded: %d users, %d entries ignored (see above)",
 				  w->conf.users_file, users_count(u), users_rejected(u));
@@ -249,7 +338,9 @@ static void web_usage(FILE *f)
 "    (docs/shim.md) on loopback TCP and/or a unix socket: newline-delimited JSON requests,\n"
 "    authenticated with a per-user token whose SHA-256 is in the users file; a user sees only\n"
 "    the homes granted to it. 'get' and 'list'\n"
-"    answer from the cache at once; 'request' publishes a command as the web page does\n"
+"    answer from the cache at once (retained state, and each granted home's answer to\n"
+"    fr/<home>/sync, asked after every connect and users reload); 'request' publishes\n"
+"    a command as the web page does\n"
 "    (docs/topics.md, the request profile: a fresh UUID, reply topic\n"
 "    fr/<home>/reply/<user>/web-<instance> as MQTT 5 response topic and reply_to, a deadline\n"
 "    from the wait), streams accepted/started and answers the result,\n"
@@ -399,6 +490,9 @@ static int web_setup(struct web *w)
 	if (!subs_add(w->subs, f, true, web_on_heartbeat, w))
 		return -1;
 	if (!subs_add(w->subs, relay_reply_filter(w->relay), true, web_on_reply, w))
+		return -1;
+	snprintf(f, sizeof f, "%s/+/reply/web-sync-%s", c->prefix, w->instance);
+	if (!subs_add(w->subs, f, true, web_on_sync, w))
 		return -1;
 	if (c->http_addr) {
 		struct peerlimit_opts hlim = { .what = "http", .max_pending = c->http_max_pending,

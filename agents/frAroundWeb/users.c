@@ -161,6 +161,11 @@ int users_count(const struct users *u)
 	return u->n;
 }
 
+const struct user *users_at(const struct users *u, int i)
+{
+	return &u->v[i];
+}
+
 int users_rejected(const struct users *u)
 {
 	return u->rejected;

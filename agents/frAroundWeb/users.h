@@ -39,5 +39,7 @@ int users_hash_token(const char *token, uint8_t out[32]);
  * user, no early exit) so the time does not tell which one matched. */
 const struct user *users_find_hash(const struct users *u, const uint8_t hash[32]);
 bool users_has_home(const struct user *user, const char *home);
+/* The i-th user (0 <= i < users_count), to walk every user. */
+const struct user *users_at(const struct users *u, int i);
 
 #endif

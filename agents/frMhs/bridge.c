@@ -27,11 +27,14 @@
 #define BRIDGE_STATE_MS 100
 /* Sensors whose state is remembered for that (one per controller and sensor). */
 #define BRIDGE_STATES_MAX 4096
+/* The largest answer on a reply topic to fr/<home>/sync (docs/topics.md). */
+#define BRIDGE_SYNC_MAX (256 * 1024)
 
 /* The retained state topic of one sensor. */
 struct sstate {
 	char *topic;       /* owned */
-	char *pending;     /* owned: a value not published yet (throttled or broker away) */
+	char *value;       /* owned: the latest value (fr/<home>/sync answers with it) */
+	bool pending;      /* value not published yet (throttled or broker away) */
 	uint64_t last;     /* monotonic ms of the last publish */
 	struct sstate *next;
 };
@@ -44,6 +47,7 @@ struct bridge {
 	struct mqtt *mqtt;
 	char base[160];          /* "fr/<home>" */
 	char reply_base[180];    /* "fr/<home>/reply/" */
+	char sync_topic[180];    /* "fr/<home>/sync" */
 	bool learning;
 	struct loop_timer learn_timer;
 	struct sstate *states;
@@ -224,9 +228,8 @@ void bridge_publish_ctl(struct bridge *b, const char *ctl, const cJSON *info, bo
 
 static void bridge_publish_state(struct bridge *b, struct sstate *st)
 {
-	bridge_publish(b, st->topic, st->pending, 1, true, NULL, 0);
-	free(st->pending);
-	st->pending = NULL;
+	bridge_publish(b, st->topic, st->value, 1, true, NULL, 0);
+	st->pending = false;
 	st->last = loop_now(b->loop);
 }
 
@@ -275,8 +278,9 @@ static void bridge_state(struct bridge *b, const char *topic, const char *payloa
 		b->n.publish_failed++;
 		return;
 	}
-	free(st->pending);
-	st->pending = p;
+	free(st->value);
+	st->value = p;
+	st->pending = true;
 	if (!mqtt_is_connected(b->mqtt))
 		return;
 	if (!st->last || loop_now(b->loop) - st->last >= BRIDGE_STATE_MS)
@@ -345,10 +349,125 @@ static void bridge_on_display(struct bridge *b, const struct mqtt_msg *m)
 	bridge_status_changed(b);
 }
 
+/* --- fr/<home>/sync: the home's whole state on request (docs/topics.md) --- */
+
+/* The latest states of one controller, from the throttle's memory: {"<sensor>": {value, ts}}. */
+static cJSON *bridge_ctl_states(const struct bridge *b, const char *ctl)
+{
+	char prefix[512];
+	int n = snprintf(prefix, sizeof prefix, "%s/ctl/%s/state/", b->base, ctl);
+	cJSON *states = cJSON_CreateObject();
+	if (!states || n < 0 || (size_t)n >= sizeof prefix)
+		return states;
+	for (const struct sstate *st = b->states; st; st = st->next) {
+		if (!st->value || strncmp(st->topic, prefix, (size_t)n) != 0)
+			continue;
+		cJSON *v = cJSON_Parse(st->value);   /* our own {"value","ts"}: always JSON */
+		if (v)
+			cJSON_AddItemToObject(states, st->topic + n, v);
+	}
+	return states;
+}
+
+/* The answer document; NULL when out of memory. Controllers that would take it beyond
+ * BRIDGE_SYNC_MAX bytes are left out and "truncated": true says so. */
+static char *bridge_sync_doc(struct bridge *b, const char *id, size_t *len)
+{
+	cJSON *doc = cJSON_CreateObject(), *ctls = b->ops->controllers(b->arg);
+	char *text = NULL;
+	if (!doc || !cJSON_IsArray(ctls))
+		goto out;
+	cJSON_AddStringToObject(doc, "type", "sync");
+	if (id)
+		cJSON_AddStringToObject(doc, "id", id);
+	cJSON_AddStringToObject(doc, "home", b->conf->home);
+	cJSON_AddStringToObject(doc, "status", "online");
+	cJSON_AddNumberToObject(doc, "ts", (double)loop_wall_ms());
+	cJSON_AddNumberToObject(doc, "heartbeat_interval", b->conf->heartbeat_interval_s);
+	cJSON *list = cJSON_AddArrayToObject(doc, "controllers");
+	size_t used = 256;   /* the fields above, generously */
+	bool truncated = false;
+	cJSON *c;
+	while (list && (c = cJSON_DetachItemFromArray(ctls, 0))) {
+		const char *cid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
+		if (cid)
+			cJSON_AddItemToObject(c, "states", bridge_ctl_states(b, cid));
+		char *one = cJSON_PrintUnformatted(c);
+		size_t n = one ? strlen(one) + 1 : 0;
+		free(one);
+		if (!one || used + n > BRIDGE_SYNC_MAX) {
+			truncated = true;
+			cJSON_Delete(c);
+			continue;   /* a smaller one may still fit */
+		}
+		used += n;
+		cJSON_AddItemToArray(list, c);
+	}
+	if (truncated)
+		cJSON_AddBoolToObject(doc, "truncated", true);
+	text = cJSON_PrintUnformatted(doc);
+	if (text)
+		*len = strlen(text);
+out:
+	cJSON_Delete(ctls);
+	cJSON_Delete(doc);
+	return text;
+}
+
+/* A request for the home's state. The reply route follows the rules of commands (MQTT 5
+ * response topic, else "reply_to", only under fr/<home>/reply/); without one nobody is
+ * answered. A retained request is ignored: it would be answered again on every reconnect. */
+static void bridge_on_sync(struct bridge *b, const struct mqtt_msg *m)
+{
+	char idbuf[COMMAND_ID_MAX + 1] = "";
+	const char *id = NULL, *reply_to = NULL;
+	if (m->retained) {
+		log_warnx("sync: retained request ignored (publish it with retain=false)");
+		return;
+	}
+	/* Any payload asks; a JSON object may name an id and a reply_to. */
+	cJSON *req = m->len ? cJSON_ParseWithLength(m->payload, m->len) : NULL;
+	if (cJSON_IsObject(req)) {
+		const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "id"));
+		if (s && strlen(s) < sizeof idbuf) {
+			snprintf(idbuf, sizeof idbuf, "%s", s);
+			id = idbuf;
+		} else if (s) {
+			log_warnx("sync: id longer than %d bytes not echoed", COMMAND_ID_MAX);
+		}
+		reply_to = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "reply_to"));
+	}
+	const char *topic = m->response_topic ? m->response_topic : reply_to;
+	if (!topic) {
+		log_warnx("sync (id %s): no response topic and no reply_to: not answered",
+			  id ? id : "?");
+		goto out;
+	}
+	if (!bridge_reply_topic_ok(b, topic)) {
+		log_warnx("sync (id %s): reply topic '%.80s' refused: not under %s", id ? id : "?",
+			  topic, b->reply_base);
+		goto out;
+	}
+	size_t len = 0;
+	char *text = bridge_sync_doc(b, id, &len);
+	if (!text) {
+		log_warnx("sync (id %s): out of memory, not answered", id ? id : "?");
+		goto out;
+	}
+	bridge_send(b, topic, text, len, 1, false, m->correlation, m->correlation_len);
+	free(text);
+out:
+	cJSON_Delete(req);
+}
+
 static void bridge_on_message(void *arg, const struct mqtt_msg *m)
 {
 	struct bridge *b = arg;
 	struct topic t;
+	if (strcmp(m->topic, b->sync_topic) == 0) {
+		bridge_on_sync(b, m);
+		return;
+	}
 	if (topic_parse(b->conf->prefix, m->topic, &t) == TOPIC_OTHER ||
 	    strcmp(t.home, b->conf->home) != 0) {
 		if (b->ops->on_other)
@@ -440,6 +559,7 @@ struct bridge *bridge_new(struct loop *loop, const struct conf *conf, const stru
 	b->arg = arg;
 	snprintf(b->base, sizeof b->base, "%s/%s", conf->prefix, conf->home);
 	snprintf(b->reply_base, sizeof b->reply_base, "%s/reply/", b->base);
+	snprintf(b->sync_topic, sizeof b->sync_topic, "%s/sync", b->base);
 	loop_timer_init(&b->learn_timer, bridge_learn_done, b);
 	loop_timer_init(&b->state_timer, bridge_flush_states, b);
 	loop_timer_init(&b->beat_timer, bridge_beat, b);
@@ -467,6 +587,8 @@ int bridge_start(struct bridge *b)
 		return -1;
 	snprintf(filter, sizeof filter, "%s/display", b->base);
 	if (mqtt_subscribe(b->mqtt, filter, 1) < 0)
+		return -1;
+	if (mqtt_subscribe(b->mqtt, b->sync_topic, 1) < 0)
 		return -1;
 	/* Controllers known from the previous run: their retained info says where they were (the
 	 * state dir says it first; this is for a home server without one). */
@@ -504,7 +626,7 @@ void bridge_free(struct bridge *b)
 		struct sstate *st = b->states;
 		b->states = st->next;
 		free(st->topic);
-		free(st->pending);
+		free(st->value);
 		free(st);
 	}
 	free(b);

@@ -5,6 +5,9 @@
  * into requests for the request table: retained ones are refused, malformed ones answered
  * rejected, and a reply topic outside fr/<home>/reply/ is refused (docs/topics.md,
  * "Replies"). It knows nothing of controllers or requests beyond that: main wires it.
+ * A request on fr/<home>/sync is answered with the home's whole state (controllers from
+ * ops->controllers, each with the latest state of its sensors as the bridge last had it), on
+ * the same reply routes as commands: consumers need no retained message (docs/topics.md).
  *
  * Events (QoS 0) are published while the broker is connected (and a small allowance while it
  * is away); each one is counted as published or dropped. A sensor's retained state is
@@ -41,6 +44,9 @@ struct bridge_ops {
 	void (*on_status)(void *arg);
 	/* A message on a topic the bridge does not handle itself (bridge_subscribe); may be NULL. */
 	void (*on_other)(void *arg, const struct mqtt_msg *m);
+	/* For an answer on fr/<home>/sync: a new array (the caller owns it) of
+	 * {"id", "status": "online"|"offline", "info": {...}}, one per known controller. */
+	cJSON *(*controllers)(void *arg);
 };
 
 struct bridge_counters {

@@ -223,8 +223,25 @@ static void mhs_on_known_ctl(void *arg, const char *ctl, const cJSON *info)
 
 static void mhs_on_other(void *arg, const struct mqtt_msg *m) { ha_message(((struct mhs *)arg)->ha, m); }
 
+static cJSON *mhs_controllers(void *arg)
+{
+	struct mhs *h = arg;
+	cJSON *list = cJSON_CreateArray();
+	for (struct ctl *c = registry_first(h->reg); list && c; c = registry_next(c)) {
+		cJSON *o = cJSON_CreateObject();
+		if (!o)
+			break;
+		cJSON_AddStringToObject(o, "id", ctl_id(c));
+		cJSON_AddStringToObject(o, "status", ctl_online(c) ? "online" : "offline");
+		cJSON_AddItemToObject(o, "info", ctl_info_json(c));
+		cJSON_AddItemToArray(list, o);
+	}
+	return list;
+}
+
 static const struct bridge_ops mhs_bridge_ops = { mhs_on_connected, mhs_on_request, mhs_known,
-						  mhs_on_known_ctl, mhs_on_status, mhs_on_other };
+						  mhs_on_known_ctl, mhs_on_status, mhs_on_other,
+						  mhs_controllers };
 
 /* --- Home Assistant -> requests --- */
 
@@ -329,7 +346,10 @@ static void mhs_usage(FILE *f)
 "    per controller, and requests on fr/<home>/ctl/<ctl>/cmd answered with accepted, started\n"
 "    and one final result, each request id run at most once. A controller is declared offline\n"
 "    only when its link is down and it missed 'offline_after' announce periods. Replies go\n"
-"    only under fr/<home>/reply/; counters are published in fr/<home>/stats. Its controllers\n"
+"    only under fr/<home>/reply/; counters are published in fr/<home>/stats. A request on\n"
+"    fr/<home>/sync is answered on its reply topic with the home's whole state (every\n"
+"    controller, its info and latest sensor states), for consumers that cannot rely on\n"
+"    retained messages (a broker cluster; docs/topics.md, \"fr/<home>/sync\"). Its controllers\n"
 "    and open requests are kept in state_dir: after a restart it answers the requests it had.\n"
 "    With homeassistant.enabled it publishes Home Assistant MQTT discovery configs: each\n"
 "    controller a device, each sensor a sensor, each action a button, switch, select, number\n"

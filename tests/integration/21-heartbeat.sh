@@ -35,20 +35,7 @@ fr_start web "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"
 fr_wait 10 "shim listening" bash -c "exec 3<>/dev/tcp/127.0.0.1/$SPORT"
 
 # shim OP_JSON: auth as alice, send one request, print its final answer.
-shim() {
-	python3 - "$SPORT" "$1" <<'PY'
-import json, socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-f = s.makefile("rwb")
-def call(o):
-    f.write((json.dumps(o) + "\n").encode()); f.flush()
-    while True:
-        m = json.loads(f.readline())
-        if m.get("id") == o["id"] and "ok" in m: return m
-if not call({"id": "a", "op": "auth", "token": "alice-token"}).get("ok"): sys.exit(1)
-print(json.dumps(call(dict(json.loads(sys.argv[2]), id="q"))))
-PY
-}
+shim() { fr_shim "$SPORT" alice-token "$1"; }
 home() { shim "{\"op\":\"list\",\"home\":\"$1\"}"; }
 status_is() { local h; h=$(home "$1") && [ "$(fr_json "$h" homes.0.status)" = "$2" ]; }
 stale_count() { curl -s "http://127.0.0.1:$HPORT/metrics" | grep -q "^fr_homes_stale $1\$"; }

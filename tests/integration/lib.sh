@@ -319,3 +319,20 @@ fr_rabbit_stop() {
 	p=$(cat "$T/rabbit.pid" 2>/dev/null) && fr_is_child "$p" && kill -KILL "$p" 2>/dev/null
 	true
 }
+
+# fr_shim PORT TOKEN OP_JSON: signs in to frAroundWeb's shim on PORT with TOKEN, sends one
+# operation (its "id" is set) and prints its final answer (JSON, one line).
+fr_shim() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import json, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+f = s.makefile("rwb")
+def call(o):
+    f.write((json.dumps(o) + "\n").encode()); f.flush()
+    while True:
+        m = json.loads(f.readline())
+        if m.get("id") == o["id"] and "ok" in m: return m
+if not call({"id": "a", "op": "auth", "token": sys.argv[2]}).get("ok"): sys.exit(1)
+print(json.dumps(call(dict(json.loads(sys.argv[3]), id="q"))))
+PY
+}

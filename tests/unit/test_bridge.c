@@ -101,8 +101,35 @@ static void on_other(void *arg, const struct mqtt_msg *m)
 	snprintf(got.other, sizeof got.other, "%s", m->topic);
 }
 
+/* The controllers the owner knows, for fr/<home>/sync: "k" online, and big_ctls more with
+ * a 1000-byte info each (to pass the answer's size bound). */
+static int big_ctls;
+
+static cJSON *controllers(void *arg)
+{
+	(void)arg;
+	cJSON *list = cJSON_CreateArray();
+	cJSON *k = cJSON_CreateObject();
+	cJSON_AddStringToObject(k, "id", "k");
+	cJSON_AddStringToObject(k, "status", "online");
+	cJSON_AddItemToObject(k, "info", cJSON_Parse("{\"id\":\"k\",\"name\":\"Kitchen\"}"));
+	cJSON_AddItemToArray(list, k);
+	static char pad[1001];
+	memset(pad, 'p', 1000);
+	for (int i = 0; i < big_ctls; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "b%d", i);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", id);
+		cJSON_AddStringToObject(o, "status", "offline");
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "info"), "pad", pad);
+		cJSON_AddItemToArray(list, o);
+	}
+	return list;
+}
+
 static const struct bridge_ops ops = { on_connected, on_request, known, on_known_ctl, on_status,
-				       on_other };
+				       on_other, controllers };
 
 static void obs_connected(void *arg, bool sp)
 {
@@ -457,6 +484,73 @@ START_TEST(replies_info_and_states)
 }
 END_TEST
 
+/* The observer asks fr/h1/sync (QoS 1). */
+static void ask_sync(const char *payload, const char *response_topic, const char *corr,
+		     bool retain)
+{
+	ck_assert_int_eq(mqtt_publish(obs, "fr/h1/sync", payload, strlen(payload), 1, retain,
+				      response_topic, corr, corr ? strlen(corr) : 0), 0);
+}
+
+START_TEST(sync_answers)
+{
+	big_ctls = 0;
+	start_bridge();
+	feed_event("{\"type\":\"event\",\"kind\":\"state\",\"sensor\":\"temp\","
+		   "\"value\":21.5,\"ts\":1234}");
+	await("fr/h1/ctl/k/state/temp", 1);
+
+	/* MQTT 5: the response topic and the correlation data; the id echoed. */
+	ask_sync("{\"id\":\"s1\"}", "fr/h1/reply/u/s", "corr-s", false);
+	const struct seen *s = await("fr/h1/reply/u/s", 1);
+	ck_assert_str_eq(s->corr, "corr-s");
+	ck_assert(!s->retained);
+	cJSON *o = cJSON_Parse(s->payload);
+	ck_assert_str_eq(jstr(o, "type"), "sync");
+	ck_assert_str_eq(jstr(o, "id"), "s1");
+	ck_assert_str_eq(jstr(o, "home"), "h1");
+	ck_assert_str_eq(jstr(o, "status"), "online");
+	ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(o, "ts")));
+	ck_assert_ptr_null(cJSON_GetObjectItem(o, "truncated"));
+	const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "controllers"), 0);
+	ck_assert_str_eq(jstr(c, "id"), "k");
+	ck_assert_str_eq(jstr(c, "status"), "online");
+	ck_assert_str_eq(jstr(cJSON_GetObjectItem(c, "info"), "name"), "Kitchen");
+	const cJSON *t = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "states"), "temp");
+	ck_assert_double_eq(cJSON_GetObjectItem(t, "value")->valuedouble, 21.5);
+	ck_assert_double_eq(cJSON_GetObjectItem(t, "ts")->valuedouble, 1234);
+	cJSON_Delete(o);
+
+	/* Refused or ignored: a reply_to outside fr/h1/reply/, a retained request, no route at
+	 * all, garbage with no route. Then reply_to (3.1.1 style), answered: nothing came before. */
+	ask_sync("{\"id\":\"bad\",\"reply_to\":\"fr/h1/status\"}", NULL, NULL, false);
+	ask_sync("{\"id\":\"ret\",\"reply_to\":\"fr/h1/reply/u/r\"}", NULL, NULL, true);
+	ask_sync("{\"id\":\"none\"}", NULL, NULL, false);
+	ask_sync("\xff garbage", NULL, NULL, false);
+	ask_sync("{\"id\":\"s2\",\"reply_to\":\"fr/h1/reply/u/r\"}", NULL, NULL, false);
+	s = await("fr/h1/reply/u/r", 1);
+	o = cJSON_Parse(s->payload);
+	ck_assert_str_eq(jstr(o, "id"), "s2");
+	cJSON_Delete(o);
+	ck_assert_int_eq(count_on("fr/h1/reply/u/r"), 1);
+	ck_assert_int_eq(count_on("fr/h1/status"), 1);   /* the birth only */
+
+	/* Too many controllers for one answer: bounded, and said so. */
+	big_ctls = 400;
+	ask_sync("", "fr/h1/reply/u/big", NULL, false);
+	s = await("fr/h1/reply/u/big", 1);
+	ck_assert_uint_le(s->len, 256 * 1024);
+	o = cJSON_Parse(s->payload);
+	ck_assert_ptr_nonnull(o);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "truncated")));
+	int n = cJSON_GetArraySize(cJSON_GetObjectItem(o, "controllers"));
+	ck_assert_int_gt(n, 100);
+	ck_assert_int_lt(n, 401);
+	cJSON_Delete(o);
+	big_ctls = 0;
+}
+END_TEST
+
 static bool bridge_down(void *arg)
 {
 	(void)arg;
@@ -579,6 +673,7 @@ int main(void)
 	tcase_add_test(tc, refusals);
 	tcase_add_test(tc, heartbeat);
 	tcase_add_test(tc, replies_info_and_states);
+	tcase_add_test(tc, sync_answers);
 	tcase_add_test(tc, events_while_the_broker_is_away);
 	tcase_add_test(tc, display_text_cut_whole);
 	tcase_add_test(tc, learns_previous_run_and_others);
