@@ -512,7 +512,8 @@ static int web_setup(struct web *w)
 		struct peerlimit_opts hlim = { .what = "http", .max_pending = c->http_max_pending,
 					      .max_pending_per_peer = c->http_max_pending_per_peer,
 					      .deadline_ms = c->http_timeout_ms,
-					      .deadline_what = "send its request and read the answer" };
+					      .deadline_what = "send its request and read the answer",
+					      .first_message_whole = true };
 		w->http = http_new(w->loop, c->http_addr, c->http_port, &hlim, web_http, w);
 		if (!w->http)
 			return -1;
