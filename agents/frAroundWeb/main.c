@@ -51,32 +51,46 @@ struct web {
 	bool users_reload_failed;   /* the last one could not use the file */
 };
 
+static int web_cmp_home(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* fr/<home>/sync (docs/topics.md): after every (re)connect each home a user is granted is
  * asked for its whole state, so the cache is true even where the broker delivers no retained
  * message (a cluster). The reply_to in the payload serves MQTT 5 and 3.1.1 alike. */
 static void web_sync_all(struct web *w)
 {
 	char topic[256], msg[320];
-	int nu = users_count(w->users), asked = 0;
+	int nu = users_count(w->users), n = 0, asked = 0;
+	for (int i = 0; i < nu; i++)
+		n += users_at(w->users, i)->nhomes;
+	/* Each home once however many users share it: sorted, so a file of many users stays
+	 * n log n here (this runs in the event loop on every connect). */
+	const char **homes = n ? malloc((size_t)n * sizeof *homes) : NULL;
+	if (n && !homes) {
+		log_warnx("sync: out of memory: the cache waits for live messages");
+		return;
+	}
+	n = 0;
 	for (int i = 0; i < nu; i++) {
 		const struct user *u = users_at(w->users, i);
-		for (int j = 0; j < u->nhomes; j++) {
-			bool dup = false;   /* asked for an earlier user already */
-			for (int k = 0; k <= i && !dup; k++) {
-				const struct user *e = users_at(w->users, k);
-				for (int l = 0; l < (k == i ? j : e->nhomes) && !dup; l++)
-					dup = strcmp(e->homes[l], u->homes[j]) == 0;
-			}
-			if (dup)
-				continue;
-			snprintf(topic, sizeof topic, "%s/%s/sync", w->conf.prefix, u->homes[j]);
-			int n = snprintf(msg, sizeof msg,
-					 "{\"id\":\"web-%s\",\"reply_to\":\"%s/%s/reply/web-sync-%s\"}",
-					 w->instance, w->conf.prefix, u->homes[j], w->instance);
-			if (mqtt_publish(w->mqtt, topic, msg, (size_t)n, 1, false, NULL, NULL, 0) == 0)
-				asked++;
-		}
+		for (int j = 0; j < u->nhomes; j++)
+			homes[n++] = u->homes[j];
 	}
+	if (n)
+		qsort(homes, (size_t)n, sizeof *homes, web_cmp_home);
+	for (int i = 0; i < n; i++) {
+		if (i > 0 && strcmp(homes[i - 1], homes[i]) == 0)
+			continue;
+		snprintf(topic, sizeof topic, "%s/%s/sync", w->conf.prefix, homes[i]);
+		int len = snprintf(msg, sizeof msg,
+				   "{\"id\":\"web-%s\",\"reply_to\":\"%s/%s/reply/web-sync-%s\"}",
+				   w->instance, w->conf.prefix, homes[i], w->instance);
+		if (mqtt_publish(w->mqtt, topic, msg, (size_t)len, 1, false, NULL, NULL, 0) == 0)
+			asked++;
+	}
+	free(homes);
 	log_info("sync: asked %d homes for their state", asked);
 }
 
@@ -498,7 +512,8 @@ static int web_setup(struct web *w)
 		struct peerlimit_opts hlim = { .what = "http", .max_pending = c->http_max_pending,
 					      .max_pending_per_peer = c->http_max_pending_per_peer,
 					      .deadline_ms = c->http_timeout_ms,
-					      .deadline_what = "send its request and read the answer" };
+					      .deadline_what = "send its request and read the answer",
+					      .first_message_whole = true };
 		w->http = http_new(w->loop, c->http_addr, c->http_port, &hlim, web_http, w);
 		if (!w->http)
 			return -1;

@@ -81,7 +81,9 @@ mosquitto_pub -p "$BPORT" -q 1 -r -t fr/home1/ctl/c2/info -n
 fr_has_retained "$BPORT" fr/home1/ctl/c2/info && fr_fail "c2's retained info still on the broker"
 SPORT=$(fr_free_port)
 HPORT=$(fr_free_port)
-fr_users alice:alice-token:home1
+# Three users, two of them sharing home1 and one also granted home2 (which has no frMhs):
+# each home is asked once.
+fr_users alice:alice-token:home1 bob:bob-token:home2,home1 carol:carol-token:home1
 fr_web_conf "$BPORT" "$SPORT" "$HPORT" "" 'instance = "w1";'
 fr_start web "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"
 fr_wait 10 "shim listening" bash -c "exec 3<>/dev/tcp/127.0.0.1/$SPORT"
@@ -94,5 +96,6 @@ c2_known() {
 fr_wait 15 "the shim lists c2 online with its info" c2_known
 fr_grep_log web "sync: home home1: state taken from its answer" || fr_fail "frAroundWeb did not log the sync"
 seen fr/home1/reply/web-sync-w1 || fr_fail "no answer on frAroundWeb's sync reply topic"
+fr_grep_log web "sync: asked 2 homes for their state" || fr_fail "home1 (3 users) and home2 not asked once each: $(grep 'sync: asked' "$T/web.log")"
 fr_has_retained "$BPORT" fr/home1/ctl/c2/info && fr_fail "c2's info came back retained (the test proves nothing)"
 fr_ok "frAroundWeb: c2 online with its info from the sync answer alone: $(list)"
