@@ -7,6 +7,7 @@
 #include "cache.h"
 #include "conf.h"
 #include "history.h"
+#include "homemsg.h"
 #include "http.h"
 #include "keys.h"
 #include "agent.h"
@@ -104,60 +105,35 @@ static void web_on_connected(void *arg, bool session_present)
 		web_sync_all(w);
 }
 
-static void web_cache_put(struct web *w, const char *topic, const cJSON *v, uint64_t now)
+/* A part of a sync answer, kept as if it had arrived retained. */
+static void web_sync_part(void *arg, const char *topic, const cJSON *v)
 {
+	struct web *w = arg;
 	char *s = cJSON_IsString(v) ? NULL : cJSON_PrintUnformatted(v);
 	const char *text = cJSON_IsString(v) ? v->valuestring : s;
 	if (text && cache_wants(w->cache, topic))
-		cache_put(w->cache, topic, text, strlen(text), true, now);
+		cache_put(w->cache, topic, text, strlen(text), true, loop_wall_ms());
 	free(s);
 }
 
 /* The answer to web_sync_all, on <prefix>/<home>/reply/web-sync-<instance>: only the home's
- * account writes its reply topics (docs/broker.md), so it is the home's state, kept as if each
- * part had arrived retained. */
+ * account writes its reply topics (docs/broker.md), so it is the home's state. */
 static void web_on_sync(void *arg, const struct mqtt_msg *m)
 {
 	struct web *w = arg;
-	char home[SHIM_NAME_MAX + 1], topic[512];
+	char home[SHIM_NAME_MAX + 1];
+	int skipped;
 	if (!shimproto_topic_home(w->conf.prefix, m->topic, false, home))
 		return;
-	cJSON *o = cJSON_ParseWithLength(m->payload, m->len);
-	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type"));
-	const char *h = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "home"));
-	if (!type || strcmp(type, "sync") != 0 || !h || strcmp(h, home) != 0) {
+	if (homemsg_sync(w->conf.prefix, home, m->payload, m->len, web_sync_part, w, &skipped) < 0) {
 		log_warnx("%s: not a sync answer of home %s (docs/topics.md): ignored", m->topic, home);
-		goto out;
-	}
-	uint64_t now = loop_wall_ms();
-	snprintf(topic, sizeof topic, "%s/%s/status", w->conf.prefix, home);
-	web_cache_put(w, topic, cJSON_GetObjectItemCaseSensitive(o, "status"), now);
-	const cJSON *c;
-	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(o, "controllers")) {
-		const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
-		if (!id)
-			continue;
-		static const char *const leaves[] = { "status", "info" };
-		for (size_t i = 0; i < 2; i++) {
-			const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, leaves[i]);
-			snprintf(topic, sizeof topic, "%s/%s/ctl/%s/%s", w->conf.prefix, home, id,
-				 leaves[i]);
-			if (v)
-				web_cache_put(w, topic, v, now);
-		}
-		const cJSON *st, *states = cJSON_GetObjectItemCaseSensitive(c, "states");
-		if (!cJSON_IsObject(states))
-			continue;
-		cJSON_ArrayForEach(st, states) {
-			snprintf(topic, sizeof topic, "%s/%s/ctl/%s/state/%s", w->conf.prefix, home,
-				 id, st->string);
-			web_cache_put(w, topic, st, now);
-		}
+		return;
 	}
 	w->metrics.cache_topics = cache_count(w->cache);
+	if (skipped)
+		log_warnx("sync: home %s: %d controllers or sensors with invalid names skipped",
+			  home, skipped);
 	log_info("sync: home %s: state taken from its answer", home);
-out:
-	cJSON_Delete(o);
 }
 
 static void web_on_disconnected(void *arg, const char *reason)
@@ -204,11 +180,8 @@ static void web_on_heartbeat(void *arg, const struct mqtt_msg *m)
 	/* A retained beat is an old one (frMhs never retains them): it says nothing of now. */
 	if (m->retained || !shimproto_topic_home(w->conf.prefix, m->topic, false, home))
 		return;
-	cJSON *o = cJSON_ParseWithLength(m->payload, m->len);
-	const cJSON *iv = cJSON_GetObjectItemCaseSensitive(o, "interval");
-	double s = cJSON_IsNumber(iv) ? iv->valuedouble : 0;
-	cJSON_Delete(o);
-	if (!(s >= 1 && s <= 3600)) {
+	int64_t ms = homemsg_heartbeat_ms(m->payload, m->len);
+	if (ms < 0) {
 		uint64_t now = loop_now(w->loop);
 		if (!w->beat_logged_at || now - w->beat_logged_at >= 60000) {
 			log_warnx("%s: not a heartbeat (a JSON object with \"interval\" 1..3600 s, "
@@ -217,7 +190,7 @@ static void web_on_heartbeat(void *arg, const struct mqtt_msg *m)
 		}
 		return;
 	}
-	cache_heartbeat(w->cache, home, (uint64_t)(s * 1000), loop_now(w->loop));
+	cache_heartbeat(w->cache, home, (uint64_t)ms, loop_now(w->loop));
 }
 
 static void web_on_reply(void *arg, const struct mqtt_msg *m)

@@ -57,6 +57,7 @@ fr_wait 15 "the watcher subscribed" probe
 mosquitto_pub -V 311 -p "$BPORT" -q 1 -t fr/home1/sync -m '{"id":"bad","reply_to":"fr/home1/ctl/c2/status"}'
 mosquitto_pub -V 311 -p "$BPORT" -q 1 -t fr/home1/sync -m '{"id":"bad2","reply_to":"fr/home1/other"}'
 mosquitto_pub -V 311 -p "$BPORT" -q 1 -r -t fr/home1/sync -m '{"id":"ret","reply_to":"fr/home1/reply/t/ret"}'
+mosquitto_pub -V 311 -p "$BPORT" -q 1 -t fr/home1/sync -m '{"id":12,"reply_to":"fr/home1/reply/t/num"}'
 mosquitto_pub -V 311 -p "$BPORT" -q 1 -t fr/home1/sync -m '{"id":"s-311","reply_to":"fr/home1/reply/t/s311"}'
 fr_wait 15 "the 3.1.1 answer" seen fr/home1/reply/t/s311
 line=$(grep "^fr/home1/reply/t/s311 " "$T/watch.log")
@@ -72,8 +73,12 @@ fr_retained_is "$BPORT" fr/home1/ctl/c2/status online || fr_fail "c2's retained 
 fr_grep_log mhs "sync (id bad): reply topic 'fr/home1/ctl/c2/status' refused" || fr_fail "refusal not logged"
 fr_grep_log mhs "sync (id bad2): reply topic 'fr/home1/other' refused" || fr_fail "refusal 2 not logged"
 fr_grep_log mhs "sync: retained request ignored" || fr_fail "retained request not logged"
+# A number as id: answered without an id (the reply_to still routes it), and logged.
+line=$(grep "^fr/home1/reply/t/num " "$T/watch.log") || fr_fail "the request with a numeric id was not answered"
+[ -z "$(fr_json "${line#fr/home1/reply/t/num 0 }" id)" ] || fr_fail "a numeric id echoed: $line"
+fr_grep_log mhs 'sync (id ?): "id" not a string of at most 64 bytes: not echoed' || fr_fail "numeric id not logged"
 mosquitto_pub -p "$BPORT" -q 1 -r -t fr/home1/sync -n
-fr_ok "reply_to outside fr/home1/reply/ refused, retained request ignored, both logged"
+fr_ok "reply_to outside fr/home1/reply/ refused, retained request ignored, numeric id not echoed, all logged"
 
 # frAroundWeb: its cache from the answer alone.
 mosquitto_pub -p "$BPORT" -q 1 -r -t fr/home1/ctl/c2/status -n
