@@ -280,9 +280,9 @@ step('sensor history: a chart shows the values a controller produced over time, 
 
 // A mosquitto_sub on topic as the demo user (who may read its home), MQTT 5 so that properties
 // show, printing each message as `MSG <format>`: `subscribed` once the subscription stands,
-// `first` the first message parse() reads and accept() takes, neither throwing (it stops then),
-// `stop()`.
-function watchTopic(topic, format, parse, accept) {
+// `first` the first message parse() reads and accept() takes, neither throwing (it stops then,
+// unless keep), `taken` every one taken so far, `stop()`.
+function watchTopic(topic, format, parse, accept, keep = false) {
 	const sub = spawn('stdbuf', ['-oL', 'mosquitto_sub', '-V', '5', '-d', '-p', String(brokerPort), '-u', 'demo', '-I', 'demo:', '-P', password,
 		'-t', topic, '-W', '90', '-F', `MSG ${format}`], { stdio: ['ignore', 'pipe', 'pipe'] });
 	let out = '';
@@ -291,34 +291,38 @@ function watchTopic(topic, format, parse, accept) {
 		sub.stdout.on('data', () => { if (/SUBACK/.test(out)) res(); });
 		sub.once('exit', () => rej(new Error(`mosquitto_sub ended: ${out}`)));
 	});
+	const taken = [];
+	let read = 0; // complete lines of out looked at
 	const first = new Promise((res, rej) => {
 		const check = () => {
-			for (const line of out.split('\n').filter((l) => l.startsWith('MSG '))) {
+			const lines = out.split('\n').slice(0, -1);
+			for (; read < lines.length; read++) {
+				if (!lines[read].startsWith('MSG ')) continue;
 				let m;
 				try {
-					m = parse(line.slice(4));
+					m = parse(lines[read].slice(4));
 					if (!accept(m)) continue;
 				} catch { continue; } // not what is awaited (e.g. not JSON)
+				taken.push(m);
 				res(m);
-				sub.kill();
-				return;
+				if (!keep) sub.kill();
 			}
 		};
 		sub.stdout.on('data', check);
 		sub.once('exit', () => { check(); rej(new Error(`${topic}: the awaited message never came:\n${out}`)); });
 	});
 	first.catch(() => {}); // awaited by the caller; a step that failed before must not crash the run
-	return { subscribed, first, stop: () => sub.kill() };
+	return { subscribed, first, taken, stop: () => sub.kill() };
 }
 
 // Watches requests on the broker: `request` is the first one accept() takes (by default the first
 // one at all) as published: its MQTT 5 response topic, correlation data and document.
-function watchCommand(topic, accept = () => true) {
+function watchCommand(topic, accept = () => true, keep = false) {
 	const w = watchTopic(topic, '%R|%D|%p', (line) => {
 		const [rt, cd, ...body] = line.split('|');
 		return { rt, cd, req: JSON.parse(body.join('|')) };
-	}, accept);
-	return { subscribed: w.subscribed, request: w.first, stop: w.stop };
+	}, accept, keep);
+	return { subscribed: w.subscribed, request: w.first, taken: w.taken, stop: w.stop };
 }
 
 // docs/topics.md, "The request profile of fr's own clients": what the page and the relay both
@@ -523,6 +527,34 @@ async function reconnectShowsTheTruth(version) {
 
 step('after a reconnect the page asks fr/<home>/sync and shows what no retained message says', async () => {
 	await reconnectShowsTheTruth(5);
+});
+
+// Bounded: a home that does not answer (frMhs frozen: connected to the broker, silent) is asked
+// once on the new connection, marked "no answer" after the page's 10 s, and not asked again
+// until the next connect.
+step('a home that does not answer its sync is asked once per connect, not again', async () => {
+	await page.locator('#conn[data-state="up"]').waitFor();
+	const pid = pids().get('frMhs');
+	assert.ok(pid, 'frMhs pid');
+	const watch = watchCommand('fr/demo/sync', ({ req }) => /^fr\/demo\/reply\/demo\/[0-9a-f]{8}$/.test(req?.reply_to ?? ''), true);
+	try {
+		await watch.subscribed;
+		process.kill(-pids().get('nginx'), 'SIGTERM');
+		await page.locator('#conn:not([data-state="up"])').waitFor();
+		process.kill(pid, 'SIGSTOP');
+		try {
+			demoRestart('nginx');
+			await watch.request;
+			await page.locator('section.home[data-home="demo"][data-sync="no answer"]').waitFor();
+			assert.equal(await page.locator('#conn').getAttribute('data-state'), 'up');
+			assert.equal(watch.taken.length, 1, `one request on one connection: ${JSON.stringify(watch.taken)}`);
+		} finally {
+			process.kill(pid, 'SIGCONT');
+		}
+	} finally {
+		watch.stop();
+	}
+	await page.locator('section.home[data-home="demo"][data-status="online"]').waitFor();
 });
 
 // Issue 16: the page speaks the MQTT version frAroundWeb speaks (index.php asks it). With
