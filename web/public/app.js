@@ -268,9 +268,10 @@ function syncEnd() {
 // - a sensor value: its reading's ts is in both (frMhs's clock both times), the newer one stays;
 // - a controller's status and info, the home's status: they carry no time of their change, so the
 //   order decides. frMhs publishes them and the answer on one connection, and the broker hands one
-//   publisher's QoS 1 messages to a subscriber in order (Mosquitto and RabbitMQ keep one queue
-//   per client), so what came before the answer was published before it, and what comes after
-//   was published after it and wins in onMessage as usual;
+//   publisher's QoS 1 messages to a subscriber in order (MQTT promises it per topic; Mosquitto
+//   keeps one queue per client, RabbitMQ one per client and QoS, and the page takes all of these
+//   and its reply topic at QoS 1), so what came before the answer was published before it, and
+//   what comes after was published after it and wins in onMessage as usual;
 // - a retained copy arriving after the answer (the broker's store as of the subscription, made
 //   before the request): older, dropped in onMessage;
 // - an answer to an earlier connection's request (a late one: the same reply topic) or a second
