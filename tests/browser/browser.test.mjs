@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, copyFileSync, existsSync, writeFileSync, openSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -458,20 +458,21 @@ function waitMessage(topic, ok) {
 	return { subscribed: w.subscribed, seen: w.first };
 }
 
-// Publishes as the home server (its own broker account), as frMhs would.
-function homePublish(...args) {
-	const homePw = readFileSync(join(dir, 'broker/homes/demo/mqtt.pw'), 'utf8').trim();
-	const r = spawnSync('mosquitto_pub', ['-p', String(brokerPort), '-u', 'home-demo', '-P', homePw, '-q', '1', ...args],
+// Publishes as the home server (its own broker account, as frMhs would) or as the demo user.
+function publishAs(account, ...args) {
+	const pw = account === 'demo' ? password : readFileSync(join(dir, 'broker/homes/demo/mqtt.pw'), 'utf8').trim();
+	const r = spawnSync('mosquitto_pub', ['-V', '5', '-p', String(brokerPort), '-u', account, '-I', `${account}:`, '-P', pw, '-q', '1', ...args],
 		{ encoding: 'utf8', timeout: 10_000 });
 	assert.equal(r.status, 0, `mosquitto_pub ${args.join(' ')}: ${r.stderr}`);
 }
 
 // Issue 16 item 2, docs/topics.md fr/<home>/sync: the page that (re)connects learns the truth from
 // the home's answer, not from the broker's retained messages. While the page is cut off from the
-// broker (nginx, its only way there, stopped) a controller dies, frMhs says so (retained) and the
-// retained status and info are then deleted, as on a cluster node that never had them or a
-// broker that lost them. Back on line, the page asks fr/demo/sync (seen on the broker, in the
-// request profile of its MQTT version) and shows the controller offline with its reason: nothing
+// broker (nginx, its only way there, stopped) a controller dies and another one's lamp is
+// switched by a command, frMhs says so (retained), and those retained status, info and state are
+// then deleted, as on a cluster node that never had them or a broker that lost them. Back on
+// line, the page asks fr/demo/sync (seen on the broker, in the request profile of its MQTT
+// version) and shows the controller offline with its reason and the lamp's new value: nothing
 // else tells it.
 let lastSyncId;
 async function reconnectShowsTheTruth(version) {
@@ -481,19 +482,25 @@ async function reconnectShowsTheTruth(version) {
 	process.kill(-pids().get('nginx'), 'SIGTERM');
 	await page.locator('#conn:not([data-state="up"])').waitFor();
 
+	const lampValue = ctl('kitchen').locator('.sensor[data-sensor="lamp"] [data-field="value"]');
+	const lampWas = await lampValue.textContent();
+	const lamp = lampWas === 'on' ? 'off' : 'on';
 	const status = waitMessage('fr/demo/ctl/hall/status', (p) => p === 'offline');
 	const info = waitMessage('fr/demo/ctl/hall/info', (p) => JSON.parse(p).online === false);
-	await Promise.all([status.subscribed, info.subscribed]);
+	const state = waitMessage('fr/demo/ctl/kitchen/state/lamp', (p) => JSON.parse(p).value === lamp);
+	await Promise.all([status.subscribed, info.subscribed, state.subscribed]);
 	process.kill(pids().get('hall'), 'SIGKILL');
-	await Promise.all([status.seen, info.seen]);
-	for (const t of ['status', 'info']) homePublish('-r', '-n', '-t', `fr/demo/ctl/hall/${t}`);
+	publishAs('demo', '-t', 'fr/demo/ctl/kitchen/cmd', '-m', JSON.stringify({ id: randomUUID(), action: 'lamp', args: { state: lamp } }));
+	await Promise.all([status.seen, info.seen, state.seen]);
+	const gone = ['fr/demo/ctl/hall/status', 'fr/demo/ctl/hall/info', 'fr/demo/ctl/kitchen/state/lamp'];
+	for (const t of gone) publishAs('home-demo', '-r', '-n', '-t', t);
 	// Nothing retained is left there: Mosquitto sends the retained messages of one SUBSCRIBE in
 	// the order of its filters, so a marker retained on the last filter comes first.
-	homePublish('-r', '-t', 'fr/demo/test/marker', '-m', 'marker');
+	publishAs('home-demo', '-r', '-t', 'fr/demo/test/marker', '-m', 'marker');
 	const first = spawnSync('mosquitto_sub', ['-p', String(brokerPort), '-u', 'demo', '-I', 'demo:', '-P', password,
-		'-t', 'fr/demo/ctl/hall/status', '-t', 'fr/demo/ctl/hall/info', '-t', 'fr/demo/test/marker', '-C', '1', '-W', '30', '-F', '%t'],
+		...[...gone, 'fr/demo/test/marker'].flatMap((t) => ['-t', t]), '-C', '1', '-W', '30', '-F', '%t'],
 	{ encoding: 'utf8', timeout: 40_000 });
-	homePublish('-r', '-n', '-t', 'fr/demo/test/marker');
+	publishAs('home-demo', '-r', '-n', '-t', 'fr/demo/test/marker');
 	assert.equal(first.stdout.trim(), 'fr/demo/test/marker', `retained left: ${first.stdout}${first.stderr}`);
 
 	const watch = watchCommand('fr/demo/sync', ({ req }) => /^fr\/demo\/reply\/demo\/[0-9a-f]{8}$/.test(req?.reply_to ?? ''));
@@ -517,6 +524,7 @@ async function reconnectShowsTheTruth(version) {
 	await page.locator(`#conn[data-state="up"][data-mqtt="${version === 5 ? '5' : '3.1.1'}"]`).waitFor();
 	await page.locator('article.ctl[data-ctl="hall"][data-status="offline"]').waitFor();
 	assert.match(await ctl('hall').locator('[data-field="reason"]').textContent(), /missed|lost/);
+	await page.waitForFunction(([e, v]) => e.textContent === v, [await lampValue.elementHandle(), lamp]);
 	await page.locator('section.home[data-home="demo"][data-sync="ok"]').waitFor();
 	assert.equal(await home.locator('[data-field="home-status"]').textContent(), 'online');
 	await shot(`05c-sync-after-reconnect-mqtt${version === 5 ? '5' : '311'}`);
