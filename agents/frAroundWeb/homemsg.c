@@ -15,8 +15,8 @@ int64_t homemsg_heartbeat_ms(const void *payload, size_t len)
 	return s >= 1 && s <= 3600 ? (int64_t)(s * 1000) : -1;
 }
 
-int homemsg_sync(const char *prefix, const char *home, const void *payload, size_t len,
-		 homemsg_part_fn part, void *arg, int *skipped)
+int homemsg_sync(const char *prefix, const char *home, const char *id, const void *payload,
+		 size_t len, homemsg_part_fn part, void *arg, int *skipped)
 {
 	char topic[512];
 	int parts = 0;
@@ -24,9 +24,14 @@ int homemsg_sync(const char *prefix, const char *home, const void *payload, size
 	cJSON *o = cJSON_ParseWithLength(payload, len);
 	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type"));
 	const char *h = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "home"));
+	const char *aid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "id"));
 	if (!type || strcmp(type, "sync") != 0 || !h || strcmp(h, home) != 0) {
 		cJSON_Delete(o);
-		return -1;
+		return HOMEMSG_NOT_SYNC;
+	}
+	if (!aid || strcmp(aid, id) != 0) {
+		cJSON_Delete(o);
+		return HOMEMSG_OTHER_ID;
 	}
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "status");
 	if (v) {
@@ -36,9 +41,9 @@ int homemsg_sync(const char *prefix, const char *home, const void *payload, size
 	}
 	const cJSON *c;
 	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(o, "controllers")) {
-		const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
+		const char *cid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
 		/* The name becomes a topic level: "a/state" would land on another topic. */
-		if (!name_valid(id, NAME_LEN_MAX)) {
+		if (!name_valid(cid, NAME_LEN_MAX)) {
 			++*skipped;
 			continue;
 		}
@@ -47,7 +52,7 @@ int homemsg_sync(const char *prefix, const char *home, const void *payload, size
 			v = cJSON_GetObjectItemCaseSensitive(c, leaves[i]);
 			if (!v)
 				continue;
-			snprintf(topic, sizeof topic, "%s/%s/ctl/%s/%s", prefix, home, id, leaves[i]);
+			snprintf(topic, sizeof topic, "%s/%s/ctl/%s/%s", prefix, home, cid, leaves[i]);
 			part(arg, topic, v);
 			parts++;
 		}
@@ -59,7 +64,7 @@ int homemsg_sync(const char *prefix, const char *home, const void *payload, size
 				++*skipped;
 				continue;
 			}
-			snprintf(topic, sizeof topic, "%s/%s/ctl/%s/state/%s", prefix, home, id,
+			snprintf(topic, sizeof topic, "%s/%s/ctl/%s/state/%s", prefix, home, cid,
 				 st->string);
 			part(arg, topic, st);
 			parts++;

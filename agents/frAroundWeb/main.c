@@ -44,6 +44,8 @@ struct web {
 	struct shim *shim;
 	struct http *http;
 	char instance[33];
+	unsigned long sync_gen;    /* web_sync_all's asks: their id is web-<instance>-<sync_gen> */
+	char sync_id[64];          /* the id of the latest ask; only its answers are taken */
 	char client_id[64];
 	uint64_t started;
 	uint64_t beat_logged_at;   /* last line about a bad heartbeat (monotonic ms) */
@@ -81,13 +83,14 @@ static void web_sync_all(struct web *w)
 	}
 	if (n)
 		qsort(homes, (size_t)n, sizeof *homes, web_cmp_home);
+	snprintf(w->sync_id, sizeof w->sync_id, "web-%s-%lu", w->instance, ++w->sync_gen);
 	for (int i = 0; i < n; i++) {
 		if (i > 0 && strcmp(homes[i - 1], homes[i]) == 0)
 			continue;
 		snprintf(topic, sizeof topic, "%s/%s/sync", w->conf.prefix, homes[i]);
 		int len = snprintf(msg, sizeof msg,
-				   "{\"id\":\"web-%s\",\"reply_to\":\"%s/%s/reply/web-sync-%s\"}",
-				   w->instance, w->conf.prefix, homes[i], w->instance);
+				   "{\"id\":\"%s\",\"reply_to\":\"%s/%s/reply/web-sync-%s\"}",
+				   w->sync_id, w->conf.prefix, homes[i], w->instance);
 		if (mqtt_publish(w->mqtt, topic, msg, (size_t)len, 1, false, NULL, NULL, 0) == 0)
 			asked++;
 	}
@@ -125,7 +128,13 @@ static void web_on_sync(void *arg, const struct mqtt_msg *m)
 	int skipped;
 	if (!shimproto_topic_home(w->conf.prefix, m->topic, false, home))
 		return;
-	if (homemsg_sync(w->conf.prefix, home, m->payload, m->len, web_sync_part, w, &skipped) < 0) {
+	int rc = homemsg_sync(w->conf.prefix, home, w->sync_id, m->payload, m->len, web_sync_part,
+			      w, &skipped);
+	if (rc == HOMEMSG_OTHER_ID) {
+		log_info("sync: home %s: answer to an earlier ask ignored", home);
+		return;
+	}
+	if (rc < 0) {
 		log_warnx("%s: not a sync answer of home %s (docs/topics.md): ignored", m->topic, home);
 		return;
 	}

@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ms != -1 && (ms < 1000 || ms > 3600000))
 		abort();
 	int calls = 0, skipped = 0;
-	int parts = homemsg_sync("fr", "home1", data, size, check_part, &calls, &skipped);
+	int parts = homemsg_sync("fr", "home1", "s-1", data, size, check_part, &calls, &skipped);
 	if ((parts < 0 && calls != 0) || (parts >= 0 && parts != calls) || skipped < 0)
 		abort();
 	return 0;

@@ -103,4 +103,10 @@ fr_grep_log web "sync: home home1: state taken from its answer" || fr_fail "frAr
 seen fr/home1/reply/web-sync-w1 || fr_fail "no answer on frAroundWeb's sync reply topic"
 fr_grep_log web "sync: asked 2 homes for their state" || fr_fail "home1 (3 users) and home2 not asked once each: $(grep 'sync: asked' "$T/web.log")"
 fr_has_retained "$BPORT" fr/home1/ctl/c2/info && fr_fail "c2's info came back retained (the test proves nothing)"
+# An answer to an earlier ask (its id is not the latest, web-w1-<n>) is older than what came
+# since: ignored, logged.
+mosquitto_pub -p "$BPORT" -q 1 -t fr/home1/reply/web-sync-w1 \
+	-m '{"type":"sync","id":"web-w1-0","home":"home1","status":"online","controllers":[{"id":"c2","status":"offline"}]}'
+fr_wait 10 "the old answer logged" fr_grep_log web "sync: home home1: answer to an earlier ask ignored"
+[ "$(fr_json "$(list)" homes.0.controllers.0.status)" = online ] || fr_fail "an old sync answer was applied: $(list)"
 fr_ok "frAroundWeb: c2 online with its info from the sync answer alone: $(list)"
