@@ -34,7 +34,7 @@ const PORTS_DIR = mkdtempSync(join(tmpdir(), 'fr-browser-ports-'));
 const PORTS_USED = join(PORTS_DIR, 'ports');
 process.on('exit', () => rmSync(PORTS_DIR, { recursive: true, force: true }));
 async function freePort() {
-	const r = spawnSync('python3', [join(ROOT, 'tests/tools/free_port.py'), PORTS_USED], { encoding: 'utf8' });
+	const r = spawnSync('python3', [join(ROOT, 'tests/tools/free_port.py'), PORTS_USED, String(process.pid)], { encoding: 'utf8' });
 	if (r.status !== 0) throw new Error(`free_port.py: ${r.stderr}`);
 	return Number(r.stdout.trim());
 }

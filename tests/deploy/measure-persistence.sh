@@ -16,7 +16,7 @@ COUNTS=("${@:-1000 10000 30000}")
 read -r -a COUNTS <<<"${COUNTS[*]}"
 T=$(mktemp -d /tmp/fr-persist.XXXXXX)
 trap 'kill $(cat "$T"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$T"' EXIT
-port() { python3 "$FR_SRC/tests/tools/free_port.py" "$T/.ports"; }
+port() { python3 "$FR_SRC/tests/tools/free_port.py" "$T/.ports" "$$"; }
 interval=${FR_AUTOSAVE_INTERVAL:-$(sed -n 's/^autosave_interval //p' "$FR_SRC/broker/mosquitto.conf.in")}
 onchanges=$(sed -n 's/^autosave_on_changes //p' "$FR_SRC/broker/mosquitto.conf.in")
 

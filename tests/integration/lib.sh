@@ -30,6 +30,12 @@ fr_teardown() {
 		for _ in $(seq 50); do fr_is_child "$pid" || break; sleep 0.1; done
 		fr_is_child "$pid" && kill -KILL "$pid" 2>/dev/null
 	done
+	# This test's port reservations (tests/tools/free_port.py), now that its servers are gone.
+	local p
+	for p in $(cat "$T/.ports" 2>/dev/null); do
+		[ "$(cat "${FR_PORT_DIR:-/tmp/fr-ports}/$p" 2>/dev/null)" = "$$" ] &&
+			rm -f "${FR_PORT_DIR:-/tmp/fr-ports}/$p"
+	done
 	if [ "$rc" -ne 0 ] || [ "$FR_FAILED" -ne 0 ]; then
 		# one level down too: the demo (and other nested setups) keep their daemons' logs there
 		for f in "$T"/*.log "$T"/*/logs/*.log; do
@@ -50,7 +56,7 @@ fr_ok() { fr_log "ok: $*"; }
 # A free TCP/UDP port on loopback below the ephemeral range, never one this test was given
 # before (tests/tools/free_port.py says why both).
 fr_free_port() {
-	python3 "$FR_SRC/tests/tools/free_port.py" "$T/.ports"
+	python3 "$FR_SRC/tests/tools/free_port.py" "$T/.ports" "$$"
 }
 
 # fr_start NAME CMD...: runs CMD in the background, output in $T/NAME.log, pid in $T/NAME.pid.

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -17,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +42,40 @@ struct test_broker {
 /* A free loopback port below the kernel's ephemeral range (32768-60999): one from that range can
  * become another test's outgoing source port before our broker binds it (EADDRINUSE, seen in CI
  * beside the hostile floods). */
+/* Reserves p machine-wide for this process as tests/tools/free_port.py does (a file per port in
+ * $FR_PORT_DIR or /tmp/fr-ports with the owner's pid, under its lock): false if a live process
+ * holds it. Scripts of another ./fr test beside this one pick from the same range. */
+static inline bool test_port_reserve(uint16_t p)
+{
+	const char *d = getenv("FR_PORT_DIR") ? getenv("FR_PORT_DIR") : "/tmp/fr-ports";
+	char path[256], buf[32];
+	mkdir(d, 01777);
+	snprintf(path, sizeof path, "%s/.lock", d);
+	int lk = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+	if (lk < 0)
+		return true;   /* no shared directory: only the bind check */
+	flock(lk, LOCK_EX);
+	bool ok = false;
+	snprintf(path, sizeof path, "%s/%u", d, p);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		pid_t owner = n > 0 ? (pid_t)atoi((buf[n] = '\0', buf)) : 0;
+		if (owner > 0 && (kill(owner, 0) == 0 || errno == EPERM))
+			goto out;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		dprintf(fd, "%d\n", (int)getpid());
+		close(fd);
+	}
+	ok = true;
+out:
+	close(lk);   /* drops the lock */
+	return ok;
+}
+
 static inline uint16_t test_free_port(void)
 {
 	static pid_t seeded_for;   /* Check forks each test: seed in every process, or all pick alike */
@@ -54,7 +91,7 @@ static inline uint16_t test_free_port(void)
 		ck_assert_int_ge(fd, 0);
 		int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
 		close(fd);
-		if (rc == 0)
+		if (rc == 0 && test_port_reserve(p))
 			return p;
 	}
 	ck_abort_msg("no free port in 20000-32767");
