@@ -232,12 +232,12 @@ cluster_add_user() {
 	local u=$1 homes
 	homes=$(printf '%s' "$2" | tr ',' '|')
 	cluster_account "$u" "$u|$u:.*|web-$u-[^-]+" \
-		"^(fr\\.($homes)\\.(ctl\\.[^.]+\\.cmd|display|ha\\.[^.]+\\.[^.]+\\.set)|homeassistant\\.status)\$" \
+		"^(fr\\.($homes)\\.(ctl\\.[^.]+\\.cmd|sync|display|ha\\.[^.]+\\.[^.]+\\.set)|homeassistant\\.status)\$" \
 		"^(fr\\.($homes)\\..*|homeassistant\\.[^.]+\\.fr_($homes)\\..*)\$"
 }
 cluster_add_web() {
 	cluster_account fr-web "frAroundWeb-.*|fr-web|fr-web:.*" \
-		'^fr\.[^.]+\.(ctl\.[^.]+\.cmd|display)$' '^fr\..*$'
+		'^fr\.[^.]+\.(ctl\.[^.]+\.cmd|sync|display)$' '^fr\..*$'
 }
 
 # cluster_listeners_loopback: every socket the nodes and their epmd listen on is a loopback one.
