@@ -6,7 +6,8 @@
 # over MQTT-over-WebSocket with protocolVersion 4, and frAroundWeb's shim (a real frAroundWeb,
 # uri list, version "auto"; probe.py shimreq on its shim). After 100 commands were acknowledged,
 # the broker frMhs is connected to is SIGKILLed; right then a page-like mqtt.js client connects
-# (subscribes fr/home1/#, asks fr/home1/sync with reply_to, as docs/topics.md tells consumers).
+# (subscribes fr/home1/#, asks fr/home1/sync with reply_to, as docs/topics.md tells consumers);
+# another one, connected since before the kill, watches the home's status and heartbeats.
 #
 #   03-requesters.sh [cluster]   a 3-node RabbitMQ 3.10 cluster (tests/cluster/cluster.sh, MQTT
 #                                3.1.1 only, mirrored session queues): frMhs on node 1; paho and
@@ -23,7 +24,8 @@
 # allowed only marked "duplicate": true or as the same message delivered again (QoS 1: frMhs
 # sends again a reply the broker had not acknowledged when it died; docs/topics.md); every action ran exactly once (the action appends its
 # tag to a file per run); frMhs reconnects by itself (in the cluster: to node 2 or 3); the page
-# gets the home's and the controller's true status (online). Printed (FIGURES): answers,
+# gets the home's and the controller's true status (online); the page that stayed hears the
+# home's next heartbeat and never reads it or its controller offline. Printed (FIGURES): answers,
 # extra answers, retries, the time from the kill to frMhs's reconnect, to each requester's next
 # final answer and its longest silence, and to the page's true status.
 . "$(dirname "$0")/../integration/lib.sh"
@@ -95,8 +97,13 @@ fr_secret "$T/home.secret"
 APORT=$(fr_free_port)
 fr_mhs_conf home1 "$APORT" 1
 sed -i "s|^mqtt = .*|mqtt = { uri = [$MHS_URIS]; version = \"auto\"; username = \"home-home1\"; password_file = \"$PW_HOME\"; backoff_min = 0.1; backoff_max = 1; };|" "$T/mhs.conf"
+# Beats every 2 s (default 30): the page that stays connected hears one soon after the kill
+# also when it reconnected after frMhs's beat at its own reconnect (one Mosquitto).
+echo 'heartbeat_interval = 2;' >>"$T/mhs.conf"
 "$FR_BIN/frMhs" --check-config -c "$T/mhs.conf" >/dev/null || fr_fail "frMhs rejects its config"
 fr_start mhs "$FR_BIN/frMhs" -f -v -c "$T/mhs.conf"
+# frMhs subscribed before frAroundWeb asks fr/home1/sync (a sync nobody subscribes to is gone).
+fr_wait 60 "frMhs connected" fr_grep_log mhs "connected as frMhs-home1"
 fr_mhc_conf c1 127.0.0.2 "$APORT"
 fr_start c1 "$FR_BIN/frMhc" -f -v -c "$T/c1.conf"
 SHIM=$(fr_free_port)
@@ -104,7 +111,6 @@ fr_web_conf 1 "$SHIM" "$(fr_free_port)" "" 'instance = "w1";'
 sed -i "s|^mqtt = .*|mqtt = { uri = [$WEB_URIS]; version = \"auto\"; username = \"fr-web\"; password_file = \"$PW_WEB\"; backoff_min = 0.1; backoff_max = 1; };|" "$T/web.conf"
 "$FR_BIN/frAroundWeb" --check-config -c "$T/web.conf" >/dev/null || fr_fail "frAroundWeb rejects its config"
 fr_start web "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"
-fr_wait 60 "frMhs connected" fr_grep_log mhs "connected as frMhs-home1"
 fr_wait 60 "frAroundWeb connected" fr_grep_log web "connected as frAroundWeb-w1"
 MHS_FIRST=$(grep -o 'mqtt://[0-9.:]*: connected as frMhs-home1 ([^)]*)' "$T/mhs.log" | head -n1)
 WEB_FIRST=$(grep -o 'mqtt://[0-9.:]*: connected as frAroundWeb-w1 ([^)]*)' "$T/web.log" | head -n1)
@@ -126,6 +132,11 @@ if [ "$MODE" = mosquitto ]; then
 	fr_wait 30 "the broker saved its sessions" saved
 fi
 
+# --- a page that stays connected through the kill (node 3) --------------------------------
+fr_start watch env MQTT_JS="$MQTT_JS" FR_USER=alice FR_PW_FILE="$PW_ALICE" FR_CLIENT_ID=alice:watch BOUND=200 \
+	WATCH="$T/watch-end" node "$FR_SRC/tests/cluster/jsclient.js" page "$WS_URL" home1 c1
+fr_wait 60 "the watching page knows the status" grep -q '^TRUE' "$T/watch.log"
+
 # --- the requesters --------------------------------------------------------------------------
 retry_py=() retry_env=""
 if [ -n "$RETRY" ]; then retry_py=(--reconnect --retry "$RETRY"); retry_env=$RETRY; fi
@@ -140,7 +151,7 @@ mosq_pub() {
 		-m '{"id":"m'"$1"'","action":"rec","args":{"tag":"m'"$1"'"},"reply_to":"fr/home1/reply/alice/mosq"}' 2>/dev/null
 }
 mosq_requester() {
-	local i end asked=() missing id
+	local i end asked=() t pending id how
 	for ((i = 0; i < EACH; i++)); do
 		end=$((SECONDS + 60))
 		until mosq_pub "$i"; do
@@ -151,16 +162,23 @@ mosq_requester() {
 		echo "SENT $i"
 		sleep "$(awk -v r="$RATE" 'BEGIN { print 1 / r }')"
 	done
-	[ -n "$RETRY" ] || return 0
 	end=$((SECONDS + 90))
 	while [ "$SECONDS" -lt "$end" ]; do
-		missing=$($PY "$FR_SRC/tests/cluster/probe.py" tally "$T/msub.log" "$EACH" --prefix m | sed 's/^RESULT //' | jq -r '.missing')
-		[ "$missing" = 0 ] && return 0
-		for ((i = 0; i < EACH; i++)); do
-			id=m$i
-			grep -q "\"type\":\"result\",\"id\":\"$id\"\|\"id\":\"$id\"[^}]*\"type\":\"result\"" "$T/msub.log" && continue
-			[ $((SECONDS - asked[i])) -gt "$RETRY" ] || continue
-			mosq_pub "$i" && { asked[i]=$SECONDS; echo "RETRIED $i"; }
+		t=$($PY "$FR_SRC/tests/cluster/probe.py" tally "$T/msub.log" "$EACH" --prefix m | sed 's/^RESULT //')
+		[ "$(jq -r .missing <<<"$t")" = 0 ] && return 0
+		pending=" $(jq -r '.retry_pending | join(" ")' <<<"$t") "
+		for id in $(jq -r '.missing_ids[]' <<<"$t"); do
+			i=${id#m}
+			# Answered only with "retry": true (busy, offline, ...): asked again after 1 s;
+			# with RETRY, one without any answer after that long.
+			if [[ "$pending" == *" $id "* ]]; then
+				[ $((SECONDS - asked[i])) -ge 1 ] || continue
+				how=RETRIED_AFTER_RETRY
+			else
+				[ -n "$RETRY" ] && [ $((SECONDS - asked[i])) -gt "$RETRY" ] || continue
+				how=RETRIED
+			fi
+			mosq_pub "$i" && { asked[i]=$SECONDS; echo "$how $i"; }
 		done
 		sleep 1
 	done
@@ -205,12 +223,19 @@ fi
 MHS_AFTER=$(awk -v a="$(ms_of_day "${line%% *}")" -v k="$(ms_of_day "$(date -d "@${KILL_NS:0:10}.${KILL_NS:10:3}" +%H:%M:%S.%3N)")" \
 	'BEGIN { d = a - k; if (d < 0) d += 86400000; printf "%.2f", d / 1000 }')
 MHS_NOW=$(grep -o 'mqtt://[0-9.:]*: connected as frMhs-home1 ([^)]*)' <<<"$line")
+fr_wait 30 "frMhs's session flag" bash -c "[ \$(grep -c 'broker connected (session' '$T/mhs.log') -ge 2 ]"
+MHS_SESSION=$(grep -o 'broker connected (session [a-z]*)' "$T/mhs.log" | sed -n '2s/.*(\(.*\))/\1/p')
+# Its session (subscriptions, commands queued while it was away) was kept: mirrored on the
+# cluster, saved by Mosquitto.
+[ "$MHS_SESSION" = "session resumed" ] || fr_fail "frMhs's session was not kept: '$MHS_SESSION'"
 
 for k in $KINDS page; do
 	fr_wait 150 "$k finished" fr_proc_gone "$(fr_pid "$k")"
 	wait "$(fr_pid "$k")" 2>/dev/null
 done
 fr_stop msub
+touch "$T/watch-end"
+fr_wait 30 "the watching page finished" fr_proc_gone "$(fr_pid watch)"
 res() { sed -n 's/^RESULT //p' "$T/$1.log" | tail -n1; }
 KILL_MS=$((KILL_NS / 1000000))
 tally() { $PY "$FR_SRC/tests/cluster/probe.py" tally "$1" "$EACH" --prefix "$2" --kill-ms "$KILL_MS" | sed 's/^RESULT //'; }
@@ -241,14 +266,17 @@ for k in $KINDS; do
 	[ "$(jq -r .answered <<<"$t")" = "$want" ] || fr_fail "$k: ids without a final answer: $t"
 	[ "$(jq -r '.statuses.ok // 0' <<<"$t")" = "$want" ] || fr_fail "$k: not every final answer is ok: $t"
 	[ "$(jq -r .extra_not_marked_duplicate <<<"$t")" = 0 ] || fr_fail "$k: an extra final answer not marked duplicate: $t"
-	figures="$figures $k: $(jq -r .answered <<<"$t")/$EACH answered, extra final answers $(jq -r .extra_answers <<<"$t") ($(jq -r .extra_copies <<<"$t") the same message again),"
+	figures="$figures $k: $(jq -r .answered <<<"$t")/$EACH answered, extra final answers $(jq -r .extra_answers <<<"$t") ($(jq -r .extra_copies <<<"$t") the same message again, the latest $(jq -r .copies_latest_s <<<"$t") s after the first),"
 	figures="$figures first answer $(jq -r .first_after_kill_s <<<"$t") s after the kill, longest silence $(jq -r .longest_silence_after_kill_s <<<"$t") s;"
 done
 [ "$(jq -r .requests_distinct <<<"$shim_r")" = "$((EACH - SHIM_TIMEOUTS))" ] || fr_fail "shim: not one command id per request: $shim_r"
-retries="paho $(jq -r '.retried // 0' <<<"$(res paho)"), mosquitto $(grep -c '^RETRIED' "$T/mosq.log"), mqtt.js $(jq -r '.retried // 0' <<<"$(res js)")"
+retries="paho $(jq -r '.retried // 0' <<<"$(res paho)"), mosquitto $(grep -c '^RETRIED ' "$T/mosq.log"), mqtt.js $(jq -r '.retried // 0' <<<"$(res js)")"
 if [ -z "$RETRY" ]; then
-	[ "$retries" = "paho 0, mosquitto 0, mqtt.js 0" ] || fr_fail "requests were asked again: $retries"
+	[ "$retries" = "paho 0, mosquitto 0, mqtt.js 0" ] || fr_fail "requests without an answer were asked again: $retries"
 fi
+retry_answers=""
+for k in $KINDS; do retry_answers="$retry_answers $k $(jq -r '.retry_answers' <<<"${TL[$k]}") $(jq -c '.retry_statuses' <<<"${TL[$k]}"),"; done
+asked_again="paho $(jq -r '.retried_after_retry // 0' <<<"$(res paho)"), mosquitto $(grep -c '^RETRIED_AFTER_RETRY' "$T/mosq.log"), mqtt.js $(jq -r '.retried_after_retry // 0' <<<"$(res js)"), shim $(jq -r '.asked_again // 0' <<<"$shim_r") (a new request)"
 
 # Every action ran once: the action appends its tag per run. An answered id ran exactly once;
 # a shim request that timed out (above) ran at most once.
@@ -272,5 +300,12 @@ PAGE_SYNC=$(jq -r 'if .sync_answer_ms then .sync_answer_ms else empty end' <<<"$
 [ -n "$PAGE_SYNC" ] || fr_fail "the page's fr/home1/sync got no answer: $pg"
 PAGE_SYNC=$(awk -v t="$PAGE_SYNC" -v k="$KILL_MS" 'BEGIN { printf "%.2f", (t - k) / 1000 }')
 
-fr_log "FIGURES ($MODE): $N commands ($EACH each from paho, mosquitto clients, mqtt.js over web-MQTT, the shim), $SENT_AT_KILL acknowledged when the broker frMhs used was SIGKILLed; actions run $runs, none twice; asked again (same id): $retries; shim requests ended by timeout: $SHIM_TIMEOUTS; frMhs ${MHS_AFTER} s after the kill: '$MHS_NOW';$figures page (connected after the kill on $WS_URL): true status ${PAGE_TRUE} s after the kill, sync answer ${PAGE_SYNC} s; test $((SECONDS - T0)) s"
+# The page that stayed: the home's next heartbeat after the kill (frMhs beats at once after a
+# reconnect), and never offline (no will: frMhs did not die).
+WATCH_BEAT=$(awk -v k="$KILL_MS" '$1 == "BEAT" && $2 > k { printf "%.2f", ($2 - k) / 1000; exit }' "$T/watch.log")
+[ -n "$WATCH_BEAT" ] || fr_fail "the page that stayed connected heard no heartbeat after the kill: $(res watch)"
+if awk -v k="$KILL_MS" '($1 == "HOME" || $1 == "CTL") && $2 != "online" && $3 > k { f = 1 } END { exit !f }' "$T/watch.log"; then
+	fr_fail "the page that stayed connected read a status other than online after the kill: $(grep -E '^(HOME|CTL)' "$T/watch.log" | tr '\n' ' ')"
+fi
+fr_log "FIGURES ($MODE): $N commands ($EACH each from paho, mosquitto clients, mqtt.js over web-MQTT, the shim), $SENT_AT_KILL acknowledged when the broker frMhs used was SIGKILLed; actions run $runs, none twice; asked again (same id) for want of an answer: $retries; answers with \"retry\": true:$retry_answers asked again after them: $asked_again; shim requests ended by timeout: $SHIM_TIMEOUTS; frMhs ${MHS_AFTER} s after the kill: '$MHS_NOW', $MHS_SESSION;$figures page (connected after the kill on $WS_URL): true status ${PAGE_TRUE} s after the kill, sync answer ${PAGE_SYNC} s; the page connected throughout (same URL): the next heartbeat ${WATCH_BEAT} s after the kill, never offline; test $((SECONDS - T0)) s"
 fr_ok "$MODE: every requester kind got one final answer per id through the broker's death, none ran twice, frMhs came back by itself, the page saw the true status"

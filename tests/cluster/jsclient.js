@@ -13,7 +13,9 @@
 //                          subscribes fr/HOME/# (QoS 1; a RabbitMQ never sends retained messages
 //                          to it), then asks fr/HOME/sync with reply_to; keeps the home's and
 //                          CTL's status from the sync answer and the live messages, and reports
-//                          when both were known online (TRUE <unix ms>), within BOUND s
+//                          when both were known online (TRUE <unix ms>), within BOUND s; with
+//                          WATCH (a file name) it goes on, printing each status and heartbeat
+//                          with its time (HOME, CTL, BEAT lines), until that file exists
 //
 // Options as environment variables: FR_USER, FR_PW_FILE, FR_CLIENT_ID, REPLY, PREFIX, RATE,
 // BOUND, ANSWERS, RETRY; MQTT_JS (the mqtt module's directory).
@@ -61,9 +63,12 @@ function requests(topic, n) {
 		if (p && p.type === 'result' && asked.has(p.id)) {
 			if (!finals.has(p.id)) finals.set(p.id, []);
 			finals.get(p.id).push(p);
-			if (finals.size === n && !c._frDone) { c._frDone = true; setTimeout(() => finish('all'), 1000); }
+			if (ids.every((id) => outcome(id)) && !c._frDone) { c._frDone = true; setTimeout(() => finish('all'), 1000); }
 		}
 	});
+	// The outcome: the first final answer without "retry": true (docs/topics.md, Replies).
+	const outcome = (id) => (finals.get(id) || []).find((f) => f.retry !== true);
+	let retriedAfterRetry = 0;
 	const ask = (id, i) => {
 		asked.set(id, now());
 		const req = { id, action: 'rec', args: { tag: id }, reply_to: reply, progress: true };
@@ -87,30 +92,34 @@ function requests(topic, n) {
 			}, 1000 / rate);
 		});
 	});
-	if (retry > 0) {
-		setInterval(() => {
-			if (!c.connected) return;
-			for (const id of ids) {
-				if (asked.has(id) && !finals.has(id) && now() - asked.get(id) > retry) { ask(id); retried++; }
-			}
-		}, 200);
-	}
+	// Asked again, the same id (never runs twice): an id whose answers all said "retry": true
+	// after 1 s; with RETRY, one without any answer after that long.
+	setInterval(() => {
+		if (!c.connected) return;
+		for (const id of ids) {
+			if (!asked.has(id) || outcome(id)) continue;
+			if (finals.has(id) && now() - asked.get(id) > 1000) { ask(id); retriedAfterRetry++; }
+			else if (!finals.has(id) && retry > 0 && now() - asked.get(id) > retry) { ask(id); retried++; }
+		}
+	}, 200);
 	function finish(why) {
 		clearTimeout(give);
 		const extra = [];
 		const statuses = {};
-		for (const v of finals.values()) {
-			statuses[v[0].status] = (statuses[v[0].status] || 0) + 1;
-			extra.push(...v.slice(1));
+		for (const id of ids) {
+			const o = outcome(id);
+			if (o) statuses[o.status] = (statuses[o.status] || 0) + 1;
+			extra.push(...(finals.get(id) || []).filter((f) => f !== o));
 		}
-		const missing = ids.filter((id) => !finals.has(id));
+		const missing = ids.filter((id) => !outcome(id));
 		out('RESULT', {
-			sent: n, puback: acked, answered: finals.size, missing: missing.length,
+			sent: n, puback: acked, answered: n - missing.length, missing: missing.length,
 			missing_first: missing.slice(0, 5), statuses, extra_answers: extra.length,
-			// not marked duplicate and not the same message again (QoS 1 redelivery)
-			extra_not_marked_duplicate: [...finals.values()].reduce((n, v) => n + v.slice(1).filter((f, i) =>
-				f.duplicate !== true && !v.slice(0, i + 1).some((g) => JSON.stringify(g) === JSON.stringify(f))).length, 0),
-			retried, connects, ended: why, answers_s: ((now() - t0) / 1000).toFixed(2),
+			// not marked duplicate or retry, and not the same message again (QoS 1 redelivery)
+			extra_not_marked_duplicate: [...finals.entries()].reduce((n, [id, v]) => n + v.filter((f, i) =>
+				f !== outcome(id) && f.duplicate !== true && f.retry !== true &&
+				!v.slice(0, i).some((g) => JSON.stringify(g) === JSON.stringify(f))).length, 0),
+			retried, retried_after_retry: retriedAfterRetry, connects, ended: why, answers_s: ((now() - t0) / 1000).toFixed(2),
 		});
 		c.end(true, () => process.exit(0));
 		setTimeout(() => process.exit(0), 2000);
@@ -124,11 +133,17 @@ function page(home, ctl) {
 	let connects = 0, trueAt = null;
 	const c = connect();
 	const give = setTimeout(() => finish(), bound);
+	// WATCH: keep watching (printing HOME, CTL and BEAT lines with their time) until that file
+	// exists, instead of ending once the status is known.
+	const watch = env('WATCH', '');
+	if (watch) {
+		const poll = setInterval(() => { if (fs.existsSync(watch)) { clearInterval(poll); finish(); } }, 100);
+	}
 	const check = () => {
 		if (trueAt === null && st.home === 'online' && st.ctl === 'online') {
 			trueAt = now();
 			console.log('TRUE ' + trueAt);
-			setTimeout(finish, 500);
+			if (!watch) setTimeout(finish, 500);
 		}
 	};
 	c.on('connect', () => {
@@ -143,9 +158,9 @@ function page(home, ctl) {
 	});
 	c.on('message', (t, payload) => {
 		const s = payload.toString();
-		if (t === `fr/${home}/status`) st.home = s;
-		else if (t === `fr/${home}/ctl/${ctl}/status`) st.ctl = s;
-		else if (t === `fr/${home}/heartbeat`) st.heartbeats++;
+		if (t === `fr/${home}/status`) { st.home = s; console.log(`HOME ${s} ${now()}`); }
+		else if (t === `fr/${home}/ctl/${ctl}/status`) { st.ctl = s; console.log(`CTL ${s} ${now()}`); }
+		else if (t === `fr/${home}/heartbeat`) { st.heartbeats++; console.log(`BEAT ${now()}`); }
 		else if (t === reply) {
 			let p;
 			try { p = JSON.parse(s); } catch (e) { return; }
@@ -158,7 +173,10 @@ function page(home, ctl) {
 		}
 		check();
 	});
+	let ended = false;
 	function finish() {
+		if (ended) return;
+		ended = true;
 		clearTimeout(give);
 		out('RESULT', {
 			home: st.home, ctl: st.ctl, true_at_ms: trueAt, sync_answer_ms: st.sync,

@@ -280,29 +280,46 @@ def final_answers(msgs, ids):
     return finals
 
 
+def outcome(v):
+    """The outcome among an id's final answers V: the first without "retry": true (an answer
+    with it -- busy, offline, lost, expired from frMhs, a refusal before any run -- is not the
+    request's outcome: the same id asked again is tried again; docs/topics.md, Replies)."""
+    return next((f for f in v if f.get("retry") is not True), None)
+
+
 def finals_report(finals, ids):
     statuses = {}
-    for v in finals.values():
-        st = str(v[0].get("status"))
-        statuses[st] = statuses.get(st, 0) + 1
-    # An extra final answer is either frMhs's answer to a repeated id, marked "duplicate": true,
-    # or the same message delivered again (MQTT QoS 1 is at least once: frMhs sends again what
-    # the broker had not acknowledged when the connection broke; docs/topics.md, "Replies").
-    # Anything else is a second answer.
+    outcomes = {}
+    for rid, v in finals.items():
+        o = outcome(v)
+        if o is not None:
+            outcomes[rid] = o
+            st = str(o.get("status"))
+            statuses[st] = statuses.get(st, 0) + 1
+    # Besides the outcome an id may get: answers with "retry": true (then the requester asks
+    # again, the same id); frMhs's answer to a repeated id, marked "duplicate": true; the same
+    # message delivered again (MQTT QoS 1 is at least once: frMhs sends again what the broker
+    # had not acknowledged when the connection broke; docs/topics.md, "Replies"). Anything else
+    # is a second answer.
     copies = 0
+    retries = 0
     other = 0
-    for v in finals.values():
-        for i, f in enumerate(v[1:], 1):
-            if f.get("duplicate") is True:
-                continue
+    for rid, v in finals.items():
+        for i, f in enumerate(v):
             if f in v[:i]:
                 copies += 1
-            else:
+            elif f.get("retry") is True:
+                retries += 1
+            elif f is not outcomes.get(rid) and f.get("duplicate") is not True:
                 other += 1
-    extra = [f for v in finals.values() for f in v[1:]]
-    missing = [r for r in ids if r not in finals]
-    return {"answered": len(finals), "missing": len(missing), "missing_first": missing[:5],
-            "statuses": statuses, "extra_answers": len(extra), "extra_copies": copies,
+    extra = sum(len(v) for v in finals.values()) - len(outcomes)
+    missing = [r for r in ids if r not in outcomes]
+    return {"answered": len(outcomes), "missing": len(missing), "missing_first": missing[:5],
+            "missing_ids": missing,
+            "retry_pending": [r for r in missing if finals.get(r)], "statuses": statuses, "extra_answers": extra,
+            "extra_copies": copies, "retry_answers": retries,
+            "retry_statuses": sorted({str(f.get("status")) for v in finals.values() for f in v
+                                      if f.get("retry") is True}),
             "extra_not_marked_duplicate": other}
 
 
@@ -368,22 +385,32 @@ def cmd_requests(a):
         time.sleep(1.0 / a.rate)
     t_sent = time.time()
     end = time.time() + a.bound
+    retried_after_retry = 0
     while time.time() < end:
         finals = answered()
-        if len(finals) == a.n:
+        if sum(1 for v in finals.values() if outcome(v)) == a.n:
             break
-        if a.retry:
-            for rid in ids:
-                if rid not in finals and time.time() - asked[rid] > a.retry and c.c.is_connected():
-                    ask(rid)   # the same id: never runs twice (docs/topics.md)
-                    retried += 1
+        for rid in ids:
+            v = finals.get(rid, [])
+            if outcome(v) or not c.c.is_connected():
+                continue
+            # The same id asked again: never runs twice (docs/topics.md).
+            if v and time.time() - asked[rid] > 1:
+                ask(rid)   # its answers so far all said "retry": true
+                retried_after_retry += 1
+            elif not v and a.retry and time.time() - asked[rid] > a.retry:
+                ask(rid)   # no answer at all
+                retried += 1
         time.sleep(0.1)
     time.sleep(1)  # late repeats of an answer
     finals = answered()
     closed = c.closed.is_set()
     c.stop()
     r = finals_report(finals, ids)
-    r.update({"sent": a.n, "puback": acked, "retried": retried, "connects": c.connects,
+    r.pop("missing_ids")
+    r.pop("retry_pending")
+    r.update({"sent": a.n, "puback": acked, "retried": retried,
+              "retried_after_retry": retried_after_retry, "connects": c.connects,
               "closed_by_broker": closed, "send_s": round(t_sent - t0, 2),
               "answers_s": round(time.time() - t0, 2)})
     out("RESULT", r)
@@ -419,7 +446,7 @@ def cmd_shimreq(a):
                 m = json.loads(line)
             except ValueError:
                 continue
-            rid = m.get("id")
+            rid = str(m.get("id")).split("~")[0]   # s5, or s5~2: its second ask
             if rid not in ids or "ok" not in m:
                 continue   # progress events
             if m["ok"] and isinstance(m.get("result"), dict):
@@ -427,25 +454,51 @@ def cmd_shimreq(a):
                 finals.setdefault(rid, []).append(r)
                 if answers:
                     answers.write("%.6f %s\n" % (time.time(), json.dumps(r)))
+                # Not the outcome, and not run (busy, offline: docs/topics.md): asked again.
+                # The shim makes a new command id per request, so never after "lost" (which
+                # may have run): that stays the answer.
+                if r.get("retry") is True and r.get("status") in ("busy", "offline"):
+                    again.append((time.time() + 1, rid))
             else:
                 errors[rid] = m.get("error")
+    again = []
+    asks = {}
+
+    def ask(rid):
+        asks[rid] = asks.get(rid, 0) + 1
+        sid = rid if asks[rid] == 1 else "%s~%d" % (rid, asks[rid])
+        send({"id": sid, "op": "request", "home": a.home, "ctl": a.ctl, "action": a.action,
+              "args": {"tag": rid}, "timeout": 5, "wait": a.wait})
+
+    def ask_again():
+        while again and again[0][0] <= time.time():
+            ask(again.pop(0)[1])
+
     th = threading.Thread(target=reader, daemon=True)
     th.start()
     t0 = time.time()
     for i, rid in enumerate(ids):
-        send({"id": rid, "op": "request", "home": a.home, "ctl": a.ctl, "action": a.action,
-              "args": {"tag": rid}, "timeout": 5, "wait": a.wait})
+        ask(rid)
         print("SENT", i, flush=True)
+        ask_again()
         time.sleep(1.0 / a.rate)
     t_sent = time.time()
     end = time.time() + a.bound
-    while time.time() < end and len(finals) + len(errors) < a.n:
+
+    def done():
+        return sum(1 for rid in ids if outcome(finals.get(rid, [])) or rid in errors)
+    while time.time() < end and done() < a.n:
+        ask_again()
         time.sleep(0.1)
     time.sleep(1)
     s.close()
     r = finals_report(finals, ids)
+    r.pop("missing_ids")
+    r.pop("retry_pending")
+    outs = [outcome(v) for v in finals.values() if outcome(v)]
     r.update({"sent": a.n, "errors": len(errors), "errors_first": list(errors.items())[:5],
-              "requests_distinct": len({v[0].get("request") for v in finals.values()}),
+              "asked_again": sum(asks.values()) - len(asks),
+              "requests_distinct": len({o.get("request") for o in outs}),
               "send_s": round(t_sent - t0, 2), "answers_s": round(time.time() - t0, 2)})
     out("RESULT", r)
     return 0
@@ -455,6 +508,7 @@ def cmd_tally(a):
     ids = ["%s%d" % (a.prefix, i) for i in range(a.n)]
     idset = set(ids)
     times = []
+    times_all = []
     msgs = []
     with open(a.file, "rb") as f:
         for line in f:
@@ -464,9 +518,21 @@ def cmd_tally(a):
             except ValueError:
                 continue
             msgs.append(payload)
+            times_all.append(t)
             if final_answers([payload], idset):
                 times.append(t)
     r = finals_report(final_answers(msgs, idset), ids)
+    # How late the copies came (QoS 1 redeliveries): seconds after the first of each.
+    first = {}
+    late = []
+    for t, payload in zip(times_all, msgs):
+        for rid, v in final_answers([payload], idset).items():
+            key = (rid, json.dumps(v[0], sort_keys=True))
+            if key in first:
+                late.append(t - first[key])
+            else:
+                first[key] = t
+    r["copies_latest_s"] = round(max(late), 3) if late else None
     if a.kill_ms is not None:
         k = a.kill_ms / 1000.0
         after = [t for t in times if t > k]
