@@ -266,7 +266,7 @@ for k in $KINDS; do
 	[ "$(jq -r .answered <<<"$t")" = "$want" ] || fr_fail "$k: ids without a final answer: $t"
 	[ "$(jq -r '.statuses.ok // 0' <<<"$t")" = "$want" ] || fr_fail "$k: not every final answer is ok: $t"
 	[ "$(jq -r .extra_not_marked_duplicate <<<"$t")" = 0 ] || fr_fail "$k: an extra final answer not marked duplicate: $t"
-	figures="$figures $k: $(jq -r .answered <<<"$t")/$EACH answered, extra final answers $(jq -r .extra_answers <<<"$t") ($(jq -r .extra_copies <<<"$t") the same message again, the latest $(jq -r .copies_latest_s <<<"$t") s after the first),"
+	figures="$figures $k: $(jq -r .answered <<<"$t")/$EACH answered, extra final answers $(jq -r .extra_answers <<<"$t") ($(jq -r .extra_copies <<<"$t") the same message again, the latest $(jq -r .copies_latest_s <<<"$t") s after the first, arriving $(jq -c .copies_arrived_s <<<"$t") s after the kill),"
 	figures="$figures first answer $(jq -r .first_after_kill_s <<<"$t") s after the kill, longest silence $(jq -r .longest_silence_after_kill_s <<<"$t") s;"
 done
 [ "$(jq -r .requests_distinct <<<"$shim_r")" = "$((EACH - SHIM_TIMEOUTS))" ] || fr_fail "shim: not one command id per request: $shim_r"

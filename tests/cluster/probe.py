@@ -525,11 +525,13 @@ def cmd_tally(a):
     # How late the copies came (QoS 1 redeliveries): seconds after the first of each.
     first = {}
     late = []
+    copy_at = []
     for t, payload in zip(times_all, msgs):
         for rid, v in final_answers([payload], idset).items():
             key = (rid, json.dumps(v[0], sort_keys=True))
             if key in first:
                 late.append(t - first[key])
+                copy_at.append(t)
             else:
                 first[key] = t
     r["copies_latest_s"] = round(max(late), 3) if late else None
@@ -537,6 +539,8 @@ def cmd_tally(a):
         k = a.kill_ms / 1000.0
         after = [t for t in times if t > k]
         r["first_after_kill_s"] = round(after[0] - k, 3) if after else None
+        # When the copies arrived: before or after the publisher of the answers reconnected.
+        r["copies_arrived_s"] = [round(min(copy_at) - k, 3), round(max(copy_at) - k, 3)] if copy_at else None
         gaps = [y - x for x, y in zip([k] + after, after)]
         r["longest_silence_after_kill_s"] = round(max(gaps), 3) if gaps else None
     out("RESULT", r)
