@@ -20,14 +20,17 @@
 #                                reconnect and ask again, with the same id, what has no final
 #                                answer 10 s after it was asked (docs/topics.md: always safe).
 #
-# Asserted: every id of every requester gets a final answer, `ok`; an extra final answer is
-# allowed only marked "duplicate": true or as the same message delivered again (QoS 1: frMhs
-# sends again a reply the broker had not acknowledged when it died; docs/topics.md); every action ran exactly once (the action appends its
-# tag to a file per run); frMhs reconnects by itself (in the cluster: to node 2 or 3); the page
-# gets the home's and the controller's true status (online); the page that stayed hears the
-# home's next heartbeat and never reads it or its controller offline. Printed (FIGURES): answers,
-# extra answers, retries, the time from the kill to frMhs's reconnect, to each requester's next
-# final answer and its longest silence, and to the page's true status.
+# Asserted: every id of every requester gets its outcome, `ok` (the first final answer without
+# "retry": true; after one with it -- busy, offline -- the requester asks again, the same id, and
+# the shim a new request; docs/topics.md); besides, an id may only get answers marked
+# "duplicate": true and the same message again (QoS 1: frMhs re-sends what the broker had not
+# acknowledged when it died); every action ran exactly once (the action appends its tag to a
+# file per run); frMhs reconnects by itself (on the cluster: to node 2 or 3) and finds its
+# session; the page gets the home's and the controller's true status (online) with a sync
+# answer; the page that stayed hears the home's next heartbeat and never reads it or its
+# controller offline. Printed (FIGURES): answers, copies, retries, the time from the kill to
+# frMhs's reconnect, to each requester's next final answer and its longest silence, and to the
+# pages' true status and heartbeat. CLUSTER_SESSION_RE (cluster.sh) chooses the mirrored queues.
 . "$(dirname "$0")/../integration/lib.sh"
 . "$FR_SRC/tests/cluster/cluster.sh"
 
