@@ -31,8 +31,9 @@
 # CLUSTER_EPMD the epmd port, CLUSTER_VHOST the vhost (fr).
 #
 # Settings (before cluster_start): CLUSTER_SESSION_QUEUES = mirrored (default: classic queues
-# and the ha-mode "all" policy on mqtt-subscription-*), quorum (mqtt.durable_queue_type = quorum,
-# no policy) or none (classic queues, no policy: a session dies with its node);
+# and the ha-mode "all" policy on CLUSTER_SESSION_RE, mqtt-subscription-*), quorum
+# (mqtt.durable_queue_type = quorum, no policy) or none (classic queues, no policy: a session
+# dies with its node);
 # CLUSTER_MANAGEMENT=1 adds rabbitmq_management; CLUSTER_BOUND (default 240) bounds the start.
 
 CLUSTER_RMQ=/usr/lib/rabbitmq/bin
@@ -44,8 +45,10 @@ CLUSTER_BOUND=${CLUSTER_BOUND:-240}
 CLUSTER_N=0
 CLUSTER_NODE=() CLUSTER_MQTT=() CLUSTER_WS=() CLUSTER_AMQP=() CLUSTER_MGMT=() CLUSTER_DIST=()
 CLUSTER_EPMD=
-# The queues MQTT sessions live in: mqtt-subscription-<client id>qos0 and ...qos1.
-CLUSTER_SESSION_RE='^mqtt-subscription-'
+# The queues MQTT sessions live in: mqtt-subscription-<client id>qos0 and ...qos1; the policy
+# mirrors those matching CLUSTER_SESSION_RE (default: every session's, clean ones included;
+# '^mqtt-subscription-frMhs-' mirrors only the homes' sessions, docs/scale-out.md).
+CLUSTER_SESSION_RE=${CLUSTER_SESSION_RE:-'^mqtt-subscription-'}
 
 # The Erlang side of every node and of every rabbitmqctl: our epmd, our cookie (HOME), no
 # system-wide rabbitmq-env.conf, distribution on 127.0.0.1, never an epmd of its own.
@@ -232,12 +235,12 @@ cluster_add_user() {
 	local u=$1 homes
 	homes=$(printf '%s' "$2" | tr ',' '|')
 	cluster_account "$u" "$u|$u:.*|web-$u-[^-]+" \
-		"^(fr\\.($homes)\\.(ctl\\.[^.]+\\.cmd|display|ha\\.[^.]+\\.[^.]+\\.set)|homeassistant\\.status)\$" \
+		"^(fr\\.($homes)\\.(ctl\\.[^.]+\\.cmd|sync|display|ha\\.[^.]+\\.[^.]+\\.set)|homeassistant\\.status)\$" \
 		"^(fr\\.($homes)\\..*|homeassistant\\.[^.]+\\.fr_($homes)\\..*)\$"
 }
 cluster_add_web() {
 	cluster_account fr-web "frAroundWeb-.*|fr-web|fr-web:.*" \
-		'^fr\.[^.]+\.(ctl\.[^.]+\.cmd|display)$' '^fr\..*$'
+		'^fr\.[^.]+\.(ctl\.[^.]+\.cmd|sync|display)$' '^fr\..*$'
 }
 
 # cluster_listeners_loopback: every socket the nodes and their epmd listen on is a loopback one.

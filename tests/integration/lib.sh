@@ -256,11 +256,13 @@ fr_mem_bounded() {
 # fr_shipped_broker NAME STATE PORT: the production broker configuration (broker/mosquitto.conf.in
 # rendered by fr-admin broker-conf: the accounts and ACLs fr-admin keeps in STATE, the client-id
 # plugin) with its plain listener on 127.0.0.1:PORT, and its TLS and websockets listeners on free
-# ports with a throwaway self-signed certificate.
+# ports (written to $T/NAME.tls-port and $T/NAME.ws-port) with a throwaway self-signed certificate.
 fr_shipped_broker() {
 	local name=$1 state=$2 port=$3 tport wport
 	tport=$(fr_free_port)
 	wport=$(fr_free_port)
+	echo "$tport" >"$T/$name.tls-port"
+	echo "$wport" >"$T/$name.ws-port"
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
 		-keyout "$T/$name.key" -out "$T/$name.pem" >>"$T/$name.openssl.log" 2>&1 ||
 		fr_fail "openssl: a certificate for $name"
