@@ -106,6 +106,7 @@ static void web_on_connected(void *arg, bool session_present)
 		 mqtt_version(w->mqtt) == 4 ? "3.1.1" : "5", session_present ? "resumed" : "new");
 	if (w->users)
 		web_sync_all(w);
+	relay_on_connected(w->relay);
 }
 
 /* A part of a sync answer, kept as if it had arrived retained. */
@@ -149,6 +150,7 @@ static void web_on_disconnected(void *arg, const char *reason)
 {
 	struct web *w = arg;
 	w->metrics.mqtt_connected = false;
+	relay_on_disconnected(w->relay);
 	log_warnx("broker %s: connection lost: %s", mqtt_uri(w->mqtt), reason);
 }
 

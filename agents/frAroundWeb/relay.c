@@ -27,6 +27,10 @@ struct preq {
 	void *owner;          /* NULL once the client is gone */
 	relay_deliver_cb cb;
 	uint64_t started;     /* monotonic ms */
+	char *cmd;            /* owned: the command as published, sent again after a reconnect */
+	char topic[256], reply[256];
+	unsigned long gen;    /* the relay's connection generation when it was published */
+	bool resent;          /* asked again after a reconnect: its repeated progress is dropped */
 	struct loop_timer wait;
 	struct preq *hnext, *prev, *next;
 };
@@ -42,6 +46,7 @@ struct relay {
 	struct preq *b[RELAY_BUCKETS];
 	struct preq *all;
 	size_t n;
+	unsigned long gen;       /* broker connections lost so far (relay_on_disconnected) */
 };
 
 static size_t relay_hash(const char *s)
@@ -80,6 +85,7 @@ static void relay_remove(struct relay *r, struct preq *p)
 	loop_timer_stop(r->loop, &p->wait);
 	cJSON_Delete(p->args);
 	cJSON_Delete(p->client_id);
+	free(p->cmd);
 	free(p);
 	r->n--;
 }
@@ -213,18 +219,23 @@ int relay_start(struct relay *r, const struct shim_req *req, const char *user, v
 	p->started = loop_now(r->loop);
 	if (!p->client_id || (req->args && !p->args))
 		goto fail;
-	char topic[256], reply[256];
-	snprintf(topic, sizeof topic, "%s/%s/ctl/%s/cmd", r->prefix, req->home, req->ctl);
-	snprintf(reply, sizeof reply, "%s/%s/reply/%s/%s", r->prefix, req->home, user, r->client);
+	snprintf(p->topic, sizeof p->topic, "%s/%s/ctl/%s/cmd", r->prefix, req->home, req->ctl);
+	snprintf(p->reply, sizeof p->reply, "%s/%s/reply/%s/%s", r->prefix, req->home, user,
+		 r->client);
 	double deadline = relay_deadline((double)loop_wall_ms() / 1000.0, req->wait_s);
 	if (req->deadline_s > 0 && req->deadline_s < deadline)
 		deadline = req->deadline_s;
-	if (!(cmd = relay_command(p->uuid, req->action, req->args, req->timeout_s, deadline, reply)) ||
+	if (!(cmd = relay_command(p->uuid, req->action, req->args, req->timeout_s, deadline,
+				  p->reply)) ||
 	    !(s = cJSON_PrintUnformatted(cmd)))
 		goto fail;
-	rc = mqtt_publish(r->mqtt, topic, s, strlen(s), 1, false, reply, p->uuid, strlen(p->uuid));
+	rc = mqtt_publish(r->mqtt, p->topic, s, strlen(s), 1, false, p->reply, p->uuid,
+			  strlen(p->uuid));
 	if (rc < 0)
 		goto fail;
+	p->cmd = s;
+	s = NULL;
+	p->gen = r->gen;
 	size_t h = relay_hash(p->uuid);
 	p->hnext = r->b[h];
 	r->b[h] = p;
@@ -236,7 +247,7 @@ int relay_start(struct relay *r, const struct shim_req *req, const char *user, v
 	loop_timer_init(&p->wait, relay_on_wait, p);
 	loop_timer_start(r->loop, &p->wait, (uint64_t)llround(req->wait_s * 1000.0));
 	memcpy(uuid, p->uuid, RELAY_UUID_LEN + 1);
-	log_debug("request %s: %s -> %s %s", p->uuid, user, topic, req->action);
+	log_debug("request %s: %s -> %s %s", p->uuid, user, p->topic, req->action);
 	cJSON_Delete(cmd);
 	free(s);
 	return 0;
@@ -244,6 +255,7 @@ fail:
 	if (p) {
 		cJSON_Delete(p->args);
 		cJSON_Delete(p->client_id);
+		free(p->cmd);
 	}
 	free(p);
 	cJSON_Delete(cmd);
@@ -304,8 +316,9 @@ bool relay_on_message(struct relay *r, const struct mqtt_msg *m)
 		relay_audit(r, p, status);
 		relay_deliver(p, o, true);
 		relay_remove(r, p);
-	} else if (strcmp(type->valuestring, "accepted") == 0 ||
-		   strcmp(type->valuestring, "started") == 0) {
+	} else if ((strcmp(type->valuestring, "accepted") == 0 ||
+		    strcmp(type->valuestring, "started") == 0) &&
+		   !(p->resent && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "duplicate")))) {
 		cJSON *o = shimproto_event(p->client_id, type->valuestring);
 		if (o) {
 			cJSON_AddStringToObject(o, "request", p->uuid);
@@ -342,4 +355,32 @@ void relay_detach(struct relay *r, void *owner)
 	for (struct preq *p = r->all; p; p = p->next)
 		if (p->owner == owner)
 			p->owner = NULL;
+}
+
+void relay_on_disconnected(struct relay *r)
+{
+	r->gen++;
+}
+
+/* What the broker held when the connection dropped may be gone with it (a broker restarted
+ * without the messages of its last seconds, a cluster node that died): the command, or its
+ * reply queued for us. Asking again with the same id is what docs/topics.md promises works --
+ * the home runs an id once and answers a repeat with its outcome -- so nothing is lost, and
+ * the requester still gets one final line. Requests published while disconnected are still in
+ * the MQTT client's queue and go out with it. */
+void relay_on_connected(struct relay *r)
+{
+	unsigned n = 0;
+	for (struct preq *p = r->all; p; p = p->next) {
+		if (p->gen == r->gen || !p->cmd)
+			continue;
+		if (mqtt_publish(r->mqtt, p->topic, p->cmd, strlen(p->cmd), 1, false, p->reply,
+				 p->uuid, strlen(p->uuid)) < 0)
+			continue;   /* logged by mqtt; its wait still ends it */
+		p->gen = r->gen;
+		p->resent = true;
+		n++;
+	}
+	if (n)
+		log_info("relay: %u open requests asked again after the reconnect (same ids)", n);
 }

@@ -4,7 +4,8 @@
  * reply topic <prefix>/<home>/reply/<user>/web-<instance> as MQTT 5 response topic and as
  * reply_to, the UUID as correlation data, a deadline from the caller's wait; a reply is
  * matched by its correlation data, else by its id. accepted and started come back as events,
- * the result as the final answer, no result within "wait" as error timeout. Every request
+ * the result as the final answer, no result within "wait" as error timeout; after a broker
+ * reconnect each open request is asked again with the same id. Every request
  * that was sent gets one audit record when it ends, whether or not its shim client is still
  * there.
  *
@@ -63,5 +64,9 @@ void relay_end_ungranted(struct relay *r, void *owner,
 /* The owner is gone: its requests still run to their end and are audited, silently. */
 void relay_detach(struct relay *r, void *owner);
 size_t relay_pending(const struct relay *r);
+/* The broker connection dropped / is back: each request published before the drop is asked
+ * again with the same id (its progress events marked duplicate are then dropped). */
+void relay_on_disconnected(struct relay *r);
+void relay_on_connected(struct relay *r);
 
 #endif
