@@ -14,7 +14,7 @@ from conf import (D, HOME, PORT, USER, Fail, Mq, Requester, Shim, Suite, System,
                   short, uid, wait_until)
 
 KEEPALIVE = 5
-s = Suite("04-v311")
+s = Suite("04-v311", versions=(4, 5))
 S = System.with_ctls("lab")
 T = "fr/%s" % HOME
 PW = password()
