@@ -630,6 +630,38 @@ def _():
     return "rejected: %r" % r.get("reason")
 
 
+# ---------------------------------------------------------------------------- fr/<home>/sync
+
+@s.check("sync.answer", "fr/<home>/sync: \"The answer goes, exactly as the replies of a request, to the MQTT 5 response topic with the request's correlation data, else to `reply_to`\"; one JSON object: type sync, the id, home, status online, ts, heartbeat_interval, every controller with status, info and states (paho 5 and 3.1.1)")
+def _():
+    out = []
+    for req in (V5, V3):
+        sid = uid("s")
+        body = {"id": sid}
+        mk = req.cl.mark()
+        if req.v == 5:
+            if HOME_V == 4:
+                body["reply_to"] = req.rt      # the home sees no response topic (docs/topics.md)
+            req.cl.pub(T + "/sync", body, rt=req.rt, corr=sid)
+        else:
+            body["reply_to"] = req.rt
+            req.cl.pub(T + "/sync", body)
+        m = req.cl.wait(req.rt, lambda m: (m.json() or {}).get("type") == "sync" and m.json().get("id") == sid, 20, mk,
+                        what="the sync answer %s" % sid)[0]
+        j = m.json()
+        ctls = {c.get("id"): c for c in j.get("controllers") or []}
+        lab, kitchen = ctls.get("lab") or {}, ctls.get("kitchen") or {}
+        expect(m.qos == 1 and not m.retain and j.get("home") == HOME and j.get("status") == "online" and is_ms(j.get("ts"))
+               and isinstance(j.get("heartbeat_interval"), int), "answer %s (%r)" % (short(j), m))
+        expect(lab.get("status") == "online" and (lab.get("info") or {}).get("id") == "lab" and
+               isinstance(lab.get("states"), dict), "lab in the answer: %s" % short(lab))
+        expect("value" in ((kitchen.get("states") or {}).get("temp") or {}), "kitchen's temp state: %s" % short(kitchen))
+        if req.v == 5 and HOME_V == 5:
+            expect(m.corr() == sid.encode(), "correlation data %r (want %r)" % (m.corr(), sid))
+        out.append("v%d: %d controllers%s" % (req.v, len(ctls), ", correlation data" if m.corr() else ""))
+    return "; ".join(out)
+
+
 # ---------------------------------------------------------------------------- retained requests
 
 def retained_request(pub_argv, tag, rt, cl, mk):
