@@ -7,6 +7,7 @@
 #include "cache.h"
 #include "conf.h"
 #include "history.h"
+#include "homemsg.h"
 #include "http.h"
 #include "keys.h"
 #include "agent.h"
@@ -43,6 +44,8 @@ struct web {
 	struct shim *shim;
 	struct http *http;
 	char instance[33];
+	unsigned long sync_gen;    /* web_sync_all's asks: their id is web-<instance>-<sync_gen> */
+	char sync_id[64];          /* the id of the latest ask; only its answers are taken */
 	char client_id[64];
 	uint64_t started;
 	uint64_t beat_logged_at;   /* last line about a bad heartbeat (monotonic ms) */
@@ -51,32 +54,47 @@ struct web {
 	bool users_reload_failed;   /* the last one could not use the file */
 };
 
+static int web_cmp_home(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* fr/<home>/sync (docs/topics.md): after every (re)connect each home a user is granted is
  * asked for its whole state, so the cache is true even where the broker delivers no retained
  * message (a cluster). The reply_to in the payload serves MQTT 5 and 3.1.1 alike. */
 static void web_sync_all(struct web *w)
 {
 	char topic[256], msg[320];
-	int nu = users_count(w->users), asked = 0;
+	int nu = users_count(w->users), n = 0, asked = 0;
+	for (int i = 0; i < nu; i++)
+		n += users_at(w->users, i)->nhomes;
+	/* Each home once however many users share it: sorted, so a file of many users stays
+	 * n log n here (this runs in the event loop on every connect). */
+	const char **homes = n ? malloc((size_t)n * sizeof *homes) : NULL;
+	if (n && !homes) {
+		log_warnx("sync: out of memory: the cache waits for live messages");
+		return;
+	}
+	n = 0;
 	for (int i = 0; i < nu; i++) {
 		const struct user *u = users_at(w->users, i);
-		for (int j = 0; j < u->nhomes; j++) {
-			bool dup = false;   /* asked for an earlier user already */
-			for (int k = 0; k <= i && !dup; k++) {
-				const struct user *e = users_at(w->users, k);
-				for (int l = 0; l < (k == i ? j : e->nhomes) && !dup; l++)
-					dup = strcmp(e->homes[l], u->homes[j]) == 0;
-			}
-			if (dup)
-				continue;
-			snprintf(topic, sizeof topic, "%s/%s/sync", w->conf.prefix, u->homes[j]);
-			int n = snprintf(msg, sizeof msg,
-					 "{\"id\":\"web-%s\",\"reply_to\":\"%s/%s/reply/web-sync-%s\"}",
-					 w->instance, w->conf.prefix, u->homes[j], w->instance);
-			if (mqtt_publish(w->mqtt, topic, msg, (size_t)n, 1, false, NULL, NULL, 0) == 0)
-				asked++;
-		}
+		for (int j = 0; j < u->nhomes; j++)
+			homes[n++] = u->homes[j];
 	}
+	if (n)
+		qsort(homes, (size_t)n, sizeof *homes, web_cmp_home);
+	snprintf(w->sync_id, sizeof w->sync_id, "web-%s-%lu", w->instance, ++w->sync_gen);
+	for (int i = 0; i < n; i++) {
+		if (i > 0 && strcmp(homes[i - 1], homes[i]) == 0)
+			continue;
+		snprintf(topic, sizeof topic, "%s/%s/sync", w->conf.prefix, homes[i]);
+		int len = snprintf(msg, sizeof msg,
+				   "{\"id\":\"%s\",\"reply_to\":\"%s/%s/reply/web-sync-%s\"}",
+				   w->sync_id, w->conf.prefix, homes[i], w->instance);
+		if (mqtt_publish(w->mqtt, topic, msg, (size_t)len, 1, false, NULL, NULL, 0) == 0)
+			asked++;
+	}
+	free(homes);
 	log_info("sync: asked %d homes for their state", asked);
 }
 
@@ -90,60 +108,41 @@ static void web_on_connected(void *arg, bool session_present)
 		web_sync_all(w);
 }
 
-static void web_cache_put(struct web *w, const char *topic, const cJSON *v, uint64_t now)
+/* A part of a sync answer, kept as if it had arrived retained. */
+static void web_sync_part(void *arg, const char *topic, const cJSON *v)
 {
+	struct web *w = arg;
 	char *s = cJSON_IsString(v) ? NULL : cJSON_PrintUnformatted(v);
 	const char *text = cJSON_IsString(v) ? v->valuestring : s;
 	if (text && cache_wants(w->cache, topic))
-		cache_put(w->cache, topic, text, strlen(text), true, now);
+		cache_put(w->cache, topic, text, strlen(text), true, loop_wall_ms());
 	free(s);
 }
 
 /* The answer to web_sync_all, on <prefix>/<home>/reply/web-sync-<instance>: only the home's
- * account writes its reply topics (docs/broker.md), so it is the home's state, kept as if each
- * part had arrived retained. */
+ * account writes its reply topics (docs/broker.md), so it is the home's state. */
 static void web_on_sync(void *arg, const struct mqtt_msg *m)
 {
 	struct web *w = arg;
-	char home[SHIM_NAME_MAX + 1], topic[512];
+	char home[SHIM_NAME_MAX + 1];
+	int skipped;
 	if (!shimproto_topic_home(w->conf.prefix, m->topic, false, home))
 		return;
-	cJSON *o = cJSON_ParseWithLength(m->payload, m->len);
-	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type"));
-	const char *h = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "home"));
-	if (!type || strcmp(type, "sync") != 0 || !h || strcmp(h, home) != 0) {
-		log_warnx("%s: not a sync answer of home %s (docs/topics.md): ignored", m->topic, home);
-		goto out;
+	int rc = homemsg_sync(w->conf.prefix, home, w->sync_id, m->payload, m->len, web_sync_part,
+			      w, &skipped);
+	if (rc == HOMEMSG_OTHER_ID) {
+		log_info("sync: home %s: answer to an earlier ask ignored", home);
+		return;
 	}
-	uint64_t now = loop_wall_ms();
-	snprintf(topic, sizeof topic, "%s/%s/status", w->conf.prefix, home);
-	web_cache_put(w, topic, cJSON_GetObjectItemCaseSensitive(o, "status"), now);
-	const cJSON *c;
-	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(o, "controllers")) {
-		const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
-		if (!id)
-			continue;
-		static const char *const leaves[] = { "status", "info" };
-		for (size_t i = 0; i < 2; i++) {
-			const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, leaves[i]);
-			snprintf(topic, sizeof topic, "%s/%s/ctl/%s/%s", w->conf.prefix, home, id,
-				 leaves[i]);
-			if (v)
-				web_cache_put(w, topic, v, now);
-		}
-		const cJSON *st, *states = cJSON_GetObjectItemCaseSensitive(c, "states");
-		if (!cJSON_IsObject(states))
-			continue;
-		cJSON_ArrayForEach(st, states) {
-			snprintf(topic, sizeof topic, "%s/%s/ctl/%s/state/%s", w->conf.prefix, home,
-				 id, st->string);
-			web_cache_put(w, topic, st, now);
-		}
+	if (rc < 0) {
+		log_warnx("%s: not a sync answer of home %s (docs/topics.md): ignored", m->topic, home);
+		return;
 	}
 	w->metrics.cache_topics = cache_count(w->cache);
+	if (skipped)
+		log_warnx("sync: home %s: %d controllers or sensors with invalid names skipped",
+			  home, skipped);
 	log_info("sync: home %s: state taken from its answer", home);
-out:
-	cJSON_Delete(o);
 }
 
 static void web_on_disconnected(void *arg, const char *reason)
@@ -190,11 +189,8 @@ static void web_on_heartbeat(void *arg, const struct mqtt_msg *m)
 	/* A retained beat is an old one (frMhs never retains them): it says nothing of now. */
 	if (m->retained || !shimproto_topic_home(w->conf.prefix, m->topic, false, home))
 		return;
-	cJSON *o = cJSON_ParseWithLength(m->payload, m->len);
-	const cJSON *iv = cJSON_GetObjectItemCaseSensitive(o, "interval");
-	double s = cJSON_IsNumber(iv) ? iv->valuedouble : 0;
-	cJSON_Delete(o);
-	if (!(s >= 1 && s <= 3600)) {
+	int64_t ms = homemsg_heartbeat_ms(m->payload, m->len);
+	if (ms < 0) {
 		uint64_t now = loop_now(w->loop);
 		if (!w->beat_logged_at || now - w->beat_logged_at >= 60000) {
 			log_warnx("%s: not a heartbeat (a JSON object with \"interval\" 1..3600 s, "
@@ -203,7 +199,7 @@ static void web_on_heartbeat(void *arg, const struct mqtt_msg *m)
 		}
 		return;
 	}
-	cache_heartbeat(w->cache, home, (uint64_t)(s * 1000), loop_now(w->loop));
+	cache_heartbeat(w->cache, home, (uint64_t)ms, loop_now(w->loop));
 }
 
 static void web_on_reply(void *arg, const struct mqtt_msg *m)
@@ -498,7 +494,8 @@ static int web_setup(struct web *w)
 		struct peerlimit_opts hlim = { .what = "http", .max_pending = c->http_max_pending,
 					      .max_pending_per_peer = c->http_max_pending_per_peer,
 					      .deadline_ms = c->http_timeout_ms,
-					      .deadline_what = "send its request and read the answer" };
+					      .deadline_what = "send its request and read the answer",
+					      .first_message_whole = true };
 		w->http = http_new(w->loop, c->http_addr, c->http_port, &hlim, web_http, w);
 		if (!w->http)
 			return -1;

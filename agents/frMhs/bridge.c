@@ -7,6 +7,7 @@
 #include "loop.h"
 #include "mqtt.h"
 #include "req.h"
+#include "syncmsg.h"
 #include "topic.h"
 
 #include <stdio.h>
@@ -352,8 +353,9 @@ static void bridge_on_display(struct bridge *b, const struct mqtt_msg *m)
 /* --- fr/<home>/sync: the home's whole state on request (docs/topics.md) --- */
 
 /* The latest states of one controller, from the throttle's memory: {"<sensor>": {value, ts}}. */
-static cJSON *bridge_ctl_states(const struct bridge *b, const char *ctl)
+static cJSON *bridge_ctl_states(void *arg, const char *ctl)
 {
+	const struct bridge *b = arg;
 	char prefix[512];
 	int n = snprintf(prefix, sizeof prefix, "%s/ctl/%s/state/", b->base, ctl);
 	cJSON *states = cJSON_CreateObject();
@@ -369,95 +371,41 @@ static cJSON *bridge_ctl_states(const struct bridge *b, const char *ctl)
 	return states;
 }
 
-/* The answer document; NULL when out of memory. Controllers that would take it beyond
- * BRIDGE_SYNC_MAX bytes are left out and "truncated": true says so. */
-static char *bridge_sync_doc(struct bridge *b, const char *id, size_t *len)
-{
-	cJSON *doc = cJSON_CreateObject(), *ctls = b->ops->controllers(b->arg);
-	char *text = NULL;
-	if (!doc || !cJSON_IsArray(ctls))
-		goto out;
-	cJSON_AddStringToObject(doc, "type", "sync");
-	if (id)
-		cJSON_AddStringToObject(doc, "id", id);
-	cJSON_AddStringToObject(doc, "home", b->conf->home);
-	cJSON_AddStringToObject(doc, "status", "online");
-	cJSON_AddNumberToObject(doc, "ts", (double)loop_wall_ms());
-	cJSON_AddNumberToObject(doc, "heartbeat_interval", b->conf->heartbeat_interval_s);
-	cJSON *list = cJSON_AddArrayToObject(doc, "controllers");
-	size_t used = 256;   /* the fields above, generously */
-	bool truncated = false;
-	cJSON *c;
-	while (list && (c = cJSON_DetachItemFromArray(ctls, 0))) {
-		const char *cid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
-		if (cid)
-			cJSON_AddItemToObject(c, "states", bridge_ctl_states(b, cid));
-		char *one = cJSON_PrintUnformatted(c);
-		size_t n = one ? strlen(one) + 1 : 0;
-		free(one);
-		if (!one || used + n > BRIDGE_SYNC_MAX) {
-			truncated = true;
-			cJSON_Delete(c);
-			continue;   /* a smaller one may still fit */
-		}
-		used += n;
-		cJSON_AddItemToArray(list, c);
-	}
-	if (truncated)
-		cJSON_AddBoolToObject(doc, "truncated", true);
-	text = cJSON_PrintUnformatted(doc);
-	if (text)
-		*len = strlen(text);
-out:
-	cJSON_Delete(ctls);
-	cJSON_Delete(doc);
-	return text;
-}
-
 /* A request for the home's state. The reply route follows the rules of commands (MQTT 5
  * response topic, else "reply_to", only under fr/<home>/reply/); without one nobody is
  * answered. A retained request is ignored: it would be answered again on every reconnect. */
 static void bridge_on_sync(struct bridge *b, const struct mqtt_msg *m)
 {
-	char idbuf[COMMAND_ID_MAX + 1] = "";
-	const char *id = NULL, *reply_to = NULL;
+	struct syncmsg_req r;
 	if (m->retained) {
 		log_warnx("sync: retained request ignored (publish it with retain=false)");
 		return;
 	}
-	/* Any payload asks; a JSON object may name an id and a reply_to. */
-	cJSON *req = m->len ? cJSON_ParseWithLength(m->payload, m->len) : NULL;
-	if (cJSON_IsObject(req)) {
-		const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "id"));
-		if (s && strlen(s) < sizeof idbuf) {
-			snprintf(idbuf, sizeof idbuf, "%s", s);
-			id = idbuf;
-		} else if (s) {
-			log_warnx("sync: id longer than %d bytes not echoed", COMMAND_ID_MAX);
-		}
-		reply_to = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "reply_to"));
-	}
-	const char *topic = m->response_topic ? m->response_topic : reply_to;
+	syncmsg_parse(m->payload, m->len, &r);
+	const char *id = r.id[0] ? r.id : NULL;
+	if (r.warning)
+		log_warnx("sync (id %s): %s", id ? id : "?", r.warning);
+	const char *topic = m->response_topic ? m->response_topic : r.reply_to[0] ? r.reply_to : NULL;
 	if (!topic) {
 		log_warnx("sync (id %s): no response topic and no reply_to: not answered",
 			  id ? id : "?");
-		goto out;
+		return;
 	}
 	if (!bridge_reply_topic_ok(b, topic)) {
 		log_warnx("sync (id %s): reply topic '%.80s' refused: not under %s", id ? id : "?",
 			  topic, b->reply_base);
-		goto out;
+		return;
 	}
 	size_t len = 0;
-	char *text = bridge_sync_doc(b, id, &len);
+	char *text = syncmsg_doc(b->conf->home, id, b->conf->heartbeat_interval_s, loop_wall_ms(),
+				 b->ops->controllers(b->arg), bridge_ctl_states, b, BRIDGE_SYNC_MAX,
+				 &len);
 	if (!text) {
 		log_warnx("sync (id %s): out of memory, not answered", id ? id : "?");
-		goto out;
+		return;
 	}
 	bridge_send(b, topic, text, len, 1, false, m->correlation, m->correlation_len);
 	free(text);
-out:
-	cJSON_Delete(req);
 }
 
 static void bridge_on_message(void *arg, const struct mqtt_msg *m)

@@ -1,7 +1,8 @@
 // Browser test: the whole demo stack (tests/demo/demo.sh on free loopback ports, its own state
 // dir) driven through Debian's chromium by playwright-core: sign in, live statuses and sensors,
 // an action with its real result, a controller killed and restarted, the broker restarted, the
-// page on MQTT 3.1.1 (the version frAroundWeb speaks; its own fall back on a RabbitMQ node).
+// page's fr/<home>/sync after a reconnect, the page on MQTT 3.1.1 (the version frAroundWeb speaks;
+// its own fall back on a RabbitMQ node).
 // Screenshots go to FR_ARTIFACTS (default tests/browser/artifacts/); FR_README_SCREENSHOT=1 also
 // refreshes docs/screenshot.png.
 import { test, before, after } from 'node:test';
@@ -10,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, copyFileSync, existsSync, writeFileSync, openSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -277,24 +278,51 @@ step('sensor history: a chart shows the values a controller produced over time, 
 		copyFileSync(join(ART, '07-history-chart.png'), join(ROOT, 'docs/screenshot-history.png'));
 });
 
-// Watches the request on the broker (the demo user may read its home): MQTT 5 properties too.
-function watchCommand(topic) {
+// A mosquitto_sub on topic as the demo user (who may read its home), MQTT 5 so that properties
+// show, printing each message as `MSG <format>`: `subscribed` once the subscription stands,
+// `first` the first message parse() reads and accept() takes, neither throwing (it stops then,
+// unless keep), `taken` every one taken so far, `stop()`.
+function watchTopic(topic, format, parse, accept, keep = false) {
 	const sub = spawn('stdbuf', ['-oL', 'mosquitto_sub', '-V', '5', '-d', '-p', String(brokerPort), '-u', 'demo', '-I', 'demo:', '-P', password,
-		'-t', topic, '-C', '1', '-W', '40', '-F', 'MSG %R|%D|%p'], { stdio: ['ignore', 'pipe', 'pipe'] });
+		'-t', topic, '-W', '90', '-F', `MSG ${format}`], { stdio: ['ignore', 'pipe', 'pipe'] });
 	let out = '';
 	sub.stdout.on('data', (d) => { out += d; });
 	const subscribed = new Promise((res, rej) => {
 		sub.stdout.on('data', () => { if (/SUBACK/.test(out)) res(); });
 		sub.once('exit', () => rej(new Error(`mosquitto_sub ended: ${out}`)));
 	});
-	const message = new Promise((res) => sub.once('exit', () => res(out.split('\n').find((l) => l.startsWith('MSG ')))));
-	// The request as published: its MQTT 5 response topic, correlation data and document.
-	const request = message.then((line) => {
-		assert.ok(line, 'no request seen on the broker');
-		const [rt, cd, ...body] = line.slice(4).split('|');
-		return { rt, cd, req: JSON.parse(body.join('|')) };
+	const taken = [];
+	let read = 0; // complete lines of out looked at
+	const first = new Promise((res, rej) => {
+		const check = () => {
+			const lines = out.split('\n').slice(0, -1);
+			for (; read < lines.length; read++) {
+				if (!lines[read].startsWith('MSG ')) continue;
+				let m;
+				try {
+					m = parse(lines[read].slice(4));
+					if (!accept(m)) continue;
+				} catch { continue; } // not what is awaited (e.g. not JSON)
+				taken.push(m);
+				res(m);
+				if (!keep) sub.kill();
+			}
+		};
+		sub.stdout.on('data', check);
+		sub.once('exit', () => { check(); rej(new Error(`${topic}: the awaited message never came:\n${out}`)); });
 	});
-	return { subscribed, message, request };
+	first.catch(() => {}); // awaited by the caller; a step that failed before must not crash the run
+	return { subscribed, first, taken, stop: () => sub.kill() };
+}
+
+// Watches requests on the broker: `request` is the first one accept() takes (by default the first
+// one at all) as published: its MQTT 5 response topic, correlation data and document.
+function watchCommand(topic, accept = () => true, keep = false) {
+	const w = watchTopic(topic, '%R|%D|%p', (line) => {
+		const [rt, cd, ...body] = line.split('|');
+		return { rt, cd, req: JSON.parse(body.join('|')) };
+	}, accept, keep);
+	return { subscribed: w.subscribed, request: w.first, taken: w.taken, stop: w.stop };
 }
 
 // docs/topics.md, "The request profile of fr's own clients": what the page and the relay both
@@ -424,6 +452,119 @@ step('a broker restart takes the connection down and back up', async () => {
 	await shot('05-after-broker-restart');
 });
 
+// The first payload on topic that ok() takes: `seen`; `subscribed` once the subscription stands.
+function waitMessage(topic, ok) {
+	const w = watchTopic(topic, '%p', (p) => p, ok);
+	return { subscribed: w.subscribed, seen: w.first };
+}
+
+// Publishes as the home server (its own broker account, as frMhs would) or as the demo user.
+function publishAs(account, ...args) {
+	const pw = account === 'demo' ? password : readFileSync(join(dir, 'broker/homes/demo/mqtt.pw'), 'utf8').trim();
+	const r = spawnSync('mosquitto_pub', ['-V', '5', '-p', String(brokerPort), '-u', account, '-I', `${account}:`, '-P', pw, '-q', '1', ...args],
+		{ encoding: 'utf8', timeout: 10_000 });
+	assert.equal(r.status, 0, `mosquitto_pub ${args.join(' ')}: ${r.stderr}`);
+}
+
+// Issue 16 item 2, docs/topics.md fr/<home>/sync: the page that (re)connects learns the truth from
+// the home's answer, not from the broker's retained messages. While the page is cut off from the
+// broker (nginx, its only way there, stopped) a controller dies and another one's lamp is
+// switched by a command, frMhs says so (retained), and those retained status, info and state are
+// then deleted, as on a cluster node that never had them or a broker that lost them. Back on
+// line, the page asks fr/demo/sync (seen on the broker, in the request profile of its MQTT
+// version) and shows the controller offline with its reason and the lamp's new value: nothing
+// else tells it.
+let lastSyncId;
+async function reconnectShowsTheTruth(version) {
+	const home = page.locator('section.home[data-home="demo"]');
+	await page.locator('#conn[data-state="up"]').waitFor();
+	await page.locator('article.ctl[data-ctl="hall"][data-status="online"]').waitFor();
+	process.kill(-pids().get('nginx'), 'SIGTERM');
+	await page.locator('#conn:not([data-state="up"])').waitFor();
+
+	const lampValue = ctl('kitchen').locator('.sensor[data-sensor="lamp"] [data-field="value"]');
+	const lampWas = await lampValue.textContent();
+	const lamp = lampWas === 'on' ? 'off' : 'on';
+	const status = waitMessage('fr/demo/ctl/hall/status', (p) => p === 'offline');
+	const info = waitMessage('fr/demo/ctl/hall/info', (p) => JSON.parse(p).online === false);
+	const state = waitMessage('fr/demo/ctl/kitchen/state/lamp', (p) => JSON.parse(p).value === lamp);
+	await Promise.all([status.subscribed, info.subscribed, state.subscribed]);
+	process.kill(pids().get('hall'), 'SIGKILL');
+	publishAs('demo', '-t', 'fr/demo/ctl/kitchen/cmd', '-m', JSON.stringify({ id: randomUUID(), action: 'lamp', args: { state: lamp } }));
+	await Promise.all([status.seen, info.seen, state.seen]);
+	const gone = ['fr/demo/ctl/hall/status', 'fr/demo/ctl/hall/info', 'fr/demo/ctl/kitchen/state/lamp'];
+	for (const t of gone) publishAs('home-demo', '-r', '-n', '-t', t);
+	// Nothing retained is left there: Mosquitto sends the retained messages of one SUBSCRIBE in
+	// the order of its filters, so a marker retained on the last filter comes first.
+	publishAs('home-demo', '-r', '-t', 'fr/demo/test/marker', '-m', 'marker');
+	const first = spawnSync('mosquitto_sub', ['-p', String(brokerPort), '-u', 'demo', '-I', 'demo:', '-P', password,
+		...[...gone, 'fr/demo/test/marker'].flatMap((t) => ['-t', t]), '-C', '1', '-W', '30', '-F', '%t'],
+	{ encoding: 'utf8', timeout: 40_000 });
+	publishAs('home-demo', '-r', '-n', '-t', 'fr/demo/test/marker');
+	assert.equal(first.stdout.trim(), 'fr/demo/test/marker', `retained left: ${first.stdout}${first.stderr}`);
+
+	const watch = watchCommand('fr/demo/sync', ({ req }) => /^fr\/demo\/reply\/demo\/[0-9a-f]{8}$/.test(req?.reply_to ?? ''));
+	try {
+		await watch.subscribed;
+		demoRestart('nginx');
+		const { rt, cd, req } = await watch.request;
+		assert.match(req.id, /^sync-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+		assert.notEqual(req.id, lastSyncId, 'a new id for each connection');
+		lastSyncId = req.id;
+		if (version === 5) {
+			assert.equal(rt, req.reply_to, 'the reply topic as MQTT 5 response topic');
+			assert.equal(cd, req.id, 'the id as correlation data');
+		} else {
+			assert.equal(rt, '', 'no response topic on 3.1.1');
+			assert.equal(cd, '', 'no correlation data on 3.1.1');
+		}
+	} finally {
+		watch.stop();
+	}
+	await page.locator(`#conn[data-state="up"][data-mqtt="${version === 5 ? '5' : '3.1.1'}"]`).waitFor();
+	await page.locator('article.ctl[data-ctl="hall"][data-status="offline"]').waitFor();
+	assert.match(await ctl('hall').locator('[data-field="reason"]').textContent(), /missed|lost/);
+	await page.waitForFunction(([e, v]) => e.textContent === v, [await lampValue.elementHandle(), lamp]);
+	await page.locator('section.home[data-home="demo"][data-sync="ok"]').waitFor();
+	assert.equal(await home.locator('[data-field="home-status"]').textContent(), 'online');
+	await shot(`05c-sync-after-reconnect-mqtt${version === 5 ? '5' : '311'}`);
+
+	demoRestart('hall');
+	await page.locator('article.ctl[data-ctl="hall"][data-status="online"]').waitFor();
+}
+
+step('after a reconnect the page asks fr/<home>/sync and shows what no retained message says', async () => {
+	await reconnectShowsTheTruth(5);
+});
+
+// Bounded: a home that does not answer (frMhs frozen: connected to the broker, silent) is asked
+// once on the new connection, marked "no answer" after the page's 10 s, and not asked again
+// until the next connect.
+step('a home that does not answer its sync is asked once per connect, not again', async () => {
+	await page.locator('#conn[data-state="up"]').waitFor();
+	const pid = pids().get('frMhs');
+	assert.ok(pid, 'frMhs pid');
+	const watch = watchCommand('fr/demo/sync', ({ req }) => /^fr\/demo\/reply\/demo\/[0-9a-f]{8}$/.test(req?.reply_to ?? ''), true);
+	try {
+		await watch.subscribed;
+		process.kill(-pids().get('nginx'), 'SIGTERM');
+		await page.locator('#conn:not([data-state="up"])').waitFor();
+		process.kill(pid, 'SIGSTOP');
+		try {
+			demoRestart('nginx');
+			await watch.request;
+			await page.locator('section.home[data-home="demo"][data-sync="no answer"]').waitFor();
+			assert.equal(await page.locator('#conn').getAttribute('data-state'), 'up');
+			assert.equal(watch.taken.length, 1, `one request on one connection: ${JSON.stringify(watch.taken)}`);
+		} finally {
+			process.kill(pid, 'SIGCONT');
+		}
+	} finally {
+		watch.stop();
+	}
+	await page.locator('section.home[data-home="demo"][data-status="online"]').waitFor();
+});
+
 // Issue 16: the page speaks the MQTT version frAroundWeb speaks (index.php asks it). With
 // frAroundWeb held to 3.1.1 (mqtt.version = 4; the demo's Mosquitto speaks both), a reloaded
 // page connects with 3.1.1, shows the statuses and runs an action: its request carries no
@@ -453,6 +594,8 @@ step('on MQTT 3.1.1 the page shows statuses and an action\'s result (reply_to, m
 		assert.equal(cd, '', 'no correlation data on 3.1.1');
 		assert.match(req.reply_to, /^fr\/demo\/reply\/demo\/[0-9a-f]{8}$/);
 		await shot('05b-mqtt311-action-result');
+		// The sync after a reconnect, with reply_to only.
+		await reconnectShowsTheTruth(4);
 	} finally {
 		writeFileSync(conf, orig);
 		demoRestart('frAroundWeb');

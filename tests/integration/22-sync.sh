@@ -57,6 +57,7 @@ fr_wait 15 "the watcher subscribed" probe
 mosquitto_pub -V 311 -p "$BPORT" -q 1 -t fr/home1/sync -m '{"id":"bad","reply_to":"fr/home1/ctl/c2/status"}'
 mosquitto_pub -V 311 -p "$BPORT" -q 1 -t fr/home1/sync -m '{"id":"bad2","reply_to":"fr/home1/other"}'
 mosquitto_pub -V 311 -p "$BPORT" -q 1 -r -t fr/home1/sync -m '{"id":"ret","reply_to":"fr/home1/reply/t/ret"}'
+mosquitto_pub -V 311 -p "$BPORT" -q 1 -t fr/home1/sync -m '{"id":12,"reply_to":"fr/home1/reply/t/num"}'
 mosquitto_pub -V 311 -p "$BPORT" -q 1 -t fr/home1/sync -m '{"id":"s-311","reply_to":"fr/home1/reply/t/s311"}'
 fr_wait 15 "the 3.1.1 answer" seen fr/home1/reply/t/s311
 line=$(grep "^fr/home1/reply/t/s311 " "$T/watch.log")
@@ -72,8 +73,12 @@ fr_retained_is "$BPORT" fr/home1/ctl/c2/status online || fr_fail "c2's retained 
 fr_grep_log mhs "sync (id bad): reply topic 'fr/home1/ctl/c2/status' refused" || fr_fail "refusal not logged"
 fr_grep_log mhs "sync (id bad2): reply topic 'fr/home1/other' refused" || fr_fail "refusal 2 not logged"
 fr_grep_log mhs "sync: retained request ignored" || fr_fail "retained request not logged"
+# A number as id: answered without an id (the reply_to still routes it), and logged.
+line=$(grep "^fr/home1/reply/t/num " "$T/watch.log") || fr_fail "the request with a numeric id was not answered"
+[ -z "$(fr_json "${line#fr/home1/reply/t/num 0 }" id)" ] || fr_fail "a numeric id echoed: $line"
+fr_grep_log mhs 'sync (id ?): "id" not a string of at most 64 bytes: not echoed' || fr_fail "numeric id not logged"
 mosquitto_pub -p "$BPORT" -q 1 -r -t fr/home1/sync -n
-fr_ok "reply_to outside fr/home1/reply/ refused, retained request ignored, both logged"
+fr_ok "reply_to outside fr/home1/reply/ refused, retained request ignored, numeric id not echoed, all logged"
 
 # frAroundWeb: its cache from the answer alone.
 mosquitto_pub -p "$BPORT" -q 1 -r -t fr/home1/ctl/c2/status -n
@@ -81,7 +86,9 @@ mosquitto_pub -p "$BPORT" -q 1 -r -t fr/home1/ctl/c2/info -n
 fr_has_retained "$BPORT" fr/home1/ctl/c2/info && fr_fail "c2's retained info still on the broker"
 SPORT=$(fr_free_port)
 HPORT=$(fr_free_port)
-fr_users alice:alice-token:home1
+# Three users, two of them sharing home1 and one also granted home2 (which has no frMhs):
+# each home is asked once.
+fr_users alice:alice-token:home1 bob:bob-token:home2,home1 carol:carol-token:home1
 fr_web_conf "$BPORT" "$SPORT" "$HPORT" "" 'instance = "w1";'
 fr_start web "$FR_BIN/frAroundWeb" -f -v -c "$T/web.conf"
 fr_wait 10 "shim listening" bash -c "exec 3<>/dev/tcp/127.0.0.1/$SPORT"
@@ -94,5 +101,12 @@ c2_known() {
 fr_wait 15 "the shim lists c2 online with its info" c2_known
 fr_grep_log web "sync: home home1: state taken from its answer" || fr_fail "frAroundWeb did not log the sync"
 seen fr/home1/reply/web-sync-w1 || fr_fail "no answer on frAroundWeb's sync reply topic"
+fr_grep_log web "sync: asked 2 homes for their state" || fr_fail "home1 (3 users) and home2 not asked once each: $(grep 'sync: asked' "$T/web.log")"
 fr_has_retained "$BPORT" fr/home1/ctl/c2/info && fr_fail "c2's info came back retained (the test proves nothing)"
+# An answer to an earlier ask (its id is not the latest, web-w1-<n>) is older than what came
+# since: ignored, logged.
+mosquitto_pub -p "$BPORT" -q 1 -t fr/home1/reply/web-sync-w1 \
+	-m '{"type":"sync","id":"web-w1-0","home":"home1","status":"online","controllers":[{"id":"c2","status":"offline"}]}'
+fr_wait 10 "the old answer logged" fr_grep_log web "sync: home home1: answer to an earlier ask ignored"
+[ "$(fr_json "$(list)" homes.0.controllers.0.status)" = online ] || fr_fail "an old sync answer was applied: $(list)"
 fr_ok "frAroundWeb: c2 online with its info from the sync answer alone: $(list)"

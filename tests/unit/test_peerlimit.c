@@ -233,6 +233,44 @@ START_TEST(test_active_outlives_idle)
 }
 END_TEST
 
+/* Where the first message arrives whole (HTTP), a peer's slow connections (spoke, stopped) go
+ * before its newcomer that has not spoken yet, however many of them the peer opens; without
+ * the option the newcomer is the oldest after per_peer - 1 more and goes. */
+START_TEST(test_whole_first_message)
+{
+	struct loop *loop = loop_new();
+	for (int whole = 0; whole <= 1; whole++) {
+		memset(conns, 0, sizeof conns);
+		struct peerlimit_opts o = { .what = "test listener", .max_pending = 16,
+					    .max_pending_per_peer = 4, .first_message_whole = whole };
+		struct peerlimit *pl = peerlimit_new(loop, &o);
+		ck_assert_ptr_nonnull(pl);
+		struct sockaddr_storage a = v4("127.0.0.1");
+		for (int i = 0; i < 3; i++) {
+			admit(pl, i, &a);
+			peerlimit_active(pl, conns[i].slot);   /* slow: sent part of a head */
+		}
+		admit(pl, 3, &a);                              /* the newcomer, silent so far */
+		for (int i = 0; i < 200; i++) {                /* the peer churns its slow ones */
+			int k = 4 + i % (NCONN - 4);
+			conns[k].closed = 0;
+			admit(pl, k, &a);
+			peerlimit_active(pl, conns[k].slot);
+		}
+		ck_assert_int_eq(conns[3].closed, whole ? 0 : 1);
+		ck_assert_int_eq(peerlimit_pending(pl), 4);
+		if (whole) {
+			/* Only silent ones left: the oldest of them goes, the newcomer included. */
+			for (int i = 0; i < 4; i++)
+				admit(pl, 40 + i, &a);
+			ck_assert_int_eq(conns[3].closed, 1);
+		}
+		peerlimit_free(pl);
+	}
+	loop_free(loop);
+}
+END_TEST
+
 static void stop_loop(void *arg)
 {
 	loop_stop(arg);
@@ -429,6 +467,7 @@ int main(void)
 	tcase_add_test(tc, test_per_peer_one);
 	tcase_add_test(tc, test_done_leaves_budget);
 	tcase_add_test(tc, test_active_outlives_idle);
+	tcase_add_test(tc, test_whole_first_message);
 	tcase_add_test(tc, test_deadline);
 	tcase_add_test(tc, test_unix_peer_uid);
 	tcase_add_test(tc, test_ipv6_prefix);

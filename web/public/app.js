@@ -1,7 +1,8 @@
 // fr web page, live part: MQTT over wss (mqtt.js, served by us) straight to the broker with the
 // user's own account, in the version frAroundWeb speaks with it (5, or 3.1.1); keeps statuses, sensors and controllers current (with each sensor's
 // history chart, charts.js) and runs actions with progress and results. The server-rendered page (index.php) is the first paint; this only
-// updates it, and builds cards for controllers that appear later.
+// updates it, and builds cards for controllers that appear later. After every connect it asks each home for its whole state
+// (fr/<home>/sync), so the truth does not depend on the broker's retained messages.
 import mqtt from '/vendor/mqtt.esm.js';
 import { chartFor, chartLive } from '/charts.js';
 
@@ -175,6 +176,134 @@ function showHome(home) {
 for (const h of app.querySelectorAll('section.home[data-home]')) liveOf(h.dataset.home);
 setInterval(() => { for (const home of live.keys()) if (live.get(home).beatAt) showHome(home); }, 1000);
 
+// --- a home's state: what fr/<home>/ctl/<ctl>/info, .../status, .../state/<sensor> and a sync
+// answer (below) say, applied the same way whichever brought it ------------------------------------
+
+function applyInfo(home, ctl, info) {
+	const c = ctlEl(home, ctl, info);
+	if (!c) return;
+	if (typeof info.online === 'boolean') setCtlStatus(c, info.online ? 'online' : 'offline', info.offline_reason);
+	const t = c.querySelector('[data-field="last-seen"]');
+	if (typeof info.last_seen === 'number') {
+		t.textContent = fmtTime(info.last_seen);
+		t.setAttribute('datetime', new Date(info.last_seen).toISOString());
+	}
+}
+
+function applyCtlStatus(home, ctl, status) {
+	const c = ctlEl(home, ctl, null);
+	if (c) setCtlStatus(c, status);
+}
+
+// v: the state document {"value", "ts"} (anything else is shown as it is). The reading's ts is
+// kept on the value (data-ts) for the sync answer's comparison.
+function applyState(home, ctl, sensor, v) {
+	const c = ctlEl(home, ctl, null);
+	if (!c) return;
+	const dd = sensorEl(c, sensor).querySelector('[data-field="value"]');
+	dd.textContent = fmtValue(v && typeof v === 'object' && 'value' in v ? v.value : v);
+	if (v && typeof v.ts === 'number') {
+		dd.title = `read ${fmtTime(v.ts)}`;
+		dd.dataset.ts = String(v.ts);
+		chartLive(c, sensor, v.value, v.ts);
+	} else {
+		delete dd.dataset.ts;
+	}
+}
+
+// --- fr/<home>/sync (docs/topics.md): the home's whole state after every connect ------------------
+// Retained messages are only a fast path: RabbitMQ never sends them to wildcard subscriptions and
+// keeps them per node, a broker without persistence forgets them. So once subscribed on a
+// connection the page asks each home once (QoS 1, not retained) with a fresh id and its reply
+// topic, and takes the answer as the home's state. No retry: a home that does not answer within
+// SYNC_TIMEOUT_MS (frMhs down: its will or stale heartbeat says so) is asked again at the next
+// connect only, so a flapping connection costs one request per home per connect, never more.
+const SYNC_TIMEOUT_MS = 10_000;
+const NAME = /^[A-Za-z0-9_-]{1,63}$/;
+let syncs = new Map(); // home -> { id, state: 'asked' | 'done' | 'none', timer }, this connection's
+
+function syncMark(home, state) {
+	homeEl(home).dataset.sync = state;
+}
+
+// granted: the SUBACK's grants ({topic, qos}); a home whose reply topic the broker refused could
+// not get its answer, so it is not asked.
+function syncAll(granted) {
+	syncEnd();
+	syncs = new Map();
+	const refused = new Set(granted.filter((g) => g.qos >= 128).map((g) => g.topic));
+	// One id per connection (the reply topic names the home): an answer with another id is
+	// to an earlier connection's request.
+	const id = `sync-${crypto.randomUUID()}`;
+	for (const home of homes) {
+		if (refused.has(replyTopic(home))) continue;
+		const s = { id, state: 'asked', timer: null };
+		s.timer = setTimeout(() => {
+			if (s.state !== 'asked') return;
+			s.state = 'none';
+			syncMark(home, 'no answer');
+		}, SYNC_TIMEOUT_MS);
+		syncs.set(home, s);
+		syncMark(home, 'asked');
+		const opts = { qos: 1, retain: false };
+		if (client.options.protocolVersion === 5) {
+			opts.properties = { responseTopic: replyTopic(home), correlationData: new TextEncoder().encode(id) };
+		}
+		client.publish(`${prefix}/${home}/sync`, JSON.stringify({ id, reply_to: replyTopic(home) }), opts);
+	}
+}
+
+// The connection is gone: its unanswered requests never will be (a clean session).
+function syncEnd() {
+	for (const [home, s] of syncs) {
+		clearTimeout(s.timer);
+		if (s.state === 'asked') {
+			s.state = 'none';
+			syncMark(home, 'no answer');
+		}
+	}
+}
+
+// What may be newer than the answer, and so must not be overwritten by it:
+// - a sensor value: its reading's ts is in both (frMhs's clock both times), the newer one stays;
+// - a controller's status and info, the home's status: they carry no time of their change, so the
+//   order decides. frMhs publishes them and the answer on one connection, and the broker hands one
+//   publisher's QoS 1 messages to a subscriber in order (MQTT promises it per topic; Mosquitto
+//   keeps one queue per client, RabbitMQ one per client and QoS, and the page takes all of these
+//   and its reply topic at QoS 1), so what came before the answer was published before it, and
+//   what comes after was published after it and wins in onMessage as usual;
+// - a retained copy arriving after the answer (the broker's store as of the subscription, made
+//   before the request): older, dropped in onMessage;
+// - an answer to an earlier connection's request (a late one: the same reply topic) or a second
+//   copy of this one: older than everything since, dropped here.
+function onSync(home, doc, id) {
+	const s = syncs.get(home);
+	if (!s || s.state !== 'asked' || id !== s.id || doc.home !== home) return;
+	clearTimeout(s.timer);
+	s.state = 'done';
+	// The home answered just now: alive, which is what a heartbeat says too.
+	const l = liveOf(home);
+	if (typeof doc.status === 'string') l.status = doc.status;
+	const iv = doc.heartbeat_interval;
+	if (typeof iv === 'number' && iv >= 1 && iv <= 3600) Object.assign(l, { beatAt: Date.now(), interval: iv });
+	else if (iv === 0) Object.assign(l, { beatAt: 0, interval: 0 }); // a home that does not beat
+	showHome(home);
+	for (const c of Array.isArray(doc.controllers) ? doc.controllers : []) {
+		if (!c || typeof c.id !== 'string' || !NAME.test(c.id)) continue;
+		if (c.info && typeof c.info === 'object') applyInfo(home, c.id, c.info);
+		if (typeof c.status === 'string') applyCtlStatus(home, c.id, c.status);
+		const card = ctlEl(home, c.id, null);
+		if (!card || !c.states || typeof c.states !== 'object') continue;
+		for (const [sensor, v] of Object.entries(c.states)) {
+			if (!NAME.test(sensor) || typeof v?.ts !== 'number') continue;
+			const shown = card.querySelector(`.sensor[data-sensor="${CSS.escape(sensor)}"] [data-field="value"]`);
+			if (shown?.dataset.ts && Number(shown.dataset.ts) >= v.ts) continue;
+			applyState(home, c.id, sensor, v);
+		}
+	}
+	syncMark(home, 'ok');
+}
+
 // --- incoming messages ----------------------------------------------------------------------
 
 function onMessage(topic, payload, packet) {
@@ -182,11 +311,6 @@ function onMessage(topic, payload, packet) {
 	if (parts[0] !== prefix || parts.length < 3) return;
 	const home = parts[1];
 	const text = new TextDecoder().decode(payload);
-	if (parts.length === 3 && parts[2] === 'status') {
-		liveOf(home).status = text;
-		showHome(home);
-		return;
-	}
 	if (parts.length === 3 && parts[2] === 'heartbeat') {
 		if (packet?.retain) return; // an old beat (frMhs never retains them) says nothing of now
 		let b;
@@ -197,7 +321,15 @@ function onMessage(topic, payload, packet) {
 		return;
 	}
 	if (parts[2] === 'reply') {
-		onReply(text, packet);
+		onReply(home, text, packet);
+		return;
+	}
+	// Retained copies come from the broker's store as of the subscription; after this
+	// connection's sync answer they are older than it (onSync).
+	if (packet?.retain && syncs.get(home)?.state === 'done') return;
+	if (parts.length === 3 && parts[2] === 'status') {
+		liveOf(home).status = text;
+		showHome(home);
 		return;
 	}
 	if (parts[2] !== 'ctl' || parts.length < 5) return;
@@ -206,28 +338,13 @@ function onMessage(topic, payload, packet) {
 	if (kind === 'info') {
 		let info;
 		try { info = JSON.parse(text); } catch { return; }
-		const c = ctlEl(home, ctl, info);
-		if (!c) return;
-		if (typeof info.online === 'boolean') setCtlStatus(c, info.online ? 'online' : 'offline', info.offline_reason);
-		const t = c.querySelector('[data-field="last-seen"]');
-		if (typeof info.last_seen === 'number') {
-			t.textContent = fmtTime(info.last_seen);
-			t.setAttribute('datetime', new Date(info.last_seen).toISOString());
-		}
+		if (info && typeof info === 'object') applyInfo(home, ctl, info);
 	} else if (kind === 'status') {
-		const c = ctlEl(home, ctl, null);
-		if (c) setCtlStatus(c, text);
+		applyCtlStatus(home, ctl, text);
 	} else if (kind === 'state' && parts.length === 6) {
-		const c = ctlEl(home, ctl, null);
-		if (!c) return;
 		let v;
 		try { v = JSON.parse(text); } catch { v = { value: text }; }
-		const dd = sensorEl(c, parts[5]).querySelector('[data-field="value"]');
-		dd.textContent = fmtValue(v && typeof v === 'object' && 'value' in v ? v.value : v);
-		if (v && typeof v.ts === 'number') {
-			dd.title = `read ${fmtTime(v.ts)}`;
-			chartLive(c, parts[5], v.value, v.ts);
-		}
+		applyState(home, ctl, parts[5], v);
 	}
 }
 
@@ -269,13 +386,18 @@ function requestDoc(id, action, args, wait, replyTo) {
 }
 
 // Replies are matched by their correlation data (MQTT 5), else by their id (MQTT 3.1.1); only
-// accepted, started and result mean something to a request.
-function onReply(text, packet) {
+// accepted, started and result mean something to a request, sync to a sync request.
+function onReply(home, text, packet) {
 	let m;
 	try { m = JSON.parse(text); } catch { return; }
+	if (!m || typeof m !== 'object') return;
 	let id = m.id;
 	const cd = packet?.properties?.correlationData;
 	if (cd) id = new TextDecoder().decode(cd);
+	if (m.type === 'sync') {
+		onSync(home, m, id);
+		return;
+	}
 	const p = pending.get(id);
 	if (!p) return;
 	if (m.type === 'accepted' || m.type === 'started') {
@@ -355,13 +477,19 @@ client.on('connect', () => {
 		subs[`${prefix}/${home}/heartbeat`] = { qos: 0 };
 		subs[replyTopic(home)] = { qos: 1 };
 	}
-	client.subscribe(subs, (err) => {
-		if (err) setConn('down', `Live updates: subscribe failed (${err.message})`);
-		else setConn('up', 'Live updates: connected');
+	// The sync requests go out once the reply topics are subscribed, so no answer is missed.
+	client.subscribe(subs, (err, granted) => {
+		if (err) {
+			setConn('down', `Live updates: subscribe failed (${err.message})`);
+			return;
+		}
+		setConn('up', 'Live updates: connected');
+		syncAll(granted || []);
 	});
 });
 client.on('reconnect', () => setConn('connecting', 'Live updates: reconnecting…'));
 client.on('close', () => {
+	syncEnd();
 	if (!MQTT_VERSION && !accepted && client.options.protocolVersion === 5) {
 		// Closed before any CONNACK with the version unknown: a broker without MQTT 5
 		// (RabbitMQ) does that; the reconnect speaks 3.1.1.

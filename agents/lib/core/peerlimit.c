@@ -286,6 +286,15 @@ static struct peerlimit_slot *pl_oldest_idle(const struct pl_peer *p)
 	return NULL;
 }
 
+static struct peerlimit_slot *pl_peer_victim(const struct peerlimit *pl, const struct pl_peer *p)
+{
+	if (pl->o.first_message_whole && p->idle < p->pending)
+		for (struct peerlimit_slot *s = p->head; s; s = s->next)
+			if (s->active)
+				return s;
+	return p->head;
+}
+
 /* Over the total: the oldest idle connection of the peer holding the most idle ones; when none
  * is idle, the oldest of the peer holding the most (ties: the older connection). */
 static struct peerlimit_slot *pl_victim(const struct peerlimit *pl)
@@ -319,9 +328,12 @@ struct peerlimit_slot *peerlimit_admit(struct peerlimit *pl, int fd,
 	struct pl_peer *p = pl_peer_find(pl, &k);
 	/* Within one peer the oldest goes: its connections cannot be told apart, and a client
 	 * that just arrived must not lose to the ones that have been waiting (slow ones, or idle
-	 * ones whose bytes are yet to come). */
+	 * ones whose bytes are yet to come). Where a first message arrives whole, one that spoke
+	 * and stopped is a slow client and goes first: a peer that churns its own slow
+	 * connections faster than a newcomer on its address gets to send (hundreds a second,
+	 * on a loaded machine) must not displace the newcomer before it speaks. */
 	if (p && p->pending >= pl->o.max_pending_per_peer)
-		pl_close(pl, p->head, PEERLIMIT_OVER_BUDGET);
+		pl_close(pl, pl_peer_victim(pl, p), PEERLIMIT_OVER_BUDGET);
 	else if (pl->pending >= pl->o.max_pending)
 		pl_close(pl, pl_victim(pl), PEERLIMIT_OVER_BUDGET);
 	struct peerlimit_slot *s = calloc(1, sizeof *s);

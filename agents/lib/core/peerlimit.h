@@ -2,7 +2,8 @@
  * it authenticated (TLS-PSK handshake, shim auth) or, on a listener without authentication
  * (HTTP), until it was served. Pending connections get a budget per peer -- an IPv4 address,
  * an IPv6 /64, a local user (uid) on a unix socket -- and one in all. A connection over its
- * peer's budget closes that peer's oldest pending connection. One over the total closes an
+ * peer's budget closes that peer's oldest pending connection (with first_message_whole, its
+ * oldest that spoke and stopped, if any). One over the total closes an
  * idle one first (nothing received yet: what a flood of idle connections is made of, while a
  * real client speaks at once), the oldest of the peer holding the most idle ones; when every
  * pending connection spoke, the oldest of the peer holding the most. A flood from one peer
@@ -18,6 +19,7 @@
 #ifndef FR_PEERLIMIT_H
 #define FR_PEERLIMIT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -41,6 +43,11 @@ struct peerlimit_opts {
 	uint64_t log_ms;           /* 0 = PEERLIMIT_LOG_MS (tests use less) */
 	const char *deadline_what; /* what the deadline waits for, for the log: NULL =
 				      "authenticate"; HTTP says "send its request" */
+	/* The protocol's first message arrives whole (an HTTP request head, a shim auth line), so
+	 * a client that spoke and stopped is a slow one: within a peer, the oldest connection
+	 * that sent something goes before one that has not spoken yet. Without it (a TLS
+	 * handshake, several round trips) the peer's oldest goes, whatever it sent. */
+	bool first_message_whole;
 };
 
 enum peerlimit_why {
