@@ -8,6 +8,14 @@
 # The integration tests' helpers (fr_free_port, ...) and their temp dir $T, which is ours.
 source "$FR_SRC/tests/integration/lib.sh"
 CONF_NAME=$(basename "$0" .sh)
+# CONF_MQTT_VERSION=4: the same suite with frMhs and frAroundWeb on MQTT 3.1.1 (the demo's
+# FR_DEMO_MQTT_VERSION; the page follows frAroundWeb). ctest runs each script so too, as
+# conformance.NN-name-v311.
+case "${CONF_MQTT_VERSION:-}" in
+"" | 5) unset FR_DEMO_MQTT_VERSION ;;
+4) export FR_DEMO_MQTT_VERSION=4; CONF_NAME=$CONF_NAME-v311 ;;
+*) echo "CONF_MQTT_VERSION must be 4 (MQTT 3.1.1) or 5" >&2; exit 2 ;;
+esac
 CONF_W=$T
 FR_DEMO_DIR=$CONF_W/demo
 # The demo runs its daemons as an unprivileged user (tests/demo/demo.sh): it must reach the demo

@@ -17,7 +17,8 @@
 # FR_DEMO_WS_PORT (9001), FR_DEMO_ANNOUNCE_PORT (7400), FR_DEMO_LINK_PORT (7410),
 # FR_DEMO_SHIM_PORT (7420), FR_DEMO_METRICS_PORT (7421), FR_DEMO_READY_TIMEOUT (60 s),
 # FR_DEMO_USER (fr-demo; used only when started as root), FR_DEMO_HEARTBEAT (frMhs's
-# heartbeat_interval, 30 s).
+# heartbeat_interval, 30 s), FR_DEMO_MQTT_VERSION (4 = MQTT 3.1.1 or 5: the `mqtt.version` of
+# frMhs and frAroundWeb; unset, frMhs speaks 5 and frAroundWeb "auto").
 set -euo pipefail
 FR_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 D=$(realpath -m "${FR_DEMO_DIR:-$FR_ROOT/.demo}")
@@ -35,6 +36,11 @@ SHIM_PORT=${FR_DEMO_SHIM_PORT:-7420}
 METRICS_PORT=${FR_DEMO_METRICS_PORT:-7421}
 READY_TIMEOUT=${FR_DEMO_READY_TIMEOUT:-60}
 RUN_USER=${FR_DEMO_USER:-fr-demo}
+MQTT_VERSION=${FR_DEMO_MQTT_VERSION:-}
+case "$MQTT_VERSION" in
+"" | 4 | 5) ;;
+*) echo "demo.sh: FR_DEMO_MQTT_VERSION must be 4 (MQTT 3.1.1) or 5" >&2; exit 2 ;;
+esac
 S=$D/broker                     # fr-admin's state: accounts, passwd, acl, persistence
 CTLS=(kitchen hall garage)
 HOME_ID=demo
@@ -263,7 +269,7 @@ shim = { address = "127.0.0.1"; port = $SHIM_PORT; unix = "$D/shim.sock"; };
 http = { address = "127.0.0.1"; port = $METRICS_PORT; };
 history = { file = "$D/history.db"; };
 mqtt = { uri = "mqtt://127.0.0.1:$BROKER_PORT"; username = "fr-web";
-         password_file = "$S/web/password"; backoff_min = 0.2; backoff_max = 2; };
+         password_file = "$S/web/password"; backoff_min = 0.2; backoff_max = 2;${MQTT_VERSION:+ version = $MQTT_VERSION;} };
 CONF
 
 # --- home server and controllers --------------------------------------------------------------
@@ -274,7 +280,7 @@ discovery = { address = "127.255.255.255"; port = $ANNOUNCE_PORT; interval = 2; 
 state_dir = "$D/state-frMhs";
 heartbeat_interval = ${FR_DEMO_HEARTBEAT:-30};
 mqtt = { uri = "mqtt://127.0.0.1:$BROKER_PORT"; username = "home-$HOME_ID";
-         password_file = "$S/homes/$HOME_ID/mqtt.pw"; version = 5; backoff_min = 0.2; backoff_max = 2; };
+         password_file = "$S/homes/$HOME_ID/mqtt.pw"; version = ${MQTT_VERSION:-5}; backoff_min = 0.2; backoff_max = 2; };
 # Home Assistant MQTT discovery (README.md, "Use with Home Assistant"): an HA on the demo's
 # broker with the demo user's account sees the controllers as devices.
 homeassistant = { enabled = true; };

@@ -39,6 +39,9 @@ LOGS = os.path.join(W, "logs")
 # The demo's daemons and the suite's controllers run as the demo's unprivileged user
 # (tests/demo/demo.sh; frMhc's `user` setting): what they write must belong to it.
 RUN_USER = os.environ.get("FR_DEMO_USER", "fr-demo")
+# The MQTT version frMhs and frAroundWeb speak with the broker in this run: harness.sh's
+# CONF_MQTT_VERSION=4 starts the demo with FR_DEMO_MQTT_VERSION=4 (MQTT 3.1.1), else 5.
+HOME_V = 4 if os.environ.get("FR_DEMO_MQTT_VERSION") == "4" else 5
 
 
 AS_RUN_USER = ["setpriv", "--reuid=" + RUN_USER, "--regid=" + RUN_USER, "--init-groups", "--"]
@@ -112,18 +115,29 @@ def deadline(seconds):
 class Suite:
     """Runs its checks in order, one output line each; exits 1 if any failed."""
 
-    def __init__(self, name):
-        self.name = name
+    def __init__(self, name, versions=None):
+        """versions: (frMhs's, frAroundWeb's) MQTT version when the checks start, if the suite
+        sets them itself (04-v311); else both speak HOME_V."""
+        self.name = name + ("-v311" if HOME_V == 4 else "")
         self.checks = []
         self.failed = []
         self.sys = None
+        mhs, web = versions or (HOME_V, HOME_V)
+        vname = lambda v: "3.1.1" if v == 4 else "5"
+        self.check("mqtt.version", "frMhs speaks MQTT %s and frAroundWeb MQTT %s with the broker in this run "
+                   "(the broker's log; the shim's auth answer `mqtt_version`, docs/shim.md)" % (vname(mhs), vname(web)))(
+                       lambda: check_versions(mhs, web))
 
-    def check(self, cid, doc, pending=None):
+    def check(self, cid, doc, pending=None, v5=None):
         """pending: why the check is not run (an issue not implemented yet, listed under
         "Pending" in tests/conformance/README.md). It prints a PEND line, never counts as
-        passed, and runs (and may fail) with CONF_PENDING=1."""
+        passed, and runs (and may fail) with CONF_PENDING=1.
+        v5: (doc file, sentence) -- the documents promise what the check asserts only while the
+        home speaks MQTT 5. In a 3.1.1 run the check is not run: it prints an `n/a` line with
+        that sentence, counted apart; the sentence must still be in the file (whitespace and
+        `**` aside), else the check fails."""
         def deco(fn):
-            self.checks.append((cid, doc, fn, pending))
+            self.checks.append((cid, doc, fn, pending, v5))
             return fn
         return deco
 
@@ -133,12 +147,23 @@ class Suite:
         run_pending = os.environ.get("CONF_PENDING") == "1"
         t_all = time.monotonic()
         pend = []
-        for cid, doc, fn, pending in self.checks:
+        na = []
+        for cid, doc, fn, pending, v5 in self.checks:
             if only and not re.search(only, cid):
                 continue
             if pending and not run_pending:
                 pend.append(cid)
                 print("PEND %s: %s  [not run: %s]" % (cid, doc, pending), flush=True)
+                continue
+            if v5 and HOME_V == 4:
+                missing = doc_lacks(*v5)
+                if missing:
+                    self.failed.append(cid)
+                    print("FAIL %s: n/a on MQTT 3.1.1 by a sentence the documents no longer hold  [%s]" % (
+                        cid, missing), flush=True)
+                else:
+                    na.append(cid)
+                    print("n/a  %s %s: \"%s\"  [%s]" % (cid, v5[0], " ".join(v5[1].split()), doc), flush=True)
                 continue
             t0 = time.monotonic()
             try:
@@ -169,12 +194,62 @@ class Suite:
                     "+".join(crashed), cid, " | ".join(
                         "%s: %s" % (n, system.log_tail(n)) for n in crashed)[:700]), flush=True)
         n = len([c for c in self.checks if not only or re.search(only, c[0])])
-        print("# %s: %d checks, %d failed, %d pending (not run), %.0fs%s%s" % (
-            self.name, n, len(self.failed), len(pend), time.monotonic() - t_all,
+        print("# %s: %d checks, %d failed, %d pending (not run), %d n/a on MQTT 3.1.1 (not run), %.0fs%s%s%s" % (
+            self.name, n, len(self.failed), len(pend), len(na), time.monotonic() - t_all,
             (": " + " ".join(self.failed)) if self.failed else "",
-            ("; pending: " + " ".join(pend)) if pend else ""), flush=True)
+            ("; pending: " + " ".join(pend)) if pend else "",
+            ("; n/a: " + " ".join(na)) if na else ""), flush=True)
         system.close()
         sys.exit(1 if self.failed else 0)
+
+
+# Why a check is n/a while the home speaks MQTT 3.1.1 (Suite.check's v5=): the documents' words.
+NA_RT = ("docs/topics.md", "A home server on 3.1.1 (frMhs with `version = 4`, or \"auto\" on a broker without "
+         "MQTT 5) is an MQTT 3.1.1 hop for every request: it receives no response topic and no correlation "
+         "data, so its replies go to the request's `reply_to`, else to `fr/<home>/ctl/<ctl>/result`, and "
+         "carry no correlation data.")
+NA_RETAINED = ("docs/topics.md", "This holds for requests from MQTT 5 and MQTT 3.1.1 clients alike as long "
+               "as frMhs itself speaks MQTT 5 to the broker (its default, `mqtt.version = 5`)")
+
+
+def doc_lacks(path, sentence):
+    """None if the document at path (relative to the checkout) holds sentence, whitespace and
+    markdown emphasis aside; else what is missing."""
+    norm = lambda t: " ".join(t.replace("**", "").split())
+    try:
+        with open(os.path.join(SRC, path)) as f:
+            text = f.read()
+    except OSError as e:
+        return "%s: %s" % (path, e)
+    return None if norm(sentence) in norm(text) else "%s no longer says: %s" % (path, norm(sentence))
+
+
+def shim_mqtt_version():
+    """The MQTT version frAroundWeb says it speaks: its auth answer's `mqtt_version` (docs/shim.md)."""
+    sh = Shim()
+    try:
+        return sh.auth_reply.get("mqtt_version")
+    finally:
+        sh.close()
+
+
+def check_versions(mhs, web):
+    """The first check of every suite: the run speaks the MQTT versions it claims (else a 3.1.1
+    run could pass on MQTT 5)."""
+    pv = lambda v: "p2" if v == 4 else "p5"
+    log = os.path.join(D, "logs", "mosquitto.log")
+    got = {}
+    with open(log, errors="replace") as f:
+        for line in f:
+            # mosquitto: "New client connected from A as ID (p2, c1, k30, u'user')." (p2 = 3.1.1)
+            m = re.search(r"New client connected from \S+ as (frMhs-%s|frAroundWeb-\S+) \((p\d)," % HOME, line)
+            if m:
+                got["frMhs" if m.group(1).startswith("frMhs") else "frAroundWeb"] = m.group(2)
+    want = {"frMhs": pv(mhs), "frAroundWeb": pv(web)}
+    expect(got == want, "the broker's latest connects: %s (want %s)" % (got, want))
+    v = shim_mqtt_version()
+    expect(v == web, "the shim's auth answer says mqtt_version %r (want %d)" % (v, web))
+    return "broker log: frMhs %s, frAroundWeb %s; shim auth: mqtt_version %s" % (got["frMhs"], got["frAroundWeb"], v)
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,13 +456,19 @@ class Requester:
         self.rt = "fr/%s/reply/%s/%s" % (HOME, user, uuid.uuid4().hex[:10])
         self.cl.sub(self.rt)
 
-    def ask(self, ctl, body, topic=None, corr=None, use_rt=True, wait=True, **pubkw):
+    def ask(self, ctl, body, topic=None, corr=None, use_rt=True, wait=True, rt_only=False, **pubkw):
         """Publishes one request; with v5 the response topic (unless use_rt is False), with
-        3.1.1 reply_to (unless body already names one). Returns the reply topic."""
+        3.1.1 reply_to (unless body already names one). Returns the reply topic.
+        When the home speaks 3.1.1 (HOME_V 4) it sees no response topic: then a v5 request also
+        names its reply topic in reply_to, as docs/topics.md's request profile of fr's own
+        clients does ("The reply topic goes twice ... A request is so answerable with and
+        without MQTT 5"), unless rt_only (a check of the response topic alone, n/a there)."""
         body = dict(body)
         body.setdefault("id", uid())
         rt = topic or self.rt
         if self.v == 5 and use_rt:
+            if HOME_V == 4 and not rt_only:
+                body.setdefault("reply_to", rt)
             self.cl.pub(cmd_topic(ctl), body, rt=rt, corr=corr if corr is not None else body["id"],
                         wait=wait, **pubkw)
         else:

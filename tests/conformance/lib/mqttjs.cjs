@@ -1,8 +1,9 @@
 // mqtt.js (web/node_modules/mqtt, the page's client) as a requester, for the conformance suite.
 //   node mqttjs.cjs URL USER PASSWORD CMD_TOPIC RESPONSE_TOPIC CORRELATION BODY_JSON [CA_FILE [COOKIE]]
 // COOKIE (name=value) goes with the websocket upgrade: nginx's /mqtt wants a signed-in page
-// session (docs/web.md). Connects with MQTT 5 as client id USER:js-<random> (docs/broker.md),
-// subscribes to fr/<home>/status and RESPONSE_TOPIC, publishes BODY_JSON to CMD_TOPIC (QoS 1,
+// session (docs/web.md). Connects with MQTT 5 (MQTTJS_VERSION=4: 3.1.1, as the page does when
+// frAroundWeb speaks it) as client id USER:js-<random> (docs/broker.md), subscribes to
+// fr/<home>/status and RESPONSE_TOPIC, publishes BODY_JSON to CMD_TOPIC (QoS 1; on MQTT 5 with
 // response topic + correlation data) and prints every message it receives as one JSON line,
 // until the final result (exit 0) or 20 s (exit 2); an error is printed and exits 3.
 'use strict';
@@ -11,7 +12,8 @@ const mqtt = require(process.env.FR_SRC + '/web/node_modules/mqtt');
 
 const [url, user, pw, topic, rt, corr, body, ca, cookie] = process.argv.slice(2);
 const home = topic.split('/')[1];
-const opts = { username: user, password: pw, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 10000,
+const version = process.env.MQTTJS_VERSION === '4' ? 4 : 5;
+const opts = { username: user, password: pw, protocolVersion: version, reconnectPeriod: 0, connectTimeout: 10000,
 	clientId: `${user}:js-${Math.random().toString(16).slice(2, 10)}` };
 if (ca) opts.ca = fs.readFileSync(ca);
 if (cookie) opts.wsOptions = { headers: { Cookie: cookie } };
@@ -28,7 +30,9 @@ c.on('connect', () => {
 	connected = true;
 	c.subscribe([`fr/${home}/status`, rt], { qos: 1 }, (err) => {
 		if (err) { out({ error: 'subscribe: ' + err }); process.exit(3); }
-		c.publish(topic, body, { qos: 1, properties: { responseTopic: rt, correlationData: Buffer.from(corr) } },
+		const po = { qos: 1 };
+		if (version === 5) po.properties = { responseTopic: rt, correlationData: Buffer.from(corr) };
+		c.publish(topic, body, po,
 			(e) => { if (e) { out({ error: 'publish: ' + e }); process.exit(3); } });
 	});
 });

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from conf import (BIN, D, HOME, PORT, STATE, USER, Fail, Mq, Requester, Shim, Suite, System, expect,
+from conf import (BIN, D, HOME, HOME_V, PORT, STATE, USER, Fail, Mq, Requester, Shim, Suite, System, expect,
                   gates, password, run, shim_request, short, uid, wait_until)
 
 EVENTS = 50000
@@ -248,9 +248,14 @@ def _():
         try:
             for t in tags["rr"]:
                 rid = uid()
+                rt = "fr/%s/reply/%s/%s" % (HOME, USER, rid)
+                body = {"id": rid, "action": "rec", "args": {"tag": t}, "progress": False}
+                if HOME_V == 4:
+                    # a home on 3.1.1 sees no response topic: the request profile's reply_to too
+                    # (docs/topics.md, "On MQTT 3.1.1")
+                    body["reply_to"] = rt
                 r = run(["mosquitto_rr", "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-q", "1", "-W", "30",
-                         "-t", "fr/%s/ctl/lab/cmd" % HOME, "-e", "fr/%s/reply/%s/%s" % (HOME, USER, rid),
-                         "-m", json.dumps({"id": rid, "action": "rec", "args": {"tag": t}, "progress": False})], 40)
+                         "-t", "fr/%s/ctl/lab/cmd" % HOME, "-e", rt, "-m", json.dumps(body)], 40)
                 if '"status":"ok"' not in r.stdout:
                     errors.append("rr %s: %r" % (t, r.stdout[:120]))
         except Exception as e:

@@ -9,8 +9,8 @@ import signal
 import subprocess
 import time
 
-from conf import (D, G, HOME, PORT, RUN_USER, SRC, USER, W, Mq, Requester, Suite, System, cmd_topic,
-                  dup_keys, expect, final_of, gates, is_ms, password, replies, run, short,
+from conf import (D, G, HOME, HOME_V, NA_RETAINED, NA_RT, PORT, RUN_USER, SRC, USER, W, Mq, Requester, Suite, System, cmd_topic,
+                  dup_keys, expect, final_of, gates, is_ms, password, replies, run, shim_mqtt_version, short,
                   uid, wait_until)
 
 s = Suite("01-topics")
@@ -237,11 +237,11 @@ def _():
 
 # ---------------------------------------------------------------------------- replies
 
-@s.check("reply.rt-correlation", "1. the MQTT 5 response topic of the request, with its correlation data copied")
+@s.check("reply.rt-correlation", "1. the MQTT 5 response topic of the request, with its correlation data copied", v5=NA_RT)
 def _():
     corr = b"\x00\xffbin-" + os.urandom(4)
     tag = uid("c")[:30].lower()
-    r, rs = V5.run("lab", {"action": "rec", "args": {"tag": tag}}, corr=corr)
+    r, rs = V5.run("lab", {"action": "rec", "args": {"tag": tag}}, corr=corr, rt_only=True)
     bad = [x["type"] for x in rs if x["_msg"].corr() != corr]
     expect(not bad, "replies without the correlation data: %s (%r)" % (bad, [x["_msg"].corr() for x in rs]))
     return "%d replies carried %r" % (len(rs), corr)
@@ -273,30 +273,41 @@ def _():
     return "; ".join(out)
 
 
-@s.check("reply.order", "in this order of preference: response topic before reply_to before .../result")
-def _():
+def only_preferred(publish, cl, topic, req):
+    """publish(rid, other) sends request rid naming a second reply topic `other` in reply_to;
+    its final result must come on topic (to cl; None: on `other`), and nothing of it on a less
+    preferred topic (`other`, .../result)."""
     c = Mq()
     try:
         other = "fr/%s/reply/%s/%s" % (HOME, USER, uid("rt"))
         c.sub(other)
         c.sub(T + "/ctl/lab/result")
-        mk, mk1 = V5.cl.mark(), c.mark()
+        cl, topic = cl or c, topic or other
+        mk, mk1 = cl.mark(), c.mark()
         rid = uid()
-        V5.ask("lab", {"id": rid, "action": "ping", "reply_to": other})
-        final_of(V5.cl, V5.rt, rid, 20, mk)
-        # 3.1.1: reply_to wins over the default topic
-        rid2 = uid()
-        c3 = Mq(v=4)
-        c3.pub(cmd_topic("lab"), {"id": rid2, "action": "ping", "reply_to": other})
-        c3.close()
-        final_of(c, other, rid2, 20, mk1)
-        sync_point(V5)
-        wrong = [m for m in c.since(mk1) if (m.json() or {}).get("id") == rid] + \
-                [m for m in c.since(mk1, T + "/ctl/lab/result") if (m.json() or {}).get("id") == rid2]
+        publish(rid, other)
+        final_of(cl, topic, rid, 20, mk)
+        sync_point(req)
+        wrong = [m for m in c.since(mk1) if (m.json() or {}).get("id") == rid and m.topic != topic]
         expect(not wrong, "replies also went to a less preferred topic: %r" % wrong)
     finally:
         c.close()
-    return "response topic only; reply_to only"
+
+
+@s.check("reply.order", "in this order of preference: response topic before reply_to ...", v5=NA_RT)
+def _():
+    only_preferred(lambda rid, other: V5.ask("lab", {"id": rid, "action": "ping", "reply_to": other}), V5.cl, V5.rt, V5)
+    return "response topic only"
+
+
+@s.check("reply.order-reply_to", "in this order of preference: ... reply_to before .../result (MQTT 3.1.1)")
+def _():
+    def publish(rid, other):
+        c3 = Mq(v=4)
+        c3.pub(cmd_topic("lab"), {"id": rid, "action": "ping", "reply_to": other})
+        c3.close()
+    only_preferred(publish, None, None, V3)
+    return "reply_to only"
 
 
 @s.check("progress.false", "`progress` `false` sends only the final result (response topic and reply_to)")
@@ -387,7 +398,8 @@ def refused(req, body, status, **kw):
     body.setdefault("id", uid())
     corr = ("refused-" + body["id"]).encode()
     rid, rt = req.ask("lab", body, corr=corr, **kw)
-    mine = (lambda m: m.corr() == corr) if req.v == 5 else (lambda m: (m.json() or {}).get("id") == rid)
+    # no correlation data from a home on 3.1.1: replies matched by id (docs/topics.md)
+    mine = (lambda m: m.corr() == corr) if req.v == 5 and HOME_V == 5 else (lambda m: (m.json() or {}).get("id") == rid)
     req.cl.wait(rt, lambda m: mine(m) and (m.json() or {}).get("type") == "result", 20, mk,
                 what="the final result of %s" % short(body, 120))
     sync_point(req)
@@ -415,17 +427,44 @@ def _():
     return "; ".join(out)
 
 
+def raw_refusal(payload, corr):
+    """Publishes payload (a text) to lab's cmd with V5's reply topic; returns the first final
+    result on it. The home on 3.1.1 sees no response topic and no correlation data: a JSON
+    object then names the topic in reply_to too (the request profile), and the result of any
+    other payload can only go to .../result (docs/topics.md, "Replies"), where it is the first
+    final result after the publish (the checks send one at a time)."""
+    mk = V5.cl.mark()
+    if HOME_V == 5:
+        V5.cl.pub(cmd_topic("lab"), payload, rt=V5.rt, corr=corr)
+        return V5.cl.wait(V5.rt, lambda m: (m.json() or {}).get("type") == "result" and m.corr() == corr,
+                          20, mk, what="a result for %r" % payload)[0].json()
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        doc["reply_to"] = V5.rt
+        V5.cl.pub(cmd_topic("lab"), json.dumps(doc), rt=V5.rt, corr=corr)
+        return V5.cl.wait(V5.rt, lambda m: (m.json() or {}).get("type") == "result", 20, mk,
+                          what="a result for %r on its reply_to" % payload)[0].json()
+    res = T + "/ctl/lab/result"
+    c = Mq()
+    try:
+        c.sub(res)
+        V5.cl.pub(cmd_topic("lab"), payload, rt=V5.rt, corr=corr)
+        return c.wait(res, lambda m: (m.json() or {}).get("type") == "result", 20,
+                      what="a result for %r on %s" % (payload, res))[0].json()
+    finally:
+        c.close()
+
+
 @s.check("status.rejected.unparseable", "not valid JSON or lacks `id`/`action` -> `rejected` with the reason and `\"id\": null` when the id could not be read")
 def _():
     out = []
     for payload, want_id in (("this is not json", None), ('{"action":"ping"}', None), ('["id","ping"]', None),
                              ('{"id":"x-no-action-%s"}' % uid()[-8:], "same"),
                              ('{"id":"x-obj-arg-%s","action":"word","args":{"w":{"a":1}}}' % uid()[-8:], "same")):
-        mk = V5.cl.mark()
-        V5.cl.pub(cmd_topic("lab"), payload, rt=V5.rt, corr=b"unparseable")
-        m = V5.cl.wait(V5.rt, lambda m: (m.json() or {}).get("type") == "result" and m.corr() == b"unparseable",
-                       20, mk, what="a result for %r" % payload)[0]
-        r = m.json()
+        r = raw_refusal(payload, b"unparseable")
         want = json.loads(payload)["id"] if want_id == "same" else None
         expect(r["status"] == "rejected" and reason_ok(r) and "id" in r and r["id"] == want,
                "%r -> %s" % (payload, short(r)))
@@ -437,10 +476,7 @@ def _():
 def _():
     out = []
     for bad in ("a" * 65, "has space", "", "slash/id"):
-        mk = V5.cl.mark()
-        V5.cl.pub(cmd_topic("lab"), {"id": bad, "action": "ping"}, rt=V5.rt, corr=b"badid")
-        m = V5.cl.wait(V5.rt, lambda m: m.corr() == b"badid" and (m.json() or {}).get("type") == "result", 20, mk)[0]
-        r = m.json()
+        r = raw_refusal(json.dumps({"id": bad, "action": "ping"}), b"badid")
         expect(r["status"] == "rejected", "id %r -> %s" % (bad, short(r)))
         out.append("%r: %s" % (bad[:10], r["status"]))
     return "; ".join(out)
@@ -480,7 +516,7 @@ def _():
 def _():
     mk = V5.cl.mark()
     rid = uid()
-    V5.cl.pub(cmd_topic("nosuchctl"), {"id": rid, "action": "ping"}, rt=V5.rt, corr=rid)
+    V5.ask("nosuchctl", {"id": rid, "action": "ping"})
     r, rs = final_of(V5.cl, V5.rt, rid, 20, mk)
     expect(r["status"] == "offline" and reason_ok(r) and [x["type"] for x in rs] == ["result"], short(rs))
     return "reason %r" % r["reason"]
@@ -496,7 +532,7 @@ def _():
     tag = uid("o")[:30].lower()
     mk2 = V5.cl.mark()
     rid = uid()
-    V5.cl.pub(cmd_topic("attic"), {"id": rid, "action": "rec", "args": {"tag": tag}}, rt=V5.rt, corr=rid)
+    V5.ask("attic", {"id": rid, "action": "rec", "args": {"tag": tag}})
     r, rs = final_of(V5.cl, V5.rt, rid, 20, mk2)
     expect(r["status"] == "offline" and reason_ok(r), short(r))
     mk3 = S.obs.mark()
@@ -585,12 +621,45 @@ def _():
     before = len(words())
     mk = V5.cl.mark()
     rid = uid()
-    V5.cl.pub(cmd_topic("lab"), '{"id":"%s","action":"word","args":{"w":"a\\u0000b"},"progress":false}' % rid,
-              rt=V5.rt, corr=rid)
+    # the request profile (docs/topics.md): the reply topic as response topic and reply_to
+    V5.cl.pub(cmd_topic("lab"), '{"id":"%s","action":"word","args":{"w":"a\\u0000b"},"progress":false,"reply_to":"%s"}'
+              % (rid, V5.rt), rt=V5.rt, corr=rid)
     r, _ = final_of(V5.cl, V5.rt, rid, 20, mk)
     ran = words()[before:]
     expect(r["status"] == "rejected" and not [w for w in ran if w], "status %s, the action got %r" % (r["status"], ran))
     return "rejected: %r" % r.get("reason")
+
+
+# ---------------------------------------------------------------------------- fr/<home>/sync
+
+@s.check("sync.answer", "fr/<home>/sync: \"The answer goes, exactly as the replies of a request, to the MQTT 5 response topic with the request's correlation data, else to `reply_to`\"; one JSON object: type sync, the id, home, status online, ts, heartbeat_interval, every controller with status, info and states (paho 5 and 3.1.1)")
+def _():
+    out = []
+    for req in (V5, V3):
+        sid = uid("s")
+        body = {"id": sid}
+        mk = req.cl.mark()
+        if req.v == 5:
+            if HOME_V == 4:
+                body["reply_to"] = req.rt      # the home sees no response topic (docs/topics.md)
+            req.cl.pub(T + "/sync", body, rt=req.rt, corr=sid)
+        else:
+            body["reply_to"] = req.rt
+            req.cl.pub(T + "/sync", body)
+        m = req.cl.wait(req.rt, lambda m: (m.json() or {}).get("type") == "sync" and m.json().get("id") == sid, 20, mk,
+                        what="the sync answer %s" % sid)[0]
+        j = m.json()
+        ctls = {c.get("id"): c for c in j.get("controllers") or []}
+        lab, kitchen = ctls.get("lab") or {}, ctls.get("kitchen") or {}
+        expect(m.qos == 1 and not m.retain and j.get("home") == HOME and j.get("status") == "online" and is_ms(j.get("ts"))
+               and isinstance(j.get("heartbeat_interval"), int), "answer %s (%r)" % (short(j), m))
+        expect(lab.get("status") == "online" and (lab.get("info") or {}).get("id") == "lab" and
+               isinstance(lab.get("states"), dict), "lab in the answer: %s" % short(lab))
+        expect("value" in ((kitchen.get("states") or {}).get("temp") or {}), "kitchen's temp state: %s" % short(kitchen))
+        if req.v == 5 and HOME_V == 5:
+            expect(m.corr() == sid.encode(), "correlation data %r (want %r)" % (m.corr(), sid))
+        out.append("v%d: %d controllers%s" % (req.v, len(ctls), ", correlation data" if m.corr() else ""))
+    return "; ".join(out)
 
 
 # ---------------------------------------------------------------------------- retained requests
@@ -606,7 +675,8 @@ def clear_retained(ctl):
     run(["mosquitto_pub", "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-t", cmd_topic(ctl), "-r", "-n", "-q", "1"])
 
 
-@s.check("retained.rejected", "A retained request is never run ... answered with a `rejected` result (mosquitto_pub -r, -V 5 and -V 311)")
+@s.check("retained.rejected", "A retained request is never run ... answered with a `rejected` result (mosquitto_pub -r, -V 5 and -V 311)",
+         v5=NA_RETAINED)
 def _():
     out = []
     try:
@@ -627,13 +697,18 @@ def _():
     return "; ".join(out)
 
 
-@s.check("retained.not-on-reconnect", "A retained request is never run: it would run again on every reconnect of every subscriber (frMhs restarted while one is stored)")
+@s.check("retained.not-on-reconnect", "A retained request is never run: it would run again on every reconnect of every subscriber (frMhs restarted while one is stored)"
+         if HOME_V == 5 else "frMhs on MQTT 3.1.1: \"a retained request then runs once, like any request; it never runs again, because the copy the broker keeps is handed to frMhs with the flag set at its next subscription\" (frMhs restarted while one is stored)")
 def _():
     tag = uid("r")[:30].lower()
+    rid = uid()
     try:
+        mk = V3.cl.mark()
         r = run(["mosquitto_pub", "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-q", "1", "-r",
-                 "-t", cmd_topic("lab"), "-m", json.dumps({"id": uid(), "action": "rec", "args": {"tag": tag}})])
+                 "-t", cmd_topic("lab"), "-m", json.dumps({"id": rid, "action": "rec", "args": {"tag": tag}, "reply_to": V3.rt})])
         expect(r.returncode == 0, r.stderr)
+        live, _ = final_of(V3.cl, V3.rt, rid, 20, mk)       # frMhs's answer to the live copy
+        before = gates.runs(tag)
         mk = S.obs.mark()
         S.restart("frMhs")
         S.wait_status(None, "online", mk, 30)
@@ -641,28 +716,39 @@ def _():
         sync_point(V5)
     finally:
         clear_retained("lab")
-    expect(gates.runs(tag) == 0, "the stored retained request ran %d times" % gates.runs(tag))
-    return "not run after the restart"
+    after = gates.runs(tag)
+    if HOME_V == 5:
+        expect(after == 0, "the stored retained request ran %d times (live answer %s)" % (after, live["status"]))
+        return "live copy %s; not run after the restart" % live["status"]
+    expect(before <= 1 and after == before, "ran %d time(s) live (answer %s), %d after the restart" % (before, live["status"], after))
+    return "live copy %s, ran %d time(s); not again after the restart" % (live["status"], before)
 
 
 # ---------------------------------------------------------------------------- the clients of the docs
 
-@s.check("cli.mosquitto_rr", "docs/topics.md: `mosquitto_rr ... -e fr/home1/reply/$USER -m '{...,\"progress\":false}'` prints the final result (-V 5 and -V 311)")
+def rr_lamp(v):
+    rid = uid()
+    body = {"id": rid, "action": "lamp", "args": {"state": "on"}, "progress": False}
+    if v == "311":
+        body["reply_to"] = "fr/%s/reply/%s/rr311" % (HOME, USER)
+    r = run(["mosquitto_rr", "-V", v, "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-W", "20",
+             "-t", cmd_topic("kitchen"), "-e", body.get("reply_to", "fr/%s/reply/%s" % (HOME, USER)),
+             "-m", json.dumps(body)], 30)
+    j = json.loads(r.stdout.strip().splitlines()[0]) if r.stdout.strip() else {}
+    expect(r.returncode == 0 and j.get("type") == "result" and j.get("id") == rid and j.get("status") == "ok",
+           "-V %s rc %d out %r err %r" % (v, r.returncode, r.stdout[:200], r.stderr[:200]))
+    return "-V %s: %s" % (v, j["status"])
+
+
+@s.check("cli.mosquitto_rr", "docs/topics.md: `mosquitto_rr ... -e fr/home1/reply/$USER -m '{...,\"progress\":false}'` prints the final result (MQTT 5 response topic)",
+         v5=NA_RT)
 def _():
-    out = []
-    for v in ("5", "311"):
-        rid = uid()
-        body = {"id": rid, "action": "lamp", "args": {"state": "on"}, "progress": False}
-        if v == "311":
-            body["reply_to"] = "fr/%s/reply/%s/rr311" % (HOME, USER)
-        r = run(["mosquitto_rr", "-V", v, "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-W", "20",
-                 "-t", cmd_topic("kitchen"), "-e", body.get("reply_to", "fr/%s/reply/%s" % (HOME, USER)),
-                 "-m", json.dumps(body)], 30)
-        j = json.loads(r.stdout.strip().splitlines()[0]) if r.stdout.strip() else {}
-        expect(r.returncode == 0 and j.get("type") == "result" and j.get("id") == rid and j.get("status") == "ok",
-               "-V %s rc %d out %r err %r" % (v, r.returncode, r.stdout[:200], r.stderr[:200]))
-        out.append("-V %s: %s" % (v, j["status"]))
-    return "; ".join(out)
+    return rr_lamp("5")
+
+
+@s.check("cli.mosquitto_rr-311", "mosquitto_rr -V 311 with the reply topic as `reply_to` (docs/topics.md, \"On MQTT 3.1.1\") prints the final result")
+def _():
+    return rr_lamp("311")
 
 
 def sub_and_publish(v, pub_argv, rt):
@@ -698,7 +784,8 @@ def _():
     return "got %s" % kinds
 
 
-@s.check("cli.mosquitto_pub-sub-v5", "MQTT 5 clients: mosquitto_pub -V 5 with a response topic and correlation data; mosquitto_sub -V 5 reads the replies")
+@s.check("cli.mosquitto_pub-sub-v5", "MQTT 5 clients: mosquitto_pub -V 5 with a response topic and correlation data; mosquitto_sub -V 5 reads the replies",
+         v5=NA_RT)
 def _():
     rt = "fr/%s/reply/%s/%s" % (HOME, USER, uid("v5"))
     rid = uid()
@@ -728,13 +815,22 @@ def page_session(user=USER, pw=None):
     return "%s=%s" % (c[-1][5], c[-1][6])
 
 
+# mqtt.js speaks the version the page would: the one frAroundWeb speaks (docs/web.md), with
+# reply_to and replies matched by id on 3.1.1 (docs/topics.md, "On MQTT 3.1.1").
+JS_ENV = {"MQTTJS_VERSION": str(HOME_V)}
+JS_HOW = ("MQTT 5; request with response topic + correlation" if HOME_V == 5 else
+          "MQTT 3.1.1, as the page when frAroundWeb speaks it (docs/web.md); request with reply_to, replies matched by id")
+
+
 def mqttjs(url, ca=None, cookie=None):
     rid = uid()
     rt = "fr/%s/reply/%s/%s" % (HOME, USER, uid("js"))
+    body = {"id": rid, "action": "rec", "args": {"tag": rid[-20:].lower()}}
+    if HOME_V == 4:
+        body["reply_to"] = rt
     argv = ["node", os.path.join(SRC, "tests/conformance/lib/mqttjs.cjs"), url, USER, PW, cmd_topic("lab"), rt,
-            "corr-" + rid, json.dumps({"id": rid, "action": "rec", "args": {"tag": rid[-20:].lower()}}),
-            ca or "", cookie or ""]
-    r = run(argv, 40)
+            "corr-" + rid, json.dumps(body), ca or "", cookie or ""]
+    r = run(argv, 40, env=JS_ENV)
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
     expect(r.returncode == 0, "rc %d: %s %s" % (r.returncode, short(lines[::-1]), r.stderr[:300]))
     st = [x for x in lines if x["topic"] == "fr/%s/status" % HOME]
@@ -742,11 +838,13 @@ def mqttjs(url, ca=None, cookie=None):
     expect(st and st[0]["payload"] == "online" and st[0]["retain"], "retained status: %s" % short(st))
     expect([x["type"] for x in rep] == ["accepted", "started", "result"] and rep[-1]["status"] == "ok",
            "replies %s" % short(rep))
-    expect(all(x["_corr"] == "corr-" + rid and x["_qos"] == 1 for x in rep), "correlation/QoS %s" % short(rep))
-    return "status online (retained); accepted, started, result ok with correlation data"
+    want_corr = "corr-" + rid if HOME_V == 5 else None
+    expect(all(x["_corr"] == want_corr and x["_qos"] == 1 for x in rep), "correlation/QoS %s" % short(rep))
+    return "status online (retained); accepted, started, result ok " + (
+        "with correlation data" if HOME_V == 5 else "on reply_to (MQTT 3.1.1)")
 
 
-@s.check("mqttjs.ws", "mqtt.js (MQTT 5 over ws to the broker's websockets listener): retained status, request with response topic + correlation")
+@s.check("mqttjs.ws", "mqtt.js (over ws to the broker's websockets listener; %s): retained status, the request's replies" % JS_HOW)
 def _():
     return mqttjs("ws://127.0.0.1:%d" % PORT["ws"])
 
@@ -760,12 +858,40 @@ def _():
     r = run(upgrade, 20)
     expect(r.stdout == "403", "a websocket upgrade without a page session: HTTP %s (want 403)" % r.stdout)
     r = run(["node", os.path.join(SRC, "tests/conformance/lib/mqttjs.cjs"), url, USER, PW, cmd_topic("lab"),
-             "fr/%s/reply/%s/%s" % (HOME, USER, uid("js")), "x", json.dumps({"id": uid(), "action": "ping"}), ca], 40)
+             "fr/%s/reply/%s/%s" % (HOME, USER, uid("js")), "x", json.dumps({"id": uid(), "action": "ping"}), ca], 40, env=JS_ENV)
     expect(r.returncode == 3 and "before CONNACK" in r.stdout, "mqtt.js without a page session: rc %d %s" % (r.returncode, r.stdout[:300]))
     cookie = page_session()
     r = run(upgrade + ["-b", cookie, "--max-time", "3"], 20)
     expect(r.stdout == "101", "a websocket upgrade with the page session: HTTP %s (want 101)" % r.stdout)
     return "without a session: 403, mqtt.js refused; signed in: " + mqttjs(url, ca=ca, cookie=cookie)
+
+
+@s.check("page.mqtt-version", "docs/web.md: the page speaks the MQTT version frAroundWeb speaks (the shim's auth answer `mqtt_version` into `#app`'s `data-mqtt-version`); `#conn`'s `data-mqtt` says which it speaks (\"5\" or \"3.1.1\"); on 3.1.1 its requests carry only `reply_to` (Chromium signs in and runs an action)")
+def _():
+    v = shim_mqtt_version()
+    expect(v == HOME_V, "the shim's auth answer says mqtt_version %r in a run on %d" % (v, HOME_V))
+    tag = uid("pg")[:30].lower()
+    mk = S.obs.mark()
+    r = run(["node", os.path.join(SRC, "tests/conformance/lib/page.cjs"), "https://localhost:%d/" % PORT["https"],
+             USER, PW, "lab", "rec", json.dumps({"tag": tag})], 90)
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    j = lines[-1] if lines else {}
+    expect(r.returncode == 0 and "error" not in j, "page.cjs rc %d: %s %s" % (r.returncode, short(j), r.stderr[-300:]))
+    want = "3.1.1" if v == 4 else "5"
+    expect(j.get("mqttVersion") == str(v) and j.get("dataMqtt") == want,
+           "server said %s; #app data-mqtt-version %r, #conn data-mqtt %r (want %r)" % (v, j.get("mqttVersion"), j.get("dataMqtt"), want))
+    expect(j.get("status") == "ok" and gates.runs(tag) == 1, "result %s, ran %d times: %s" % (j.get("status"), gates.runs(tag), short(j)))
+    cmd = S.obs.wait(cmd_topic("lab"), lambda m: ((m.json() or {}).get("args") or {}).get("tag") == tag, 10, mk,
+                     what="the page's request on %s" % cmd_topic("lab"))[0]
+    rt, cd = getattr(cmd.props, "ResponseTopic", None), getattr(cmd.props, "CorrelationData", None)
+    reply_to = cmd.json().get("reply_to", "")
+    expect(reply_to.startswith("fr/%s/reply/%s/" % (HOME, USER)), "reply_to %r" % reply_to)
+    if v == 4:
+        expect(rt is None and cd is None, "an MQTT 3.1.1 request with response topic %r, correlation data %r" % (rt, cd))
+    else:
+        expect(rt == reply_to and cd, "MQTT 5 request: response topic %r, correlation data %r, reply_to %r" % (rt, cd, reply_to))
+    return "server: %s; page: data-mqtt %s; result %s (%s); request %s" % (
+        v, j["dataMqtt"], j["status"], j.get("progress"), "reply_to only" if v == 4 else "response topic + correlation + reply_to")
 
 
 # ---------------------------------------------------------------------------- the programs and example configs
@@ -816,7 +942,8 @@ def _():
 
 # ---------------------------------------------------------------------------- issue 11 item 14, issue 12 item 4
 
-@s.check("i11.14.rr-concurrent", "#11 item 14: the mosquitto_rr example of docs/topics.md, run by two callers at once, gives each caller its own result")
+@s.check("i11.14.rr-concurrent", "#11 item 14: the mosquitto_rr example of docs/topics.md, run by two callers at once, gives each caller its own result",
+         v5=NA_RT)
 def _():
     doc = open(os.path.join(SRC, "docs/topics.md")).read()
     m = re.search(r"mosquitto_rr [^\n]*?-e (\"[^\"]*\"|'[^']*'|\S+)", doc)

@@ -14,7 +14,7 @@ from conf import (D, HOME, PORT, USER, Fail, Mq, Requester, Shim, Suite, System,
                   short, uid, wait_until)
 
 KEEPALIVE = 5
-s = Suite("04-v311")
+s = Suite("04-v311", versions=(4, 5))
 S = System.with_ctls("lab")
 T = "fr/%s" % HOME
 PW = password()
@@ -121,7 +121,26 @@ def clear_retained():
     run(["mosquitto_pub", "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-t", cmd_topic("lab"), "-r", "-n", "-q", "1"])
 
 
-@s.check("i11.12.retained-on-311", "#11 item 12: a retained request is never run, also when frMhs is on MQTT 3.1.1 (where the broker clears the retain flag on live delivery): rejected (mosquitto_pub -r -V 311 and -V 5)")
+def stored_retained(timeout=3):
+    """The retained message the broker holds on lab's cmd topic (None: none)."""
+    c = Mq()
+    try:
+        c.sub(cmd_topic("lab"))
+        try:
+            return c.wait(cmd_topic("lab"), lambda m: m.retain, timeout)[0]
+        except Fail:
+            return None
+    finally:
+        c.close()
+
+
+RETAINED_311 = ("docs/topics.md: with frMhs on MQTT 3.1.1 \"a retained request then runs once, like any request; it never "
+                "runs again, because the copy the broker keeps is handed to frMhs with the flag set at its next subscription, "
+                "answered `rejected` ... and removed from the broker\"")
+
+
+@s.check("i11.12.retained-on-311", "#11 item 12 on MQTT 3.1.1 (mosquitto_pub -r -V 311 and -V 5): " + RETAINED_311 +
+         " -- the live copy runs at most once (Mosquitto keeps the flag for a subscription an MQTT 5 session made: then rejected)")
 def _():
     out = []
     try:
@@ -137,28 +156,36 @@ def _():
             clear_retained()
             sync(V3)
             out.append("-V %s: %s, ran %d" % (v, res["status"], gates.runs(t)))
-            expect(res["status"] == "rejected" and gates.runs(t) == 0, "; ".join(out))
+            expect(res["status"] in ("ok", "rejected") and gates.runs(t) == (1 if res["status"] == "ok" else 0),
+                   "; ".join(out))
     finally:
         clear_retained()
     return "; ".join(out)
 
 
-@s.check("i11.12.retained-stored-311", "#11 item 12: a retained request stored on the broker is not run when frMhs (3.1.1) reconnects")
+@s.check("i11.12.retained-stored-311", "#11 item 12 on MQTT 3.1.1: " + RETAINED_311 + " (frMhs restarted while one is stored)")
 def _():
     t = uid("r")[:30].lower()
+    rid = uid()
     try:
+        mk = V3.cl.mark()
         r = run(["mosquitto_pub", "-V", "311", "-p", str(PORT["broker"]), "-u", USER, "-I", USER + ":", "-P", PW, "-q", "1", "-r",
-                 "-t", cmd_topic("lab"), "-m", '{"id":"%s","action":"rec","args":{"tag":"%s"}}' % (uid(), t)])
+                 "-t", cmd_topic("lab"), "-m", '{"id":"%s","action":"rec","args":{"tag":"%s"},"reply_to":"%s"}' % (rid, t, V3.rt)])
         expect(r.returncode == 0, r.stderr)
+        live, _ = final_of(V3.cl, V3.rt, rid, 20, mk)
+        before = gates.runs(t)
         mk = S.obs.mark()
         S.restart("frMhs")
         S.wait_status(None, "online", mk, 30)
         S.wait_online(["lab"], 30)
         sync(V3)
+        # frMhs removes the stored copy (an empty retained message) when it refuses it
+        wait_until(lambda: stored_retained() is None, 20, "the stored request to be removed from the broker")
     finally:
         clear_retained()
-    expect(gates.runs(t) == 0, "the stored retained request ran %d time(s)" % gates.runs(t))
-    return "not run"
+    expect(before <= 1 and gates.runs(t) == before,
+           "live copy %s, ran %d; after the restart ran %d" % (live["status"], before, gates.runs(t)))
+    return "live copy %s, ran %d; not again after the restart; removed from the broker" % (live["status"], before)
 
 
 @s.check("v311.mosquitto-clients", "docs/topics.md's 3.1.1 example (mosquitto_sub -V 311 + mosquitto_pub -V 311 -q 1 with reply_to) and mosquitto_rr -V 311 with reply_to")
