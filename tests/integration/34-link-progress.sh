@@ -8,26 +8,15 @@
 
 FRCMD=$FR_BIN/frcmd
 fr_secret "$T/home.secret"
-PORT=$(fr_free_port)
 APORT=$(fr_free_port)
 ADDR=127.0.0.2
-
-cat >"$T/mhc.conf" <<CONF
-id = "kitchen";
-name = "Kitchen Pi";
-secret_file = "$T/home.secret";
-state_dir = "$T/state";
-listen = { address = "$ADDR"; port = $PORT; };
-announce = { address = "127.255.255.255"; port = $APORT; interval = 5; };
-$(fr_mhc_root)
-actions = (
-  { name = "ping"; builtin = "noop"; },
+fr_mhc_conf kitchen "$ADDR" "$APORT" '{ name = "ping"; builtin = "noop"; },
   { name = "true"; argv = ["/bin/true"]; },
-  { name = "nap"; argv = ["/bin/sh", "-c", "while [ ! -e $T/wake ]; do sleep 0.05; done"]; timeout = 60; }
-);
-CONF
-fr_start mhc "$FR_BIN/frMhc" -f -v -c "$T/mhc.conf"
+  { name = "nap"; argv = ["/bin/sh", "-c", "while [ ! -e '"$T"'/wake ]; do sleep 0.05; done"]; timeout = 60; }'
+fr_start mhc "$FR_BIN/frMhc" -f -v -c "$T/kitchen.conf"
 fr_wait 10 "frMhc listening" fr_grep_log mhc "listening on"
+PORT=$(sed -n "s/.*listening on $ADDR:\([0-9]*\).*/\1/p" "$T/mhc.log" | head -1)
+[ -n "$PORT" ] || fr_fail "no link port in the log: $(cat "$T/mhc.log")"
 
 # send ID JSON-FIELDS: the type of every message about ID that frcmd -v received, in order.
 send() {
