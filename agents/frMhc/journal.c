@@ -33,14 +33,17 @@
 #include <unistd.h>
 
 int (*journal_fdatasync)(int fd) = fdatasync;
+ssize_t (*journal_pread)(int fd, void *buf, size_t n, off_t off) = pread;
 
 static struct jentry *journal_find(struct journal *j, const char *id)
 {
 	size_t h = strhash(id);
 	for (uint32_t i = j->buckets[h % j->nbuckets]; i; i = j->ents[i - 1].next) {
 		struct jentry *e = &j->ents[i - 1];
-		/* The id is in the file only: a matching hash is confirmed there. */
-		if (e->hash == h && e->state != JE_DEAD && journal_split(j, e, id, NULL, NULL))
+		/* The id is in the file only: a matching hash is confirmed there. One that cannot
+		 * be read back counts as a match: an id is never taken for new, and run twice,
+		 * because of a failed read. */
+		if (e->hash == h && e->state != JE_DEAD && journal_split(j, e, id, NULL, NULL) != 0)
 			return e;
 	}
 	return NULL;
@@ -350,7 +353,7 @@ enum journal_state journal_lookup(struct journal *j, const char *id, const char 
 	} else {
 		const char *res = NULL;
 		size_t len = 0;
-		if (journal_split(j, e, id, &res, &len) && res)
+		if (journal_split(j, e, id, &res, &len) == 1 && res)
 			j->text = strndup(res, len);
 	}
 	if (!j->text) {

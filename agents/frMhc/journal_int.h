@@ -65,9 +65,9 @@ int journal_append(struct journal *j, const char *id, const char *result, off_t 
 /* The record of e, read back into j->rec (NUL-terminated; lives until the next read); NULL if
  * it cannot be read (logged). */
 const char *journal_read(struct journal *j, const struct jentry *e);
-/* Whether e's record is id's, and (res given) its result: *res points into j->rec, *res_len
- * bytes, or is NULL for a start record. */
-bool journal_split(struct journal *j, const struct jentry *e, const char *id,
-		   const char **res, size_t *res_len);
+/* Whether e's record is id's: 1 yes, 0 no, -1 cannot tell (unreadable, no memory). With res
+ * given, its result: *res points into j->rec, *res_len bytes, or is NULL for a start record. */
+int journal_split(struct journal *j, const struct jentry *e, const char *id,
+		  const char **res, size_t *res_len);
 
 #endif

@@ -110,7 +110,7 @@ const char *journal_read(struct journal *j, const struct jentry *e)
 	}
 	size_t got = 0;
 	while (got < e->len) {
-		ssize_t r = pread(j->fd, j->rec + got, e->len - got, e->off + (off_t)got);
+		ssize_t r = journal_pread(j->fd, j->rec + got, e->len - got, e->off + (off_t)got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
@@ -126,14 +126,14 @@ const char *journal_read(struct journal *j, const struct jentry *e)
 /* The record of e, split: whether it is id's, and (if result is given) where its result is.
  * Records are written as {"id":<id>} and {"id":<id>,"result":<result>} (journal_line), so the
  * result is sliced out as the bytes it was sent as; anything else is parsed. */
-bool journal_split(struct journal *j, const struct jentry *e, const char *id,
-			  const char **res, size_t *res_len)
+int journal_split(struct journal *j, const struct jentry *e, const char *id,
+		  const char **res, size_t *res_len)
 {
 	const char *rec = journal_read(j, e);
 	char *head = rec ? journal_line(id, NULL) : NULL;
 	bool ok = false;
 	if (!head)
-		return false;
+		return -1;
 	size_t hl = strlen(head) - 1;   /* without the closing brace */
 	if (e->len > hl && memcmp(rec, head, hl) == 0 && (rec[hl] == '}' || rec[hl] == ',')) {
 		ok = true;
@@ -163,5 +163,5 @@ bool journal_split(struct journal *j, const struct jentry *e, const char *id,
 		cJSON_Delete(o);
 	}
 	free(head);
-	return ok;
+	return ok ? 1 : 0;
 }

@@ -72,6 +72,7 @@ static void teardown(void)
 
 	loop_free(lp);
 	journal_fdatasync = fdatasync;
+	journal_pread = pread;
 	unlink(jpath);
 	snprintf(p, sizeof p, "%s/journal.tmp", dir);
 	unlink(p);
@@ -402,6 +403,38 @@ START_TEST(test_results_read_back)
 }
 END_TEST
 
+static ssize_t failing_pread(int fd, void *buf, size_t n, off_t off)
+{
+	(void)fd;
+	(void)buf;
+	(void)n;
+	(void)off;
+	errno = EIO;
+	return -1;
+}
+
+/* A record that cannot be read back never makes its id look new: a repeat is not run again
+ * (it is answered as running), and ids whose hash matches nothing are not read at all. */
+START_TEST(test_unreadable_record)
+{
+	const char *log, *text = NULL;
+	struct journal *j = open_quiet(100, &log);
+
+	run(j, "a", 0);
+	journal_pread = failing_pread;
+	capture_start();
+	ck_assert_int_eq(journal_lookup(j, "a", &text), JOURNAL_RUNNING);
+	log = capture_end();
+	ck_assert_msg(strstr(log, "could not be read back") != NULL, "log: %s", log);
+	ck_assert_int_eq(journal_lookup(j, "b", NULL), JOURNAL_NONE);
+	start(j, "b");
+	journal_pread = pread;
+	assert_done(j, "a", "ok", 0);
+	ck_assert_int_eq(journal_lookup(j, "b", NULL), JOURNAL_RUNNING);
+	journal_close(j);
+}
+END_TEST
+
 /* Several start records written in one iteration: one flush covers them all, and nobody is
  * told any of them is durable (may run) before it. */
 START_TEST(test_group_commit_one_flush)
@@ -532,6 +565,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, test_garbage_lines_skipped);
 	tcase_add_test(tc, test_compaction_bounded);
 	tcase_add_test(tc, test_results_read_back);
+	tcase_add_test(tc, test_unreadable_record);
 	tcase_add_test(tc, test_group_commit_one_flush);
 	tcase_add_test(tc, test_group_commit_failed_flush);
 	tcase_add_test(tc, test_close_with_pending);
