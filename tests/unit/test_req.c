@@ -40,16 +40,21 @@ struct fx {
 static struct fx F;
 static char dir[64];
 
-static int fx_send(void *arg, const char *ctl, const cJSON *frame)
+static int fx_send(void *arg, const char *ctl, const char *text, size_t len)
 {
 	(void)arg;
+	ck_assert_uint_eq(strlen(text), len);
+	cJSON *frame = cJSON_ParseWithLength(text, len);
+	ck_assert_ptr_nonnull(frame);
 	ck_assert_str_eq(ctl, CTL);
 	ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(frame, "type")->valuestring, "command");
 	ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(frame, "reply_to"));
+	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(frame, "progress");
+	const char *progress = !pr ? "-" : cJSON_IsFalse(pr) ? "false" : "other";
+	cJSON_Delete(frame);
 	if (!F.linked)
 		return -ENOTCONN;
-	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(frame, "progress");
-	F.progress = !pr ? "-" : cJSON_IsFalse(pr) ? "false" : "other";
+	F.progress = progress;
 	F.sends++;
 	return 0;
 }
