@@ -2,6 +2,9 @@
  * (command) in order, the journal before the spawn, the run, and its one result, serialised
  * once and sent to every peer.
  *
+ * A command with "progress": false gets no accepted and no started: only its result crosses
+ * the link (docs/lan-protocol.md, command).
+ *
  * The journal before the spawn is a group commit: an admitted command is answered accepted,
  * its start record written, and it waits on m->starts; at the end of the loop iteration one
  * flush covers every record written in it, and cmd_durable starts them all (or fails them all,
@@ -16,6 +19,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A refusal before any run: it left no trace in the journal, so the home server must not keep
  * it as the id's outcome (docs/lan-protocol.md, result: "recorded": false). id NULL: null. */
@@ -50,7 +54,8 @@ static void cmd_admit(struct peer *p, const struct command *c, const struct conf
 		      char **argv)
 {
 	struct mhc *m = p->m;
-	mhc_send(p, lanmsg_accepted_new(c->id));
+	if (!c->final_only)
+		mhc_send(p, lanmsg_accepted_new(c->id));
 	struct start *s = calloc(1, sizeof *s);
 	if (!s || journal_started(m->journal, c->id) < 0) {
 		cmd_refuse(p, c->id, "failed", "could not record the command durably");
@@ -66,6 +71,7 @@ static void cmd_admit(struct peer *p, const struct command *c, const struct conf
 	/* A caller may shorten the configured timeout, never extend it. */
 	if (c->timeout_ms && c->timeout_ms < s->timeout_ms)
 		s->timeout_ms = c->timeout_ms;
+	s->final_only = c->final_only;
 	strcpy(s->id, c->id);
 	m->running[s->action_idx]++;
 	*m->starts_tail = s;
@@ -75,8 +81,10 @@ static void cmd_admit(struct peer *p, const struct command *c, const struct conf
 /* A builtin completes at once, without a process, but with the same records and replies. */
 static void cmd_builtin_run(struct mhc *m, struct start *s)
 {
-	if (s->p)
-		mhc_send(s->p, lanmsg_started_new(s->id, 0, false));
+	/* The pid of the process it runs in, frMhc's own: a started without one is not valid
+	 * (docs/lan-protocol.md), and was dropped by every receiver. */
+	if (s->p && !s->final_only)
+		mhc_send(s->p, lanmsg_started_new(s->id, (long)getpid(), false));
 	struct lanmsg_result r = { .id = s->id, .action = s->action->name, .status = "ok",
 				   .run = true, .exited = true,
 				   .started_ms = (int64_t)loop_wall_ms() };
@@ -129,7 +137,7 @@ static void cmd_run(struct mhc *m, struct start *s)
 	run->next = m->runs;
 	m->runs = run;
 	log_info("command %s: %s started, pid %d", s->id, a->name, (int)runner_job_pid(job));
-	if (s->p)
+	if (s->p && !s->final_only)
 		mhc_send(s->p, lanmsg_started_new(s->id, (long)runner_job_pid(job), false));
 }
 
@@ -214,7 +222,8 @@ void cmd_serve(struct peer *p, const struct lanmsg *msg)
 	case JOURNAL_RUNNING:
 		/* A redelivery while it runs: acknowledge; the result reaches every peer. */
 		log_info("command %s: repeated while running, not run again", c.id);
-		mhc_send(p, lanmsg_started_new(c.id, 0, true));
+		if (!c.final_only)
+			mhc_send(p, lanmsg_started_new(c.id, 0, true));
 		goto out;
 	case JOURNAL_DONE:
 		log_info("command %s: repeated after it ended, answered from the journal", c.id);

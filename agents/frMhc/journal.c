@@ -11,8 +11,12 @@
  * written since the previous one. Until it succeeds the ids of those start records are on the
  * pending list: known (a repeat in the same iteration is not run twice), not yet promised.
  * A failed flush blanks each of their records in place with spaces (a line load skips), so
- * the results written among them in that iteration stay. */
-#include "journal.h"
+ * the results written among them in that iteration stay.
+ *
+ * In memory each id is a hash and where its newest record is (struct jentry); the id itself,
+ * and its result, are read back from the file when needed: to confirm a matching hash, to
+ * answer a repeat. The file is the journal's one copy of both. */
+#include "journal_int.h"
 
 #include "lanmsg.h"
 #include "log.h"
@@ -21,240 +25,149 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct jentry {
-	char *id;
-	char *result;    /* the result as compact JSON text; NULL while running. Text, not a
-			  * cJSON tree: ten thousand remembered results must stay small. */
-	unsigned long long order;
-	struct jentry *next;  /* hash chain */
-	struct jentry *pending_next;  /* on the pending list: start record not yet flushed */
-	bool pending;
-	off_t rec_off;   /* while pending: where its start record is, and its length without */
-	size_t rec_len;  /* the newline */
-};
-
-#define JOURNAL_CHUNK (256 * 1024)
-
-struct journal {
-	char *path, *tmp;
-	int fd;
-	off_t end;       /* where the next record goes: the data ends here */
-	off_t alloc;     /* file size: [end, alloc) are zeros */
-	size_t max_ids;
-	size_t records;  /* lines in the file */
-	size_t count;    /* live entries */
-	unsigned long long order;
-	struct jentry **buckets;
-	size_t nbuckets;
-	/* the group commit */
-	struct loop *loop;
-	struct loop_defer commit;
-	journal_durable_cb on_durable;
-	void *arg;
-	struct jentry *pending;   /* start records not flushed yet */
-	unsigned long syncs;
-};
-
 int (*journal_fdatasync)(int fd) = fdatasync;
+ssize_t (*journal_pread)(int fd, void *buf, size_t n, off_t off) = pread;
 
 static struct jentry *journal_find(struct journal *j, const char *id)
 {
-	for (struct jentry *e = j->buckets[strhash(id) % j->nbuckets]; e; e = e->next)
-		if (strcmp(e->id, id) == 0)
+	size_t h = strhash(id);
+	for (uint32_t i = j->buckets[h % j->nbuckets]; i; i = j->ents[i - 1].next) {
+		struct jentry *e = &j->ents[i - 1];
+		/* The id is in the file only: a matching hash is confirmed there. One that cannot
+		 * be read back counts as a match: an id is never taken for new, and run twice,
+		 * because of a failed read. */
+		if (e->hash == h && e->state != JE_DEAD && journal_split(j, e, id, NULL, NULL) != 0)
 			return e;
+	}
 	return NULL;
 }
 
-static struct jentry *journal_put(struct journal *j, const char *id)
+static void journal_link(struct journal *j, uint32_t i)
+{
+	struct jentry *e = &j->ents[i];
+	size_t b = e->hash % j->nbuckets;
+	e->next = j->buckets[b];
+	j->buckets[b] = i + 1;
+}
+
+/* id's entry, now pointing at the record at off: found or added (NULL without memory). */
+static struct jentry *journal_put(struct journal *j, const char *id, off_t off, uint32_t len,
+				  enum jstate state)
 {
 	struct jentry *e = journal_find(j, id);
-	if (e) {
-		e->order = ++j->order;
-		return e;
+	if (!e) {
+		if (j->nents == j->cap) {
+			size_t cap = j->cap ? j->cap * 2 : 256;
+			struct jentry *n = cap < UINT32_MAX ? realloc(j->ents, cap * sizeof *n) : NULL;
+			if (!n)
+				return NULL;
+			j->ents = n;
+			j->cap = cap;
+		}
+		e = &j->ents[j->nents];
+		*e = (struct jentry){ .hash = strhash(id) };
+		journal_link(j, (uint32_t)j->nents++);
+		j->count++;
 	}
-	e = calloc(1, sizeof *e);
-	if (!e || !(e->id = strdup(id))) {
-		free(e);
-		return NULL;
-	}
-	size_t b = strhash(id) % j->nbuckets;
-	e->next = j->buckets[b];
-	e->order = ++j->order;
-	j->buckets[b] = e;
-	j->count++;
+	e->off = off;
+	e->len = len;
+	e->state = (uint8_t)state;
 	return e;
 }
 
+/* Out of its chain; its slot stays (dead) until the next compaction. */
 static void journal_drop(struct journal *j, struct jentry *victim)
 {
-	struct jentry **pp = &j->buckets[strhash(victim->id) % j->nbuckets];
-	while (*pp != victim)
-		pp = &(*pp)->next;
+	uint32_t *pp = &j->buckets[victim->hash % j->nbuckets];
+	uint32_t vi = (uint32_t)(victim - j->ents) + 1;
+	while (*pp != vi)
+		pp = &j->ents[*pp - 1].next;
 	*pp = victim->next;
-	free(victim->id);
-	free(victim->result);
-	free(victim);
+	victim->state = JE_DEAD;
 	j->count--;
 }
 
-static int journal_cmp_order(const void *a, const void *b)
+static int journal_cmp_off(const void *a, const void *b, void *arg)
 {
-	const struct jentry *x = *(struct jentry *const *)a, *y = *(struct jentry *const *)b;
-	return x->order < y->order ? -1 : x->order > y->order;
+	const struct jentry *ents = arg;
+	off_t x = ents[*(const uint32_t *)a].off, y = ents[*(const uint32_t *)b].off;
+	return x < y ? -1 : x > y;
 }
 
-/* {"id":"<id>"} or {"id":"<id>","result":<result>}, with room for a newline: malloc'd. */
-static char *journal_line(const char *id, const char *result)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "id", id);
-	char *head = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (!head || !result)
-		return head;
-	size_t hl = strlen(head) - 1;  /* without the closing brace */
-	size_t rl = strlen(result);
-	char *s = malloc(hl + 10 + rl + 2);
-	if (s) {
-		memcpy(s, head, hl);
-		memcpy(s + hl, ",\"result\":", 10);
-		memcpy(s + hl + 10, result, rl);
-		s[hl + 10 + rl] = '}';
-		s[hl + 10 + rl + 1] = '\0';
-	}
-	free(head);
-	return s;
-}
-
-static int journal_pwrite_all(int fd, const void *buf, size_t n, off_t off)
-{
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		off += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Extends the file with real zero bytes (not fallocate: ext4 would still convert unwritten
- * extents, a metadata change, at the first write into them) so it has room for `need`. */
-static int journal_grow(int fd, off_t *alloc, off_t end, size_t need)
-{
-	static const char zeros[8192];
-	off_t want = end + (off_t)need;
-	if (want <= *alloc)
-		return 0;
-	off_t target = *alloc + JOURNAL_CHUNK;
-	if (target < want)
-		target = want + JOURNAL_CHUNK;
-	for (off_t off = *alloc; off < target;) {
-		size_t n = (size_t)(target - off) < sizeof zeros ? (size_t)(target - off) : sizeof zeros;
-		int rc = journal_pwrite_all(fd, zeros, n, off);
-		if (rc < 0)
-			return rc;
-		off += (off_t)n;
-	}
-	*alloc = target;
-	return 0;
-}
-
-/* *len (if given): the record's length without its newline; it starts at j->end as was. */
-static int journal_append(struct journal *j, const char *id, const char *result, size_t *len)
-{
-	char *s = journal_line(id, result);
-	if (!s)
-		return -ENOMEM;
-	size_t n = strlen(s);
-	s[n] = '\n';  /* cJSON's buffer has the NUL slot; we write n+1 bytes without it */
-	int rc = journal_grow(j->fd, &j->alloc, j->end, n + 1);
-	if (rc == 0)
-		rc = journal_pwrite_all(j->fd, s, n + 1, j->end);
-	free(s);
-	if (len)
-		*len = n;
-	if (rc == 0)
-		j->end += (off_t)(n + 1);
-	if (rc < 0) {
-		errno = -rc;
-		log_warn("journal %s: append", j->path);
-		return rc;
-	}
-	j->records++;
-	return 0;
-}
-
-/* Keeps the newest max_ids entries, rewrites the file with them. */
+/* Keeps the newest max_ids entries (the newest record last), copying their records as they
+ * are into a new file. */
 static int journal_compact(struct journal *j)
 {
-	struct jentry **all = malloc(j->count * sizeof *all);
-	if (!all)
-		return -ENOMEM;
+	uint32_t *live = malloc((j->count ? j->count : 1) * sizeof *live);
+	struct jentry *kept = malloc((j->count ? j->count : 1) * sizeof *kept);
+	int rc = 0, fd = -1;
+	if (!live || !kept) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	size_t n = 0;
-	for (size_t b = 0; b < j->nbuckets; b++)
-		for (struct jentry *e = j->buckets[b]; e; e = e->next)
-			all[n++] = e;
-	qsort(all, n, sizeof *all, journal_cmp_order);
+	for (size_t i = 0; i < j->nents; i++)
+		if (j->ents[i].state != JE_DEAD)
+			live[n++] = (uint32_t)i;
+	qsort_r(live, n, sizeof *live, journal_cmp_off, j->ents);
 	size_t drop = n > j->max_ids ? n - j->max_ids : 0;
-	for (size_t i = 0; i < drop; i++)
-		journal_drop(j, all[i]);
-	int rc = 0;
 	off_t end = 0, alloc = 0;
-	int fd = open(j->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(j->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
 		goto fail;
 	}
 	for (size_t i = drop; i < n && rc == 0; i++) {
-		char *s = journal_line(all[i]->id, all[i]->result);
-		if (!s) {
-			rc = -ENOMEM;
+		struct jentry *e = &j->ents[live[i]];
+		const char *rec = journal_read(j, e);
+		if (!rec) {
+			rc = -EIO;
 			break;
 		}
-		size_t l = strlen(s);
-		s[l] = '\n';
-		rc = journal_grow(fd, &alloc, end, l + 1);
+		j->rec[e->len] = '\n';
+		rc = journal_grow(fd, &alloc, end, e->len + 1);
 		if (rc == 0)
-			rc = journal_pwrite_all(fd, s, l + 1, end);
-		end += (off_t)(l + 1);
-		free(s);
+			rc = journal_pwrite_all(fd, rec, e->len + 1, end);
+		kept[i - drop] = *e;
+		kept[i - drop].off = end;
+		kept[i - drop].pending = false;
+		end += (off_t)(e->len + 1);
 	}
 	if (rc == 0)
 		rc = journal_grow(fd, &alloc, end, 1);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
-	if (rc < 0) {
-		close(fd);
-		goto fail;
-	}
-	if (rename(j->tmp, j->path) < 0) {
+	if (rc == 0 && rename(j->tmp, j->path) < 0)
 		rc = -errno;
-		close(fd);
+	if (rc < 0)
 		goto fail;
-	}
 	close(j->fd);
 	j->fd = fd;
 	j->end = end;
 	j->alloc = alloc;
 	j->records = n - drop;
-	free(all);
+	free(j->ents);
+	j->ents = kept;
+	j->nents = j->cap = j->count = n - drop;
+	memset(j->buckets, 0, j->nbuckets * sizeof *j->buckets);
+	for (size_t i = 0; i < j->nents; i++)
+		journal_link(j, (uint32_t)i);
+	free(live);
 	return 0;
 fail:
 	errno = -rc;
 	log_warn("journal %s: compaction", j->path);
-	free(all);
+	if (fd >= 0)
+		close(fd);
+	free(live);
+	free(kept);
 	return rc;
 }
 
@@ -274,6 +187,7 @@ static int journal_load(struct journal *j, off_t *torn_at, bool *needs_nl, off_t
 	ssize_t n;
 	unsigned lineno = 0;
 	off_t off = 0;
+	int rc = 0;
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
 		/* A NUL starts the zero padding: the data, and whatever a crash left inside the
@@ -286,6 +200,7 @@ static int journal_load(struct journal *j, off_t *torn_at, bool *needs_nl, off_t
 			n = (ssize_t)data;
 		}
 		bool complete = n > 0 && line[n - 1] == '\n';
+		off_t at = off;
 		off += n;
 		if (complete && n > 1 && strspn(line, " ") == (size_t)n - 1) {
 			/* A start record blanked when its flush failed: that id never ran. */
@@ -295,7 +210,7 @@ static int journal_load(struct journal *j, off_t *torn_at, bool *needs_nl, off_t
 		}
 		cJSON *o = cJSON_ParseWithLength(line, (size_t)n);
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
-		if (!cJSON_IsString(id)) {
+		if (!cJSON_IsString(id) || n - complete >= UINT32_MAX) {
 			/* A torn last line from a crash mid-append: the start it described was never
 			 * acknowledged as durable, so the action did not start. */
 			log_warnx("journal %s:%u: unreadable record skipped", j->path, lineno);
@@ -311,32 +226,26 @@ static int journal_load(struct journal *j, off_t *torn_at, bool *needs_nl, off_t
 		if (!complete)
 			*needs_nl = true;
 		*data_end = off;
-		struct jentry *e = journal_put(j, id->valuestring);
-		if (e) {
-			const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "result");
-			free(e->result);
-			e->result = r ? cJSON_PrintUnformatted(r) : NULL;
-		}
+		bool done = cJSON_GetObjectItemCaseSensitive(o, "result") != NULL;
+		if (!journal_put(j, id->valuestring, at, (uint32_t)(n - complete),
+				 done ? JE_DONE : JE_RUNNING))
+			rc = -ENOMEM;
 		j->records++;
 		cJSON_Delete(o);
-		if (padding)
+		if (padding || rc < 0)
 			break;
 	}
 	free(line);
 	fclose(f);
+	if (rc < 0)
+		return rc;
 	/* Runs that were in flight when the controller stopped: their outcome is unknown. */
 	size_t lost = 0;
-	for (size_t b = 0; b < j->nbuckets; b++)
-		for (struct jentry *e = j->buckets[b]; e; e = e->next)
-			if (!e->result) {
-				struct lanmsg_result lost_r = {
-					.id = e->id, .status = "lost",
-					.reason = "the controller restarted while the action ran" };
-				cJSON *r = lanmsg_result_new(&lost_r);
-				e->result = r ? cJSON_PrintUnformatted(r) : NULL;
-				cJSON_Delete(r);
-				lost++;
-			}
+	for (size_t i = 0; i < j->nents; i++)
+		if (j->ents[i].state == JE_RUNNING) {
+			j->ents[i].state = JE_LOST;
+			lost++;
+		}
 	if (lost)
 		log_warnx("journal %s: %zu command(s) were running at the last stop; reported as lost",
 			  j->path, lost);
@@ -366,16 +275,17 @@ struct journal *journal_open(const char *dir, size_t max_ids, struct loop *loop,
 		log_warn("state directory %s", dir);
 		goto fail;
 	}
+	/* Open first: loading reads records back to tell ids with the same hash apart. */
+	j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (j->fd < 0) {
+		log_warn("journal %s", j->path);
+		goto fail;
+	}
 	off_t torn_at, data_end;
 	bool needs_nl;
 	int rc = journal_load(j, &torn_at, &needs_nl, &data_end);
 	if (rc < 0) {
 		errno = -rc;
-		log_warn("journal %s", j->path);
-		goto fail;
-	}
-	j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (j->fd < 0) {
 		log_warn("journal %s", j->path);
 		goto fail;
 	}
@@ -413,12 +323,13 @@ void journal_close(struct journal *j)
 		return;
 	if (j->loop)
 		loop_defer_cancel(j->loop, &j->commit);
-	for (size_t b = 0; j->buckets && b < j->nbuckets; b++)
-		while (j->buckets[b])
-			journal_drop(j, j->buckets[b]);
 	if (j->fd >= 0)
 		close(j->fd);
+	free(j->ents);
 	free(j->buckets);
+	free(j->pend);
+	free(j->rec);
+	free(j->text);
 	free(j->path);
 	free(j->tmp);
 	free(j);
@@ -429,36 +340,60 @@ enum journal_state journal_lookup(struct journal *j, const char *id, const char 
 	struct jentry *e = journal_find(j, id);
 	if (!e)
 		return JOURNAL_NONE;
-	if (!e->result)
+	if (e->state == JE_RUNNING)
 		return JOURNAL_RUNNING;
+	free(j->text);
+	j->text = NULL;
+	if (e->state == JE_LOST) {
+		struct lanmsg_result lost = { .id = id, .status = "lost",
+			.reason = "the controller restarted while the action ran" };
+		cJSON *r = lanmsg_result_new(&lost);
+		j->text = r ? cJSON_PrintUnformatted(r) : NULL;
+		cJSON_Delete(r);
+	} else {
+		const char *res = NULL;
+		size_t len = 0;
+		if (journal_split(j, e, id, &res, &len) == 1 && res)
+			j->text = strndup(res, len);
+	}
+	if (!j->text) {
+		/* Still never run again: the caller answers what a repeat of a running id gets. */
+		log_warnx("journal %s: the result of %s could not be read back", j->path, id);
+		return JOURNAL_RUNNING;
+	}
 	if (result)
-		*result = e->result;
+		*result = j->text;
 	return JOURNAL_DONE;
 }
 
 static int journal_maybe_compact(struct journal *j)
 {
 	/* Not while start records wait for their flush: the commit's offsets are in this file. */
-	if (j->records >= j->max_ids * 2 && !j->pending)
+	if (j->records >= j->max_ids * 2 && !j->npend)
 		return journal_compact(j);
 	return 0;
 }
 
 int journal_started(struct journal *j, const char *id)
 {
-	off_t at = j->end;
-	size_t len;
-	if (journal_append(j, id, NULL, &len) < 0)
+	off_t at;
+	uint32_t len;
+	if (j->npend == j->pend_cap) {
+		size_t cap = j->pend_cap ? j->pend_cap * 2 : 64;
+		uint32_t *p = realloc(j->pend, cap * sizeof *p);
+		if (!p)
+			return -1;
+		j->pend = p;
+		j->pend_cap = cap;
+	}
+	if (journal_append(j, id, NULL, &at, &len) < 0)
 		return -1;
-	struct jentry *e = journal_put(j, id);
+	struct jentry *e = journal_put(j, id, at, len, JE_RUNNING);
 	if (!e)
 		return -1;   /* written but not remembered: its flush will not report it either */
-	e->rec_off = at;
-	e->rec_len = len;
 	if (!e->pending) {
 		e->pending = true;
-		e->pending_next = j->pending;
-		j->pending = e;
+		j->pend[j->npend++] = (uint32_t)(e - j->ents);
 	}
 	loop_defer(j->loop, &j->commit);
 	return 0;
@@ -476,24 +411,23 @@ static void journal_commit(void *arg)
 		rc = -errno;
 		log_warn("journal %s: flush", j->path);
 	}
-	while (j->pending) {
-		struct jentry *e = j->pending;
-		j->pending = e->pending_next;
+	for (size_t i = 0; i < j->npend; i++) {
+		struct jentry *e = &j->ents[j->pend[i]];
 		e->pending = false;
-		e->pending_next = NULL;
-		if (rc < 0 && !e->result) {
+		if (rc < 0 && e->state == JE_RUNNING) {
 			/* The start is refused, so the id never runs; a record that reached the disk
 			 * anyway would read back as "lost" after a restart and keep the id from ever
 			 * running. Blanked (best effort) to spaces, a line that load skips. */
-			char *sp = malloc(e->rec_len);
+			char *sp = malloc(e->len);
 			if (sp) {
-				memset(sp, ' ', e->rec_len);
-				journal_pwrite_all(j->fd, sp, e->rec_len, e->rec_off);
+				memset(sp, ' ', e->len);
+				journal_pwrite_all(j->fd, sp, e->len, e->off);
 				free(sp);
 			}
 			journal_drop(j, e);
 		}
 	}
+	j->npend = 0;
 	if (j->on_durable)
 		j->on_durable(j->arg, rc < 0 ? -1 : 0);
 	journal_maybe_compact(j);
@@ -501,20 +435,17 @@ static void journal_commit(void *arg)
 
 int journal_finished(struct journal *j, const char *id, const char *result)
 {
-	struct jentry *e = journal_put(j, id);
-	if (!e)
-		return -1;
-	char *text = strdup(result);
-	if (!text)
-		return -1;
-	free(e->result);
-	e->result = text;
+	off_t at;
+	uint32_t len;
 	/* No flush of its own: exactly-once rests on the start record. A result lost in a crash
 	 * reads back as "lost" (the run's outcome unknown), never as a reason to run again; the
 	 * next group commit flushes it anyway. This halves the flushes on the command path. */
-	int rc = journal_append(j, id, text, NULL);
+	if (journal_append(j, id, result, &at, &len) < 0)
+		return -1;   /* the id stays running here: a repeat is answered started, not run */
+	if (!journal_put(j, id, at, len, JE_DONE))
+		return -1;
 	journal_maybe_compact(j);
-	return rc < 0 ? -1 : 0;
+	return 0;
 }
 
 size_t journal_count(const struct journal *j) { return j->count; }

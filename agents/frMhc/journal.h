@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct journal;
 struct loop;
@@ -49,5 +50,7 @@ size_t journal_count(const struct journal *j);
 unsigned long journal_syncs(const struct journal *j);
 /* The flush the group commit uses; fdatasync. Tests replace it to see a failing disk. */
 extern int (*journal_fdatasync)(int fd);
+/* How a record is read back (an id to confirm, a result to answer); pread. The same for tests. */
+extern ssize_t (*journal_pread)(int fd, void *buf, size_t n, off_t off);
 
 #endif

@@ -49,6 +49,7 @@ struct start {
 	int action_idx;
 	char **argv;      /* owned; NULL for a builtin */
 	uint64_t timeout_ms;
+	bool final_only;  /* "progress": false: no accepted, no started, only the result */
 	char id[COMMAND_ID_MAX + 1];
 	struct start *next;
 };

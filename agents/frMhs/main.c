@@ -249,10 +249,10 @@ static const struct ha_ops mhs_ha_ops = { mhs_on_request };
 
 /* --- requests -> registry, bridge --- */
 
-static int mhs_send(void *arg, const char *ctl, const cJSON *frame)
+static int mhs_send(void *arg, const char *ctl, const char *frame, size_t len)
 {
 	struct ctl *c = registry_find(((struct mhs *)arg)->reg, ctl);
-	return c ? ctl_send(c, frame) : -ENOENT;
+	return c ? ctl_send(c, frame, len) : -ENOENT;
 }
 
 static bool mhs_linked(void *arg, const char *ctl)

@@ -411,9 +411,9 @@ cJSON *ctl_info_json(const struct ctl *c)
 	return o;
 }
 
-int ctl_send(struct ctl *c, const cJSON *msg)
+int ctl_send(struct ctl *c, const char *text, size_t len)
 {
 	if (!c->up)
 		return -ENOTCONN;
-	return link_send(c->up->link, msg);
+	return link_send_raw(c->up->link, text, len);
 }

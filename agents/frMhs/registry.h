@@ -89,8 +89,8 @@ const char *ctl_offline_reason(const struct ctl *c);  /* "" while online */
 uint64_t ctl_action_timeout(const struct ctl *c, const char *action);
 /* The retained info document; caller owns. */
 cJSON *ctl_info_json(const struct ctl *c);
-/* 0, or <0 if the link is not up. */
-int ctl_send(struct ctl *c, const cJSON *msg);
+/* Sends one link message, len bytes of JSON text (borrowed): 0, or <0 if the link is not up. */
+int ctl_send(struct ctl *c, const char *text, size_t len);
 /* The last announce accepted from it (boot "" if none), to seed the replay guard. */
 void ctl_announce_state(const struct ctl *c, const char **boot, uint64_t *seq, int64_t *ts);
 

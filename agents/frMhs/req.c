@@ -185,6 +185,7 @@ static void req_finish(struct req *r, const struct lanmsg *msg, const struct lan
 	req_routes_free(r);
 	cJSON_Delete(r->frame);
 	r->frame = NULL;
+	req_frame_changed(r);
 	free(r->final);
 	r->final = text;
 	r->state = outcome ? REQ_DONE : REQ_GAVEUP;
@@ -211,7 +212,9 @@ static void req_ev_send(struct req *r, const struct req_in *in)
 {
 	struct reqs *q = r->q;
 	(void)in;
-	if (q->ops->send(q->arg, r->ctl, r->frame) < 0)
+	size_t len;
+	const char *text = req_frame_text(r, &len);
+	if (!text || q->ops->send(q->arg, r->ctl, text, len) < 0)
 		return;   /* still waiting; sent on the next link-up */
 	r->sends++;
 	if (r->state == REQ_WAITING)
@@ -296,6 +299,12 @@ static void req_ev_join(struct req *r, const struct req_in *in)
 		}
 		if (req_add_route(r, rt->topic, rt->corr, rt->corr_len, rt->final_only) < 0)
 			return;
+		/* This one wants progress: the command's next sending asks the controller for it.
+		 * (One already sent without it yields the result only.) */
+		if (!rt->final_only && r->frame) {
+			cJSON_DeleteItemFromObjectCaseSensitive(r->frame, "progress");
+			req_frame_changed(r);
+		}
 		cJSON *rec = req_record(r, "route");
 		cJSON_AddItemToObject(rec, "route", req_route_json(&r->routes[r->nroutes - 1]));
 		req_write(r->q, rec);
@@ -392,6 +401,7 @@ static void req_ev_reopen(struct req *r, const struct req_in *in)
 	free(r->final);
 	r->final = NULL;
 	r->frame = frame;
+	req_frame_changed(r);
 	snprintf(r->action, sizeof r->action, "%s", in->cmd->action);
 	r->state = REQ_WAITING;
 	r->sends = 0;

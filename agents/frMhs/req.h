@@ -50,9 +50,10 @@ struct req_route {
 };
 
 struct reqs_ops {
-	/* Sends the link command (borrowed; lanmsg_command_new) to the controller: 0, or <0 if
-	 * its link is not up. */
-	int (*send)(void *arg, const char *ctl, const cJSON *frame);
+	/* Sends the link command (len bytes of JSON text, borrowed; lanmsg_command_new, printed
+	 * once per request and kept for its re-sends and its state dir record) to the controller:
+	 * 0, or <0 if its link is not up. */
+	int (*send)(void *arg, const char *ctl, const char *frame, size_t len);
 	/* The controller's link is up (its hello arrived): a request may be sent now. */
 	bool (*linked)(void *arg, const char *ctl);
 	/* The controller's own timeout of the action in ms, 0 if unknown. */

@@ -26,6 +26,8 @@ struct req {
 	char action[COMMAND_NAME_MAX + 1];
 	enum req_state state;
 	cJSON *frame;            /* the link command; owned; NULL once ended */
+	char *frame_text;        /* frame printed (req_frame_text), until frame changes; owned */
+	size_t frame_len;
 	char *final;             /* once ended: the answer as the first requester got it; owned */
 	struct route *routes;    /* owned; NULL once ended */
 	int nroutes;
@@ -73,6 +75,10 @@ void req_unlink(struct reqs *q, struct req *r);
 /* At the end of the ended list; the oldest ended ones beyond dedup_max are forgotten. */
 void req_link_ended(struct reqs *q, struct req *r);
 void req_free(struct reqs *q, struct req *r);
+/* r->frame as text, printed once and kept until req_frame_changed: NULL without memory. */
+const char *req_frame_text(struct req *r, size_t *len);
+/* r->frame was replaced, edited or freed: the text printed from it is dropped. */
+void req_frame_changed(struct req *r);
 int req_add_route(struct req *r, const char *topic, const void *corr, size_t corr_len,
 		  bool final_only);
 void req_routes_free(struct req *r);
@@ -82,7 +88,7 @@ void reqs_each_open(struct reqs *q, void (*fn)(struct req *r, void *arg), void *
 
 /* reqlog.c */
 /* A record of r for requests.log ("open", "route", "state" or "close"); caller owns. */
-cJSON *req_record(const struct req *r, const char *op);
+cJSON *req_record(struct req *r, const char *op);
 cJSON *req_route_json(const struct route *rt);
 /* Appends rec (taken) unless restoring; rewrites the log when it grew too long. */
 void req_write(struct reqs *q, cJSON *rec);

@@ -26,7 +26,7 @@ cJSON *req_route_json(const struct route *rt)
 	return o;
 }
 
-cJSON *req_record(const struct req *r, const char *op)
+cJSON *req_record(struct req *r, const char *op)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "op", op);
@@ -39,7 +39,13 @@ cJSON *req_record(const struct req *r, const char *op)
 	cJSON_AddNumberToObject(o, "sends", r->sends);
 	if (strcmp(op, "open") == 0) {
 		cJSON_AddStringToObject(o, "action", r->action);
-		cJSON_AddItemToObject(o, "cmd", cJSON_Duplicate(r->frame, 1));
+		/* The text the link gets: the command is printed once per request. */
+		size_t len;
+		const char *cmd = req_frame_text(r, &len);
+		if (cmd)
+			cJSON_AddRawToObject(o, "cmd", cmd);
+		else
+			cJSON_AddNullToObject(o, "cmd");
 		cJSON *a = cJSON_AddArrayToObject(o, "routes");
 		for (int i = 0; i < r->nroutes; i++)
 			cJSON_AddItemToArray(a, req_route_json(&r->routes[i]));
@@ -112,6 +118,11 @@ static void req_restore_route(struct req *r, const cJSON *o)
 		buf = OPENSSL_hexstr2buf(corr->valuestring, &n);
 	req_add_route(r, topic->valuestring, buf, buf ? (size_t)n : 0, cJSON_IsFalse(progress));
 	OPENSSL_free(buf);
+	/* A requester that wants progress: the command asks the controller for it (req_ev_join). */
+	if (!cJSON_IsFalse(progress) && r->frame) {
+		cJSON_DeleteItemFromObjectCaseSensitive(r->frame, "progress");
+		req_frame_changed(r);
+	}
 }
 
 /* The link command a previous run wrote, checked as a received one (lanmsg) and built again:

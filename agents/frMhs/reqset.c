@@ -112,8 +112,24 @@ void req_free(struct reqs *q, struct req *r)
 	loop_timer_stop(q->loop, &r->timer);
 	req_routes_free(r);
 	cJSON_Delete(r->frame);
+	free(r->frame_text);
 	free(r->final);
 	free(r);
+}
+
+const char *req_frame_text(struct req *r, size_t *len)
+{
+	if (!r->frame_text && r->frame && (r->frame_text = cJSON_PrintUnformatted(r->frame)))
+		r->frame_len = strlen(r->frame_text);
+	*len = r->frame_len;
+	return r->frame_text;
+}
+
+void req_frame_changed(struct req *r)
+{
+	free(r->frame_text);
+	r->frame_text = NULL;
+	r->frame_len = 0;
 }
 
 int req_add_route(struct req *r, const char *topic, const void *corr, size_t corr_len,

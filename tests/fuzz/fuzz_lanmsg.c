@@ -103,7 +103,8 @@ static void check_command(const struct lanmsg *m)
 	if (m2.type != LANMSG_COMMAND || lanmsg_command(&m2, &b, why, sizeof why) != 0)
 		abort();
 	if (strcmp(a.id, b.id) || strcmp(a.action, b.action) || !same_json(a.args, b.args) ||
-	    a.timeout_ms != b.timeout_ms || a.deadline_ms != b.deadline_ms)
+	    a.timeout_ms != b.timeout_ms || a.deadline_ms != b.deadline_ms ||
+	    a.final_only != b.final_only)
 		abort();
 	command_clear(&a);
 	command_clear(&b);

@@ -24,7 +24,7 @@ static struct loop *loop;
 static struct store *store;
 static char dir[64];
 
-static int f_send(void *a, const char *c, const cJSON *f) { (void)a; (void)c; (void)f; return -1; }
+static int f_send(void *a, const char *c, const char *f, size_t n) { (void)a; (void)c; (void)f; (void)n; return -1; }
 static bool f_linked(void *a, const char *c) { (void)a; (void)c; return false; }
 static uint64_t f_timeout(void *a, const char *c, const char *x) { (void)a; (void)c; (void)x; return 0; }
 static void f_why(void *a, const char *c, char *b, size_t n) { (void)a; (void)c; snprintf(b, n, "-"); }

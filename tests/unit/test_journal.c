@@ -72,6 +72,7 @@ static void teardown(void)
 
 	loop_free(lp);
 	journal_fdatasync = fdatasync;
+	journal_pread = pread;
 	unlink(jpath);
 	snprintf(p, sizeof p, "%s/journal.tmp", dir);
 	unlink(p);
@@ -368,6 +369,72 @@ START_TEST(test_compaction_bounded)
 }
 END_TEST
 
+/* Only where each id's newest record is stays in memory: results are read back from the file,
+ * as the bytes they were given, for many ids at once, across a reopen, and a record written
+ * in another layout (spaces, as by hand) is still read. */
+START_TEST(test_results_read_back)
+{
+	const char *log;
+	struct journal *j = open_quiet(3000, &log);
+	char id[32];
+	const char *text;
+
+	for (int i = 0; i < 2000; i++) {
+		snprintf(id, sizeof id, "id-%d", i);
+		run(j, id, i % 200);
+	}
+	char *want = result_of("id-1234", "ok", 1234 % 200);
+	ck_assert_int_eq(journal_lookup(j, "id-1234", &text), JOURNAL_DONE);
+	ck_assert_str_eq(text, want);
+	free(want);
+	journal_close(j);
+	append_raw("{ \"id\" : \"spaced\", \"result\" : {\"type\":\"result\",\"id\":\"spaced\","
+		   "\"status\":\"ok\",\"exit_code\":7,\"signal\":null} }\n");
+	j = open_quiet(3000, &log);
+	ck_assert_str_eq(log, "");
+	ck_assert_int_eq(journal_count(j), 2001);
+	for (int i = 0; i < 2000; i += 37) {
+		snprintf(id, sizeof id, "id-%d", i);
+		assert_done(j, id, "ok", i % 200);
+	}
+	assert_done(j, "spaced", "ok", 7);
+	ck_assert_int_eq(journal_lookup(j, "id-2000", NULL), JOURNAL_NONE);
+	journal_close(j);
+}
+END_TEST
+
+static ssize_t failing_pread(int fd, void *buf, size_t n, off_t off)
+{
+	(void)fd;
+	(void)buf;
+	(void)n;
+	(void)off;
+	errno = EIO;
+	return -1;
+}
+
+/* A record that cannot be read back never makes its id look new: a repeat is not run again
+ * (it is answered as running), and ids whose hash matches nothing are not read at all. */
+START_TEST(test_unreadable_record)
+{
+	const char *log, *text = NULL;
+	struct journal *j = open_quiet(100, &log);
+
+	run(j, "a", 0);
+	journal_pread = failing_pread;
+	capture_start();
+	ck_assert_int_eq(journal_lookup(j, "a", &text), JOURNAL_RUNNING);
+	log = capture_end();
+	ck_assert_msg(strstr(log, "could not be read back") != NULL, "log: %s", log);
+	ck_assert_int_eq(journal_lookup(j, "b", NULL), JOURNAL_NONE);
+	start(j, "b");
+	journal_pread = pread;
+	assert_done(j, "a", "ok", 0);
+	ck_assert_int_eq(journal_lookup(j, "b", NULL), JOURNAL_RUNNING);
+	journal_close(j);
+}
+END_TEST
+
 /* Several start records written in one iteration: one flush covers them all, and nobody is
  * told any of them is durable (may run) before it. */
 START_TEST(test_group_commit_one_flush)
@@ -497,6 +564,8 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, test_complete_record_without_newline);
 	tcase_add_test(tc, test_garbage_lines_skipped);
 	tcase_add_test(tc, test_compaction_bounded);
+	tcase_add_test(tc, test_results_read_back);
+	tcase_add_test(tc, test_unreadable_record);
 	tcase_add_test(tc, test_group_commit_one_flush);
 	tcase_add_test(tc, test_group_commit_failed_flush);
 	tcase_add_test(tc, test_close_with_pending);

@@ -208,10 +208,30 @@ START_TEST(test_command)
 	ck_assert_str_eq(d.action, "light");
 	ck_assert(cJSON_Compare(c.args, d.args, 1));
 	ck_assert_uint_eq(d.timeout_ms, 5000);
+	ck_assert(!d.final_only);
+	ck_assert_ptr_null(strstr(s, "progress"));
 	command_clear(&d);
 	lanmsg_clear(&m);
 	free(s);
 	command_clear(&c);
+
+	/* "progress": false goes over the link (the controller then sends only the result). */
+	const char *quiet = "{\"id\":\"r-5\",\"action\":\"light\",\"progress\":false}";
+	ck_assert_int_eq(command_parse(quiet, strlen(quiet), &c, why, sizeof why), 0);
+	s = wire(lanmsg_command_new(&c));
+	ck_assert_ptr_nonnull(strstr(s, "\"progress\":false"));
+	ck_assert_int_eq(dec(&m, s, why, sizeof why), 0);
+	ck_assert_int_eq(lanmsg_command(&m, &d, why, sizeof why), 0);
+	ck_assert(d.final_only);
+	command_clear(&d);
+	lanmsg_clear(&m);
+	free(s);
+	command_clear(&c);
+	ck_assert_int_eq(dec(&m, "{\"type\":\"command\",\"id\":\"r-6\",\"action\":\"a\","
+			     "\"progress\":false,\"progress\":true}", why, sizeof why), 0);
+	ck_assert_int_eq(lanmsg_command(&m, &c, why, sizeof why), -EINVAL);
+	ck_assert_str_eq(why, "command: field 'progress' given twice");
+	lanmsg_clear(&m);
 
 	/* A refusal still names a readable id, and only a readable one. */
 	ck_assert_int_eq(dec(&m, "{\"type\":\"command\",\"id\":\"r-2\",\"action\":\"no such\"}",

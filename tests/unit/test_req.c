@@ -30,6 +30,7 @@ struct fx {
 	bool linked;
 	uint64_t timeout_ms;      /* the action's own timeout (ops) */
 	int sends;
+	const char *progress;     /* the last command sent: its "progress", "-" when absent */
 	cJSON *replies;           /* [{"topic","corr","msg"}] */
 	int answered;
 	cJSON *outcomes;          /* ["<action> <args> <status>"] */
@@ -39,14 +40,21 @@ struct fx {
 static struct fx F;
 static char dir[64];
 
-static int fx_send(void *arg, const char *ctl, const cJSON *frame)
+static int fx_send(void *arg, const char *ctl, const char *text, size_t len)
 {
 	(void)arg;
+	ck_assert_uint_eq(strlen(text), len);
+	cJSON *frame = cJSON_ParseWithLength(text, len);
+	ck_assert_ptr_nonnull(frame);
 	ck_assert_str_eq(ctl, CTL);
 	ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(frame, "type")->valuestring, "command");
 	ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(frame, "reply_to"));
+	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(frame, "progress");
+	const char *progress = !pr ? "-" : cJSON_IsFalse(pr) ? "false" : "other";
+	cJSON_Delete(frame);
 	if (!F.linked)
 		return -ENOTCONN;
+	F.progress = progress;
 	F.sends++;
 	return 0;
 }
@@ -349,6 +357,37 @@ START_TEST(test_repeat_joins)
 }
 END_TEST
 
+/* docs/lan-protocol.md, command: a request whose requesters all asked "progress": false is
+ * sent saying so (the controller then sends only the result); a requester that wants progress
+ * and joins before the command goes out takes the field off again. A controller that sends
+ * accepted and started anyway (one that predates the field) is still filtered here. */
+START_TEST(test_link_progress)
+{
+	F.linked = true;
+	ask("q", "t1", false, LONG_MS);
+	ck_assert_int_eq(F.sends, 1);
+	ck_assert_str_eq(F.progress, "false");
+	from_ctl("accepted", "q", NULL, NULL);
+	from_ctl("started", "q", NULL, "\"pid\":7");
+	from_ctl("result", "q", "ok", "\"exit_code\":0");
+	ck_assert_str_eq(replies(), "t1:result ok");
+	clear_replies();
+
+	ask("p", "t1", true, LONG_MS);
+	ck_assert_str_eq(F.progress, "-");
+
+	/* Waiting for the link: a requester with progress joins, the command goes without. */
+	F.linked = false;
+	ask("w", "t1", false, LONG_MS);
+	ask("w", "t2", true, LONG_MS);
+	F.linked = true;
+	F.progress = NULL;
+	reqs_ctl_linked(F.q, CTL);
+	ck_assert_ptr_nonnull(F.progress);
+	ck_assert_str_eq(F.progress, "-");
+}
+END_TEST
+
 static int count(const char *hay, const char *needle)
 {
 	int n = 0;
@@ -605,6 +644,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_every_transition);
 	tcase_add_test(tc, test_repeat_joins);
+	tcase_add_test(tc, test_link_progress);
 	tcase_add_test(tc, test_keys_once);
 	tcase_add_test(tc, test_offline_then_again);
 	tcase_add_test(tc, test_expired_on_arrival);

@@ -225,7 +225,9 @@ cJSON *command_to_json(const struct command *c, bool requester)
 		cJSON_AddNumberToObject(o, "deadline", (double)c->deadline_ms / 1000.0);
 	if (requester && c->reply_to[0])
 		cJSON_AddStringToObject(o, "reply_to", c->reply_to);
-	if (requester && c->final_only)
+	/* On the link too: a controller that knows it then sends only the result (no accepted,
+	 * no started); one that does not ignores the field (docs/lan-protocol.md, command). */
+	if (c->final_only)
 		cJSON_AddFalseToObject(o, "progress");
 	return o;
 }

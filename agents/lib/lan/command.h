@@ -37,8 +37,9 @@ int command_parse(const char *buf, size_t len, struct command *c, char *why, siz
  * refusal can name the id and reach the requester. */
 void command_peek(const char *buf, size_t len, char id[COMMAND_ID_MAX + 1],
 		  char reply_to[COMMAND_TOPIC_MAX + 1]);
-/* A JSON object of c (without "type"); requester: with the fields only an MQTT requester
- * sends (reply_to, progress), else what a controller needs (lanmsg_command_new). Caller owns. */
+/* A JSON object of c (without "type"); requester: with the field only an MQTT requester
+ * sends (reply_to), else what a controller needs (lanmsg_command_new); "progress": false in
+ * both when c->final_only. Caller owns. */
 cJSON *command_to_json(const struct command *c, bool requester);
 void command_clear(struct command *c);
 /* cJSON ends a string at an escaped NUL ("a\u0000b" reads as "a", which could then pass an

@@ -259,7 +259,7 @@ int lanmsg_command(const struct lanmsg *m, struct command *c, char *why, size_t 
 	static const struct field f[] = {
 		{ "type", FIELD_STR, true }, { "id", FIELD_ANY, false },      { "action", FIELD_ANY, false },
 		{ "args", FIELD_ANY, false }, { "timeout", FIELD_ANY, false }, { "deadline", FIELD_ANY, false },
-		{ NULL, 0, false }
+		{ "progress", FIELD_ANY, false }, { NULL, 0, false }
 	};
 	const cJSON *v[FIELDS_MAX];
 	int rc = fields_check(m->json, "command", f, v, why, n);
