@@ -85,7 +85,6 @@ mqtt.vhost = $CLUSTER_VHOST
 mqtt.exchange = amq.topic
 web_mqtt.tcp.ip = 127.0.0.1
 web_mqtt.tcp.port = ${CLUSTER_WS[$i]}
-${CLUSTER_WS_PATH:+web_mqtt.ws_path = $CLUSTER_WS_PATH}
 # A node that loses sight of the majority stops serving instead of diverging (RabbitMQ's advice
 # for 3 or more nodes); a SIGKILLed node is a node down, not a partition.
 cluster_partition_handling = pause_minority
@@ -93,6 +92,9 @@ log.console = true
 log.console.level = info
 log.file = false
 CONF
+	if [ -n "${CLUSTER_WS_PATH:-}" ]; then
+		echo "web_mqtt.ws_path = $CLUSTER_WS_PATH" >>"$d/rabbitmq.conf"
+	fi
 	if [ "$CLUSTER_SESSION_QUEUES" = quorum ]; then
 		echo "mqtt.durable_queue_type = quorum" >>"$d/rabbitmq.conf"
 	fi
