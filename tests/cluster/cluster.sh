@@ -18,7 +18,8 @@
 #   cluster_policy_sessions    the policy that keeps MQTT sessions when a node dies (mirrored)
 #   cluster_policy_clear       remove it
 #   cluster_add_home H         account home-H (frMhs-H, home-H, home-H:*), password in
-#                              $CLUSTER_DIR/accounts/home-H.pw
+#                              $CLUSTER_DIR/accounts/home-H.pw (one written there before is
+#                              taken: an account fr-admin made elsewhere, tests/cluster/04-page.sh)
 #   cluster_add_user U H1,H2   account U for those homes (U, U:*, web-U-*)
 #   cluster_add_web            account fr-web (frAroundWeb-*, fr-web, fr-web:*)
 #   cluster_pw NAME            the account's password
@@ -34,7 +35,8 @@
 # and the ha-mode "all" policy on CLUSTER_SESSION_RE, mqtt-subscription-*), quorum
 # (mqtt.durable_queue_type = quorum, no policy) or none (classic queues, no policy: a session
 # dies with its node);
-# CLUSTER_MANAGEMENT=1 adds rabbitmq_management; CLUSTER_BOUND (default 240) bounds the start.
+# CLUSTER_MANAGEMENT=1 adds rabbitmq_management; CLUSTER_BOUND (default 240) bounds the start;
+# CLUSTER_WS_PATH the web-MQTT path (default RabbitMQ's /ws; /mqtt is the one nginx proxies).
 
 CLUSTER_RMQ=/usr/lib/rabbitmq/bin
 CLUSTER_DIR=$T/cluster
@@ -90,6 +92,9 @@ log.console = true
 log.console.level = info
 log.file = false
 CONF
+	if [ -n "${CLUSTER_WS_PATH:-}" ]; then
+		echo "web_mqtt.ws_path = $CLUSTER_WS_PATH" >>"$d/rabbitmq.conf"
+	fi
 	if [ "$CLUSTER_SESSION_QUEUES" = quorum ]; then
 		echo "mqtt.durable_queue_type = quorum" >>"$d/rabbitmq.conf"
 	fi
@@ -213,8 +218,12 @@ cluster_policy_clear() {
 cluster_account() {
 	local name=$1 q="^mqtt-subscription-($2)qos[01]\$" pw
 	mkdir -p "$CLUSTER_DIR/accounts"
-	pw=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
-	printf '%s\n' "$pw" >"$CLUSTER_DIR/accounts/$name.pw"
+	if [ -s "$CLUSTER_DIR/accounts/$name.pw" ]; then
+		pw=$(cat "$CLUSTER_DIR/accounts/$name.pw")
+	else
+		pw=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+		printf '%s\n' "$pw" >"$CLUSTER_DIR/accounts/$name.pw"
+	fi
 	chmod 600 "$CLUSTER_DIR/accounts/$name.pw"
 	cluster_ctl 1 add_user "$name" "$pw" >/dev/null &&
 		cluster_ctl 1 set_permissions -p "$CLUSTER_VHOST" "$name" "$q" \

@@ -17,8 +17,15 @@
 # FR_DEMO_WS_PORT (9001), FR_DEMO_ANNOUNCE_PORT (7400), FR_DEMO_LINK_PORT (7410),
 # FR_DEMO_SHIM_PORT (7420), FR_DEMO_METRICS_PORT (7421), FR_DEMO_READY_TIMEOUT (60 s),
 # FR_DEMO_USER (fr-demo; used only when started as root), FR_DEMO_HEARTBEAT (frMhs's
-# heartbeat_interval, 30 s), FR_DEMO_MQTT_VERSION (4 = MQTT 3.1.1 or 5: the `mqtt.version` of
-# frMhs and frAroundWeb; unset, frMhs speaks 5 and frAroundWeb "auto").
+# heartbeat_interval, 30 s), FR_DEMO_MQTT_VERSION (4 = MQTT 3.1.1, 5 or auto: the `mqtt.version`
+# of frMhs and frAroundWeb; unset, frMhs speaks 5 and frAroundWeb "auto").
+# Another broker instead of the demo's Mosquitto (a RabbitMQ cluster: tests/cluster/04-page.sh):
+# FR_DEMO_MQTT_URIS, a comma-separated list of MQTT URIs, the `mqtt.uri` list of frMhs and
+# frAroundWeb; no Mosquitto is started then. FR_DEMO_BROKER_PORT must name that broker's plain
+# MQTT 3.1.1 port on loopback where frMhs's retained statuses can be read (the start-up check),
+# FR_DEMO_MQTT_WS its websocket listener (host:port, path /mqtt) that nginx proxies the page to;
+# its accounts (the ones fr-admin makes in $FR_DEMO_DIR/broker, with the same passwords) are the
+# caller's to create, before demo.sh starts.
 set -euo pipefail
 FR_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 D=$(realpath -m "${FR_DEMO_DIR:-$FR_ROOT/.demo}")
@@ -39,8 +46,13 @@ RUN_USER=${FR_DEMO_USER:-fr-demo}
 MQTT_VERSION=${FR_DEMO_MQTT_VERSION:-}
 case "$MQTT_VERSION" in
 "" | 4 | 5) ;;
-*) echo "demo.sh: FR_DEMO_MQTT_VERSION must be 4 (MQTT 3.1.1) or 5" >&2; exit 2 ;;
+auto) MQTT_VERSION='"auto"' ;;
+*) echo "demo.sh: FR_DEMO_MQTT_VERSION must be 4 (MQTT 3.1.1), 5 or auto" >&2; exit 2 ;;
 esac
+MQTT_URIS=${FR_DEMO_MQTT_URIS:-}
+MQTT_URI_CONF="\"mqtt://127.0.0.1:$BROKER_PORT\""
+[ -z "$MQTT_URIS" ] || MQTT_URI_CONF="[\"${MQTT_URIS//,/\", \"}\"]"
+MQTT_WS=${FR_DEMO_MQTT_WS:-127.0.0.1:$WS_PORT}
 S=$D/broker                     # fr-admin's state: accounts, passwd, acl, persistence
 CTLS=(kitchen hall garage)
 HOME_ID=demo
@@ -268,7 +280,7 @@ audit_file = "$D/audit.log";
 shim = { address = "127.0.0.1"; port = $SHIM_PORT; unix = "$D/shim.sock"; };
 http = { address = "127.0.0.1"; port = $METRICS_PORT; };
 history = { file = "$D/history.db"; };
-mqtt = { uri = "mqtt://127.0.0.1:$BROKER_PORT"; username = "fr-web";
+mqtt = { uri = $MQTT_URI_CONF; username = "fr-web";
          password_file = "$S/web/password"; backoff_min = 0.2; backoff_max = 2;${MQTT_VERSION:+ version = $MQTT_VERSION;} };
 CONF
 
@@ -279,7 +291,7 @@ secret_file = "$S/homes/$HOME_ID/home.secret";
 discovery = { address = "127.255.255.255"; port = $ANNOUNCE_PORT; interval = 2; offline_after = 3; };
 state_dir = "$D/state-frMhs";
 heartbeat_interval = ${FR_DEMO_HEARTBEAT:-30};
-mqtt = { uri = "mqtt://127.0.0.1:$BROKER_PORT"; username = "home-$HOME_ID";
+mqtt = { uri = $MQTT_URI_CONF; username = "home-$HOME_ID";
          password_file = "$S/homes/$HOME_ID/mqtt.pw"; version = ${MQTT_VERSION:-5}; backoff_min = 0.2; backoff_max = 2; };
 # Home Assistant MQTT discovery (README.md, "Use with Home Assistant"): an HA on the demo's
 # broker with the demo user's account sees the controllers as devices.
@@ -345,7 +357,7 @@ render_site() {
 		-e "s|\${FR_CERT_KEY}|$D/tls/key.pem|g" \
 		-e "s|\${FR_WEB}|$FR_ROOT/web|g" \
 		-e "s|\${FR_PHP}|unix:$D/php/fpm.sock|g" \
-		-e "s|\${FR_MQTT_WS}|127.0.0.1:$WS_PORT|g" \
+		-e "s|\${FR_MQTT_WS}|$MQTT_WS|g" \
 		-e "s|\${FR_ACME_ROOT}|$D/acme|g" \
 		"$FR_ROOT/web/nginx/fr-site.conf.template"
 }
@@ -392,7 +404,7 @@ all_online() {
 	done
 }
 
-start mosquitto mosquitto -c "$D/mosquitto.conf"
+[ -n "$MQTT_URIS" ] || start mosquitto mosquitto -c "$D/mosquitto.conf"
 wait_for 20 "the broker on port $BROKER_PORT" tcp_open "$BROKER_PORT"
 start frAroundWeb "$BIN/frAroundWeb" -f -c "$D/frAroundWeb.conf"
 start m5stack "$FR_ROOT/tests/integration/bin/ptydev" "$D/m5stack.tty" "$D/m5stack"
