@@ -161,7 +161,7 @@ void registry_announce(struct registry *r, const struct announce *a,
 		if (!ctl_try_to(c, &to))
 			log_info("controller %s: announced at %s%s; trying it", c->id,
 				 registry_addr_str(&to, addrs, sizeof addrs), reborn ? " with a new boot" : "");
-		ctl_dial_to(c, &to);
+		ctl_dial_announced(c, &to);
 	}
 	if (!c->up && !loop_timer_armed(&c->redial))
 		ctl_dial(c);

@@ -32,6 +32,8 @@ struct ctl {
 	struct attempt *tries;          /* links not (yet) up; owned */
 	int ntries;
 	bool dial_wanted;               /* its own address waits for a dial slot */
+	struct sockaddr_storage cand;   /* an announced address that waits for a dial slot ... */
+	bool cand_wanted;               /* ... (more announce at once than there are slots) */
 	struct sockaddr_storage quarantined;   /* a candidate whose link failed ... */
 	uint64_t quarantine_until;             /* ... is left alone until then (monotonic ms) */
 	int64_t last_seen;              /* unix ms */
@@ -89,6 +91,8 @@ const char *registry_addr_str(const struct sockaddr_storage *a, char *buf, size_
 /* reglink.c */
 /* Its own address, while it has no link up (or later, when no dial slot is free). */
 void ctl_dial(struct ctl *c);
+/* Dials an announced address now, or as soon as a dial slot is free. */
+void ctl_dial_announced(struct ctl *c, const struct sockaddr_storage *to);
 /* Dials `to` beside whatever links the controller has; false when it cannot now. */
 bool ctl_dial_to(struct ctl *c, const struct sockaddr_storage *to);
 /* The link being dialled to `to`, if any. */

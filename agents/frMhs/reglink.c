@@ -84,6 +84,16 @@ void ctl_dial(struct ctl *c)
 	c->dial_wanted = !ctl_dial_to(c, &c->addr);
 }
 
+/* An announce is not repeated for a while (5 s by default): one that finds every dial slot
+ * taken -- a home server starting among many controllers that all announce at once -- is kept
+ * and dialled when a slot frees, instead of waiting for the controller's next announce. */
+void ctl_dial_announced(struct ctl *c, const struct sockaddr_storage *to)
+{
+	c->cand_wanted = !ctl_dial_to(c, to);
+	if (c->cand_wanted)
+		c->cand = *to;
+}
+
 void ctl_redial(void *arg) { ctl_dial(arg); }
 
 static void ctl_schedule_redial(struct ctl *c)
@@ -97,9 +107,17 @@ static void ctl_schedule_redial(struct ctl *c)
 void registry_dial_waiting(void *arg)
 {
 	struct registry *r = arg;
-	for (struct ctl *c = r->ctls; c && r->dialing < REGISTRY_DIAL_MAX; c = c->next)
-		if (c->dial_wanted)
+	uint64_t now = loop_now(r->loop);
+	for (struct ctl *c = r->ctls; c && r->dialing < REGISTRY_DIAL_MAX; c = c->next) {
+		/* A candidate whose link failed meanwhile is left alone, as a new announce of it. */
+		if (c->cand_wanted && now < c->quarantine_until &&
+		    registry_same_addr(&c->quarantined, &c->cand))
+			c->cand_wanted = false;
+		if (c->cand_wanted)
+			ctl_dial_announced(c, &c->cand);
+		if (c->dial_wanted && r->dialing < REGISTRY_DIAL_MAX)
 			ctl_dial(c);
+	}
 }
 
 static void registry_on_tls_up(struct link *l, void *arg)
@@ -178,6 +196,7 @@ static void registry_hello(struct attempt *a, const struct lanmsg *msg)
 	while (c->tries)
 		attempt_free(c->tries);
 	c->dial_wanted = false;
+	c->cand_wanted = false;
 	backoff_reset(&c->backoff);
 	loop_timer_stop(c->r->loop, &c->redial);
 	c->last_seen = (int64_t)loop_wall_ms();

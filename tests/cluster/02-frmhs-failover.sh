@@ -14,11 +14,7 @@ $PY -c 'import paho.mqtt' 2>/dev/null || fr_fail "python3-paho-mqtt missing (./f
 N=200
 T0=$SECONDS
 cluster_start 3
-cluster_add_home home1 &
-ph=$!
-cluster_add_user alice home1 &
-pa=$!
-wait "$ph" && wait "$pa" || fr_fail "accounts (see $T/cluster-ctl.log)"
+cluster_accounts home1 alice
 
 fr_secret "$T/home.secret"
 APORT=$(fr_free_port)

@@ -53,12 +53,7 @@ TOKEN=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 
 if [ "$MODE" = cluster ]; then
 	cluster_start 3
-	pids=()
-	for a in "cluster_add_home home1" "cluster_add_user alice home1" cluster_add_web; do
-		$a &
-		pids+=($!)
-	done
-	for p in "${pids[@]}"; do wait "$p" || fr_fail "an account was not made (see $T/cluster-ctl.log)"; done
+	cluster_accounts home1 alice web
 	PW_HOME=$CLUSTER_DIR/accounts/home-home1.pw
 	PW_ALICE=$CLUSTER_DIR/accounts/alice.pw
 	PW_WEB=$CLUSTER_DIR/accounts/fr-web.pw

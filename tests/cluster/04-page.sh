@@ -56,12 +56,7 @@ mkdir -p "$CLUSTER_DIR/accounts"
 cp "$S/homes/$HOME_ID/mqtt.pw" "$CLUSTER_DIR/accounts/home-$HOME_ID.pw"
 cp "$D/demo.password" "$CLUSTER_DIR/accounts/demo.pw"
 cp "$S/web/password" "$CLUSTER_DIR/accounts/fr-web.pw"
-pids=()
-for a in "cluster_add_home $HOME_ID" "cluster_add_user demo $HOME_ID" cluster_add_web; do
-	$a &
-	pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p" || fr_fail "cluster accounts"; done
+cluster_accounts "$HOME_ID" demo web
 cluster_listeners_loopback || fr_fail "a cluster listener beyond loopback"
 fr_log "cluster and accounts ready at $((SECONDS - T0)) s"
 

@@ -252,6 +252,23 @@ cluster_add_web() {
 		'^fr\.[^.]+\.(ctl\.[^.]+\.cmd|sync|display)$' '^fr\..*$'
 }
 
+# cluster_accounts HOME USER [web]: the home's account, the user's (granted HOME) and, with
+# "web", frAroundWeb's, made side by side (every rabbitmqctl call starts an Erlang VM). All are
+# waited for before a failure is reported, so none is left running.
+cluster_accounts() {
+	local pids=() p ok=1
+	cluster_add_home "$1" &
+	pids+=($!)
+	cluster_add_user "$2" "$1" &
+	pids+=($!)
+	if [ "${3:-}" = web ]; then
+		cluster_add_web &
+		pids+=($!)
+	fi
+	for p in "${pids[@]}"; do wait "$p" || ok=0; done
+	[ "$ok" = 1 ] || fr_fail "cluster: an account was not made (see $T/cluster-ctl.log)"
+}
+
 # cluster_listeners_loopback: every socket the nodes and their epmd listen on is a loopback one.
 cluster_listeners_loopback() {
 	local pids="" i b p bad
