@@ -393,6 +393,8 @@ static void web_usage(FILE *f)
 "             version = \"auto\"; keepalive = 30; backoff_min = 0.5; backoff_max = 30; };\n"
 "             # uri may be a list (failover); version \"auto\" (default) = MQTT 5, else\n"
 "             # 3.1.1 when the broker refuses 5; 5 or \"3.1.1\" (also 4) = only that\n"
+"             # reconnect delay: backoff_min doubling to backoff_max, with jitter; a\n"
+"             # connection that lasted under 10 s counts as one more failure\n"
 "  users file (written by the management command; reloaded on SIGHUP):\n"
 "    generation = \"<any text>\";   # optional; /healthz reports the one loaded\n"
 "    users = ( { name = \"alice\"; token_sha256 = \"<64 hex digits>\"; homes = [\"home1\"]; } );\n"

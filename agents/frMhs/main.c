@@ -392,6 +392,8 @@ static void mhs_usage(FILE *f)
 "             password_file = \"/etc/fr/mqtt.pw\"; ca_file = \"/etc/ssl/certs/ca.pem\";\n"
 "             version = \"auto\"; keepalive = 30; backoff_min = 0.5; backoff_max = 30; };\n"
 "             # uri may be a list (failover); version \"auto\" = MQTT 5, else 3.1.1\n"
+"             # reconnect delay: backoff_min doubling to backoff_max, with jitter; a\n"
+"             # connection that lasted under 10 s counts as one more failure\n"
 "    m5stack = { port = \"/dev/ttyUSB0\"; baud = 115200; };   # optional display\n"
 "    lcd = { device = \"/dev/i2c-1\"; address = 0x27; width = 16; };  # optional display\n"
 "    homeassistant = { enabled = false; prefix = \"homeassistant\";      # HA MQTT discovery;\n"

@@ -109,7 +109,7 @@ static void mqtt_cb_connect(struct mosquitto *mosq, void *obj, int rc, int flags
 		return;
 	}
 	m->state = MQTT_CONNECTED;
-	backoff_reset(&m->backoff);
+	m->connected_at = loop_now(m->loop);
 	m->spoken = m->version;
 	log_info("mqtt %s: connected as %s (%s)%s", mqtt_cur_uri(m), m->client_id,
 		 mqtt_version_name(m->version),
@@ -325,6 +325,8 @@ static void mqtt_after_io(struct mqtt *m)
 		char why[sizeof m->lost_reason];
 		snprintf(why, sizeof why, "%s", m->lost_reason);
 		log_warnx("mqtt %s: connection lost: %s", mqtt_cur_uri(m), why);
+		if (loop_now(m->loop) - m->connected_at >= MQTT_STABLE_MS)
+			backoff_reset(&m->backoff);
 		mqtt_teardown(m);
 		m->try_v4 = false;
 		/* After a loss the next broker of the list is tried first (its node may be gone). */

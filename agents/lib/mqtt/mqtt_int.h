@@ -93,6 +93,11 @@ struct mqtt {
 	bool try_v4;              /* this attempt falls back to 3.1.1 */
 	bool tcp_up;              /* the attempt's socket got connected */
 	bool got_connack;
+	/* loop ms of the last CONNACK. A connection lost sooner than MQTT_STABLE_MS after it
+	 * counts as one more failure for the backoff (a broker that closes the connection at
+	 * each SUBSCRIBE, or a client id taken over in turns, must not become a reconnect loop
+	 * at backoff_min); one that lasted resets it. */
+	uint64_t connected_at;
 	int refused;              /* CONNACK reason of this attempt, 0 = none */
 	bool in_mosq;             /* inside a libmosquitto call that runs our callbacks */
 	bool stop_deferred;
@@ -127,6 +132,7 @@ struct mqtt {
 	unsigned unacked;
 };
 
+#define MQTT_STABLE_MS 10000     /* see struct mqtt: connected_at */
 #define MQTT_DROP_LOG_MS 10000   /* see struct mqtt: drop_logged_ms */
 
 /* mqtt.c */
