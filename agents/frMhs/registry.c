@@ -130,7 +130,6 @@ void registry_announce(struct registry *r, const struct announce *a,
 			return;
 		log_info("controller %s: discovered at %s", a->id, host);
 	}
-	uint64_t now = loop_now(r->loop);
 	c->last_seen = (int64_t)loop_wall_ms();
 	snprintf(c->ann_boot, sizeof c->ann_boot, "%s", a->boot);
 	c->ann_seq = a->seq;
@@ -157,7 +156,7 @@ void registry_announce(struct registry *r, const struct announce *a,
 	bool reborn = c->up && strcmp(c->boot, a->boot) != 0;
 	/* Another address or another boot: tried beside the current link, which stays until the
 	 * new one says hello. */
-	if ((elsewhere || reborn) && !(now < c->quarantine_until && registry_same_addr(&c->quarantined, &to))) {
+	if ((elsewhere || reborn) && !ctl_quarantined(c, &to)) {
 		if (!ctl_try_to(c, &to))
 			log_info("controller %s: announced at %s%s; trying it", c->id,
 				 registry_addr_str(&to, addrs, sizeof addrs), reborn ? " with a new boot" : "");

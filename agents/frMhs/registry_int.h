@@ -91,6 +91,8 @@ const char *registry_addr_str(const struct sockaddr_storage *a, char *buf, size_
 /* reglink.c */
 /* Its own address, while it has no link up (or later, when no dial slot is free). */
 void ctl_dial(struct ctl *c);
+/* A candidate address whose link failed lately: left alone until quarantine_until. */
+bool ctl_quarantined(const struct ctl *c, const struct sockaddr_storage *a);
 /* Dials an announced address now, or as soon as a dial slot is free. */
 void ctl_dial_announced(struct ctl *c, const struct sockaddr_storage *to);
 /* Dials `to` beside whatever links the controller has; false when it cannot now. */

@@ -94,6 +94,11 @@ void ctl_dial_announced(struct ctl *c, const struct sockaddr_storage *to)
 		c->cand = *to;
 }
 
+bool ctl_quarantined(const struct ctl *c, const struct sockaddr_storage *a)
+{
+	return loop_now(c->r->loop) < c->quarantine_until && registry_same_addr(&c->quarantined, a);
+}
+
 void ctl_redial(void *arg) { ctl_dial(arg); }
 
 static void ctl_schedule_redial(struct ctl *c)
@@ -107,11 +112,9 @@ static void ctl_schedule_redial(struct ctl *c)
 void registry_dial_waiting(void *arg)
 {
 	struct registry *r = arg;
-	uint64_t now = loop_now(r->loop);
 	for (struct ctl *c = r->ctls; c && r->dialing < REGISTRY_DIAL_MAX; c = c->next) {
 		/* A candidate whose link failed meanwhile is left alone, as a new announce of it. */
-		if (c->cand_wanted && now < c->quarantine_until &&
-		    registry_same_addr(&c->quarantined, &c->cand))
+		if (c->cand_wanted && ctl_quarantined(c, &c->cand))
 			c->cand_wanted = false;
 		if (c->cand_wanted)
 			ctl_dial_announced(c, &c->cand);

@@ -299,12 +299,6 @@ static void req_ev_join(struct req *r, const struct req_in *in)
 		}
 		if (req_add_route(r, rt->topic, rt->corr, rt->corr_len, rt->final_only) < 0)
 			return;
-		/* This one wants progress: the command's next sending asks the controller for it.
-		 * (One already sent without it yields the result only.) */
-		if (!rt->final_only && r->frame) {
-			cJSON_DeleteItemFromObjectCaseSensitive(r->frame, "progress");
-			req_frame_changed(r);
-		}
 		cJSON *rec = req_record(r, "route");
 		cJSON_AddItemToObject(rec, "route", req_route_json(&r->routes[r->nroutes - 1]));
 		req_write(r->q, rec);

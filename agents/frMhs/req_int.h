@@ -79,6 +79,7 @@ void req_free(struct reqs *q, struct req *r);
 const char *req_frame_text(struct req *r, size_t *len);
 /* r->frame was replaced, edited or freed: the text printed from it is dropped. */
 void req_frame_changed(struct req *r);
+/* One more requester of r; one that wants progress takes "progress": false off r->frame. */
 int req_add_route(struct req *r, const char *topic, const void *corr, size_t corr_len,
 		  bool final_only);
 void req_routes_free(struct req *r);

@@ -118,11 +118,6 @@ static void req_restore_route(struct req *r, const cJSON *o)
 		buf = OPENSSL_hexstr2buf(corr->valuestring, &n);
 	req_add_route(r, topic->valuestring, buf, buf ? (size_t)n : 0, cJSON_IsFalse(progress));
 	OPENSSL_free(buf);
-	/* A requester that wants progress: the command asks the controller for it (req_ev_join). */
-	if (!cJSON_IsFalse(progress) && r->frame) {
-		cJSON_DeleteItemFromObjectCaseSensitive(r->frame, "progress");
-		req_frame_changed(r);
-	}
 }
 
 /* The link command a previous run wrote, checked as a received one (lanmsg) and built again:

@@ -153,6 +153,12 @@ int req_add_route(struct req *r, const char *topic, const void *corr, size_t cor
 		return -1;
 	}
 	r->nroutes++;
+	/* A requester that wants progress: the command's next sending asks the controller for it
+	 * (one already sent without it yields the result only). */
+	if (!final_only && r->frame && cJSON_GetObjectItemCaseSensitive(r->frame, "progress")) {
+		cJSON_DeleteItemFromObjectCaseSensitive(r->frame, "progress");
+		req_frame_changed(r);
+	}
 	return 0;
 }
 

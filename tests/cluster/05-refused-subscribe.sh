@@ -23,8 +23,7 @@ fr_mhs_conf home1 "$APORT" 1
 sed -i "s|^mqtt = .*|mqtt = { uri = \"mqtt://127.0.0.1:${CLUSTER_MQTT[1]}\"; version = 4; username = \"home-home1\"; password_file = \"$CLUSTER_DIR/accounts/home-home1.pw\"; backoff_min = 0.1; backoff_max = 2; };|" "$T/mhs.conf"
 fr_start mhs "$FR_BIN/frMhs" -f -v -c "$T/mhs.conf"
 
-# delays: frMhs's reconnect delays in ms, one per line, in order.
-delays() { sed -n 's/.*: reconnecting in \([0-9]*\) ms$/\1/p' "$T/mhs.log"; }
+delays() { fr_reconnect_delays mhs; }
 ten_delays() { [ "$(delays | wc -l)" -ge 10 ]; }
 fr_wait 60 "10 reconnects of frMhs" ten_delays
 grep -q "access_refused" "$T/cluster-fr1.log" || fr_fail "the node did not refuse frMhs's subscription (no access_refused in its log)"
@@ -40,7 +39,7 @@ fr_ok "RabbitMQ closed frMhs's connection at every SUBSCRIBE ($conns connections
 cluster_ctl 1 set_topic_permissions -p "$CLUSTER_VHOST" home-home1 amq.topic "$H_WRITE" "$H_READ" >/dev/null ||
 	fr_fail "rabbitmqctl: the home's read permission given back"
 GRANT=$(grep -c 'connected as frMhs-home1' "$T/mhs.log")
-# connected_since_grant: frMhs has made a connection since the grant and kept it for 3 s.
+# kept: frMhs has made a connection since the grant and kept it for 3 s.
 kept() {
 	local n; n=$(grep -c 'connected as frMhs-home1' "$T/mhs.log")
 	[ "$n" -gt "$GRANT" ] || return 1

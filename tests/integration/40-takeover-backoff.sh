@@ -16,14 +16,13 @@ fr_start mhs "$FR_BIN/frMhs" -f -v -c "$T/mhs.conf"
 fr_wait 10 "the first frMhs connected" fr_grep_log mhs "connected as frMhs-home1"
 fr_start mhs2 "$FR_BIN/frMhs" -f -v -c "$T/mhs2.conf"
 
-# delays: the reconnect delays (ms) both frMhs logged, one per line.
-delays() { sed -n 's/.*: reconnecting in \([0-9]*\) ms$/\1/p' "$T/mhs.log" "$T/mhs2.log"; }
+delays() { fr_reconnect_delays mhs mhs2; }
 enough() { [ "$(delays | wc -l)" -ge 12 ]; }
 fr_wait 60 "12 reconnects between the two" enough
 # takeovers: how many times the broker closed the older connection of the client id.
 takeovers() { grep -c "already connected, closing old connection" "$T/broker.log"; }
-fr_wait 30 "the broker's takeovers logged (the loop this test is about)" bash -c \
-	"[ \$(grep -c 'already connected, closing old connection' '$T/broker.log') -ge 10 ]"
+ten_takeovers() { [ "$(takeovers)" -ge 10 ]; }
+fr_wait 30 "the broker's takeovers logged (the loop this test is about)" ten_takeovers
 first=$(delays | head -n 12 | tr '\n' ' ')
 # Reset at every CONNACK, each delay is backoff_min (100 ms). Growing, they are drawn from
 # [100, 100 << failures] capped at 2000: all twelve below 400 ms by chance is under 1e-6.

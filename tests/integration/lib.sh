@@ -90,6 +90,12 @@ fr_wait() {
 }
 
 fr_grep_log() { grep -q -- "$2" "$T/$1.log"; }
+# fr_reconnect_delays NAME...: the MQTT reconnect delays (ms) agents started with -v logged in
+# $T/NAME.log, one per line, in order.
+fr_reconnect_delays() {
+	local n
+	for n in "$@"; do sed -n 's/.*: reconnecting in \([0-9]*\) ms$/\1/p' "$T/$n.log"; done
+}
 
 fr_secret() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$1"; echo >>"$1"; chmod 600 "$1"; }
 
